@@ -1,0 +1,236 @@
+"""The staff and audit parts of the JSON API, and the API's shared error format.
+
+Every error body has the same shape, so a client reads them one way:
+
+    {"status": 400, "code": "invalid", "detail": "Check the fields below.",
+     "errors": [{"field": "record_number", "code": "duplicate_record_number", "message": "..."}]}
+
+`field` is null for an error about the request as a whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework import mixins
+from rest_framework import permissions
+from rest_framework import serializers
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import services
+from .models import AuditEvent
+from .models import Role
+from .models import User
+from .permissions import Capability
+from .permissions import has_capability
+from .selectors import audit_events_for_user
+from .selectors import get_staff_for_user_or_404
+from .selectors import staff_qs_for_user
+
+class ErrorItemSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    """The body of every API error (documented in the schema as `ErrorBody`)."""
+
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    errors = ErrorItemSerializer(many=True)
+
+
+ErrorBody = ErrorBodySerializer
+
+
+def _flatten(details: Any, field: str | None = None) -> list[dict[str, Any]]:
+    if isinstance(details, dict) and "message" in details and "code" in details:
+        return [{"field": field, "code": str(details["code"]), "message": str(details["message"])}]
+    if isinstance(details, dict):
+        items: list[dict[str, Any]] = []
+        for name, value in details.items():
+            nested = None if name in ("non_field_errors", "__all__") else (f"{field}.{name}" if field else name)
+            items.extend(_flatten(value, nested))
+        return items
+    if isinstance(details, list):
+        return [item for value in details for item in _flatten(value, field)]
+    return [{"field": field, "code": "error", "message": str(details)}]
+
+
+def _from_django(error: DjangoValidationError) -> exceptions.ValidationError:
+    """A service's `ValidationError` as DRF's, keeping each message's code."""
+    if hasattr(error, "error_dict"):
+        return exceptions.ValidationError(
+            {
+                ("non_field_errors" if name == "__all__" else name): [
+                    exceptions.ErrorDetail(message, code=item.code or "invalid")
+                    for item in items
+                    for message in item.messages
+                ]
+                for name, items in error.error_dict.items()
+            }
+        )
+    return exceptions.ValidationError(
+        {
+            "non_field_errors": [
+                exceptions.ErrorDetail(message, code=item.code or "invalid")
+                for item in error.error_list
+                for message in item.messages
+            ]
+        }
+    )
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus Django's `ValidationError` from services, answered in one body shape."""
+    if isinstance(exc, DjangoValidationError):
+        exc = _from_django(exc)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    assert isinstance(exc, exceptions.APIException)
+    errors = _flatten(exc.get_full_details())
+    if isinstance(exc, exceptions.ValidationError):
+        summary, code = "Check the fields named in errors.", "invalid"
+    else:
+        summary = errors[0]["message"] if errors else str(exc.detail)
+        code = errors[0]["code"] if errors else exc.default_code
+        errors = [{**item, "field": None} for item in errors]
+    response.data = {"status": response.status_code, "code": code, "detail": summary, "errors": errors}
+    return response
+
+
+class HasCapability(permissions.BasePermission):
+    """Grants the view's `required_capability`; a refusal is a 404 like a missing object."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        capability = getattr(view, "required_capability", None)
+        if capability is None or has_capability(request.user, capability):
+            return True
+        raise exceptions.NotFound()
+
+
+class StaffSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = User
+        fields = ("id", "email", "full_name", "role", "is_active", "date_joined", "invitation_sent_at")
+        read_only_fields = ("is_active", "date_joined", "invitation_sent_at")
+        extra_kwargs = {"email": {"validators": []}}
+
+
+@extend_schema(tags=["staff"])
+class StaffViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """The clinic's staff, for clinic admins: list, invite, deactivate and reactivate."""
+
+    serializer_class = StaffSerializer
+    permission_classes = (permissions.IsAuthenticated, HasCapability)
+    required_capability = Capability.STAFF_MANAGE
+    lookup_field = "public_id"
+    lookup_url_kwarg = "id"
+
+    def get_queryset(self) -> Any:
+        return staff_qs_for_user(self.request.user)  # type: ignore[arg-type]
+
+    def get_object(self) -> User:
+        return get_staff_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.staff_invite(actor=self.request.user, **serializer.validated_data)  # type: ignore[arg-type]
+
+    @extend_schema(request=None, responses={200: StaffSerializer, 400: ErrorBody, 404: ErrorBody})
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request: Request, id: str) -> Response:
+        member = services.staff_deactivate(actor=request.user, user=self.get_object())  # type: ignore[arg-type]
+        return Response(StaffSerializer(member).data)
+
+    @extend_schema(request=None, responses={200: StaffSerializer, 404: ErrorBody})
+    @action(detail=True, methods=["post"])
+    def reactivate(self, request: Request, id: str) -> Response:
+        member = services.staff_reactivate(actor=request.user, user=self.get_object())  # type: ignore[arg-type]
+        return Response(StaffSerializer(member).data)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id",
+            "occurred_at",
+            "actor_public_id",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_public_id",
+            "patient_public_id",
+            "request_id",
+            "data",
+        )
+        read_only_fields = fields
+
+
+class AuditFilterSerializer(serializers.Serializer):
+    patient = serializers.UUIDField(required=False)
+    actor = serializers.UUIDField(required=False)
+    occurred_from = serializers.DateField(required=False)
+    occurred_to = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("occurred_from"), attrs.get("occurred_to")
+        if start and end and end < start:
+            raise serializers.ValidationError(
+                {"occurred_to": serializers.ErrorDetail("The end date is before the start date.", code="date_order")}
+            )
+        return attrs
+
+
+@extend_schema(
+    tags=["audit"],
+    parameters=[
+        OpenApiParameter("patient", str, description="A patient's id"),
+        OpenApiParameter("actor", str, description="A member of staff's id"),
+        OpenApiParameter("occurred_from", str, description="First day, in the clinic's time zone (YYYY-MM-DD)"),
+        OpenApiParameter("occurred_to", str, description="Last day, in the clinic's time zone (YYYY-MM-DD)"),
+    ],
+)
+class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The clinic's audit log, newest first, for clinic admins. Read only: events never change."""
+
+    serializer_class = AuditEventSerializer
+    permission_classes = (permissions.IsAuthenticated, HasCapability)
+    required_capability = Capability.AUDIT_VIEW
+
+    def get_queryset(self) -> Any:
+        import zoneinfo
+
+        user: User = self.request.user  # type: ignore[assignment]
+        filters = AuditFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        return audit_events_for_user(
+            user,
+            patient_public_id=data.get("patient"),
+            actor_public_id=data.get("actor"),
+            occurred_from=data.get("occurred_from"),
+            occurred_to=data.get("occurred_to"),
+            tz=zoneinfo.ZoneInfo(user.clinic.time_zone),  # type: ignore[union-attr]
+        )

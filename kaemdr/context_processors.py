@@ -1,0 +1,37 @@
+"""Navigation by role: each signed-in user sees only the sections their role can use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from .permissions import Capability
+from .permissions import can_see_patients
+from .permissions import has_capability
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url: str
+    active: bool
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"nav_items": []}
+    path = request.path
+    entries: list[tuple[str, str, bool]] = [("Dashboard", reverse("dashboard"), True)]
+    entries.append(("Patients", reverse("patient_list"), can_see_patients(user)))
+    entries.append(("Staff", reverse("staff_list"), has_capability(user, Capability.STAFF_MANAGE)))
+    entries.append(("Audit log", reverse("audit_log"), has_capability(user, Capability.AUDIT_VIEW)))
+    items = []
+    for label, url, allowed in entries:
+        if allowed:
+            active = path == url if url == "/" else path.startswith(url)
+            items.append(NavItem(label=label, url=url, active=active))
+    return {"nav_items": items}

@@ -1,0 +1,32 @@
+"""Forms for staff management, the audit-log filter and sign-in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Submit
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from .models import Role
+
+
+class SignInForm(AuthenticationForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
+        self.fields["username"].widget.attrs.update({"autocomplete": "email", "autofocus": True})
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", "Sign in", css_class="w-100"))
+
+
+class StaffInviteForm(forms.Form):
+    full_name = forms.CharField(max_length=150, label="Full name")
+    email = forms.EmailField(label="Email", help_text="They sign in with it and receive the invitation there.")
+    role = forms.ChoiceField(choices=Role.choices, label="Role")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", "Add and send invitation"))

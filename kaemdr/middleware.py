@@ -1,0 +1,51 @@
+"""Per-request context: a request id for the audit trail and the clinic's time zone for display."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Callable
+
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.utils import timezone
+
+from .request_context import reset_request_id
+from .request_context import set_request_id
+
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+
+class RequestContextMiddleware:
+    """Tags the request with an id (kept from `X-Request-ID` when well formed) and activates the
+    signed-in user's clinic time zone, so every date on a page is in the clinic's local time."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        token = set_request_id(incoming if _REQUEST_ID_PATTERN.match(incoming) else None)
+        user = getattr(request, "user", None)
+        clinic = getattr(user, "clinic", None) if user is not None and user.is_authenticated else None
+        if clinic is not None:
+            timezone.activate(zoneinfo.ZoneInfo(clinic.time_zone))
+        try:
+            response = self.get_response(request)
+        finally:
+            timezone.deactivate()
+            reset_request_id(token)
+        return response
+
+
+class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Django's login-required default for every page; the API answers for itself (session or
+    token authentication, with a JSON 401/403 rather than a redirect to the login page)."""
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., HttpResponse], view_args: list, view_kwargs: dict
+    ) -> HttpResponse | None:
+        if request.path_info.startswith("/api/"):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)

@@ -1,0 +1,164 @@
+"""Clinics (tenants), staff users with one role each, and the append-only audit trail."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class BaseModel(models.Model):
+    """Timestamps, and a random public id for URLs and the API (never the sequential key)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError("Enter a time zone such as Europe/London.", code="invalid_time_zone")
+
+
+class Clinic(BaseModel):
+    """A tenant: every record belongs to exactly one clinic, and staff only ever see their own."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = models.CharField(max_length=64, default="Europe/London", validators=[validate_time_zone])
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    PRESCRIBER = "prescriber", "Prescriber"
+    THERAPIST = "therapist", "Therapist"
+    MONITOR = "monitor", "Monitor (nurse)"
+    CLINIC_ADMIN = "clinic_admin", "Clinic admin"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        """Platform operators only reach the Django admin; they belong to no clinic and hold no role."""
+        extra.update(is_staff=True, is_superuser=True, clinic=None, role="")
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A member of staff. Signs in with their email; belongs to one clinic with one role."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150)
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="staff", null=True, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May sign in to the Django admin.")
+    date_joined = models.DateTimeField(default=timezone.now)
+    invitation_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["full_name"]
+
+    class Meta:
+        ordering = ("full_name",)
+        constraints = [
+            models.CheckConstraint(
+                name="user_clinic_and_role_together",
+                condition=(Q(clinic__isnull=True) & Q(role="")) | (Q(clinic__isnull=False) & ~Q(role="")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    @property
+    def is_clinic_member(self) -> bool:
+        return self.is_active and self.clinic_id is not None and bool(self.role)
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AuditEventImmutable("Audit events cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AuditEventImmutable("Audit events cannot be deleted.")
+
+
+class AuditEventImmutable(Exception):
+    """Raised on any attempt to change or delete an audit event through the ORM."""
+
+
+class AuditEvent(models.Model):
+    """One thing that happened: who did what to which record, when, in which request.
+
+    Targets are stored as text (type and public id), never as foreign keys, so an event outlives
+    its target and never blocks a delete. `data` holds identifiers and codes only: no free-text
+    clinical content. Rows are append-only: the ORM refuses updates and deletes, and on
+    PostgreSQL a trigger refuses them too.
+    """
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    clinic_public_id = models.UUIDField(null=True, blank=True)
+    actor_public_id = models.UUIDField(null=True, blank=True)
+    actor_label = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_public_id = models.UUIDField(null=True, blank=True)
+    patient_public_id = models.UUIDField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-occurred_at", "-id")
+        indexes = [
+            models.Index(fields=["clinic_public_id", "-occurred_at"], name="audit_clinic_time"),
+            models.Index(fields=["clinic_public_id", "patient_public_id", "-occurred_at"], name="audit_patient"),
+            models.Index(fields=["clinic_public_id", "actor_public_id", "-occurred_at"], name="audit_actor"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AuditEventImmutable("Audit events cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AuditEventImmutable("Audit events cannot be deleted.")

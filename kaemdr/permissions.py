@@ -1,0 +1,67 @@
+"""What each role may do: the one table every view, API endpoint, selector and service consults.
+
+Roles come from `design.md`: prescribers screen, plan and move pathways; therapists work with the
+patients whose care team they are on; monitors (nurses) see the clinic's patients to run dosing
+sessions; clinic admins manage staff, rooms and the calendar, and read the audit log. Later
+issues add capabilities here, next to the role table, so that the rules stay in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from .models import Role
+
+
+class Capability(enum.StrEnum):
+    STAFF_MANAGE = "staff.manage"
+    AUDIT_VIEW = "audit.view"
+    PATIENT_VIEW_ALL = "patient.view_all"
+    PATIENT_VIEW_CARE_TEAM = "patient.view_care_team"
+    PATIENT_REGISTER = "patient.register"
+    PATIENT_EDIT = "patient.edit"
+    PATHWAY_OPEN = "pathway.open"
+    PATHWAY_MOVE = "pathway.move"
+    CARE_TEAM_ASSIGN = "pathway.assign_care_team"
+
+
+ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
+    Role.PRESCRIBER: frozenset(
+        {
+            Capability.PATIENT_VIEW_ALL,
+            Capability.PATIENT_REGISTER,
+            Capability.PATIENT_EDIT,
+            Capability.PATHWAY_OPEN,
+            Capability.PATHWAY_MOVE,
+            Capability.CARE_TEAM_ASSIGN,
+        }
+    ),
+    Role.THERAPIST: frozenset({Capability.PATIENT_VIEW_CARE_TEAM}),
+    Role.MONITOR: frozenset({Capability.PATIENT_VIEW_ALL}),
+    Role.CLINIC_ADMIN: frozenset(
+        {
+            Capability.STAFF_MANAGE,
+            Capability.AUDIT_VIEW,
+            Capability.PATIENT_VIEW_ALL,
+        }
+    ),
+}
+
+
+def has_capability(user: Any, capability: Capability) -> bool:
+    """True when `user` is an active clinic member whose role grants `capability`.
+
+    Platform superusers hold no clinic role, so they have no capability in the clinic pages.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if not user.is_active or user.clinic_id is None:
+        return False
+    return capability in ROLE_CAPABILITIES.get(user.role, frozenset())
+
+
+def can_see_patients(user: Any) -> bool:
+    return has_capability(user, Capability.PATIENT_VIEW_ALL) or has_capability(
+        user, Capability.PATIENT_VIEW_CARE_TEAM
+    )

@@ -1,0 +1,7 @@
+"""The embedded default that `make run` serves: debug pages, console email."""
+
+from __future__ import annotations
+
+from .base import *  # noqa: F403
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)

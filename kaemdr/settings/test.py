@@ -1,0 +1,43 @@
+"""Test settings: real PostgreSQL and Redis when reachable (always in CI), fast hashing, eager tasks.
+
+`DATABASE_URL` and `REDIS_URL` win when set; otherwise the defaults on 127.0.0.1 are used when
+something answers there, and the embedded SQLite / file broker when not. In CI (`CI=true`) the test
+session refuses to run on the fallbacks (see `tests/conftest.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from .base import *  # noqa: F403
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
+    DATABASES = {"default": env.db_url_config("postgres://postgres@127.0.0.1:5432/kaemdr")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {}
+
+if not REDIS_URL and _reachable("127.0.0.1", 6379):
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+TEST_REDIS_URL = REDIS_URL
+
+# Unit tests run tasks eagerly in-process; the worker tests switch to the Redis broker explicitly.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SECRET_KEY = "kaemdr-test-key"  # noqa: S105
+DEBUG = False
+AXES_ENABLED = True
+LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]

@@ -1,0 +1,43 @@
+"""The project's URLs. Each app's pages and API routes are included by name, so imports stay one way."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularRedocView
+from drf_spectacular.views import SpectacularSwaggerView
+
+from . import views
+
+admin.site.site_header = "kaemdr platform admin"
+
+urlpatterns = [
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/set-password/<uidb64>/<token>/", views.PasswordSetView.as_view(), name="password_set"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(template_name="registration/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="registration/password_change_done.html"),
+        name="password_change_done",
+    ),
+    path("staff/", views.staff_list, name="staff_list"),
+    path("staff/add/", views.StaffInviteView.as_view(), name="staff_invite"),
+    path("staff/<uuid:public_id>/deactivate/", views.staff_deactivate, name="staff_deactivate"),
+    path("staff/<uuid:public_id>/reactivate/", views.staff_reactivate, name="staff_reactivate"),
+    path("api/v1/", include("kaemdr.api_urls")),
+    path("api/v1/", include("pathways.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("admin/", admin.site.urls),
+    path("", include("pathways.urls")),
+]
+

@@ -1,0 +1,122 @@
+"""Pages for staff management, the audit log and signing in. Thin: selectors read, services write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
+from django.views.decorators.http import require_POST
+from django.views.generic import FormView
+
+from . import services
+from .forms import SignInForm
+from .forms import StaffInviteForm
+from .models import User
+from .permissions import Capability
+from .permissions import has_capability
+from .selectors import get_staff_for_user_or_404
+from .selectors import staff_qs_for_user
+
+
+def require_capability(request: HttpRequest, capability: Capability) -> None:
+    """404 for a role that may not use the page: forbidden looks the same as missing."""
+    if not has_capability(request.user, capability):
+        raise Http404()
+
+
+def form_errors_from(form: Any, error: ValidationError) -> None:
+    """Attach a service's `ValidationError` to the form, field by field where it names fields."""
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, field_errors)
+    else:
+        form.add_error(None, error)
+
+
+@method_decorator(login_not_required, name="dispatch")
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+@method_decorator(login_not_required, name="dispatch")
+class PasswordSetView(auth_views.PasswordResetConfirmView):
+    """Where an invited member of staff chooses a password. The link carries their public id."""
+
+    template_name = "registration/password_set.html"
+    post_reset_login = False
+
+    def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
+        try:
+            public_id = force_str(urlsafe_base64_decode(uidb64))
+            return User.objects.get(public_id=public_id, is_active=True)
+        except (TypeError, ValueError, OverflowError, User.DoesNotExist, ValidationError):
+            return None
+
+    def get_success_url(self) -> str:
+        return reverse("login")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is set. Sign in with your email and new password.")
+        return response
+
+
+def staff_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.STAFF_MANAGE)
+    staff = list(staff_qs_for_user(request.user))  # type: ignore[arg-type]
+    return render(request, "kaemdr/staff_list.html", {"staff": staff, "title": "Staff"})
+
+
+class StaffInviteView(FormView):
+    form_class = StaffInviteForm
+    template_name = "kaemdr/staff_form.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        require_capability(request, Capability.STAFF_MANAGE)
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form: StaffInviteForm) -> HttpResponse:
+        try:
+            user = services.staff_invite(actor=self.request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            form_errors_from(form, error)
+            return self.form_invalid(form)
+        messages.success(self.request, f"{user.full_name} was added as {user.get_role_display().lower()}. "
+                         "An invitation to set a password is on its way.")
+        return HttpResponseRedirect(reverse("staff_list"))
+
+
+@require_POST
+def staff_deactivate(request: HttpRequest, public_id: str) -> HttpResponse:
+    require_capability(request, Capability.STAFF_MANAGE)
+    member = get_staff_for_user_or_404(request.user, public_id)  # type: ignore[arg-type]
+    try:
+        services.staff_deactivate(actor=request.user, user=member)  # type: ignore[arg-type]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"{member.full_name} can no longer sign in.")
+    return HttpResponseRedirect(reverse("staff_list"))
+
+
+@require_POST
+def staff_reactivate(request: HttpRequest, public_id: str) -> HttpResponse:
+    require_capability(request, Capability.STAFF_MANAGE)
+    member = get_staff_for_user_or_404(request.user, public_id)  # type: ignore[arg-type]
+    services.staff_reactivate(actor=request.user, user=member)  # type: ignore[arg-type]
+    messages.success(request, f"{member.full_name} can sign in again.")
+    return HttpResponseRedirect(reverse("staff_list"))

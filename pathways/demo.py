@@ -1,0 +1,160 @@
+"""The demo clinic that `make run` loads: one user per role, patients at every stage.
+
+Everything is written through the services, as a user would, so the timeline and the audit
+trail are real. Only the timestamps of the timeline are moved into the past afterwards, so
+that the demo reads like a clinic that has been running for a few months.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from kaemdr.models import Clinic
+from kaemdr.models import Role
+from kaemdr.models import User
+
+from . import services
+from .models import Pathway
+from .models import PathwayStageChange
+from .models import Patient
+from .models import Stage
+from .registry import registry
+
+DEMO_CLINIC_SLUG = "harbour-demo"
+DEMO_PASSWORD = "kaemdr-demo-2026"  # noqa: S105 - printed for the demo; never used outside it
+
+DEMO_STAFF: tuple[tuple[str, str, str], ...] = (
+    ("admin@demo.kaemdr.test", "Jo Whitfield", Role.CLINIC_ADMIN),
+    ("prescriber@demo.kaemdr.test", "Dr Amara Okafor", Role.PRESCRIBER),
+    ("therapist@demo.kaemdr.test", "Sam Lindqvist", Role.THERAPIST),
+    ("monitor@demo.kaemdr.test", "Priya Raman RN", Role.MONITOR),
+    ("therapist2@demo.kaemdr.test", "Maya Castellanos", Role.THERAPIST),
+)
+
+_FORWARD_REASONS = {
+    Stage.ASSESSMENT: "Referral reviewed: treatment-resistant PTSD with depression; booked for assessment.",
+    Stage.PREPARATION: "Assessment complete; starting stabilisation and preparation.",
+    Stage.DOSING: "Preparation goals met; ready for monitored dosing.",
+    Stage.INTEGRATION: "Dosing block finished; moving to integration.",
+    Stage.COMPLETED: "Course complete; follow-up measures stable.",
+}
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    record_number: str
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    path: tuple[str, ...]
+    therapist_index: int | None = 0
+
+
+DEMO_PATIENTS: tuple[DemoPatient, ...] = (
+    DemoPatient("HB-1001", "Eleanor", "Vance", dt.date(1986, 3, 14), ()),
+    DemoPatient("HB-1002", "Marcus", "Adeyemi", dt.date(1979, 11, 2), (Stage.ASSESSMENT,), None),
+    DemoPatient("HB-1003", "Hannah", "Kowalski", dt.date(1992, 6, 21), (Stage.ASSESSMENT, Stage.PREPARATION)),
+    DemoPatient(
+        "HB-1004", "Tomás", "Reyes", dt.date(1975, 1, 9), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING)
+    ),
+    DemoPatient(
+        "HB-1005", "Aisha", "Rahman", dt.date(1990, 8, 30), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING), 1
+    ),
+    DemoPatient(
+        "HB-1006",
+        "Oliver",
+        "Brandt",
+        dt.date(1983, 4, 17),
+        (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION),
+    ),
+    DemoPatient(
+        "HB-1007",
+        "Grace",
+        "Nakamura",
+        dt.date(1968, 12, 5),
+        (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION, Stage.COMPLETED),
+        1,
+    ),
+    DemoPatient("HB-1008", "Daniel", "O'Connor", dt.date(1995, 2, 28), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD)),
+    DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
+)
+
+_SIDE_REASONS = {
+    Stage.ON_HOLD: "Patient travelling for work for six weeks; resume on return.",
+    Stage.DISCONTINUED: "Patient chose a different treatment after assessment.",
+}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    clinic: Clinic
+    staff: dict[str, User]
+    created: bool
+
+
+@transaction.atomic
+def demo_clinic_load() -> DemoResult:
+    """Create the demo clinic once; a second call changes nothing and returns what is there."""
+    clinic = Clinic.objects.filter(slug=DEMO_CLINIC_SLUG).first()
+    created = clinic is None
+    if clinic is None:
+        clinic = Clinic.objects.create(name="Harbour Ketamine & EMDR Clinic", slug=DEMO_CLINIC_SLUG, time_zone="Europe/London")
+    staff: dict[str, User] = {}
+    for email, full_name, role in DEMO_STAFF:
+        user = User.objects.filter(email=email).first()
+        if user is None:
+            user = User.objects.create_user(email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, clinic=clinic)
+        staff[email] = user
+    prescriber = staff["prescriber@demo.kaemdr.test"]
+    therapists = [staff["therapist@demo.kaemdr.test"], staff["therapist2@demo.kaemdr.test"]]
+    pathways: list[Pathway] = []
+    if created:
+        now = timezone.now()
+        for index, demo in enumerate(DEMO_PATIENTS):
+            pathways.append(_load_patient(demo, prescriber=prescriber, therapists=therapists, start=now - dt.timedelta(days=120 - index * 9)))
+    else:
+        pathways = list(Pathway.objects.filter(clinic=clinic))
+    for seeder in registry.demo_seeders:
+        seeder(clinic=clinic, staff=staff, pathways=pathways)
+    return DemoResult(clinic=clinic, staff=staff, created=created)
+
+
+def _load_patient(demo: DemoPatient, *, prescriber: User, therapists: list[User], start: dt.datetime) -> Pathway:
+    patient: Patient = services.patient_register(
+        actor=prescriber,
+        record_number=demo.record_number,
+        given_name=demo.given_name,
+        family_name=demo.family_name,
+        date_of_birth=demo.date_of_birth,
+        phone=f"07700 900{demo.record_number[-3:]}",
+        email=f"{demo.record_number.lower()}@patients.example.org",
+        emergency_contact_name="Alex " + demo.family_name,
+        emergency_contact_relationship="Partner",
+        emergency_contact_phone=f"07700 901{demo.record_number[-3:]}",
+        emergency_contact_can_escort=demo.record_number != "HB-1004",
+    )
+    therapist = therapists[demo.therapist_index] if demo.therapist_index is not None else None
+    pathway = services.pathway_open(
+        actor=prescriber,
+        patient=patient,
+        prescriber=prescriber,
+        therapist=therapist,
+        referral_source="GP referral",
+        reason="Referred by GP for ketamine-assisted EMDR.",
+    )
+    for to_stage in demo.path:
+        reason = _SIDE_REASONS.get(to_stage) or _FORWARD_REASONS[to_stage]
+        services.pathway_move(actor=prescriber, pathway=pathway, to_stage=to_stage, reason=reason)
+    # Spread the timeline over the weeks a real course takes (demo only; see the module docstring).
+    changes = list(PathwayStageChange.objects.filter(pathway=pathway).order_by("changed_at", "id"))
+    for step, change in enumerate(changes):
+        PathwayStageChange.objects.filter(pk=change.pk).update(changed_at=start + dt.timedelta(days=step * 12, hours=step))
+    last = start + dt.timedelta(days=(len(changes) - 1) * 12, hours=len(changes) - 1)
+    Pathway.objects.filter(pk=pathway.pk).update(created_at=start, stage_changed_at=last)
+    Patient.objects.filter(pk=patient.pk).update(created_at=start)
+    pathway.refresh_from_db()
+    return pathway

@@ -1,0 +1,114 @@
+"""Where later apps plug into the pathway without the pathway importing them.
+
+Imports run one way (`integration -> sessions -> screening -> pathways -> kaemdr`). When a later
+app must take part in something the pathway owns, it registers a callable here from its
+`AppConfig.ready()`, and `pathways` calls whatever is registered:
+
+- a *stage gate* may refuse a stage move (a signed screening before dosing, say);
+- a *next-action provider* adds items to a pathway's next actions;
+- a *dashboard panel* adds a panel to a role's dashboard;
+- a *demo seeder* adds the app's part of the demo clinic for `make run`;
+- an *event handler* runs inside the transaction that emitted the event (a completed dosing
+  session creating its follow-ups, say), so both land or neither does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+
+if TYPE_CHECKING:
+    from kaemdr.models import User
+
+    from .models import Pathway
+    from .rules import NextAction
+
+
+class StageGate(Protocol):
+    def __call__(self, *, pathway: Pathway, to_stage: str) -> list[str]:
+        """Reasons the move must be refused; an empty list lets it through."""
+        ...
+
+
+class NextActionProvider(Protocol):
+    def __call__(self, *, pathway: Pathway) -> list[NextAction]: ...
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A panel on a dashboard: a title, a template and its context."""
+
+    title: str
+    template_name: str
+    context: dict[str, Any] = field(default_factory=dict)
+    order: int = 100
+
+
+class DashboardPanelProvider(Protocol):
+    def __call__(self, *, user: User) -> DashboardPanel | None: ...
+
+
+EventHandler = Callable[..., None]
+DemoSeeder = Callable[..., None]
+
+
+class PathwayRegistry:
+    """The registered gates, next-action providers, dashboard panels and event handlers."""
+
+    def __init__(self) -> None:
+        self.stage_gates: list[StageGate] = []
+        self.next_action_providers: list[NextActionProvider] = []
+        self.dashboard_panels: list[DashboardPanelProvider] = []
+        self.event_handlers: dict[str, list[EventHandler]] = defaultdict(list)
+        self.demo_seeders: list[DemoSeeder] = []
+
+    def register_stage_gate(self, gate: StageGate) -> StageGate:
+        if gate not in self.stage_gates:
+            self.stage_gates.append(gate)
+        return gate
+
+    def register_next_actions(self, provider: NextActionProvider) -> NextActionProvider:
+        if provider not in self.next_action_providers:
+            self.next_action_providers.append(provider)
+        return provider
+
+    def register_dashboard_panel(self, provider: DashboardPanelProvider) -> DashboardPanelProvider:
+        if provider not in self.dashboard_panels:
+            self.dashboard_panels.append(provider)
+        return provider
+
+    def register_event_handler(self, event: str, handler: EventHandler) -> EventHandler:
+        if handler not in self.event_handlers[event]:
+            self.event_handlers[event].append(handler)
+        return handler
+
+    def register_demo_seeder(self, seeder: DemoSeeder) -> DemoSeeder:
+        """`seeder(clinic=..., staff=..., pathways=...)` adds demo records; it must be idempotent."""
+        if seeder not in self.demo_seeders:
+            self.demo_seeders.append(seeder)
+        return seeder
+
+    def stage_gate_refusals(self, *, pathway: Pathway, to_stage: str) -> list[str]:
+        return [reason for gate in self.stage_gates for reason in gate(pathway=pathway, to_stage=to_stage)]
+
+    def extra_next_actions(self, *, pathway: Pathway) -> list[NextAction]:
+        return [action for provider in self.next_action_providers for action in provider(pathway=pathway)]
+
+    def panels_for(self, *, user: User) -> list[DashboardPanel]:
+        panels = [panel for provider in self.dashboard_panels if (panel := provider(user=user)) is not None]
+        return sorted(panels, key=lambda panel: panel.order)
+
+    def emit(self, event: str, **payload: Any) -> None:
+        """Call every handler of `event` now, inside the caller's transaction."""
+        for handler in self.event_handlers.get(event, []):
+            handler(**payload)
+
+
+registry = PathwayRegistry()
+
+PATHWAY_STAGE_CHANGED = "pathway.stage_changed"

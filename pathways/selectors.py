@@ -1,0 +1,128 @@
+"""Reads of patients and pathways, scoped to the reader's clinic and role.
+
+Prescribers, monitors and clinic admins see every patient of their clinic; therapists see the
+patients whose pathway names them on the care team. Anything else answers 404, like a missing row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Count
+from django.db.models import Prefetch
+from django.db.models import Q
+from django.db.models import QuerySet
+from django.http import Http404
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+
+from .models import CLOSED_STAGES
+from .models import Pathway
+from .models import PathwayStageChange
+from .models import Patient
+from .models import Stage
+from .registry import registry
+from .rules import NextAction
+from .rules import stage_next_actions
+
+
+def patient_qs_for_user(user: User) -> QuerySet[Patient]:
+    """Patients the user may see. The one place that decides patient visibility."""
+    if has_capability(user, Capability.PATIENT_VIEW_ALL):
+        return Patient.objects.filter(clinic_id=user.clinic_id)
+    if has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM):
+        on_team = Pathway.objects.filter(clinic_id=user.clinic_id, therapist=user).values("patient_id")
+        return Patient.objects.filter(clinic_id=user.clinic_id, pk__in=on_team)
+    return Patient.objects.none()
+
+
+def get_patient_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Patient:
+    try:
+        return patient_qs_for_user(user).select_related("registered_by").get(public_id=public_id)
+    except (Patient.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such patient.") from None
+
+
+def pathway_qs_for_user(user: User) -> QuerySet[Pathway]:
+    """Pathways the user may see, with their patient and care team loaded in the same query."""
+    related = Pathway.objects.select_related("patient", "prescriber", "therapist")
+    if has_capability(user, Capability.PATIENT_VIEW_ALL):
+        return related.filter(clinic_id=user.clinic_id)
+    if has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM):
+        return related.filter(clinic_id=user.clinic_id, therapist=user)
+    return Pathway.objects.none()
+
+
+def get_pathway_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathway:
+    try:
+        return pathway_qs_for_user(user).get(public_id=public_id)
+    except (Pathway.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such pathway.") from None
+
+
+def patient_list(user: User, *, search: str = "") -> QuerySet[Patient]:
+    """The patient list page: visible patients with their open pathway (if any) in two queries."""
+    patients = patient_qs_for_user(user)
+    search = search.strip()
+    if search:
+        patients = patients.filter(
+            Q(record_number__icontains=search) | Q(family_name__icontains=search) | Q(given_name__icontains=search)
+        )
+    open_pathways = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES)
+    return patients.prefetch_related(Prefetch("pathways", queryset=open_pathways, to_attr="open_pathways")).order_by(
+        "family_name", "given_name", "id"
+    )
+
+
+def patient_pathways(user: User, *, patient: Patient) -> list[Pathway]:
+    """The patient's pathways that the user may see, newest first."""
+    return list(pathway_qs_for_user(user).filter(patient=patient).order_by("-created_at"))
+
+
+def pathway_timeline(*, pathway: Pathway) -> list[PathwayStageChange]:
+    return list(pathway.stage_changes.select_related("changed_by").order_by("changed_at", "id"))
+
+
+def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
+    """The stage's own next actions, then whatever later apps register."""
+    actions = stage_next_actions(
+        stage=pathway.stage, stage_before_hold=pathway.stage_before_hold, has_therapist=pathway.therapist_id is not None
+    )
+    return actions + registry.extra_next_actions(pathway=pathway)
+
+
+@dataclass(frozen=True)
+class StageGroup:
+    stage: str
+    label: str
+    pathways: list[Pathway]
+
+
+def my_open_pathways_by_stage(user: User) -> list[StageGroup]:
+    """The prescriber's or therapist's own open pathways, grouped by stage in pathway order."""
+    mine = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES).filter(Q(prescriber=user) | Q(therapist=user))
+    pathways = list(mine.order_by("stage_changed_at", "id"))
+    groups: list[StageGroup] = []
+    for stage, label in Stage.choices:
+        members = [p for p in pathways if p.stage == stage]
+        if members:
+            groups.append(StageGroup(stage=stage, label=label, pathways=members))
+    return groups
+
+
+def clinic_stage_counts(user: User) -> dict[str, int]:
+    """How many of the clinic's visible pathways sit in each stage."""
+    rows = pathway_qs_for_user(user).order_by().values("stage").annotate(total=Count("id"))
+    counts = {row["stage"]: row["total"] for row in rows}
+    return {label: counts.get(stage, 0) for stage, label in Stage.choices}
+
+
+def pathways_in_stage(user: User, *, stage: str, limit: int = 50) -> list[Pathway]:
+    return list(pathway_qs_for_user(user).filter(stage=stage).order_by("patient__family_name", "id")[:limit])
+
+
+def recent_patients(user: User, *, limit: int = 10) -> list[Patient]:
+    return list(patient_qs_for_user(user).order_by("-created_at", "-id")[:limit])

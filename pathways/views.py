@@ -1,0 +1,299 @@
+"""Pages for the dashboard, patients, pathways and the audit log. Thin: selectors read, services write."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from kaemdr.models import Role
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import can_see_patients
+from kaemdr.permissions import has_capability
+from kaemdr.selectors import audit_events_for_user
+from kaemdr.selectors import clinic_clinicians
+from kaemdr.selectors import staff_qs_for_user
+from kaemdr.views import form_errors_from
+from kaemdr.views import require_capability
+
+from . import selectors
+from . import services
+from .forms import AuditFilterForm
+from .forms import CareTeamForm
+from .forms import PathwayMoveForm
+from .forms import PathwayOpenForm
+from .forms import PatientForm
+from .models import Pathway
+from .models import Stage
+from .registry import registry
+from .rules import allowed_moves
+
+PATIENTS_PER_PAGE = 25
+AUDIT_EVENTS_PER_PAGE = 50
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The landing page after sign-in, shaped by role; later apps add panels through the registry."""
+    user = _user(request)
+    context: dict[str, Any] = {"title": "Dashboard", "panels": registry.panels_for(user=user)}
+    if user.role in (Role.PRESCRIBER, Role.THERAPIST):
+        groups = selectors.my_open_pathways_by_stage(user)
+        context["stage_groups"] = [
+            (group, [(p, selectors.pathway_next_actions(pathway=p)) for p in group.pathways]) for group in groups
+        ]
+    elif user.role == Role.MONITOR:
+        context["dosing_pathways"] = selectors.pathways_in_stage(user, stage=Stage.DOSING)
+    elif user.role == Role.CLINIC_ADMIN:
+        context["staff"] = list(staff_qs_for_user(user))
+        context["recent_patients"] = selectors.recent_patients(user)
+        context["stage_counts"] = selectors.clinic_stage_counts(user)
+    return render(request, "pathways/dashboard.html", context)
+
+
+def patient_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not can_see_patients(user):
+        require_capability(request, Capability.PATIENT_VIEW_ALL)
+    search = request.GET.get("q", "")[:100]
+    page = Paginator(selectors.patient_list(user, search=search), PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    services.patient_list_viewed(actor=user, count=len(page.object_list), via="page")
+    return render(
+        request,
+        "pathways/patient_list.html",
+        {
+            "title": "Patients",
+            "page": page,
+            "search": search,
+            "can_register": has_capability(user, Capability.PATIENT_REGISTER),
+        },
+    )
+
+
+def patient_register(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.PATIENT_REGISTER)
+    form = PatientForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_register(actor=_user(request), **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"{patient.full_name} is registered.")
+            return HttpResponseRedirect(reverse("patient_detail", args=[patient.public_id]))
+    return render(request, "pathways/patient_form.html", {"title": "Register a patient", "form": form})
+
+
+def patient_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    patient = selectors.get_patient_for_user_or_404(user, public_id)
+    pathways = selectors.patient_pathways(user, patient=patient)
+    services.patient_record_viewed(actor=user, patient=patient, via="page")
+    return render(
+        request,
+        "pathways/patient_detail.html",
+        {
+            "title": patient.full_name,
+            "patient": patient,
+            "pathways": pathways,
+            "has_open_pathway": any(p.is_open for p in pathways),
+            "can_edit": has_capability(user, Capability.PATIENT_EDIT),
+            "can_open_pathway": has_capability(user, Capability.PATHWAY_OPEN),
+            "can_view_audit": has_capability(user, Capability.AUDIT_VIEW),
+        },
+    )
+
+
+def patient_edit(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    patient = selectors.get_patient_for_user_or_404(user, public_id)
+    require_capability(request, Capability.PATIENT_EDIT)
+    initial = {name: getattr(patient, name) for name in services.PATIENT_FIELDS}
+    form = PatientForm(request.POST or None, initial=initial, submit_label="Save changes")
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.patient_update(actor=user, patient=patient, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The patient's details are saved.")
+            return HttpResponseRedirect(reverse("patient_detail", args=[patient.public_id]))
+    return render(
+        request, "pathways/patient_form.html", {"title": f"Edit {patient.full_name}", "form": form, "patient": patient}
+    )
+
+
+def pathway_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    patient = selectors.get_patient_for_user_or_404(user, public_id)
+    require_capability(request, Capability.PATHWAY_OPEN)
+    form = PathwayOpenForm(
+        request.POST or None,
+        initial={"prescriber": user.public_id if user.role == Role.PRESCRIBER else None},
+        prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
+        therapists=clinic_clinicians(user, role=Role.THERAPIST),
+        submit_label="Open pathway",
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            pathway = services.pathway_open(actor=user, patient=patient, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"A pathway is open for {patient.full_name}, in referral.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    return render(
+        request, "pathways/pathway_open.html", {"title": "Open a pathway", "form": form, "patient": patient}
+    )
+
+
+def _pathway_page(
+    request: HttpRequest,
+    pathway: Pathway,
+    *,
+    move_form: PathwayMoveForm | None = None,
+    care_team_form: CareTeamForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    allowed = allowed_moves(stage=pathway.stage, stage_before_hold=pathway.stage_before_hold)
+    can_move = has_capability(user, Capability.PATHWAY_MOVE) and bool(allowed)
+    can_assign = has_capability(user, Capability.CARE_TEAM_ASSIGN) and pathway.is_open
+    if can_move and move_form is None:
+        move_form = PathwayMoveForm(allowed=allowed, initial={"expected_stage": pathway.stage, "to_stage": allowed[0]})
+    if can_assign and care_team_form is None:
+        care_team_form = CareTeamForm(
+            initial={"prescriber": pathway.prescriber.public_id, "therapist": getattr(pathway.therapist, "public_id", None)},
+            prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
+            therapists=clinic_clinicians(user, role=Role.THERAPIST),
+            submit_label="Save care team",
+        )
+    services.pathway_record_viewed(actor=user, pathway=pathway, via="page")
+    context = {
+        "title": f"Pathway of {pathway.patient.full_name}",
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "timeline": selectors.pathway_timeline(pathway=pathway),
+        "next_actions": selectors.pathway_next_actions(pathway=pathway),
+        "stage_track": _stage_track(pathway),
+        "move_form": move_form if can_move else None,
+        "care_team_form": care_team_form if can_assign else None,
+    }
+    return render(request, "pathways/pathway_detail.html", context, status=status)
+
+
+def _stage_track(pathway: Pathway) -> list[dict[str, Any]]:
+    """The main stages with where this pathway stands, for the progress bar at the top of the page."""
+    from .rules import STAGE_ORDER
+
+    current = pathway.stage_before_hold if pathway.stage == Stage.ON_HOLD else pathway.stage
+    reached = STAGE_ORDER.index(current) if current in STAGE_ORDER else -1
+    labels = dict(Stage.choices)
+    return [
+        {"stage": stage, "label": labels[stage], "done": index < reached, "current": index == reached}
+        for index, stage in enumerate(STAGE_ORDER)
+    ]
+
+
+def pathway_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    pathway = selectors.get_pathway_for_user_or_404(_user(request), public_id)
+    return _pathway_page(request, pathway)
+
+
+@require_POST
+def pathway_move(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    pathway = selectors.get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.PATHWAY_MOVE)
+    allowed = allowed_moves(stage=pathway.stage, stage_before_hold=pathway.stage_before_hold)
+    form = PathwayMoveForm(request.POST, allowed=allowed)
+    if form.is_valid():
+        try:
+            change = services.pathway_move(
+                actor=user,
+                pathway=pathway,
+                to_stage=form.cleaned_data["to_stage"],
+                reason=form.cleaned_data["reason"],
+                expected_stage=form.cleaned_data.get("expected_stage") or None,
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"The pathway moved to {change.get_to_stage_display().lower()}.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    pathway.refresh_from_db()
+    return _pathway_page(request, pathway, move_form=form, status=400)
+
+
+@require_POST
+def pathway_care_team(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    pathway = selectors.get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.CARE_TEAM_ASSIGN)
+    form = CareTeamForm(
+        request.POST,
+        prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
+        therapists=clinic_clinicians(user, role=Role.THERAPIST),
+        submit_label="Save care team",
+    )
+    if form.is_valid():
+        try:
+            services.pathway_assign_care_team(actor=user, pathway=pathway, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The care team is saved.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    return _pathway_page(request, pathway, care_team_form=form, status=400)
+
+
+def audit_log(request: HttpRequest) -> HttpResponse:
+    """The clinic's audit log for clinic admins, filtered by patient record number, user and dates."""
+    require_capability(request, Capability.AUDIT_VIEW)
+    user = _user(request)
+    actors = list(User.objects.filter(clinic_id=user.clinic_id).order_by("full_name"))
+    form = AuditFilterForm(request.GET or None, actors=actors)
+    events = audit_events_for_user(user).none()
+    if not form.is_bound or form.is_valid():
+        filters: dict[str, Any] = {}
+        if form.is_bound:
+            data = form.cleaned_data
+            filters = {"occurred_from": data.get("occurred_from"), "occurred_to": data.get("occurred_to")}
+            if data.get("actor"):
+                filters["actor_public_id"] = data["actor"]
+            if data.get("record_number"):
+                patient = selectors.patient_qs_for_user(user).filter(record_number__iexact=data["record_number"].strip()).first()
+                if patient is None:
+                    form.add_error("record_number", "No patient of this clinic has this record number.")
+                else:
+                    filters["patient_public_id"] = patient.public_id
+        if not form.errors:
+            zone = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+            events = audit_events_for_user(user, tz=zone, **filters)
+    page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "pathways/audit_log.html",
+        {
+            "title": "Audit log",
+            "form": form,
+            "page": page,
+            "actors_by_id": {actor.public_id: actor for actor in actors},
+            "query_string": query.urlencode(),
+        },
+    )
