@@ -124,8 +124,11 @@ class PathwayDetailSerializer(PathwaySerializer):
         return NextActionSerializer(selectors.pathway_next_actions(pathway=pathway), many=True).data  # type: ignore[return-value]
 
 
-class PathwayOpenSerializer(serializers.Serializer):
+class PatientReferenceSerializer(serializers.Serializer):
     patient = serializers.UUIDField()
+
+
+class PathwayOpenSerializer(PatientReferenceSerializer):
     prescriber = ClinicianField(role=Role.PRESCRIBER)
     therapist = ClinicianField(role=Role.THERAPIST, required=False, allow_null=True)
     referral_source = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
@@ -233,10 +236,15 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(request=PathwayOpenSerializer, responses={201: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody})
     def create(self, request: Request) -> Response:
         _require_api(self._user(), Capability.PATHWAY_OPEN)
+        # The patient is resolved before the rest is validated, so that another clinic's patient
+        # answers 404 whatever else the body holds.
+        reference = PatientReferenceSerializer(data=request.data)
+        reference.is_valid(raise_exception=True)
+        patient = selectors.get_patient_for_user_or_404(self._user(), reference.validated_data["patient"])
         serializer = PathwayOpenSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        patient = selectors.get_patient_for_user_or_404(self._user(), data.pop("patient"))
+        data.pop("patient")
         pathway = services.pathway_open(actor=self._user(), patient=patient, **data)
         body = PathwayDetailSerializer(pathway, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)

@@ -1,0 +1,155 @@
+"""Shared fixtures, and the CI guard: in CI, PostgreSQL, Redis and Chromium must be there and no
+test may skip. A skipped test in CI fails the run instead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from kaemdr.models import Clinic
+from kaemdr.models import Role
+from kaemdr.models import User
+
+from .factories import ClinicFactory
+from .factories import PathwayFactory
+from .factories import PatientFactory
+from .factories import UserFactory
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = os.environ.get("KAEMDR_CHROMIUM", "/usr/bin/chromium")
+OUTPUT_DIR = Path(settings.BASE_DIR) / "var" / "test-output"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not IN_CI:
+        return
+    problems = []
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        problems.append("PostgreSQL is not reachable (set DATABASE_URL or start it on 127.0.0.1:5432)")
+    if not settings.TEST_REDIS_URL:
+        problems.append("Redis is not reachable (set REDIS_URL or start it on 127.0.0.1:6379)")
+    if not Path(CHROMIUM).exists():
+        problems.append(f"Chromium is not installed at {CHROMIUM}")
+    if problems:
+        raise pytest.UsageError("CI needs the real services: " + "; ".join(problems))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"Skipped in CI, where every test must run: {report.longrepr}"
+
+
+def require_redis() -> str:
+    if not settings.TEST_REDIS_URL:
+        pytest.skip("Redis is not reachable")
+    return str(settings.TEST_REDIS_URL)
+
+
+def require_postgres() -> None:
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Chromium is not installed")
+    return {
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture
+def output_dir(request: pytest.FixtureRequest) -> Path:
+    """A folder under var/test-output/ for this test's screenshots and samples."""
+    folder = OUTPUT_DIR / request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def clinic(db: None) -> Clinic:
+    return ClinicFactory(name="Harbour Clinic")
+
+
+@pytest.fixture
+def other_clinic(db: None) -> Clinic:
+    return ClinicFactory(name="Elsewhere Clinic")
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(role: str = Role.PRESCRIBER, clinic: Clinic | None = None, **kwargs: Any) -> User:
+        return UserFactory(role=role, clinic=clinic or ClinicFactory(), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def staff(clinic: Clinic, make_user: Callable[..., User]) -> dict[str, User]:
+    """One active member of staff per role at `clinic`."""
+    return {role: make_user(role=role, clinic=clinic) for role in Role.values}
+
+
+@pytest.fixture
+def prescriber(staff: dict[str, User]) -> User:
+    return staff[Role.PRESCRIBER]
+
+
+@pytest.fixture
+def therapist(staff: dict[str, User]) -> User:
+    return staff[Role.THERAPIST]
+
+
+@pytest.fixture
+def monitor(staff: dict[str, User]) -> User:
+    return staff[Role.MONITOR]
+
+
+@pytest.fixture
+def clinic_admin(staff: dict[str, User]) -> User:
+    return staff[Role.CLINIC_ADMIN]
+
+
+@pytest.fixture
+def pathway(clinic: Clinic, prescriber: User, therapist: User) -> Any:
+    return PathwayFactory(clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber)
+
+
+@pytest.fixture
+def patient(clinic: Clinic, prescriber: User) -> Any:
+    return PatientFactory(clinic=clinic, registered_by=prescriber)
+
+
+@pytest.fixture
+def client_for() -> Callable[[User | None], Client]:
+    def make(user: User | None) -> Client:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make

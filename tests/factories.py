@@ -1,0 +1,78 @@
+"""factory_boy factories for every model the tests build."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.utils import timezone
+
+from kaemdr.models import Clinic
+from kaemdr.models import Role
+from kaemdr.models import User
+from pathways.models import Pathway
+from pathways.models import PathwayStageChange
+from pathways.models import Patient
+from pathways.models import Stage
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+
+
+class ClinicFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Clinic
+
+    name = factory.Sequence(lambda n: f"Clinic {n}")
+    slug = factory.Sequence(lambda n: f"clinic-{n}")
+    time_zone = "Europe/London"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"staff{n}@example.test")
+    full_name = factory.Faker("name")
+    clinic = factory.SubFactory(ClinicFactory)
+    role = Role.PRESCRIBER
+    password = factory.django.Password(TEST_PASSWORD)
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    clinic = factory.SubFactory(ClinicFactory)
+    record_number = factory.Sequence(lambda n: f"MRN-{n:05d}")
+    given_name = factory.Faker("first_name")
+    family_name = factory.Faker("last_name")
+    date_of_birth = dt.date(1985, 5, 17)
+    phone = "07700 900123"
+    email = factory.Sequence(lambda n: f"patient{n}@example.org")
+    emergency_contact_name = "Pat Contact"
+    emergency_contact_relationship = "Sibling"
+    emergency_contact_phone = "07700 900456"
+    emergency_contact_can_escort = True
+    registered_by = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"))
+
+
+class PathwayFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Pathway
+        skip_postgeneration_save = True
+
+    clinic = factory.SubFactory(ClinicFactory)
+    patient = factory.SubFactory(PatientFactory, clinic=factory.SelfAttribute("..clinic"))
+    stage = Stage.REFERRAL
+    stage_changed_at = factory.LazyFunction(timezone.now)
+    prescriber = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"), role=Role.PRESCRIBER)
+    therapist = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"), role=Role.THERAPIST)
+    opened_by = factory.SelfAttribute("prescriber")
+
+    @factory.post_generation
+    def opened(obj, create: bool, extracted: object, **kwargs: object) -> None:  # noqa: N805
+        if create:
+            PathwayStageChange.objects.create(
+                pathway=obj, from_stage="", to_stage=Stage.REFERRAL, reason="Opened.", changed_by=obj.prescriber,
+                changed_at=obj.stage_changed_at,
+            )
