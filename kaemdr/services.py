@@ -127,7 +127,7 @@ def staff_invitation_send(*, user: User) -> bool:
 
     The row stays locked while the email goes out: a failed send rolls back and the task retries.
     """
-    locked = User.objects.select_for_update().select_related("clinic").get(pk=user.pk)
+    locked = User.objects.select_for_update(of=("self",)).select_related("clinic").get(pk=user.pk)
     if locked.invitation_sent_at is not None or locked.has_usable_password() or not locked.is_active:
         return False
     clinic_name = locked.clinic.name if locked.clinic else "kaemdr"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.utils import extend_schema_field
@@ -52,6 +53,7 @@ class PatientSerializer(serializers.ModelSerializer):
         validators: list[Any] = []
 
 
+@extend_schema_field(OpenApiTypes.UUID)
 class ClinicianField(serializers.SlugRelatedField):
     """A member of staff of the requester's clinic with a given role, named by id."""
 

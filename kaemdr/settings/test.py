@@ -32,6 +32,8 @@ if not REDIS_URL and _reachable("127.0.0.1", 6379):
 TEST_REDIS_URL = REDIS_URL
 
 # Unit tests run tasks eagerly in-process; the worker tests switch to the Redis broker explicitly.
+CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 

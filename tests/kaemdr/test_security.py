@@ -1,0 +1,124 @@
+"""Security basics: sign-in everywhere, idle sessions, lock-out after failures, production settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.urls import URLPattern
+from django.urls import URLResolver
+from django.urls import get_resolver
+from django.urls import reverse
+from django.utils import timezone
+
+from kaemdr.models import User
+
+from ..factories import TEST_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+PUBLIC_PAGES = {"login", "password_set"}
+
+
+def _page_patterns() -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                found.append((pattern.name or "", prefix + str(pattern.pattern)))
+
+    walk(get_resolver().url_patterns, "")
+    return [(name, route) for name, route in found if not route.startswith(("admin/", "api/"))]
+
+
+def test_every_page_but_sign_in_requires_login() -> None:
+    client = Client()
+    checked = 0
+    for name, route in _page_patterns():
+        if name in PUBLIC_PAGES:
+            continue
+        path = "/" + route.replace("<uuid:public_id>", "00000000-0000-0000-0000-000000000000")
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith(reverse("login")), path
+        checked += 1
+    assert checked >= 15
+
+
+def test_sessions_expire_after_idle_minutes(prescriber: User) -> None:
+    assert settings.SESSION_COOKIE_AGE == settings.SESSION_IDLE_MINUTES * 60 == 30 * 60
+    client = Client()
+    client.force_login(prescriber)
+    key = client.session.session_key
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() + dt.timedelta(minutes=5))
+
+    assert client.get(reverse("dashboard")).status_code == 200
+    pushed = Session.objects.get(session_key=key).expire_date - timezone.now()
+    assert dt.timedelta(minutes=29) < pushed <= dt.timedelta(minutes=30)  # activity keeps it alive
+
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
+    response = client.get(reverse("dashboard"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_login_is_throttled_after_repeated_failures(prescriber: User) -> None:
+    client = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = client.post(reverse("login"), {"username": prescriber.email, "password": "wrong-password"})
+        assert response.status_code == 200
+        assert "Please enter a correct email and password" in response.content.decode()
+    assert client.post(reverse("login"), {"username": prescriber.email, "password": "wrong"}).status_code == 429
+    locked = client.post(reverse("login"), {"username": prescriber.email, "password": TEST_PASSWORD})
+    assert locked.status_code == 429
+    assert "Sign-in is locked for now" in locked.content.decode()
+
+
+def test_login_with_email_and_password(prescriber: User) -> None:
+    client = Client()
+    response = client.post(reverse("login"), {"username": prescriber.email, "password": TEST_PASSWORD})
+    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+
+
+def test_production_settings_pass_the_deploy_check() -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+        "DJANGO_SETTINGS_MODULE": "kaemdr.settings.production",
+        "DJANGO_SECRET_KEY": "x" * 30 + "-production-secret-from-the-environment-0123456789",
+        "DJANGO_ALLOWED_HOSTS": "kaemdr.example.org",
+        "DATABASE_URL": "sqlite:///:memory:",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    env.update({"DJANGO_SETTINGS_MODULE": "kaemdr.settings.production", "DJANGO_ALLOWED_HOSTS": "x.example.org"})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_bootstrap_is_served_locally(prescriber: User) -> None:
+    client = Client()
+    client.force_login(prescriber)
+    body = client.get(reverse("dashboard")).content.decode()
+    assert "/static/bootstrap/css/bootstrap.min.css" in body
+    assert "cdn" not in body.lower()
+    assert '<html lang="en-GB">' in body
