@@ -23,7 +23,17 @@ class UserAdmin(admin.ModelAdmin):
     list_display = ("email", "full_name", "clinic", "role", "is_active")
     list_filter = ("role", "is_active", "clinic")
     search_fields = ("email", "full_name")
-    fields = ("email", "full_name", "clinic", "role", "is_active", "is_staff", "is_superuser", "last_login", "date_joined")
+    fields = (
+        "email",
+        "full_name",
+        "clinic",
+        "role",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "last_login",
+        "date_joined",
+    )
     readonly_fields = ("last_login", "date_joined")
 
 

@@ -36,6 +36,7 @@ from .selectors import audit_events_for_user
 from .selectors import get_staff_for_user_or_404
 from .selectors import staff_qs_for_user
 
+
 class ErrorItemSerializer(serializers.Serializer):
     field = serializers.CharField(allow_null=True)
     code = serializers.CharField()
@@ -48,7 +49,12 @@ class ErrorBodySerializer(serializers.Serializer):
     status = serializers.IntegerField()
     code = serializers.CharField()
     detail = serializers.CharField()
-    errors = ErrorItemSerializer(many=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `errors` is also the name of a serializer's own attribute, so it cannot be declared above.
+        fields = super().get_fields()
+        fields["errors"] = ErrorItemSerializer(many=True)
+        return fields
 
 
 ErrorBody = ErrorBodySerializer
@@ -60,7 +66,9 @@ def _flatten(details: Any, field: str | None = None) -> list[dict[str, Any]]:
     if isinstance(details, dict):
         items: list[dict[str, Any]] = []
         for name, value in details.items():
-            nested = None if name in ("non_field_errors", "__all__") else (f"{field}.{name}" if field else name)
+            nested = (
+                None if name in ("non_field_errors", "__all__") else (f"{field}.{name}" if field else name)
+            )
             items.extend(_flatten(value, nested))
         return items
     if isinstance(details, list):
@@ -131,7 +139,7 @@ class StaffSerializer(serializers.ModelSerializer):
         model = User
         fields = ("id", "email", "full_name", "role", "is_active", "date_joined", "invitation_sent_at")
         read_only_fields = ("is_active", "date_joined", "invitation_sent_at")
-        extra_kwargs = {"email": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"email": {"validators": []}}
 
 
 @extend_schema(tags=["staff"])
@@ -198,7 +206,11 @@ class AuditFilterSerializer(serializers.Serializer):
         start, end = attrs.get("occurred_from"), attrs.get("occurred_to")
         if start and end and end < start:
             raise serializers.ValidationError(
-                {"occurred_to": serializers.ErrorDetail("The end date is before the start date.", code="date_order")}
+                {
+                    "occurred_to": serializers.ErrorDetail(
+                        "The end date is before the start date.", code="date_order"
+                    )
+                }
             )
         return attrs
 
@@ -208,7 +220,9 @@ class AuditFilterSerializer(serializers.Serializer):
     parameters=[
         OpenApiParameter("patient", str, description="A patient's id"),
         OpenApiParameter("actor", str, description="A member of staff's id"),
-        OpenApiParameter("occurred_from", str, description="First day, in the clinic's time zone (YYYY-MM-DD)"),
+        OpenApiParameter(
+            "occurred_from", str, description="First day, in the clinic's time zone (YYYY-MM-DD)"
+        ),
         OpenApiParameter("occurred_to", str, description="Last day, in the clinic's time zone (YYYY-MM-DD)"),
     ],
 )

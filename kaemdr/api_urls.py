@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from rest_framework.authtoken.views import obtain_auth_token
 from django.urls import path
+from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
 from .api import AuditEventViewSet

@@ -25,7 +25,7 @@ def audit_record(
     The clinic defaults to the actor's, so a caller only names it for events with no actor
     (a background task acting for the clinic).
     """
-    if clinic_public_id is None and actor is not None and actor.clinic_id is not None:
+    if clinic_public_id is None and actor is not None and actor.clinic is not None:
         clinic_public_id = actor.clinic.public_id
     return AuditEvent.objects.create(
         clinic_public_id=clinic_public_id,

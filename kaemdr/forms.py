@@ -23,7 +23,9 @@ class SignInForm(AuthenticationForm):
 
 class StaffInviteForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Full name")
-    email = forms.EmailField(label="Email", help_text="They sign in with it and receive the invitation there.")
+    email = forms.EmailField(
+        label="Email", help_text="They sign in with it and receive the invitation there."
+    )
     role = forms.ChoiceField(choices=Role.choices, label="Role")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
 from django.http import HttpRequest
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from .request_context import reset_request_id
@@ -44,8 +46,12 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
     token authentication, with a JSON 401/403 rather than a redirect to the login page)."""
 
     def process_view(
-        self, request: HttpRequest, view_func: Callable[..., HttpResponse], view_args: list, view_kwargs: dict
-    ) -> HttpResponse | None:
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponseBase],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
         if request.path_info.startswith("/api/"):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)

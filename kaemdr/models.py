@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from typing import Any, ClassVar
+from typing import Any
+from typing import ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.models import BaseUserManager
@@ -105,6 +106,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.full_name.split(" ")[0] if self.full_name else self.email
 
     @property
+    def member_clinic_id(self) -> int:
+        """The clinic of a clinic member. Platform operators belong to none, and have no business in
+        clinic data: every clinic-scoped read and write reaches them only after a capability check."""
+        if self.clinic_id is None:
+            raise PermissionError("This account belongs to no clinic.")
+        return self.clinic_id
+
+    @property
     def is_clinic_member(self) -> bool:
         return self.is_active and self.clinic_id is not None and bool(self.role)
 
@@ -148,7 +157,9 @@ class AuditEvent(models.Model):
         ordering = ("-occurred_at", "-id")
         indexes = [
             models.Index(fields=["clinic_public_id", "-occurred_at"], name="audit_clinic_time"),
-            models.Index(fields=["clinic_public_id", "patient_public_id", "-occurred_at"], name="audit_patient"),
+            models.Index(
+                fields=["clinic_public_id", "patient_public_id", "-occurred_at"], name="audit_patient"
+            ),
             models.Index(fields=["clinic_public_id", "actor_public_id", "-occurred_at"], name="audit_actor"),
         ]
 

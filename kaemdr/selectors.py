@@ -18,7 +18,11 @@ def staff_qs_for_user(user: User) -> QuerySet[User]:
     """The staff of the user's clinic that the user may manage; empty for other roles."""
     if not has_capability(user, Capability.STAFF_MANAGE):
         return User.objects.none()
-    return User.objects.filter(clinic_id=user.clinic_id).select_related("clinic").order_by("-is_active", "full_name")
+    return (
+        User.objects.filter(clinic_id=user.member_clinic_id)
+        .select_related("clinic")
+        .order_by("-is_active", "full_name")
+    )
 
 
 def get_staff_for_user_or_404(user: User, public_id: uuid.UUID | str) -> User:
@@ -33,7 +37,9 @@ def clinic_clinicians(user: User, *, role: str) -> QuerySet[User]:
     """Active staff of the user's clinic with `role`: the choices for a care team."""
     if user.clinic_id is None:
         return User.objects.none()
-    return User.objects.filter(clinic_id=user.clinic_id, role=role, is_active=True).order_by("full_name")
+    return User.objects.filter(clinic_id=user.member_clinic_id, role=role, is_active=True).order_by(
+        "full_name"
+    )
 
 
 def audit_events_for_user(

@@ -51,7 +51,7 @@ def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
         raise ValidationError(
             {"email": ValidationError("Someone already signs in with this email.", code="email_taken")}
         )
-    user = User(email=email, full_name=full_name.strip(), role=role, clinic_id=actor.clinic_id)
+    user = User(email=email, full_name=full_name.strip(), role=role, clinic_id=actor.member_clinic_id)
     user.set_unusable_password()
     user.full_clean()
     user.save()
@@ -67,7 +67,11 @@ def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
 
 
 def _active_admins_left(user: User) -> int:
-    return User.objects.filter(clinic_id=user.clinic_id, role=Role.CLINIC_ADMIN, is_active=True).exclude(pk=user.pk).count()
+    return (
+        User.objects.filter(clinic_id=user.member_clinic_id, role=Role.CLINIC_ADMIN, is_active=True)
+        .exclude(pk=user.pk)
+        .count()
+    )
 
 
 @transaction.atomic
@@ -90,7 +94,10 @@ def staff_deactivate(*, actor: User, user: User) -> User:
     user.is_active = False
     user.save(update_fields=["is_active"])
     audit_record(
-        actor=actor, action=StaffAuditAction.DEACTIVATED, target_type="kaemdr.User", target_public_id=user.public_id
+        actor=actor,
+        action=StaffAuditAction.DEACTIVATED,
+        target_type="kaemdr.User",
+        target_public_id=user.public_id,
     )
     return user
 
@@ -107,7 +114,10 @@ def staff_reactivate(*, actor: User, user: User) -> User:
     user.is_active = True
     user.save(update_fields=["is_active"])
     audit_record(
-        actor=actor, action=StaffAuditAction.REACTIVATED, target_type="kaemdr.User", target_public_id=user.public_id
+        actor=actor,
+        action=StaffAuditAction.REACTIVATED,
+        target_type="kaemdr.User",
+        target_public_id=user.public_id,
     )
     return user
 
@@ -154,7 +164,9 @@ def staff_invitation_send(*, user: User) -> bool:
 
 
 @transaction.atomic
-def clinic_create(*, name: str, slug: str, time_zone: str, admin_email: str, admin_full_name: str) -> tuple[Clinic, User]:
+def clinic_create(
+    *, name: str, slug: str, time_zone: str, admin_email: str, admin_full_name: str
+) -> tuple[Clinic, User]:
     """Create a clinic with its first clinic admin (a platform operator's job; see `manage.py clinic_create`).
 
     The admin is invited like any member of staff: they choose their password from the email.

@@ -40,4 +40,3 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("pathways.urls")),
 ]
-

@@ -12,6 +12,7 @@ from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -59,7 +60,7 @@ class PasswordSetView(auth_views.PasswordResetConfirmView):
     template_name = "registration/password_set.html"
     post_reset_login = False
 
-    def get_user(self, uidb64: str) -> User | None:  # type: ignore[override]
+    def get_user(self, uidb64: str) -> User | None:
         try:
             public_id = force_str(urlsafe_base64_decode(uidb64))
             return User.objects.get(public_id=public_id, is_active=True)
@@ -85,7 +86,7 @@ class StaffInviteView(FormView):
     form_class = StaffInviteForm
     template_name = "kaemdr/staff_form.html"
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         require_capability(request, Capability.STAFF_MANAGE)
         return super().dispatch(request, *args, **kwargs)
 
@@ -95,8 +96,11 @@ class StaffInviteView(FormView):
         except ValidationError as error:
             form_errors_from(form, error)
             return self.form_invalid(form)
-        messages.success(self.request, f"{user.full_name} was added as {user.get_role_display().lower()}. "
-                         "An invitation to set a password is on its way.")
+        messages.success(
+            self.request,
+            f"{user.full_name} was added as {user.get_role_display().lower()}. "
+            "An invitation to set a password is on its way.",
+        )
         return HttpResponseRedirect(reverse("staff_list"))
 
 

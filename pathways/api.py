@@ -80,8 +80,11 @@ class StageChangeSerializer(serializers.ModelSerializer):
 
 
 class NextActionSerializer(serializers.Serializer):
-    label = serializers.CharField()
     detail = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `label` is also a serializer's own attribute, so it cannot be declared as a class field.
+        return {"label": serializers.CharField(), **super().get_fields()}
 
 
 class PathwaySerializer(serializers.ModelSerializer):
@@ -93,7 +96,7 @@ class PathwaySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Pathway
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "patient",
             "stage",
@@ -235,7 +238,10 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         services.pathway_record_viewed(actor=self._user(), pathway=pathway, via="api")
         return Response(PathwayDetailSerializer(pathway, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=PathwayOpenSerializer, responses={201: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=PathwayOpenSerializer,
+        responses={201: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
     def create(self, request: Request) -> Response:
         _require_api(self._user(), Capability.PATHWAY_OPEN)
         # The patient is resolved before the rest is validated, so that another clinic's patient
@@ -251,7 +257,10 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body = PathwayDetailSerializer(pathway, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PathwayMoveSerializer, responses={200: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=PathwayMoveSerializer,
+        responses={200: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
     @action(detail=True, methods=["post"])
     def move(self, request: Request, id: str) -> Response:
         pathway = self.get_object()
@@ -262,7 +271,9 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         pathway = self.get_object()
         return Response(PathwayDetailSerializer(pathway, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=CareTeamSerializer, responses={200: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=CareTeamSerializer, responses={200: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     @action(detail=True, methods=["post"], url_path="care-team")
     def care_team(self, request: Request, id: str) -> Response:
         pathway = self.get_object()

@@ -25,7 +25,7 @@ from .models import Stage
 from .registry import registry
 
 DEMO_CLINIC_SLUG = "harbour-demo"
-DEMO_PASSWORD = "kaemdr-demo-2026"  # noqa: S105 - printed for the demo; never used outside it
+DEMO_PASSWORD = "kaemdr-demo-2026"
 
 DEMO_STAFF: tuple[tuple[str, str, str], ...] = (
     ("admin@demo.kaemdr.test", "Jo Whitfield", Role.CLINIC_ADMIN),
@@ -35,7 +35,7 @@ DEMO_STAFF: tuple[tuple[str, str, str], ...] = (
     ("therapist2@demo.kaemdr.test", "Maya Castellanos", Role.THERAPIST),
 )
 
-_FORWARD_REASONS = {
+_FORWARD_REASONS: dict[str, str] = {
     Stage.ASSESSMENT: "Referral reviewed: treatment-resistant PTSD with depression; booked for assessment.",
     Stage.PREPARATION: "Assessment complete; starting stabilisation and preparation.",
     Stage.DOSING: "Preparation goals met; ready for monitored dosing.",
@@ -62,7 +62,12 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         "HB-1004", "Tomás", "Reyes", dt.date(1975, 1, 9), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING)
     ),
     DemoPatient(
-        "HB-1005", "Aisha", "Rahman", dt.date(1990, 8, 30), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING), 1
+        "HB-1005",
+        "Aisha",
+        "Rahman",
+        dt.date(1990, 8, 30),
+        (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING),
+        1,
     ),
     DemoPatient(
         "HB-1006",
@@ -79,11 +84,17 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION, Stage.COMPLETED),
         1,
     ),
-    DemoPatient("HB-1008", "Daniel", "O'Connor", dt.date(1995, 2, 28), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD)),
+    DemoPatient(
+        "HB-1008",
+        "Daniel",
+        "O'Connor",
+        dt.date(1995, 2, 28),
+        (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD),
+    ),
     DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
 )
 
-_SIDE_REASONS = {
+_SIDE_REASONS: dict[str, str] = {
     Stage.ON_HOLD: "Patient travelling for work for six weeks; resume on return.",
     Stage.DISCONTINUED: "Patient chose a different treatment after assessment.",
 }
@@ -102,12 +113,16 @@ def demo_clinic_load() -> DemoResult:
     clinic = Clinic.objects.filter(slug=DEMO_CLINIC_SLUG).first()
     created = clinic is None
     if clinic is None:
-        clinic = Clinic.objects.create(name="Harbour Ketamine & EMDR Clinic", slug=DEMO_CLINIC_SLUG, time_zone="Europe/London")
+        clinic = Clinic.objects.create(
+            name="Harbour Ketamine & EMDR Clinic", slug=DEMO_CLINIC_SLUG, time_zone="Europe/London"
+        )
     staff: dict[str, User] = {}
     for email, full_name, role in DEMO_STAFF:
         user = User.objects.filter(email=email).first()
         if user is None:
-            user = User.objects.create_user(email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, clinic=clinic)
+            user = User.objects.create_user(
+                email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, clinic=clinic
+            )
         staff[email] = user
     prescriber = staff["prescriber@demo.kaemdr.test"]
     therapists = [staff["therapist@demo.kaemdr.test"], staff["therapist2@demo.kaemdr.test"]]
@@ -115,7 +130,14 @@ def demo_clinic_load() -> DemoResult:
     if created:
         now = timezone.now()
         for index, demo in enumerate(DEMO_PATIENTS):
-            pathways.append(_load_patient(demo, prescriber=prescriber, therapists=therapists, start=now - dt.timedelta(days=120 - index * 9)))
+            pathways.append(
+                _load_patient(
+                    demo,
+                    prescriber=prescriber,
+                    therapists=therapists,
+                    start=now - dt.timedelta(days=120 - index * 9),
+                )
+            )
     else:
         pathways = list(Pathway.objects.filter(clinic=clinic))
     for seeder in registry.demo_seeders:
@@ -123,7 +145,9 @@ def demo_clinic_load() -> DemoResult:
     return DemoResult(clinic=clinic, staff=staff, created=created)
 
 
-def _load_patient(demo: DemoPatient, *, prescriber: User, therapists: list[User], start: dt.datetime) -> Pathway:
+def _load_patient(
+    demo: DemoPatient, *, prescriber: User, therapists: list[User], start: dt.datetime
+) -> Pathway:
     patient: Patient = services.patient_register(
         actor=prescriber,
         record_number=demo.record_number,
@@ -152,7 +176,9 @@ def _load_patient(demo: DemoPatient, *, prescriber: User, therapists: list[User]
     # Spread the timeline over the weeks a real course takes (demo only; see the module docstring).
     changes = list(PathwayStageChange.objects.filter(pathway=pathway).order_by("changed_at", "id"))
     for step, change in enumerate(changes):
-        PathwayStageChange.objects.filter(pk=change.pk).update(changed_at=start + dt.timedelta(days=step * 12, hours=step))
+        PathwayStageChange.objects.filter(pk=change.pk).update(
+            changed_at=start + dt.timedelta(days=step * 12, hours=step)
+        )
     last = start + dt.timedelta(days=(len(changes) - 1) * 12, hours=len(changes) - 1)
     Pathway.objects.filter(pk=pathway.pk).update(created_at=start, stage_changed_at=last)
     Patient.objects.filter(pk=patient.pk).update(created_at=start)

@@ -34,7 +34,10 @@ class PatientForm(forms.Form):
         self.helper.layout = Layout(
             Fieldset(
                 "Patient",
-                Row(Column("record_number", css_class="col-md-4"), Column("date_of_birth", css_class="col-md-4")),
+                Row(
+                    Column("record_number", css_class="col-md-4"),
+                    Column("date_of_birth", css_class="col-md-4"),
+                ),
                 Row(Column("given_name", css_class="col-md-6"), Column("family_name", css_class="col-md-6")),
                 Row(Column("phone", css_class="col-md-6"), Column("email", css_class="col-md-6")),
             ),
@@ -68,7 +71,12 @@ def _clinician_field(queryset: QuerySet[User], *, label: str, required: bool) ->
 
 class CareTeamForm(forms.Form):
     def __init__(
-        self, *args: Any, prescribers: QuerySet[User], therapists: QuerySet[User], submit_label: str, **kwargs: Any
+        self,
+        *args: Any,
+        prescribers: QuerySet[User],
+        therapists: QuerySet[User],
+        submit_label: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["prescriber"] = _clinician_field(prescribers, label="Prescriber", required=True)
@@ -81,7 +89,10 @@ class CareTeamForm(forms.Form):
 class PathwayOpenForm(CareTeamForm):
     referral_source = forms.CharField(max_length=150, required=False, label="Referred by")
     reason = forms.CharField(
-        required=False, label="Note for the timeline", widget=forms.Textarea(attrs={"rows": 2}), max_length=2000
+        required=False,
+        label="Note for the timeline",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
     )
 
 
@@ -109,18 +120,25 @@ class PathwayMoveForm(forms.Form):
 class AuditFilterForm(forms.Form):
     record_number = forms.CharField(required=False, max_length=32, label="Patient record number")
     actor = forms.ChoiceField(required=False, label="User")
-    occurred_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    occurred_from = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
     occurred_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
     error_messages = {"date_order": "The end date is before the start date."}
 
     def __init__(self, *args: Any, actors: list[User], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["actor"].choices = [("", "Anyone"), *((str(u.public_id), f"{u.full_name} ({u.email})") for u in actors)]
+        self.fields["actor"].choices = [  # type: ignore[attr-defined]
+            ("", "Anyone"),
+            *((str(u.public_id), f"{u.full_name} ({u.email})") for u in actors),
+        ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         start, end = cleaned.get("occurred_from"), cleaned.get("occurred_to")
         if start and end and end < start:
-            self.add_error("occurred_to", forms.ValidationError(self.error_messages["date_order"], code="date_order"))
+            self.add_error(
+                "occurred_to", forms.ValidationError(self.error_messages["date_order"], code="date_order")
+            )
         return cleaned

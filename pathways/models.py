@@ -46,7 +46,9 @@ class Patient(BaseModel):
     class Meta:
         ordering = ("family_name", "given_name")
         constraints = [
-            models.UniqueConstraint(Lower("record_number"), "clinic", name="patient_record_number_unique_in_clinic"),
+            models.UniqueConstraint(
+                Lower("record_number"), "clinic", name="patient_record_number_unique_in_clinic"
+            ),
         ]
         indexes = [models.Index(fields=["clinic", "family_name", "given_name"], name="patient_clinic_name")]
 
@@ -70,9 +72,15 @@ class Pathway(BaseModel):
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.REFERRAL)
     stage_before_hold = models.CharField(max_length=20, choices=Stage.choices, blank=True)
     stage_changed_at = models.DateTimeField()
-    prescriber = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="prescribed_pathways")
+    prescriber = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="prescribed_pathways"
+    )
     therapist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="therapy_pathways", null=True, blank=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="therapy_pathways",
+        null=True,
+        blank=True,
     )
     opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     referral_source = models.CharField(max_length=150, blank=True)

@@ -75,7 +75,9 @@ def check_move(*, stage: str, stage_before_hold: str, to_stage: str, has_therapi
         )
     needs_therapist = to_stage in STAGE_ORDER[2:5]
     if needs_therapist and not has_therapist:
-        raise StageMoveRefused([f"Assign a therapist to the care team before moving to {labels[to_stage].lower()}."])
+        raise StageMoveRefused(
+            [f"Assign a therapist to the care team before moving to {labels[to_stage].lower()}."]
+        )
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ class NextAction:
 
 
 _STAGE_NEXT_ACTION: dict[str, NextAction] = {
-    Stage.REFERRAL: NextAction("Start the assessment", "Review the referral and move the pathway to assessment."),
+    Stage.REFERRAL: NextAction(
+        "Start the assessment", "Review the referral and move the pathway to assessment."
+    ),
     Stage.ASSESSMENT: NextAction(
         "Screen and sign eligibility",
         "Stability, support, medication review, contraindications and baseline measures.",

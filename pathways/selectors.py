@@ -32,10 +32,10 @@ from .rules import stage_next_actions
 def patient_qs_for_user(user: User) -> QuerySet[Patient]:
     """Patients the user may see. The one place that decides patient visibility."""
     if has_capability(user, Capability.PATIENT_VIEW_ALL):
-        return Patient.objects.filter(clinic_id=user.clinic_id)
+        return Patient.objects.filter(clinic_id=user.member_clinic_id)
     if has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM):
-        on_team = Pathway.objects.filter(clinic_id=user.clinic_id, therapist=user).values("patient_id")
-        return Patient.objects.filter(clinic_id=user.clinic_id, pk__in=on_team)
+        on_team = Pathway.objects.filter(clinic_id=user.member_clinic_id, therapist=user).values("patient_id")
+        return Patient.objects.filter(clinic_id=user.member_clinic_id, pk__in=on_team)
     return Patient.objects.none()
 
 
@@ -50,9 +50,9 @@ def pathway_qs_for_user(user: User) -> QuerySet[Pathway]:
     """Pathways the user may see, with their patient and care team loaded in the same query."""
     related = Pathway.objects.select_related("patient", "prescriber", "therapist")
     if has_capability(user, Capability.PATIENT_VIEW_ALL):
-        return related.filter(clinic_id=user.clinic_id)
+        return related.filter(clinic_id=user.member_clinic_id)
     if has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM):
-        return related.filter(clinic_id=user.clinic_id, therapist=user)
+        return related.filter(clinic_id=user.member_clinic_id, therapist=user)
     return Pathway.objects.none()
 
 
@@ -69,12 +69,14 @@ def patient_list(user: User, *, search: str = "") -> QuerySet[Patient]:
     search = search.strip()
     if search:
         patients = patients.filter(
-            Q(record_number__icontains=search) | Q(family_name__icontains=search) | Q(given_name__icontains=search)
+            Q(record_number__icontains=search)
+            | Q(family_name__icontains=search)
+            | Q(given_name__icontains=search)
         )
     open_pathways = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES)
-    return patients.prefetch_related(Prefetch("pathways", queryset=open_pathways, to_attr="open_pathways")).order_by(
-        "family_name", "given_name", "id"
-    )
+    return patients.prefetch_related(
+        Prefetch("pathways", queryset=open_pathways, to_attr="open_pathways")
+    ).order_by("family_name", "given_name", "id")
 
 
 def patient_pathways(user: User, *, patient: Patient) -> list[Pathway]:
@@ -89,7 +91,9 @@ def pathway_timeline(*, pathway: Pathway) -> list[PathwayStageChange]:
 def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
     """The stage's own next actions, then whatever later apps register."""
     actions = stage_next_actions(
-        stage=pathway.stage, stage_before_hold=pathway.stage_before_hold, has_therapist=pathway.therapist_id is not None
+        stage=pathway.stage,
+        stage_before_hold=pathway.stage_before_hold,
+        has_therapist=pathway.therapist_id is not None,
     )
     return actions + registry.extra_next_actions(pathway=pathway)
 
@@ -103,7 +107,11 @@ class StageGroup:
 
 def my_open_pathways_by_stage(user: User) -> list[StageGroup]:
     """The prescriber's or therapist's own open pathways, grouped by stage in pathway order."""
-    mine = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES).filter(Q(prescriber=user) | Q(therapist=user))
+    mine = (
+        pathway_qs_for_user(user)
+        .exclude(stage__in=CLOSED_STAGES)
+        .filter(Q(prescriber=user) | Q(therapist=user))
+    )
     pathways = list(mine.order_by("stage_changed_at", "id"))
     groups: list[StageGroup] = []
     for stage, label in Stage.choices:

@@ -82,10 +82,14 @@ def _validate_patient(patient: Patient) -> None:
     )
     if duplicate:
         errors.setdefault("record_number", []).append(
-            ValidationError("Another patient of this clinic has this record number.", code="duplicate_record_number")
+            ValidationError(
+                "Another patient of this clinic has this record number.", code="duplicate_record_number"
+            )
         )
     try:
-        patient.full_clean(exclude=["clinic", "registered_by"], validate_unique=False, validate_constraints=False)
+        patient.full_clean(
+            exclude=["clinic", "registered_by"], validate_unique=False, validate_constraints=False
+        )
     except ValidationError as error:
         for name, messages in error.error_dict.items():
             errors.setdefault(name, []).extend(messages)
@@ -115,7 +119,7 @@ def patient_register(*, actor: User, **fields: Any) -> Patient:
     unknown = set(fields) - set(PATIENT_FIELDS)
     if unknown:
         raise TypeError(f"Unknown patient fields: {sorted(unknown)}")
-    patient = Patient(clinic_id=actor.clinic_id, registered_by=actor, **fields)
+    patient = Patient(clinic_id=actor.member_clinic_id, registered_by=actor, **fields)
     _validate_patient(patient)
     _save_patient(patient)
     audit_record(
@@ -158,12 +162,20 @@ def patient_update(*, actor: User, patient: Patient, **fields: Any) -> Patient:
 
 def _check_care_team(*, actor: User, prescriber: User, therapist: User | None) -> None:
     errors: dict[str, ValidationError] = {}
-    if prescriber.clinic_id != actor.clinic_id or prescriber.role != Role.PRESCRIBER or not prescriber.is_active:
-        errors["prescriber"] = ValidationError("Choose an active prescriber of this clinic.", code="invalid_prescriber")
+    if (
+        prescriber.clinic_id != actor.clinic_id
+        or prescriber.role != Role.PRESCRIBER
+        or not prescriber.is_active
+    ):
+        errors["prescriber"] = ValidationError(
+            "Choose an active prescriber of this clinic.", code="invalid_prescriber"
+        )
     if therapist is not None and (
         therapist.clinic_id != actor.clinic_id or therapist.role != Role.THERAPIST or not therapist.is_active
     ):
-        errors["therapist"] = ValidationError("Choose an active therapist of this clinic.", code="invalid_therapist")
+        errors["therapist"] = ValidationError(
+            "Choose an active therapist of this clinic.", code="invalid_therapist"
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -193,7 +205,7 @@ def pathway_open(
         raise ValidationError(already_open, code="pathway_already_open")
     now = timezone.now()
     pathway = Pathway(
-        clinic_id=actor.clinic_id,
+        clinic_id=actor.member_clinic_id,
         patient=patient,
         stage=Stage.REFERRAL,
         stage_changed_at=now,
@@ -242,13 +254,15 @@ def pathway_move(
         raise NotFoundOrForbidden()
     reason = reason.strip()
     if not reason:
-        raise ValidationError({"reason": ValidationError("Give a reason for the move.", code="reason_required")})
+        raise ValidationError(
+            {"reason": ValidationError("Give a reason for the move.", code="reason_required")}
+        )
     if expected_stage is not None and expected_stage != locked.stage:
         raise ValidationError(
             {
                 "to_stage": ValidationError(
-                    f"This pathway has moved to {locked.get_stage_display().lower()} since you opened the page. "
-                    "Review it and try again.",
+                    f"This pathway has moved to {locked.get_stage_display().lower()} since you opened "
+                    "the page. Review it and try again.",
                     code="stale_stage",
                 )
             }
@@ -265,7 +279,11 @@ def pathway_move(
             raise StageMoveRefused(refusals)
     except StageMoveRefused as refused:
         raise ValidationError(
-            {"to_stage": [ValidationError(reason_text, code="move_refused") for reason_text in refused.reasons]}
+            {
+                "to_stage": [
+                    ValidationError(reason_text, code="move_refused") for reason_text in refused.reasons
+                ]
+            }
         ) from None
     from_stage = locked.stage
     now = timezone.now()
@@ -274,7 +292,12 @@ def pathway_move(
     locked.stage_changed_at = now
     locked.save(update_fields=["stage", "stage_before_hold", "stage_changed_at", "updated_at"])
     change = PathwayStageChange.objects.create(
-        pathway=locked, from_stage=from_stage, to_stage=to_stage, reason=reason, changed_by=actor, changed_at=now
+        pathway=locked,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        reason=reason,
+        changed_by=actor,
+        changed_at=now,
     )
     audit_record(
         actor=actor,
@@ -285,12 +308,18 @@ def pathway_move(
         data={"from_stage": from_stage, "to_stage": to_stage},
     )
     registry.emit(PATHWAY_STAGE_CHANGED, pathway=locked, change=change, actor=actor)
-    pathway.stage, pathway.stage_before_hold, pathway.stage_changed_at = to_stage, locked.stage_before_hold, now
+    pathway.stage, pathway.stage_before_hold, pathway.stage_changed_at = (
+        to_stage,
+        locked.stage_before_hold,
+        now,
+    )
     return change
 
 
 @transaction.atomic
-def pathway_assign_care_team(*, actor: User, pathway: Pathway, prescriber: User, therapist: User | None) -> Pathway:
+def pathway_assign_care_team(
+    *, actor: User, pathway: Pathway, prescriber: User, therapist: User | None
+) -> Pathway:
     """Set the pathway's prescriber and therapist. A closed pathway's care team is history: it stays."""
     _require(actor, Capability.CARE_TEAM_ASSIGN)
     locked = Pathway.objects.select_for_update().select_related("patient").get(pk=pathway.pk)
@@ -301,7 +330,11 @@ def pathway_assign_care_team(*, actor: User, pathway: Pathway, prescriber: User,
     _check_care_team(actor=actor, prescriber=prescriber, therapist=therapist)
     if therapist is None and locked.stage in (Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION):
         raise ValidationError(
-            {"therapist": ValidationError("A pathway in this stage needs a therapist.", code="therapist_required")}
+            {
+                "therapist": ValidationError(
+                    "A pathway in this stage needs a therapist.", code="therapist_required"
+                )
+            }
         )
     if locked.prescriber_id == prescriber.pk and locked.therapist_id == (therapist.pk if therapist else None):
         return locked

@@ -53,7 +53,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if user.role in (Role.PRESCRIBER, Role.THERAPIST):
         groups = selectors.my_open_pathways_by_stage(user)
         context["stage_groups"] = [
-            (group, [(p, selectors.pathway_next_actions(pathway=p)) for p in group.pathways]) for group in groups
+            (group, [(p, selectors.pathway_next_actions(pathway=p)) for p in group.pathways])
+            for group in groups
         ]
     elif user.role == Role.MONITOR:
         context["dosing_pathways"] = selectors.pathways_in_stage(user, stage=Stage.DOSING)
@@ -69,7 +70,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if not can_see_patients(user):
         require_capability(request, Capability.PATIENT_VIEW_ALL)
     search = request.GET.get("q", "")[:100]
-    page = Paginator(selectors.patient_list(user, search=search), PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.patient_list(user, search=search), PATIENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     services.patient_list_viewed(actor=user, count=len(page.object_list), via="page")
     return render(
         request,
@@ -132,7 +135,9 @@ def patient_edit(request: HttpRequest, public_id: str) -> HttpResponse:
             messages.success(request, "The patient's details are saved.")
             return HttpResponseRedirect(reverse("patient_detail", args=[patient.public_id]))
     return render(
-        request, "pathways/patient_form.html", {"title": f"Edit {patient.full_name}", "form": form, "patient": patient}
+        request,
+        "pathways/patient_form.html",
+        {"title": f"Edit {patient.full_name}", "form": form, "patient": patient},
     )
 
 
@@ -173,10 +178,15 @@ def _pathway_page(
     can_move = has_capability(user, Capability.PATHWAY_MOVE) and bool(allowed)
     can_assign = has_capability(user, Capability.CARE_TEAM_ASSIGN) and pathway.is_open
     if can_move and move_form is None:
-        move_form = PathwayMoveForm(allowed=allowed, initial={"expected_stage": pathway.stage, "to_stage": allowed[0]})
+        move_form = PathwayMoveForm(
+            allowed=allowed, initial={"expected_stage": pathway.stage, "to_stage": allowed[0]}
+        )
     if can_assign and care_team_form is None:
         care_team_form = CareTeamForm(
-            initial={"prescriber": pathway.prescriber.public_id, "therapist": getattr(pathway.therapist, "public_id", None)},
+            initial={
+                "prescriber": pathway.prescriber.public_id,
+                "therapist": getattr(pathway.therapist, "public_id", None),
+            },
             prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
             therapists=clinic_clinicians(user, role=Role.THERAPIST),
             submit_label="Save care team",
@@ -264,7 +274,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
     """The clinic's audit log for clinic admins, filtered by patient record number, user and dates."""
     require_capability(request, Capability.AUDIT_VIEW)
     user = _user(request)
-    actors = list(User.objects.filter(clinic_id=user.clinic_id).order_by("full_name"))
+    actors = list(User.objects.filter(clinic_id=user.member_clinic_id).order_by("full_name"))
     form = AuditFilterForm(request.GET or None, actors=actors)
     events = audit_events_for_user(user).none()
     if not form.is_bound or form.is_valid():
@@ -275,7 +285,11 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             if data.get("actor"):
                 filters["actor_public_id"] = data["actor"]
             if data.get("record_number"):
-                patient = selectors.patient_qs_for_user(user).filter(record_number__iexact=data["record_number"].strip()).first()
+                patient = (
+                    selectors.patient_qs_for_user(user)
+                    .filter(record_number__iexact=data["record_number"].strip())
+                    .first()
+                )
                 if patient is None:
                     form.add_error("record_number", "No patient of this clinic has this record number.")
                 else:

@@ -136,7 +136,9 @@ def clinic_admin(staff: dict[str, User]) -> User:
 
 @pytest.fixture
 def pathway(clinic: Clinic, prescriber: User, therapist: User) -> Any:
-    return PathwayFactory(clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber)
+    return PathwayFactory(
+        clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathways.models import Stage
 TEST_PASSWORD = "correct-horse-battery-staple"
 
 
-class ClinicFactory(factory.django.DjangoModelFactory):
+class ClinicFactory(factory.django.DjangoModelFactory[Clinic]):
     class Meta:
         model = Clinic
 
@@ -27,7 +27,7 @@ class ClinicFactory(factory.django.DjangoModelFactory):
     time_zone = "Europe/London"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
 
@@ -38,7 +38,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password(TEST_PASSWORD)
 
 
-class PatientFactory(factory.django.DjangoModelFactory):
+class PatientFactory(factory.django.DjangoModelFactory[Patient]):
     class Meta:
         model = Patient
 
@@ -56,7 +56,7 @@ class PatientFactory(factory.django.DjangoModelFactory):
     registered_by = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"))
 
 
-class PathwayFactory(factory.django.DjangoModelFactory):
+class PathwayFactory(factory.django.DjangoModelFactory[Pathway]):
     class Meta:
         model = Pathway
         skip_postgeneration_save = True
@@ -65,14 +65,20 @@ class PathwayFactory(factory.django.DjangoModelFactory):
     patient = factory.SubFactory(PatientFactory, clinic=factory.SelfAttribute("..clinic"))
     stage = Stage.REFERRAL
     stage_changed_at = factory.LazyFunction(timezone.now)
-    prescriber = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"), role=Role.PRESCRIBER)
+    prescriber = factory.SubFactory(
+        UserFactory, clinic=factory.SelfAttribute("..clinic"), role=Role.PRESCRIBER
+    )
     therapist = factory.SubFactory(UserFactory, clinic=factory.SelfAttribute("..clinic"), role=Role.THERAPIST)
     opened_by = factory.SelfAttribute("prescriber")
 
     @factory.post_generation
-    def opened(obj, create: bool, extracted: object, **kwargs: object) -> None:  # noqa: N805
+    def opened(obj, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
             PathwayStageChange.objects.create(
-                pathway=obj, from_stage="", to_stage=Stage.REFERRAL, reason="Opened.", changed_by=obj.prescriber,
+                pathway=obj,
+                from_stage="",
+                to_stage=Stage.REFERRAL,
+                reason="Opened.",
+                changed_by=obj.prescriber,
                 changed_at=obj.stage_changed_at,
             )

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .base import *  # noqa: F403
+from .base import *
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)

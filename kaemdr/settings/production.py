@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import *  # noqa: F403
+from .base import *
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")

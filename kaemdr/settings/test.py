@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import socket
 
-from .base import *  # noqa: F403
+from .base import *
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -27,9 +27,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {}
 
-if not REDIS_URL and _reachable("127.0.0.1", 6379):
-    REDIS_URL = "redis://127.0.0.1:6379/0"
-TEST_REDIS_URL = REDIS_URL
+TEST_REDIS_URL = os.environ.get("REDIS_URL") or (
+    "redis://127.0.0.1:6379/0" if _reachable("127.0.0.1", 6379) else ""
+)
 
 # Unit tests run tasks eagerly in-process; the worker tests switch to the Redis broker explicitly.
 CELERY_BROKER_URL = "memory://"
@@ -39,7 +39,7 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-SECRET_KEY = "kaemdr-test-key"  # noqa: S105
+SECRET_KEY = "kaemdr-test-key"
 DEBUG = False
 AXES_ENABLED = True
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]

@@ -38,7 +38,9 @@ def test_admin_adds_a_prescriber_who_registers_a_patient_and_moves_the_pathway(
 ) -> None:
     base = live_server.url
     clinic = ClinicFactory(name="Harbour Clinic", time_zone="Europe/London")
-    admin = UserFactory(clinic=clinic, role=Role.CLINIC_ADMIN, email="admin@harbour.test", full_name="Jo Whitfield")
+    admin = UserFactory(
+        clinic=clinic, role=Role.CLINIC_ADMIN, email="admin@harbour.test", full_name="Jo Whitfield"
+    )
     UserFactory(clinic=clinic, role=Role.THERAPIST, email="sam@harbour.test", full_name="Sam Lindqvist")
 
     # The clinic admin adds a prescriber.
@@ -61,7 +63,7 @@ def test_admin_adds_a_prescriber_who_registers_a_patient_and_moves_the_pathway(
 
     # The prescriber follows the invitation and chooses a password.
     assert len(mail.outbox) == 1
-    link = re.search(r"http://\S+", mail.outbox[0].body).group(0)  # type: ignore[union-attr]
+    link = re.search(r"http://\S+", mail.outbox[0].body).group(0)
     page.goto(base + "/" + link.split("://", 1)[1].split("/", 1)[1])
     expect(page.get_by_role("heading", name="Choose your password")).to_be_visible()
     page.locator("#id_new_password1").fill("harbour-clinic-2026!")
@@ -115,14 +117,18 @@ def test_admin_adds_a_prescriber_who_registers_a_patient_and_moves_the_pathway(
     assert pathway.therapist == User.objects.get(email="sam@harbour.test")
 
 
-def test_admin_reads_the_audit_log_and_deactivates_staff(page: Page, live_server: Any, output_dir: Path) -> None:
+def test_admin_reads_the_audit_log_and_deactivates_staff(
+    page: Page, live_server: Any, output_dir: Path
+) -> None:
     base = live_server.url
     clinic = ClinicFactory(name="Harbour Clinic")
     admin = UserFactory(clinic=clinic, role=Role.CLINIC_ADMIN, email="admin2@harbour.test")
     leaver = UserFactory(clinic=clinic, role=Role.MONITOR, full_name="Leaving Nurse")
     sign_in(page, base, admin.email, TEST_PASSWORD)
     page.get_by_role("link", name="Staff", exact=True).first.click()
-    page.get_by_role("row", name=re.compile("Leaving Nurse")).get_by_role("button", name=re.compile("Deactivate")).click()
+    page.get_by_role("row", name=re.compile("Leaving Nurse")).get_by_role(
+        "button", name=re.compile("Deactivate")
+    ).click()
     expect(page.get_by_role("alert")).to_contain_text("Leaving Nurse can no longer sign in.")
     page.get_by_role("link", name="Audit log").click()
     expect(page.get_by_role("table")).to_contain_text("staff.deactivated")

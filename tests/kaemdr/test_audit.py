@@ -27,7 +27,12 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def event(clinic_admin: User) -> AuditEvent:
-    return audit_record(actor=clinic_admin, action="test.event", target_type="kaemdr.User", target_public_id=clinic_admin.public_id)
+    return audit_record(
+        actor=clinic_admin,
+        action="test.event",
+        target_type="kaemdr.User",
+        target_public_id=clinic_admin.public_id,
+    )
 
 
 def test_orm_refuses_to_change_or_delete_an_event(event: AuditEvent) -> None:
@@ -43,9 +48,15 @@ def test_orm_refuses_to_change_or_delete_an_event(event: AuditEvent) -> None:
     assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
 
 
-@pytest.mark.parametrize("statement", ["UPDATE kaemdr_auditevent SET action = 'tampered'", "DELETE FROM kaemdr_auditevent"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE kaemdr_auditevent SET action = 'tampered'", "DELETE FROM kaemdr_auditevent"]
+)
 def test_database_refuses_raw_changes(event: AuditEvent, statement: str) -> None:
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert AuditEvent.objects.get(pk=event.pk).action == "test.event"
 
@@ -71,14 +82,30 @@ def test_api_offers_no_way_to_change_events(event: AuditEvent, clinic_admin: Use
     assert AuditEvent.objects.filter(pk=event.pk, action="test.event").exists()
 
 
-def test_audit_log_filters_by_patient_user_and_date(clinic_admin: User, prescriber: User, monitor: User, client_for: Any) -> None:
+def test_audit_log_filters_by_patient_user_and_date(
+    clinic_admin: User, prescriber: User, monitor: User, client_for: Any
+) -> None:
     patient = PatientFactory(clinic=clinic_admin.clinic, registered_by=prescriber)
     other = PatientFactory(clinic=clinic_admin.clinic, registered_by=prescriber)
-    audit_record(actor=prescriber, action="patient.viewed", target_type="pathways.Patient", patient_public_id=patient.public_id)
-    audit_record(actor=monitor, action="patient.viewed", target_type="pathways.Patient", patient_public_id=other.public_id)
+    audit_record(
+        actor=prescriber,
+        action="patient.viewed",
+        target_type="pathways.Patient",
+        patient_public_id=patient.public_id,
+    )
+    audit_record(
+        actor=monitor,
+        action="patient.viewed",
+        target_type="pathways.Patient",
+        patient_public_id=other.public_id,
+    )
     client = client_for(clinic_admin)
 
-    by_patient = client.get(reverse("audit_log"), {"record_number": patient.record_number.lower()}).context["page"].object_list
+    by_patient = (
+        client.get(reverse("audit_log"), {"record_number": patient.record_number.lower()})
+        .context["page"]
+        .object_list
+    )
     assert [e.patient_public_id for e in by_patient] == [patient.public_id]
 
     by_user = client.get(reverse("audit_log"), {"actor": str(monitor.public_id)}).context["page"].object_list
@@ -105,4 +132,6 @@ def test_audit_api_filters_and_scopes(clinic_admin: User, prescriber: User, othe
     assert [row["id"] for row in rows] == [str(mine.public_id)]
     bad = client.get("/api/v1/audit-events/", {"occurred_from": "2026-05-02", "occurred_to": "2026-05-01"})
     assert bad.status_code == 400
-    assert bad.json()["errors"] == [{"field": "occurred_to", "code": "date_order", "message": "The end date is before the start date."}]
+    assert bad.json()["errors"] == [
+        {"field": "occurred_to", "code": "date_order", "message": "The end date is before the start date."}
+    ]

@@ -33,16 +33,31 @@ def _redis_url(base: str) -> str:
     return base.rsplit("/", 1)[0] + f"/{WORKER_REDIS_DB}"
 
 
+def _database_url(database: dict[str, Any]) -> str:
+    """The test database (already created by pytest-django) as a URL for the worker process."""
+    user = database["USER"] or "postgres"
+    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
+
+
+def _drop_broker_connections() -> None:
+    """Forget the connection and producer pools made for the previous broker URL."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, Any]]:
     require_postgres()
     broker = _redis_url(require_redis())
     redis.Redis.from_url(broker).flushdb()
-    database = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "kaemdr.settings.local",
-        "DATABASE_URL": f"postgres://{database['USER'] or 'postgres'}@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/{database['NAME']}",
+        "DATABASE_URL": _database_url(connection.settings_dict),
         "REDIS_URL": broker,
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "DJANGO_EMAIL_FILE_PATH": str(tmp_path / "mail"),
@@ -50,13 +65,29 @@ def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, A
     }
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "kaemdr", "worker", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
-         "--without-gossip", "--without-mingle"],
-        cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "kaemdr",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    previous = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")}
+    previous = {
+        key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")
+    }
     celery_app.conf.update(broker_url=broker, task_always_eager=False, broker_transport_options={})
-    celery_app._pool = None  # drop connections made for the in-memory broker
+    _drop_broker_connections()
     try:
         yield {"mail_dir": tmp_path / "mail", "log": tmp_path / "worker.log"}
     finally:
@@ -64,14 +95,16 @@ def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, A
         worker.wait(timeout=30)
         log.close()
         celery_app.conf.update(**previous)
-        celery_app._pool = None
+        _drop_broker_connections()
 
 
 @pytest.mark.celery_worker
 def test_worker_on_redis_sends_the_invitation_enqueued_on_commit(redis_worker: dict[str, Any]) -> None:
     admin = UserFactory(clinic=ClinicFactory(), role=Role.CLINIC_ADMIN)
 
-    user = services.staff_invite(actor=admin, email="worker.test@example.test", full_name="Wanda Worker", role=Role.THERAPIST)
+    user = services.staff_invite(
+        actor=admin, email="worker.test@example.test", full_name="Wanda Worker", role=Role.THERAPIST
+    )
 
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:

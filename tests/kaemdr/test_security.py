@@ -68,7 +68,8 @@ def test_sessions_expire_after_idle_minutes(prescriber: User) -> None:
 
     Session.objects.filter(session_key=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
     response = client.get(reverse("dashboard"))
-    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
 
 
 def test_login_is_throttled_after_repeated_failures(prescriber: User) -> None:
@@ -77,7 +78,9 @@ def test_login_is_throttled_after_repeated_failures(prescriber: User) -> None:
         response = client.post(reverse("login"), {"username": prescriber.email, "password": "wrong-password"})
         assert response.status_code == 200
         assert "Please enter a correct email and password" in response.content.decode()
-    assert client.post(reverse("login"), {"username": prescriber.email, "password": "wrong"}).status_code == 429
+    assert (
+        client.post(reverse("login"), {"username": prescriber.email, "password": "wrong"}).status_code == 429
+    )
     locked = client.post(reverse("login"), {"username": prescriber.email, "password": TEST_PASSWORD})
     assert locked.status_code == 429
     assert "Sign-in is locked for now" in locked.content.decode()
@@ -86,7 +89,8 @@ def test_login_is_throttled_after_repeated_failures(prescriber: User) -> None:
 def test_login_with_email_and_password(prescriber: User) -> None:
     client = Client()
     response = client.post(reverse("login"), {"username": prescriber.email, "password": TEST_PASSWORD})
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
 
 
 def test_production_settings_pass_the_deploy_check() -> None:
@@ -99,7 +103,11 @@ def test_production_settings_pass_the_deploy_check() -> None:
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=False,
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -107,9 +115,16 @@ def test_production_settings_pass_the_deploy_check() -> None:
 
 def test_production_refuses_to_start_without_a_secret() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    env.update({"DJANGO_SETTINGS_MODULE": "kaemdr.settings.production", "DJANGO_ALLOWED_HOSTS": "x.example.org"})
+    env.update(
+        {"DJANGO_SETTINGS_MODULE": "kaemdr.settings.production", "DJANGO_ALLOWED_HOSTS": "x.example.org"}
+    )
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr

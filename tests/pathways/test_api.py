@@ -49,7 +49,9 @@ def api_for(user: User | None, *, token: bool = False) -> APIClient:
 @pytest.fixture
 def world(staff: dict[str, User], clinic: Any, other_clinic: Any) -> dict[str, Any]:
     pathway = PathwayFactory(
-        clinic=clinic, prescriber=staff[Role.PRESCRIBER], therapist=staff[Role.THERAPIST],
+        clinic=clinic,
+        prescriber=staff[Role.PRESCRIBER],
+        therapist=staff[Role.THERAPIST],
         patient__registered_by=staff[Role.PRESCRIBER],
     )
     bare = PatientFactory(clinic=clinic, registered_by=staff[Role.PRESCRIBER])
@@ -60,7 +62,9 @@ def world(staff: dict[str, User], clinic: Any, other_clinic: Any) -> dict[str, A
 VIEWERS = tuple(Role.values)
 
 
-def _endpoints(world: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any], tuple[str, ...], int, bool]]:
+def _endpoints(
+    world: dict[str, Any],
+) -> dict[str, tuple[str, str, dict[str, Any], tuple[str, ...], int, bool]]:
     """name: (method, path, body, roles allowed, status when allowed, takes an object id)."""
     pathway, bare = world["pathway"], world["bare"]
     prescriber = world["staff"][Role.PRESCRIBER]
@@ -68,25 +72,93 @@ def _endpoints(world: dict[str, Any]) -> dict[str, tuple[str, str, dict[str, Any
         "patients-list": ("get", "/api/v1/patients/", {}, VIEWERS, 200, False),
         "patients-create": ("post", "/api/v1/patients/", NEW_PATIENT, (Role.PRESCRIBER,), 201, False),
         "patients-detail": ("get", f"/api/v1/patients/{pathway.patient.public_id}/", {}, VIEWERS, 200, True),
-        "patients-update": ("patch", f"/api/v1/patients/{pathway.patient.public_id}/", {"phone": "07700 000000"}, (Role.PRESCRIBER,), 200, True),
+        "patients-update": (
+            "patch",
+            f"/api/v1/patients/{pathway.patient.public_id}/",
+            {"phone": "07700 000000"},
+            (Role.PRESCRIBER,),
+            200,
+            True,
+        ),
         "pathways-list": ("get", "/api/v1/pathways/", {}, VIEWERS, 200, False),
         "pathways-detail": ("get", f"/api/v1/pathways/{pathway.public_id}/", {}, VIEWERS, 200, True),
-        "pathways-open": ("post", "/api/v1/pathways/", {"patient": str(bare.public_id), "prescriber": str(prescriber.public_id)}, (Role.PRESCRIBER,), 201, True),
-        "pathways-move": ("post", f"/api/v1/pathways/{pathway.public_id}/move/", {"to_stage": "assessment", "reason": "Reviewed."}, (Role.PRESCRIBER,), 200, True),
-        "pathways-care-team": ("post", f"/api/v1/pathways/{pathway.public_id}/care-team/", {"prescriber": str(prescriber.public_id), "therapist": None}, (Role.PRESCRIBER,), 200, True),
+        "pathways-open": (
+            "post",
+            "/api/v1/pathways/",
+            {"patient": str(bare.public_id), "prescriber": str(prescriber.public_id)},
+            (Role.PRESCRIBER,),
+            201,
+            True,
+        ),
+        "pathways-move": (
+            "post",
+            f"/api/v1/pathways/{pathway.public_id}/move/",
+            {"to_stage": "assessment", "reason": "Reviewed."},
+            (Role.PRESCRIBER,),
+            200,
+            True,
+        ),
+        "pathways-care-team": (
+            "post",
+            f"/api/v1/pathways/{pathway.public_id}/care-team/",
+            {"prescriber": str(prescriber.public_id), "therapist": None},
+            (Role.PRESCRIBER,),
+            200,
+            True,
+        ),
         "staff-list": ("get", "/api/v1/staff/", {}, (Role.CLINIC_ADMIN,), 200, False),
-        "staff-create": ("post", "/api/v1/staff/", {"email": "api.new@example.test", "full_name": "Api New", "role": "monitor"}, (Role.CLINIC_ADMIN,), 201, False),
-        "staff-detail": ("get", f"/api/v1/staff/{prescriber.public_id}/", {}, (Role.CLINIC_ADMIN,), 200, True),
-        "staff-deactivate": ("post", f"/api/v1/staff/{world['staff'][Role.MONITOR].public_id}/deactivate/", {}, (Role.CLINIC_ADMIN,), 200, True),
-        "staff-reactivate": ("post", f"/api/v1/staff/{world['staff'][Role.MONITOR].public_id}/reactivate/", {}, (Role.CLINIC_ADMIN,), 200, True),
+        "staff-create": (
+            "post",
+            "/api/v1/staff/",
+            {"email": "api.new@example.test", "full_name": "Api New", "role": "monitor"},
+            (Role.CLINIC_ADMIN,),
+            201,
+            False,
+        ),
+        "staff-detail": (
+            "get",
+            f"/api/v1/staff/{prescriber.public_id}/",
+            {},
+            (Role.CLINIC_ADMIN,),
+            200,
+            True,
+        ),
+        "staff-deactivate": (
+            "post",
+            f"/api/v1/staff/{world['staff'][Role.MONITOR].public_id}/deactivate/",
+            {},
+            (Role.CLINIC_ADMIN,),
+            200,
+            True,
+        ),
+        "staff-reactivate": (
+            "post",
+            f"/api/v1/staff/{world['staff'][Role.MONITOR].public_id}/reactivate/",
+            {},
+            (Role.CLINIC_ADMIN,),
+            200,
+            True,
+        ),
         "audit-list": ("get", "/api/v1/audit-events/", {}, (Role.CLINIC_ADMIN,), 200, False),
     }
 
 
 ENDPOINTS = [
-    "patients-list", "patients-create", "patients-detail", "patients-update", "pathways-list", "pathways-detail",
-    "pathways-open", "pathways-move", "pathways-care-team", "staff-list", "staff-create", "staff-detail",
-    "staff-deactivate", "staff-reactivate", "audit-list",
+    "patients-list",
+    "patients-create",
+    "patients-detail",
+    "patients-update",
+    "pathways-list",
+    "pathways-detail",
+    "pathways-open",
+    "pathways-move",
+    "pathways-care-team",
+    "staff-list",
+    "staff-create",
+    "staff-detail",
+    "staff-deactivate",
+    "staff-reactivate",
+    "audit-list",
 ]
 
 
@@ -112,7 +184,9 @@ def test_access_matrix_for_the_api(name: str, world: dict[str, Any]) -> None:
         response = _call(api_for(user), method, path, body)
         assert response.status_code == 404, (name, user.role)
         assert response.json() == {
-            "status": 404, "code": "not_found", "detail": "Not found.",
+            "status": 404,
+            "code": "not_found",
+            "detail": "Not found.",
             "errors": [{"field": None, "code": "not_found", "message": "Not found."}],
         }
         assert snapshot() == before, (name, user.role)
@@ -126,19 +200,28 @@ def test_api_lists_are_scoped_to_the_clinic(world: dict[str, Any]) -> None:
     body = api_for(world["staff"][Role.PRESCRIBER]).get("/api/v1/pathways/").json()
     assert [row["id"] for row in body["results"]] == [str(world["pathway"].public_id)]
     patients = api_for(world["staff"][Role.PRESCRIBER]).get("/api/v1/patients/").json()
-    assert {row["id"] for row in patients["results"]} == {str(world["pathway"].patient.public_id), str(world["bare"].public_id)}
+    assert {row["id"] for row in patients["results"]} == {
+        str(world["pathway"].patient.public_id),
+        str(world["bare"].public_id),
+    }
 
 
 def test_api_duplicate_record_number_names_the_field(prescriber: User, patient: Patient) -> None:
     before = snapshot()
-    response = api_for(prescriber).post("/api/v1/patients/", {**NEW_PATIENT, "record_number": patient.record_number}, format="json")
+    response = api_for(prescriber).post(
+        "/api/v1/patients/", {**NEW_PATIENT, "record_number": patient.record_number}, format="json"
+    )
     assert response.status_code == 400
     assert response.json() == {
         "status": 400,
         "code": "invalid",
         "detail": "Check the fields named in errors.",
         "errors": [
-            {"field": "record_number", "code": "duplicate_record_number", "message": "Another patient of this clinic has this record number."}
+            {
+                "field": "record_number",
+                "code": "duplicate_record_number",
+                "message": "Another patient of this clinic has this record number.",
+            }
         ],
     }
     assert snapshot() == before
@@ -151,22 +234,36 @@ def test_api_missing_fields_and_future_birth_date(prescriber: User) -> None:
     assert response.status_code == 400
     fields = {(e["field"], e["code"]) for e in response.json()["errors"]}
     assert ("given_name", "blank") in fields
-    response = api_for(prescriber).post("/api/v1/patients/", {**NEW_PATIENT, "date_of_birth": "2999-01-01"}, format="json")
+    response = api_for(prescriber).post(
+        "/api/v1/patients/", {**NEW_PATIENT, "date_of_birth": "2999-01-01"}, format="json"
+    )
     assert response.json()["errors"] == [
-        {"field": "date_of_birth", "code": "future_date_of_birth", "message": "The date of birth cannot be in the future."}
+        {
+            "field": "date_of_birth",
+            "code": "future_date_of_birth",
+            "message": "The date of birth cannot be in the future.",
+        }
     ]
     assert not Patient.objects.exists() or not Patient.objects.filter(record_number="API-1").exists()
 
 
 def test_api_move_through_the_same_service(pathway: Pathway) -> None:
     client = api_for(pathway.prescriber)
-    response = client.post(f"/api/v1/pathways/{pathway.public_id}/move/", {"to_stage": "dosing", "reason": "Skip."}, format="json")
+    response = client.post(
+        f"/api/v1/pathways/{pathway.public_id}/move/",
+        {"to_stage": "dosing", "reason": "Skip."},
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "to_stage"
     assert "cannot move to dosing" in response.json()["errors"][0]["message"]
 
-    response = client.post(f"/api/v1/pathways/{pathway.public_id}/move/", {"to_stage": "assessment"}, format="json")
-    assert response.json()["errors"] == [{"field": "reason", "code": "required", "message": "This field is required."}]
+    response = client.post(
+        f"/api/v1/pathways/{pathway.public_id}/move/", {"to_stage": "assessment"}, format="json"
+    )
+    assert response.json()["errors"] == [
+        {"field": "reason", "code": "required", "message": "This field is required."}
+    ]
 
     response = client.post(
         f"/api/v1/pathways/{pathway.public_id}/move/",
@@ -184,7 +281,11 @@ def test_api_move_through_the_same_service(pathway: Pathway) -> None:
 def test_api_retrieve_is_audited(pathway: Pathway, monitor: User) -> None:
     api_for(monitor).get(f"/api/v1/patients/{pathway.patient.public_id}/")
     api_for(monitor).get(f"/api/v1/pathways/{pathway.public_id}/")
-    assert list(AuditEvent.objects.filter(actor_public_id=monitor.public_id).order_by("id").values_list("action", "data")) == [
+    assert list(
+        AuditEvent.objects.filter(actor_public_id=monitor.public_id)
+        .order_by("id")
+        .values_list("action", "data")
+    ) == [
         ("patient.viewed", {"via": "api"}),
         ("pathway.viewed", {"via": "api"}),
     ]
@@ -192,7 +293,9 @@ def test_api_retrieve_is_audited(pathway: Pathway, monitor: User) -> None:
 
 def test_token_is_issued_for_valid_credentials(prescriber: User) -> None:
     client = APIClient()
-    response = client.post("/api/v1/auth/token/", {"username": prescriber.email, "password": "correct-horse-battery-staple"})
+    response = client.post(
+        "/api/v1/auth/token/", {"username": prescriber.email, "password": "correct-horse-battery-staple"}
+    )
     assert response.status_code == 200
     token = response.json()["token"]
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
@@ -211,8 +314,13 @@ def test_schema_and_docs_are_served(prescriber: User, client_for: Any) -> None:
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ("/api/v1/patients/", "/api/v1/pathways/{id}/move/", "/api/v1/pathways/{id}/care-team/",
-                 "/api/v1/staff/{id}/deactivate/", "/api/v1/audit-events/"):
+    for path in (
+        "/api/v1/patients/",
+        "/api/v1/pathways/{id}/move/",
+        "/api/v1/pathways/{id}/care-team/",
+        "/api/v1/staff/{id}/deactivate/",
+        "/api/v1/audit-events/",
+    ):
         assert path in paths
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
@@ -230,8 +338,16 @@ def test_api_list_query_counts_do_not_grow(pathway: Pathway) -> None:
             assert client.get(path).status_code == 200
         return len(captured)
 
-    small = (measure("/api/v1/pathways/"), measure("/api/v1/patients/"), measure(f"/api/v1/pathways/{pathway.public_id}/"))
+    small = (
+        measure("/api/v1/pathways/"),
+        measure("/api/v1/patients/"),
+        measure(f"/api/v1/pathways/{pathway.public_id}/"),
+    )
     for _ in range(29):
         PathwayFactory(clinic=pathway.clinic, prescriber=pathway.prescriber)
-    large = (measure("/api/v1/pathways/"), measure("/api/v1/patients/"), measure(f"/api/v1/pathways/{pathway.public_id}/"))
+    large = (
+        measure("/api/v1/pathways/"),
+        measure("/api/v1/patients/"),
+        measure(f"/api/v1/pathways/{pathway.public_id}/"),
+    )
     assert small == large

@@ -74,9 +74,12 @@ def test_patient_register_refuses_bad_input_and_writes_nothing(
     before = (Patient.objects.count(), AuditEvent.objects.count())
 
     with pytest.raises(ValidationError) as refused:
-        services.patient_register(actor=prescriber, **patient_fields(**overrides, **(
-            {} if field == "record_number" else {"record_number": "HB-2002"}
-        )))
+        services.patient_register(
+            actor=prescriber,
+            **patient_fields(
+                **overrides, **({} if field == "record_number" else {"record_number": "HB-2002"})
+            ),
+        )
 
     assert [e.code for e in refused.value.error_dict[field]] == [code]
     assert (Patient.objects.count(), AuditEvent.objects.count()) == before
@@ -98,15 +101,21 @@ def test_only_prescribers_register_patients(staff: dict[str, Any], role: str) ->
 
 
 def test_patient_update_audits_field_names_not_values(prescriber: Any, patient: Any) -> None:
-    services.patient_update(actor=prescriber, patient=patient, phone="07700 999999", given_name=patient.given_name)
+    services.patient_update(
+        actor=prescriber, patient=patient, phone="07700 999999", given_name=patient.given_name
+    )
     event = AuditEvent.objects.get(action="patient.updated")
     assert event.data == {"fields": ["phone"]}
     patient.refresh_from_db()
     assert patient.phone == "07700 999999"
 
 
-def test_pathway_open_starts_in_referral_with_a_timeline_row(prescriber: Any, therapist: Any, patient: Any) -> None:
-    pathway = services.pathway_open(actor=prescriber, patient=patient, prescriber=prescriber, therapist=therapist)
+def test_pathway_open_starts_in_referral_with_a_timeline_row(
+    prescriber: Any, therapist: Any, patient: Any
+) -> None:
+    pathway = services.pathway_open(
+        actor=prescriber, patient=patient, prescriber=prescriber, therapist=therapist
+    )
 
     assert pathway.stage == Stage.REFERRAL
     change = PathwayStageChange.objects.get(pathway=pathway)
@@ -121,7 +130,9 @@ def test_a_patient_has_one_open_pathway(prescriber: Any, patient: Any) -> None:
     assert Pathway.objects.filter(patient=patient).count() == 1
 
 
-def test_pathway_open_refuses_a_care_team_from_another_clinic(prescriber: Any, patient: Any, other_clinic: Any) -> None:
+def test_pathway_open_refuses_a_care_team_from_another_clinic(
+    prescriber: Any, patient: Any, other_clinic: Any
+) -> None:
     outsider = UserFactory(clinic=other_clinic, role=Role.THERAPIST)
     with pytest.raises(ValidationError) as refused:
         services.pathway_open(actor=prescriber, patient=patient, prescriber=prescriber, therapist=outsider)
@@ -130,11 +141,17 @@ def test_pathway_open_refuses_a_care_team_from_another_clinic(prescriber: Any, p
 
 
 def test_pathway_move_writes_the_change_and_audits_it(prescriber: Any, pathway: Any) -> None:
-    change = services.pathway_move(actor=prescriber, pathway=pathway, to_stage=Stage.ASSESSMENT, reason="Referral reviewed.")
+    change = services.pathway_move(
+        actor=prescriber, pathway=pathway, to_stage=Stage.ASSESSMENT, reason="Referral reviewed."
+    )
 
     pathway.refresh_from_db()
     assert pathway.stage == Stage.ASSESSMENT
-    assert (change.from_stage, change.to_stage, change.reason) == (Stage.REFERRAL, Stage.ASSESSMENT, "Referral reviewed.")
+    assert (change.from_stage, change.to_stage, change.reason) == (
+        Stage.REFERRAL,
+        Stage.ASSESSMENT,
+        "Referral reviewed.",
+    )
     event = AuditEvent.objects.get(action="pathway.stage_changed")
     assert event.data == {"from_stage": "referral", "to_stage": "assessment"}
     assert "Referral reviewed" not in str(event.data)
@@ -150,7 +167,10 @@ def test_on_hold_and_back_returns_to_the_stage_it_left(prescriber: Any, pathway:
     pathway.refresh_from_db()
     assert (pathway.stage, pathway.stage_before_hold) == (Stage.ASSESSMENT, "")
     assert list(pathway.stage_changes.values_list("to_stage", flat=True)) == [
-        Stage.REFERRAL, Stage.ASSESSMENT, Stage.ON_HOLD, Stage.ASSESSMENT,
+        Stage.REFERRAL,
+        Stage.ASSESSMENT,
+        Stage.ON_HOLD,
+        Stage.ASSESSMENT,
     ]
 
 
@@ -172,7 +192,9 @@ def test_whole_pathway_to_completion(prescriber: Any, pathway: Any) -> None:
         (Stage.REFERRAL, "Again.", "already in referral"),
     ],
 )
-def test_refused_moves_write_nothing(prescriber: Any, pathway: Any, to_stage: str, reason: str, message: str) -> None:
+def test_refused_moves_write_nothing(
+    prescriber: Any, pathway: Any, to_stage: str, reason: str, message: str
+) -> None:
     before = (PathwayStageChange.objects.count(), AuditEvent.objects.count())
     with pytest.raises(ValidationError, match=message):
         services.pathway_move(actor=prescriber, pathway=pathway, to_stage=to_stage, reason=reason)
@@ -184,13 +206,21 @@ def test_refused_moves_write_nothing(prescriber: Any, pathway: Any, to_stage: st
 def test_a_stale_page_cannot_move_a_pathway_twice(prescriber: Any, pathway: Any) -> None:
     """Two tabs show referral; the first moves it to assessment, the second's move is refused."""
     services.pathway_move(
-        actor=prescriber, pathway=pathway, to_stage=Stage.ASSESSMENT, reason="Tab one.", expected_stage=Stage.REFERRAL
+        actor=prescriber,
+        pathway=pathway,
+        to_stage=Stage.ASSESSMENT,
+        reason="Tab one.",
+        expected_stage=Stage.REFERRAL,
     )
     stale = Pathway.objects.get(pk=pathway.pk)
     stale.stage = Stage.REFERRAL  # what the second tab still believes
     with pytest.raises(ValidationError) as refused:
         services.pathway_move(
-            actor=prescriber, pathway=stale, to_stage=Stage.DISCONTINUED, reason="Tab two.", expected_stage=Stage.REFERRAL
+            actor=prescriber,
+            pathway=stale,
+            to_stage=Stage.DISCONTINUED,
+            reason="Tab two.",
+            expected_stage=Stage.REFERRAL,
         )
     assert refused.value.error_dict["to_stage"][0].code == "stale_stage"
     pathway.refresh_from_db()
@@ -243,13 +273,17 @@ def test_care_team_needs_a_therapist_from_preparation_on(prescriber: Any, pathwa
     for stage in (Stage.ASSESSMENT, Stage.PREPARATION):
         services.pathway_move(actor=prescriber, pathway=pathway, to_stage=stage, reason="Go.")
     with pytest.raises(ValidationError) as refused:
-        services.pathway_assign_care_team(actor=prescriber, pathway=pathway, prescriber=prescriber, therapist=None)
+        services.pathway_assign_care_team(
+            actor=prescriber, pathway=pathway, prescriber=prescriber, therapist=None
+        )
     assert refused.value.error_dict["therapist"][0].code == "therapist_required"
 
 
 def test_care_team_change_is_audited_with_ids(prescriber: Any, pathway: Any, clinic: Any) -> None:
     new_therapist = UserFactory(clinic=clinic, role=Role.THERAPIST)
-    services.pathway_assign_care_team(actor=prescriber, pathway=pathway, prescriber=prescriber, therapist=new_therapist)
+    services.pathway_assign_care_team(
+        actor=prescriber, pathway=pathway, prescriber=prescriber, therapist=new_therapist
+    )
     pathway.refresh_from_db()
     assert pathway.therapist == new_therapist
     event = AuditEvent.objects.get(action="pathway.care_team_changed")
@@ -261,7 +295,9 @@ def test_two_moves_at_once_apply_one_after_the_other(clinic: Any, prescriber: An
     """Two requests move the same pathway at the same moment; the row lock serialises them, and the
     second is judged against the stage the first left, so exactly one move from referral lands."""
     require_postgres()
-    pathway = PathwayFactory(clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber)
+    pathway = PathwayFactory(
+        clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber
+    )
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -269,8 +305,11 @@ def test_two_moves_at_once_apply_one_after_the_other(clinic: Any, prescriber: An
         barrier.wait()
         try:
             services.pathway_move(
-                actor=prescriber, pathway=Pathway.objects.get(pk=pathway.pk), to_stage=to_stage,
-                reason="Race.", expected_stage=Stage.REFERRAL,
+                actor=prescriber,
+                pathway=Pathway.objects.get(pk=pathway.pk),
+                to_stage=to_stage,
+                reason="Race.",
+                expected_stage=Stage.REFERRAL,
             )
             outcomes.append("moved")
         except ValidationError:
@@ -278,7 +317,9 @@ def test_two_moves_at_once_apply_one_after_the_other(clinic: Any, prescriber: An
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=move, args=(stage,)) for stage in (Stage.ASSESSMENT, Stage.DISCONTINUED)]
+    threads = [
+        threading.Thread(target=move, args=(stage,)) for stage in (Stage.ASSESSMENT, Stage.DISCONTINUED)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -290,7 +331,9 @@ def test_two_moves_at_once_apply_one_after_the_other(clinic: Any, prescriber: An
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_registrations_racing_for_one_record_number_leave_one_patient(clinic: Any, prescriber: Any) -> None:
+def test_two_registrations_racing_for_one_record_number_leave_one_patient(
+    clinic: Any, prescriber: Any
+) -> None:
     require_postgres()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []

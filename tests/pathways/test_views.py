@@ -44,7 +44,9 @@ ALL_ROLES = tuple(Role.values)
 CLINICAL_VIEWERS = (Role.PRESCRIBER, Role.THERAPIST, Role.MONITOR, Role.CLINIC_ADMIN)
 
 
-def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str, dict[str, Any], tuple[str, ...], int]]:
+def _routes(
+    pathway: Pathway, bare_patient: Patient
+) -> list[tuple[str, str, str, dict[str, Any], tuple[str, ...], int]]:
     """(name, method, url, data, roles allowed, status when allowed)."""
     patient = pathway.patient
     return [
@@ -52,8 +54,22 @@ def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str
         ("patient_list", "get", reverse("patient_list"), {}, CLINICAL_VIEWERS, 200),
         ("patient_register_form", "get", reverse("patient_register"), {}, (Role.PRESCRIBER,), 200),
         ("patient_register", "post", reverse("patient_register"), PATIENT_POST, (Role.PRESCRIBER,), 302),
-        ("patient_detail", "get", reverse("patient_detail", args=[patient.public_id]), {}, CLINICAL_VIEWERS, 200),
-        ("patient_edit_form", "get", reverse("patient_edit", args=[patient.public_id]), {}, (Role.PRESCRIBER,), 200),
+        (
+            "patient_detail",
+            "get",
+            reverse("patient_detail", args=[patient.public_id]),
+            {},
+            CLINICAL_VIEWERS,
+            200,
+        ),
+        (
+            "patient_edit_form",
+            "get",
+            reverse("patient_edit", args=[patient.public_id]),
+            {},
+            (Role.PRESCRIBER,),
+            200,
+        ),
         (
             "patient_edit",
             "post",
@@ -62,7 +78,14 @@ def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str
             (Role.PRESCRIBER,),
             302,
         ),
-        ("pathway_open_form", "get", reverse("pathway_open", args=[bare_patient.public_id]), {}, (Role.PRESCRIBER,), 200),
+        (
+            "pathway_open_form",
+            "get",
+            reverse("pathway_open", args=[bare_patient.public_id]),
+            {},
+            (Role.PRESCRIBER,),
+            200,
+        ),
         (
             "pathway_open",
             "post",
@@ -71,7 +94,14 @@ def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str
             (Role.PRESCRIBER,),
             302,
         ),
-        ("pathway_detail", "get", reverse("pathway_detail", args=[pathway.public_id]), {}, CLINICAL_VIEWERS, 200),
+        (
+            "pathway_detail",
+            "get",
+            reverse("pathway_detail", args=[pathway.public_id]),
+            {},
+            CLINICAL_VIEWERS,
+            200,
+        ),
         (
             "pathway_move",
             "post",
@@ -102,7 +132,7 @@ def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str
         (
             "staff_deactivate",
             "post",
-            reverse("staff_deactivate", args=[pathway.therapist.public_id]),  # type: ignore[union-attr]
+            reverse("staff_deactivate", args=[pathway.therapist.public_id]),
             {},
             (Role.CLINIC_ADMIN,),
             302,
@@ -111,23 +141,45 @@ def _routes(pathway: Pathway, bare_patient: Patient) -> list[tuple[str, str, str
 
 
 ROUTE_NAMES = [
-    "dashboard", "patient_list", "patient_register_form", "patient_register", "patient_detail", "patient_edit_form",
-    "patient_edit", "pathway_open_form", "pathway_open", "pathway_detail", "pathway_move", "pathway_care_team",
-    "audit_log", "staff_list", "staff_invite_form", "staff_invite", "staff_deactivate",
+    "dashboard",
+    "patient_list",
+    "patient_register_form",
+    "patient_register",
+    "patient_detail",
+    "patient_edit_form",
+    "patient_edit",
+    "pathway_open_form",
+    "pathway_open",
+    "pathway_detail",
+    "pathway_move",
+    "pathway_care_team",
+    "audit_log",
+    "staff_list",
+    "staff_invite_form",
+    "staff_invite",
+    "staff_deactivate",
 ]
 
 
 # Routes without an object id: an outsider simply sees their own clinic there (tested below).
 CLINIC_WIDE_ROUTES = {
-    "dashboard", "patient_list", "staff_list", "audit_log", "staff_invite_form", "staff_invite",
-    "patient_register_form", "patient_register",
+    "dashboard",
+    "patient_list",
+    "staff_list",
+    "audit_log",
+    "staff_invite_form",
+    "staff_invite",
+    "patient_register_form",
+    "patient_register",
 }
 
 
 @pytest.fixture
 def world(staff: dict[str, User], clinic: Any, other_clinic: Any) -> dict[str, Any]:
     pathway = PathwayFactory(
-        clinic=clinic, prescriber=staff[Role.PRESCRIBER], therapist=staff[Role.THERAPIST],
+        clinic=clinic,
+        prescriber=staff[Role.PRESCRIBER],
+        therapist=staff[Role.THERAPIST],
         patient__registered_by=staff[Role.PRESCRIBER],
     )
     bare_patient = PatientFactory(clinic=clinic, registered_by=staff[Role.PRESCRIBER])
@@ -140,14 +192,17 @@ def _call(client: Client, method: str, url: str, data: dict[str, Any]) -> Any:
 
 
 @pytest.mark.parametrize("route_name", ROUTE_NAMES)
-def test_access_matrix_for_pages(route_name: str, world: dict[str, Any], client_for: Callable[[User | None], Client]) -> None:
+def test_access_matrix_for_pages(
+    route_name: str, world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
     routes = {r[0]: r for r in _routes(world["pathway"], world["bare_patient"])}
     _, method, url, data, allowed, ok_status = routes[route_name]
 
     # Anonymous: sent to sign in, nothing written.
     before = snapshot()
     response = _call(client_for(None), method, url, data)
-    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
     assert snapshot() == before
 
     # Wrong role at the same clinic, and the allowed role at another clinic: 404, nothing written.
@@ -163,13 +218,25 @@ def test_access_matrix_for_pages(route_name: str, world: dict[str, Any], client_
     # Allowed: works.
     for role in allowed:
         response = _call(client_for(world["staff"][role]), method, url, data)
-        assert response.status_code == ok_status, (route_name, role, getattr(response, "context", None) and response.context.get("form") and response.context["form"].errors)
+        assert response.status_code == ok_status, (
+            route_name,
+            role,
+            getattr(response, "context", None)
+            and response.context.get("form")
+            and response.context["form"].errors,
+        )
         if method == "post":
             break  # one successful write is enough; a second may legitimately be refused
 
 
-def test_clinic_wide_pages_show_only_the_users_clinic(world: dict[str, Any], client_for: Callable[[User | None], Client]) -> None:
-    outsider_patient = PatientFactory(clinic=world["outsiders"][Role.PRESCRIBER].clinic, registered_by=world["outsiders"][Role.PRESCRIBER], family_name="Zzyzx")
+def test_clinic_wide_pages_show_only_the_users_clinic(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    outsider_patient = PatientFactory(
+        clinic=world["outsiders"][Role.PRESCRIBER].clinic,
+        registered_by=world["outsiders"][Role.PRESCRIBER],
+        family_name="Zzyzx",
+    )
     for role in CLINICAL_VIEWERS:
         body = client_for(world["staff"][role]).get(reverse("patient_list")).content.decode()
         assert "Zzyzx" not in body
@@ -179,7 +246,9 @@ def test_clinic_wide_pages_show_only_the_users_clinic(world: dict[str, Any], cli
         assert outsider.email not in staff_page
 
 
-def test_therapist_sees_only_care_team_patients(world: dict[str, Any], client_for: Callable[[User | None], Client], clinic: Any) -> None:
+def test_therapist_sees_only_care_team_patients(
+    world: dict[str, Any], client_for: Callable[[User | None], Client], clinic: Any
+) -> None:
     other_therapist = UserFactory(clinic=clinic, role=Role.THERAPIST)
     client = client_for(other_therapist)
     assert client.get(reverse("patient_detail", args=[world["pathway"].patient.public_id])).status_code == 404
@@ -187,7 +256,9 @@ def test_therapist_sees_only_care_team_patients(world: dict[str, Any], client_fo
     assert world["pathway"].patient.record_number not in client.get(reverse("patient_list")).content.decode()
 
 
-def test_missing_and_malformed_ids_are_404(client_for: Callable[[User | None], Client], prescriber: User) -> None:
+def test_missing_and_malformed_ids_are_404(
+    client_for: Callable[[User | None], Client], prescriber: User
+) -> None:
     client = client_for(prescriber)
     assert client.get("/patients/00000000-0000-0000-0000-000000000000/").status_code == 404
     assert client.get("/patients/42/").status_code == 404
@@ -201,7 +272,12 @@ def test_register_patient_with_bad_input_keeps_the_input_and_explains(
     before = snapshot()
     response = client.post(
         reverse("patient_register"),
-        {**PATIENT_POST, "record_number": patient.record_number.lower(), "date_of_birth": future, "emergency_contact_name": ""},
+        {
+            **PATIENT_POST,
+            "record_number": patient.record_number.lower(),
+            "date_of_birth": future,
+            "emergency_contact_name": "",
+        },
     )
     assert response.status_code == 200
     body = response.content.decode()
@@ -209,7 +285,8 @@ def test_register_patient_with_bad_input_keeps_the_input_and_explains(
     assert snapshot() == before
     # The form has no error for the dates until the required fields are in; fill them and retry.
     response = client.post(
-        reverse("patient_register"), {**PATIENT_POST, "record_number": patient.record_number.lower(), "date_of_birth": future}
+        reverse("patient_register"),
+        {**PATIENT_POST, "record_number": patient.record_number.lower(), "date_of_birth": future},
     )
     body = response.content.decode()
     assert "Another patient of this clinic has this record number." in body
@@ -218,11 +295,14 @@ def test_register_patient_with_bad_input_keeps_the_input_and_explains(
     assert snapshot() == before
 
 
-def test_move_without_a_reason_is_refused_on_the_page(client_for: Callable[[User | None], Client], pathway: Pathway) -> None:
+def test_move_without_a_reason_is_refused_on_the_page(
+    client_for: Callable[[User | None], Client], pathway: Pathway
+) -> None:
     client = client_for(pathway.prescriber)
     before = snapshot()
     response = client.post(
-        reverse("pathway_move", args=[pathway.public_id]), {"to_stage": Stage.ASSESSMENT, "reason": "", "expected_stage": Stage.REFERRAL}
+        reverse("pathway_move", args=[pathway.public_id]),
+        {"to_stage": Stage.ASSESSMENT, "reason": "", "expected_stage": Stage.REFERRAL},
     )
     assert response.status_code == 400
     assert "Give a reason for the move." in response.content.decode()
@@ -231,21 +311,30 @@ def test_move_without_a_reason_is_refused_on_the_page(client_for: Callable[[User
     assert pathway.stage == Stage.REFERRAL
 
 
-def test_refused_move_by_direct_post_explains_why(client_for: Callable[[User | None], Client], pathway: Pathway) -> None:
+def test_refused_move_by_direct_post_explains_why(
+    client_for: Callable[[User | None], Client], pathway: Pathway
+) -> None:
     client = client_for(pathway.prescriber)
     response = client.post(
-        reverse("pathway_move", args=[pathway.public_id]), {"to_stage": Stage.COMPLETED, "reason": "Skip everything."}
+        reverse("pathway_move", args=[pathway.public_id]),
+        {"to_stage": Stage.COMPLETED, "reason": "Skip everything."},
     )
     assert response.status_code == 400
     assert "cannot move to completed" in response.content.decode()
     assert PathwayStageChange.objects.filter(pathway=pathway).count() == 1
 
 
-def test_second_tab_move_is_refused_as_stale(client_for: Callable[[User | None], Client], pathway: Pathway) -> None:
+def test_second_tab_move_is_refused_as_stale(
+    client_for: Callable[[User | None], Client], pathway: Pathway
+) -> None:
     client = client_for(pathway.prescriber)
     url = reverse("pathway_move", args=[pathway.public_id])
-    first = client.post(url, {"to_stage": Stage.ASSESSMENT, "reason": "Tab one.", "expected_stage": Stage.REFERRAL})
-    second = client.post(url, {"to_stage": Stage.ON_HOLD, "reason": "Tab two.", "expected_stage": Stage.REFERRAL})
+    first = client.post(
+        url, {"to_stage": Stage.ASSESSMENT, "reason": "Tab one.", "expected_stage": Stage.REFERRAL}
+    )
+    second = client.post(
+        url, {"to_stage": Stage.ON_HOLD, "reason": "Tab two.", "expected_stage": Stage.REFERRAL}
+    )
     assert first.status_code == 302
     assert second.status_code == 400
     assert "has moved to assessment since you opened the page" in second.content.decode()
@@ -253,34 +342,49 @@ def test_second_tab_move_is_refused_as_stale(client_for: Callable[[User | None],
     assert pathway.stage == Stage.ASSESSMENT
 
 
-def test_viewing_a_patient_and_a_pathway_is_audited(client_for: Callable[[User | None], Client], pathway: Pathway, monitor: User) -> None:
+def test_viewing_a_patient_and_a_pathway_is_audited(
+    client_for: Callable[[User | None], Client], pathway: Pathway, monitor: User
+) -> None:
     client = client_for(monitor)
     client.get(reverse("patient_detail", args=[pathway.patient.public_id]))
     client.get(reverse("pathway_detail", args=[pathway.public_id]))
     client.get(reverse("patient_list"))
-    actions = list(AuditEvent.objects.filter(actor_public_id=monitor.public_id).order_by("id").values_list("action", "patient_public_id"))
+    actions = list(
+        AuditEvent.objects.filter(actor_public_id=monitor.public_id)
+        .order_by("id")
+        .values_list("action", "patient_public_id")
+    )
     assert actions == [
         ("patient.viewed", pathway.patient.public_id),
         ("pathway.viewed", pathway.patient.public_id),
         ("patient.list_viewed", None),
     ]
     request_ids = set(AuditEvent.objects.values_list("request_id", flat=True))
-    assert len(request_ids) == 3 and "" not in request_ids
+    assert len(request_ids) == 3
+    assert "" not in request_ids
 
 
-def test_dates_show_in_the_clinics_time_zone(client_for: Callable[[User | None], Client], pathway: Pathway, clinic: Any) -> None:
+def test_dates_show_in_the_clinics_time_zone(
+    client_for: Callable[[User | None], Client], pathway: Pathway, clinic: Any
+) -> None:
     clinic.time_zone = "Australia/Sydney"
     clinic.save()
     change = pathway.stage_changes.get()
     change.changed_at = dt.datetime(2026, 7, 1, 15, 30, tzinfo=dt.UTC)  # 01:30 on 2 July in Sydney
     change.save()
-    body = client_for(pathway.prescriber).get(reverse("pathway_detail", args=[pathway.public_id])).content.decode()
+    body = (
+        client_for(pathway.prescriber)
+        .get(reverse("pathway_detail", args=[pathway.public_id]))
+        .content.decode()
+    )
     assert "2 Jul 2026, 01:30" in body
 
 
 def _seed_pathways(clinic: Any, prescriber: User, therapist: User, count: int) -> None:
     for _ in range(count):
-        PathwayFactory(clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber)
+        PathwayFactory(
+            clinic=clinic, prescriber=prescriber, therapist=therapist, patient__registered_by=prescriber
+        )
 
 
 @pytest.mark.parametrize(
@@ -297,7 +401,11 @@ def _seed_pathways(clinic: Any, prescriber: User, therapist: User, count: int) -
     ],
 )
 def test_list_pages_query_count_does_not_grow(
-    url_name: str, role: str, staff: dict[str, User], clinic: Any, client_for: Callable[[User | None], Client],
+    url_name: str,
+    role: str,
+    staff: dict[str, User],
+    clinic: Any,
+    client_for: Callable[[User | None], Client],
 ) -> None:
     client = client_for(staff[role])
     url = reverse(url_name)
@@ -335,13 +443,21 @@ def test_detail_pages_query_count_does_not_grow(
     small = measure()
     for index in range(30):
         PathwayStageChange.objects.create(
-            pathway=pathway, from_stage=Stage.REFERRAL, to_stage=Stage.ON_HOLD, reason=f"Change {index}",
-            changed_by=UserFactory(clinic=pathway.clinic, role=Role.PRESCRIBER), changed_at=pathway.stage_changed_at,
+            pathway=pathway,
+            from_stage=Stage.REFERRAL,
+            to_stage=Stage.ON_HOLD,
+            reason=f"Change {index}",
+            changed_by=UserFactory(clinic=pathway.clinic, role=Role.PRESCRIBER),
+            changed_at=pathway.stage_changed_at,
         )
         if url_name == "patient_detail":
-            PathwayFactory(clinic=pathway.clinic, patient=pathway.patient, stage=Stage.COMPLETED,
-                           prescriber=UserFactory(clinic=pathway.clinic, role=Role.PRESCRIBER),
-                           therapist=UserFactory(clinic=pathway.clinic, role=Role.THERAPIST))
+            PathwayFactory(
+                clinic=pathway.clinic,
+                patient=pathway.patient,
+                stage=Stage.COMPLETED,
+                prescriber=UserFactory(clinic=pathway.clinic, role=Role.PRESCRIBER),
+                therapist=UserFactory(clinic=pathway.clinic, role=Role.THERAPIST),
+            )
     large = measure()
     assert small == large, f"{url_name}: {small} queries before, {large} with 30 more rows"
     assert small <= 12

@@ -15,6 +15,6 @@ class Command(BaseCommand):
         result = demo_clinic_load()
         verb = "Loaded" if result.created else "Kept"
         self.stdout.write(self.style.SUCCESS(f"{verb} the demo clinic: {result.clinic.name}"))
-        self.stdout.write("Demo sign-ins (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
         for user in result.staff.values():
             self.stdout.write(f"  {user.get_role_display():<18} {user.email}")
