@@ -298,6 +298,8 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             zone = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
             events = audit_events_for_user(user, tz=zone, **filters)
     page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    patient_ids = {event.patient_public_id for event in page.object_list if event.patient_public_id}
+    patients = selectors.patient_qs_for_user(user).filter(public_id__in=patient_ids) if patient_ids else []
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -308,6 +310,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "actors_by_id": {actor.public_id: actor for actor in actors},
+            "patients_by_id": {patient.public_id: patient for patient in patients},
             "query_string": query.urlencode(),
         },
     )

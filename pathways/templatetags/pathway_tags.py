@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
 from django.utils.html import format_html
 
@@ -10,6 +12,12 @@ from pathways.models import Stage
 register = template.Library()
 
 _LABELS = dict(Stage.choices)
+
+
+@register.filter
+def get_item(mapping: dict[Any, Any], key: Any) -> Any:
+    """`mapping[key]` in a template, or None."""
+    return mapping.get(key)
 
 
 @register.simple_tag

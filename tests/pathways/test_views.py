@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from kaemdr.audit import audit_record
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
@@ -413,7 +414,14 @@ def test_list_pages_query_count_does_not_grow(
     def queries_for(extra: int) -> int:
         _seed_pathways(clinic, staff[Role.PRESCRIBER], staff[Role.THERAPIST], extra)
         for index in range(extra):
-            UserFactory(clinic=clinic, role=Role.MONITOR, email=f"m{extra}-{index}@example.test")
+            member = UserFactory(clinic=clinic, role=Role.MONITOR, email=f"m{extra}-{index}@example.test")
+            seen = PatientFactory(clinic=clinic, registered_by=staff[Role.PRESCRIBER])
+            audit_record(
+                actor=member,
+                action="patient.viewed",
+                target_type="pathways.Patient",
+                patient_public_id=seen.public_id,
+            )
         client.get(url)  # warm the session
         with CaptureQueriesContext(connection) as captured:
             assert client.get(url).status_code == 200
