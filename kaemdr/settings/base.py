@@ -127,6 +127,7 @@ KAEMDR_DEFAULT_CLINIC_TIME_ZONE = "Europe/London"
 
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "kaemdr" / "assets"]
 MEDIA_ROOT = VAR_DIR / "private"
 
