@@ -29,6 +29,9 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     entries.append(("Patients", reverse("patient_list"), can_see_patients(user)))
     entries.append(("Staff", reverse("staff_list"), has_capability(user, Capability.STAFF_MANAGE)))
     entries.append(("Audit log", reverse("audit_log"), has_capability(user, Capability.AUDIT_VIEW)))
+    entries.append(
+        ("Settings", reverse("screening_settings"), has_capability(user, Capability.CLINIC_SETTINGS_MANAGE))
+    )
     items = []
     for label, url, allowed in entries:
         if allowed:

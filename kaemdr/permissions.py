@@ -24,6 +24,12 @@ class Capability(enum.StrEnum):
     PATHWAY_OPEN = "pathway.open"
     PATHWAY_MOVE = "pathway.move"
     CARE_TEAM_ASSIGN = "pathway.assign_care_team"
+    SCREENING_VIEW = "screening.view"
+    SCREENING_EDIT = "screening.edit"
+    SCREENING_SIGN = "screening.sign"
+    MEASURE_RECORD = "screening.record_measure"
+    SAFETY_ALERT_ACKNOWLEDGE = "screening.acknowledge_alert"
+    CLINIC_SETTINGS_MANAGE = "clinic.manage_settings"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -35,15 +41,28 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.PATHWAY_OPEN,
             Capability.PATHWAY_MOVE,
             Capability.CARE_TEAM_ASSIGN,
+            Capability.SCREENING_VIEW,
+            Capability.SCREENING_EDIT,
+            Capability.SCREENING_SIGN,
+            Capability.MEASURE_RECORD,
+            Capability.SAFETY_ALERT_ACKNOWLEDGE,
         }
     ),
-    Role.THERAPIST: frozenset({Capability.PATIENT_VIEW_CARE_TEAM}),
-    Role.MONITOR: frozenset({Capability.PATIENT_VIEW_ALL}),
+    Role.THERAPIST: frozenset(
+        {
+            Capability.PATIENT_VIEW_CARE_TEAM,
+            Capability.SCREENING_VIEW,
+            Capability.MEASURE_RECORD,
+            Capability.SAFETY_ALERT_ACKNOWLEDGE,
+        }
+    ),
+    Role.MONITOR: frozenset({Capability.PATIENT_VIEW_ALL, Capability.SCREENING_VIEW}),
     Role.CLINIC_ADMIN: frozenset(
         {
             Capability.STAFF_MANAGE,
             Capability.AUDIT_VIEW,
             Capability.PATIENT_VIEW_ALL,
+            Capability.CLINIC_SETTINGS_MANAGE,
         }
     ),
 }

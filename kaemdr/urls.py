@@ -34,9 +34,11 @@ urlpatterns = [
     path("staff/<uuid:public_id>/reactivate/", views.staff_reactivate, name="staff_reactivate"),
     path("api/v1/", include("kaemdr.api_urls")),
     path("api/v1/", include("pathways.api_urls")),
+    path("api/v1/", include("screening.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("screening/", include("screening.urls")),
     path("admin/", admin.site.urls),
     path("", include("pathways.urls")),
 ]

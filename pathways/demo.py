@@ -33,6 +33,7 @@ DEMO_STAFF: tuple[tuple[str, str, str], ...] = (
     ("therapist@demo.kaemdr.test", "Sam Lindqvist", Role.THERAPIST),
     ("monitor@demo.kaemdr.test", "Priya Raman RN", Role.MONITOR),
     ("therapist2@demo.kaemdr.test", "Maya Castellanos", Role.THERAPIST),
+    ("prescriber2@demo.kaemdr.test", "Dr Ben Hartley", Role.PRESCRIBER),
 )
 
 _FORWARD_REASONS: dict[str, str] = {
@@ -92,6 +93,7 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD),
     ),
     DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
+    DemoPatient("HB-1010", "Samuel", "Achterberg", dt.date(1958, 7, 23), (Stage.ASSESSMENT,), 1),
 )
 
 _SIDE_REASONS: dict[str, str] = {
@@ -126,28 +128,24 @@ def demo_clinic_load() -> DemoResult:
         staff[email] = user
     prescriber = staff["prescriber@demo.kaemdr.test"]
     therapists = [staff["therapist@demo.kaemdr.test"], staff["therapist2@demo.kaemdr.test"]]
-    pathways: list[Pathway] = []
     if created:
         now = timezone.now()
         for index, demo in enumerate(DEMO_PATIENTS):
-            pathways.append(
-                _load_patient(
-                    demo,
-                    prescriber=prescriber,
-                    therapists=therapists,
-                    start=now - dt.timedelta(days=120 - index * 9),
-                )
-            )
-    else:
-        pathways = list(Pathway.objects.filter(clinic=clinic))
-    for seeder in registry.demo_seeders:
-        seeder(clinic=clinic, staff=staff, pathways=pathways)
+            start = now - dt.timedelta(days=120 - index * 9)
+            _load_patient(demo, prescriber=prescriber, therapists=therapists, start=start, staff=staff)
     return DemoResult(clinic=clinic, staff=staff, created=created)
 
 
+def _step_time(start: dt.datetime, step: int) -> dt.datetime:
+    return start + dt.timedelta(days=step * 12, hours=step)
+
+
 def _load_patient(
-    demo: DemoPatient, *, prescriber: User, therapists: list[User], start: dt.datetime
+    demo: DemoPatient, *, prescriber: User, therapists: list[User], start: dt.datetime, staff: dict[str, User]
 ) -> Pathway:
+    """Register the patient and walk their pathway. Before each move, and once at the end, every
+    registered demo seeder may add what a clinic would have recorded by then (the signed screening
+    that lets the pathway into preparation, say)."""
     patient: Patient = services.patient_register(
         actor=prescriber,
         record_number=demo.record_number,
@@ -170,16 +168,18 @@ def _load_patient(
         referral_source="GP referral",
         reason="Referred by GP for ketamine-assisted EMDR.",
     )
-    for to_stage in demo.path:
+    for step, to_stage in enumerate(demo.path, start=1):
+        for seeder in registry.demo_seeders:
+            seeder(pathway=pathway, to_stage=to_stage, at=_step_time(start, step), staff=staff)
         reason = _SIDE_REASONS.get(to_stage) or _FORWARD_REASONS[to_stage]
         services.pathway_move(actor=prescriber, pathway=pathway, to_stage=to_stage, reason=reason)
+    for seeder in registry.demo_seeders:
+        seeder(pathway=pathway, to_stage=None, at=_step_time(start, len(demo.path)), staff=staff)
     # Spread the timeline over the weeks a real course takes (demo only; see the module docstring).
     changes = list(PathwayStageChange.objects.filter(pathway=pathway).order_by("changed_at", "id"))
     for step, change in enumerate(changes):
-        PathwayStageChange.objects.filter(pk=change.pk).update(
-            changed_at=start + dt.timedelta(days=step * 12, hours=step)
-        )
-    last = start + dt.timedelta(days=(len(changes) - 1) * 12, hours=len(changes) - 1)
+        PathwayStageChange.objects.filter(pk=change.pk).update(changed_at=_step_time(start, step))
+    last = _step_time(start, len(changes) - 1)
     Pathway.objects.filter(pk=pathway.pk).update(created_at=start, stage_changed_at=last)
     Patient.objects.filter(pk=patient.pk).update(created_at=start)
     pathway.refresh_from_db()

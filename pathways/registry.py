@@ -6,7 +6,8 @@ app must take part in something the pathway owns, it registers a callable here f
 
 - a *stage gate* may refuse a stage move (a signed screening before dosing, say);
 - a *next-action provider* adds items to a pathway's next actions;
-- a *dashboard panel* adds a panel to a role's dashboard;
+- a *dashboard panel* adds a panel to a role's dashboard, a *pathway panel* a section to the
+  pathway page;
 - a *demo seeder* adds the app's part of the demo clinic for `make run`;
 - an *event handler* runs inside the transaction that emitted the event (a completed dosing
   session creating its follow-ups, say), so both land or neither does.
@@ -36,7 +37,9 @@ class StageGate(Protocol):
 
 
 class NextActionProvider(Protocol):
-    def __call__(self, *, pathway: Pathway) -> list[NextAction]: ...
+    def __call__(self, *, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
+        """Next actions for each of `pathways` by primary key, in a fixed number of queries."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ class DashboardPanelProvider(Protocol):
     def __call__(self, *, user: User) -> DashboardPanel | None: ...
 
 
+class PathwayPanelProvider(Protocol):
+    def __call__(self, *, pathway: Pathway, user: User) -> DashboardPanel | None:
+        """A section of the pathway page for `user`, or None when the role may not see it."""
+        ...
+
+
 EventHandler = Callable[..., None]
 DemoSeeder = Callable[..., None]
 
@@ -64,6 +73,7 @@ class PathwayRegistry:
         self.stage_gates: list[StageGate] = []
         self.next_action_providers: list[NextActionProvider] = []
         self.dashboard_panels: list[DashboardPanelProvider] = []
+        self.pathway_panels: list[PathwayPanelProvider] = []
         self.event_handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self.demo_seeders: list[DemoSeeder] = []
 
@@ -82,13 +92,20 @@ class PathwayRegistry:
             self.dashboard_panels.append(provider)
         return provider
 
+    def register_pathway_panel(self, provider: PathwayPanelProvider) -> PathwayPanelProvider:
+        if provider not in self.pathway_panels:
+            self.pathway_panels.append(provider)
+        return provider
+
     def register_event_handler(self, event: str, handler: EventHandler) -> EventHandler:
         if handler not in self.event_handlers[event]:
             self.event_handlers[event].append(handler)
         return handler
 
     def register_demo_seeder(self, seeder: DemoSeeder) -> DemoSeeder:
-        """`seeder(clinic=..., staff=..., pathways=...)` adds demo records; it must be idempotent."""
+        """`seeder(pathway=..., to_stage=..., at=..., staff=...)` runs while the demo clinic loads:
+        before each move of each demo pathway (`to_stage` is where it goes, `at` when, in the demo's
+        past) and once at the end with `to_stage=None`. `staff` maps demo emails to users."""
         if seeder not in self.demo_seeders:
             self.demo_seeders.append(seeder)
         return seeder
@@ -96,8 +113,16 @@ class PathwayRegistry:
     def stage_gate_refusals(self, *, pathway: Pathway, to_stage: str) -> list[str]:
         return [reason for gate in self.stage_gates for reason in gate(pathway=pathway, to_stage=to_stage)]
 
-    def extra_next_actions(self, *, pathway: Pathway) -> list[NextAction]:
-        return [action for provider in self.next_action_providers for action in provider(pathway=pathway)]
+    def extra_next_actions(self, *, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
+        actions: dict[int, list[NextAction]] = {pathway.pk: [] for pathway in pathways}
+        for provider in self.next_action_providers:
+            for pathway_id, extra in provider(pathways=pathways).items():
+                actions.setdefault(pathway_id, []).extend(extra)
+        return actions
+
+    def pathway_panels_for(self, *, pathway: Pathway, user: User) -> list[DashboardPanel]:
+        panels = [panel for provider in self.pathway_panels if (panel := provider(pathway=pathway, user=user))]
+        return sorted(panels, key=lambda panel: panel.order)
 
     def panels_for(self, *, user: User) -> list[DashboardPanel]:
         panels = [panel for provider in self.dashboard_panels if (panel := provider(user=user)) is not None]

@@ -88,14 +88,25 @@ def pathway_timeline(*, pathway: Pathway) -> list[PathwayStageChange]:
     return list(pathway.stage_changes.select_related("changed_by").order_by("changed_at", "id"))
 
 
+def pathways_next_actions(pathways: list[Pathway]) -> dict[int, list[NextAction]]:
+    """Each pathway's next actions: later apps' items (more specific) first, then the stage's own.
+
+    A fixed number of queries however many pathways: registered providers work on the whole list.
+    """
+    extra = registry.extra_next_actions(pathways=pathways)
+    return {
+        pathway.pk: extra.get(pathway.pk, [])
+        + stage_next_actions(
+            stage=pathway.stage,
+            stage_before_hold=pathway.stage_before_hold,
+            has_therapist=pathway.therapist_id is not None,
+        )
+        for pathway in pathways
+    }
+
+
 def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
-    """The stage's own next actions, then whatever later apps register."""
-    actions = stage_next_actions(
-        stage=pathway.stage,
-        stage_before_hold=pathway.stage_before_hold,
-        has_therapist=pathway.therapist_id is not None,
-    )
-    return actions + registry.extra_next_actions(pathway=pathway)
+    return pathways_next_actions([pathway])[pathway.pk]
 
 
 @dataclass(frozen=True)

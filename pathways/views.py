@@ -52,10 +52,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"title": "Dashboard", "panels": registry.panels_for(user=user)}
     if user.role in (Role.PRESCRIBER, Role.THERAPIST):
         groups = selectors.my_open_pathways_by_stage(user)
-        context["stage_groups"] = [
-            (group, [(p, selectors.pathway_next_actions(pathway=p)) for p in group.pathways])
-            for group in groups
-        ]
+        actions = selectors.pathways_next_actions([p for group in groups for p in group.pathways])
+        context["stage_groups"] = [(group, [(p, actions[p.pk]) for p in group.pathways]) for group in groups]
     elif user.role == Role.MONITOR:
         context["dosing_pathways"] = selectors.pathways_in_stage(user, stage=Stage.DOSING)
     elif user.role == Role.CLINIC_ADMIN:
@@ -200,6 +198,7 @@ def _pathway_page(
         "next_actions": selectors.pathway_next_actions(pathway=pathway),
         "stage_track": _stage_track(pathway),
         "move_form": move_form if can_move else None,
+        "panels": registry.pathway_panels_for(pathway=pathway, user=user),
         "care_team_form": care_team_form if can_assign else None,
     }
     return render(request, "pathways/pathway_detail.html", context, status=status)

@@ -14,6 +14,8 @@ from pathways.models import Pathway
 from pathways.models import PathwayStageChange
 from pathways.models import Patient
 from pathways.models import Stage
+from screening.models import Assessment
+from screening.models import AssessmentStatus
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -82,3 +84,21 @@ class PathwayFactory(factory.django.DjangoModelFactory[Pathway]):
                 changed_by=obj.prescriber,
                 changed_at=obj.stage_changed_at,
             )
+
+
+class SignedScreeningFactory(factory.django.DjangoModelFactory[Assessment]):
+    """A signed, current, eligible screening: what the gate to preparation and dosing asks for."""
+
+    class Meta:
+        model = Assessment
+
+    pathway = factory.SubFactory(PathwayFactory)
+    clinic = factory.SelfAttribute("pathway.clinic")
+    version = 1
+    status = AssessmentStatus.SIGNED
+    opened_by = factory.SelfAttribute("pathway.prescriber")
+    proposal = "eligible"
+    decision = "eligible"
+    signed_by = factory.SelfAttribute("pathway.prescriber")
+    signed_at = factory.LazyFunction(timezone.now)
+    valid_until = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=90))

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "kaemdr",
     "pathways",
+    "screening",
 ]
 
 MIDDLEWARE = [
@@ -93,7 +94,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "kaemdr.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "kaemdr.backends.ClinicModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -105,10 +106,11 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after this many idle minutes: every request pushes the expiry forward.
+# Sessions end after this many idle minutes: activity pushes the expiry forward (at most once a
+# minute, see `kaemdr.middleware.RequestContextMiddleware`, so that most requests write nothing).
 SESSION_IDLE_MINUTES = env.int("KAEMDR_SESSION_IDLE_MINUTES", default=30)
 SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 # django-axes: lock a username + address pair out after repeated failures.
@@ -161,7 +163,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"Stage": "pathways.models.Stage", "Role": "kaemdr.models.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "Stage": "pathways.models.Stage",
+        "Role": "kaemdr.models.Role",
+        "Decision": "screening.models.DecisionChoice",
+        "Instrument": "screening.models.INSTRUMENT_CHOICES",
+    },
 }
 
 REDIS_URL = env("REDIS_URL", default="")

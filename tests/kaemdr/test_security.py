@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
+import time
 import subprocess
 import sys
 from typing import Any
@@ -25,6 +27,7 @@ from ..factories import TEST_PASSWORD
 pytestmark = pytest.mark.django_db
 
 PUBLIC_PAGES = {"login", "password_set"}
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 def _page_patterns() -> list[tuple[str, str]]:
@@ -47,7 +50,8 @@ def test_every_page_but_sign_in_requires_login() -> None:
     for name, route in _page_patterns():
         if name in PUBLIC_PAGES:
             continue
-        path = "/" + route.replace("<uuid:public_id>", "00000000-0000-0000-0000-000000000000")
+        path = "/" + re.sub(r"<str:\w+>", "phq9", re.sub(r"<uuid:\w+>", ZERO_UUID, route))
+        path = re.sub(r"<\w+>", "x", path)
         response = client.get(path)
         assert response.status_code == 302, path
         assert response["Location"].startswith(reverse("login")), path
@@ -60,6 +64,10 @@ def test_sessions_expire_after_idle_minutes(prescriber: User) -> None:
     client = Client()
     client.force_login(prescriber)
     key = client.session.session_key
+    # Twenty-five idle minutes later: five minutes of the session are left.
+    session = client.session
+    session["kaemdr_last_seen"] = int(time.time()) - 25 * 60
+    session.save()
     Session.objects.filter(session_key=key).update(expire_date=timezone.now() + dt.timedelta(minutes=5))
 
     assert client.get(reverse("dashboard")).status_code == 200

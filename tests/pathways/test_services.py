@@ -23,6 +23,7 @@ from pathways.registry import registry
 
 from ..conftest import require_postgres
 from ..factories import PathwayFactory
+from ..factories import SignedScreeningFactory
 from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -175,6 +176,7 @@ def test_on_hold_and_back_returns_to_the_stage_it_left(prescriber: Any, pathway:
 
 
 def test_whole_pathway_to_completion(prescriber: Any, pathway: Any) -> None:
+    SignedScreeningFactory(pathway=pathway)
     for stage in (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION, Stage.COMPLETED):
         services.pathway_move(actor=prescriber, pathway=pathway, to_stage=stage, reason=f"To {stage}.")
     pathway.refresh_from_db()
@@ -270,6 +272,7 @@ def test_stage_change_handlers_run_in_the_same_transaction(prescriber: Any, path
 
 
 def test_care_team_needs_a_therapist_from_preparation_on(prescriber: Any, pathway: Any) -> None:
+    SignedScreeningFactory(pathway=pathway)
     for stage in (Stage.ASSESSMENT, Stage.PREPARATION):
         services.pathway_move(actor=prescriber, pathway=pathway, to_stage=stage, reason="Go.")
     with pytest.raises(ValidationError) as refused:

@@ -1,0 +1,1 @@
+"""Screening records are clinical: they are written through the app's services, not the admin."""

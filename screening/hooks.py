@@ -1,0 +1,134 @@
+"""How screening plugs into the pathway: the eligibility gate, next actions, the pathway page's
+screening section, the safety-alert dashboard panel and the demo data."""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Any
+
+from kaemdr import charts
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.models import Stage
+from pathways.registry import DashboardPanel
+from pathways.registry import registry
+from pathways.rules import NextAction
+
+from . import rules
+from . import selectors
+from .models import Assessment
+from .models import AssessmentStatus
+from .models import SafetyAlert
+
+GATED_STAGES = (Stage.PREPARATION, Stage.DOSING)
+
+CHARTED = {
+    rules.Instrument.PHQ9: (27, [charts.Threshold("Moderate (10)", 10)]),
+    rules.Instrument.GAD7: (21, [charts.Threshold("Evaluate further (10)", 10)]),
+    rules.Instrument.PCL5: (80, [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)]),
+    rules.Instrument.DES2: (100, [charts.Threshold("High (30)", rules.DES2_HIGH)]),
+}
+
+
+def eligibility_gate(*, pathway: Pathway, to_stage: str) -> list[str]:
+    """No preparation or dosing without a current, signed, eligible screening."""
+    if to_stage not in GATED_STAGES:
+        return []
+    return selectors.screening_gate_refusals(pathway)
+
+
+def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
+    """Urgent alerts first; then, in the assessment stage, where the screening stands. Two queries."""
+    ids = [pathway.pk for pathway in pathways]
+    actions: dict[int, list[NextAction]] = {pk: [] for pk in ids}
+    alerted = set(SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True))
+    for pk in alerted:
+        actions[pk].append(NextAction("Urgent: review the safety alert", "Record what was done about it."))
+    in_assessment = [p.pk for p in pathways if p.stage == Stage.ASSESSMENT]
+    if in_assessment:
+        latest: dict[int, Assessment] = {}
+        for assessment in Assessment.objects.filter(pathway_id__in=in_assessment).order_by("pathway_id", "version"):
+            latest[assessment.pathway_id] = assessment
+        for pk in in_assessment:
+            found = latest.get(pk)
+            if found is None:
+                actions[pk].append(NextAction("Open the assessment", "Stability, history, medications, vitals, measures."))
+            elif found.status == AssessmentStatus.DRAFT:
+                actions[pk].append(NextAction("Complete and sign the assessment", "Then move on to preparation."))
+            elif found.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
+                actions[pk].append(NextAction("Second signature needed", "Another prescriber confirms the decision."))
+            elif found.decision in rules.ELIGIBLE_DECISIONS:
+                actions[pk].append(NextAction("Move to preparation", "The signed screening allows it."))
+    return actions
+
+
+def _charts(pathway: Pathway, tz: Any) -> list[dict[str, Any]]:
+    history = selectors.measure_history(pathway)
+    rendered = []
+    for instrument, (y_max, thresholds) in CHARTED.items():
+        points = history.get(instrument, [])
+        if not points:
+            continue
+        label = rules.INSTRUMENTS[instrument].label
+        rendered.append(
+            {
+                "label": label,
+                "points": points,
+                "svg": charts.line_chart_svg(
+                    title=label,
+                    series=[charts.Series(label, [(p.when, p.total) for p in points])],
+                    y_min=0,
+                    y_max=y_max,
+                    thresholds=thresholds,
+                    tz=tz,
+                    height=240,
+                ),
+            }
+        )
+    return rendered
+
+
+def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    """The screening section of the pathway page: status, gate, alerts, and measures over time."""
+    if not has_capability(user, Capability.SCREENING_VIEW):
+        return None
+    status = selectors.screening_status(pathway)
+    latest = status.latest
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone) if user.clinic else None
+    context = {
+        "pathway": pathway,
+        "latest": latest,
+        "current": status.current,
+        "refusals": status.refusals if pathway.is_open else [],
+        "alerts": selectors.open_alerts(pathway),
+        "charts": _charts(pathway, tz),
+        "can_edit": has_capability(user, Capability.SCREENING_EDIT) and pathway.is_open,
+        "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.is_open,
+        "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),
+        "can_open": (
+            has_capability(user, Capability.SCREENING_EDIT) and latest is None and pathway.stage == Stage.ASSESSMENT
+        ),
+        "instruments": [(i.value, rules.INSTRUMENTS[i].label) for i in rules.Instrument],
+    }
+    return DashboardPanel(title="Screening", template_name="screening/pathway_panel.html", context=context, order=10)
+
+
+def alerts_panel(*, user: User) -> DashboardPanel | None:
+    alerts = selectors.open_alerts_for_dashboard(user)
+    if not has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE):
+        return None
+    return DashboardPanel(
+        title="Urgent safety alerts", template_name="screening/alerts_panel.html", context={"alerts": alerts}, order=1
+    )
+
+
+def register() -> None:
+    registry.register_stage_gate(eligibility_gate)
+    registry.register_next_actions(next_actions)
+    registry.register_pathway_panel(pathway_panel)
+    registry.register_dashboard_panel(alerts_panel)
+    from .demo import demo_screenings
+
+    registry.register_demo_seeder(demo_screenings)

@@ -1,0 +1,220 @@
+"""Reads for screening, scoped through the pathway's access rules and the reader's role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Prefetch
+from django.db.models import Q
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.selectors import pathway_qs_for_user
+
+from . import rules
+from .models import Assessment
+from .models import AssessmentStatus
+from .models import MeasureResponse
+from .models import SafetyAlert
+from .models import ScreeningSettings
+
+
+def screening_settings_for(clinic_id: int) -> ScreeningSettings:
+    """The clinic's settings, or the defaults (unsaved) when the clinic has not changed them."""
+    found = ScreeningSettings.objects.filter(clinic_id=clinic_id).first()
+    if found is None:
+        return ScreeningSettings(clinic_id=clinic_id, second_signature_codes=list(rules.DEFAULT_SECOND_SIGNATURE_CODES))
+    return found
+
+
+def thresholds_for(settings: ScreeningSettings) -> rules.Thresholds:
+    return rules.Thresholds(systolic=settings.bp_systolic_threshold, diastolic=settings.bp_diastolic_threshold)
+
+
+def assessment_qs_for_user(user: User) -> QuerySet[Assessment]:
+    """Assessments of pathways the user may see, for roles that may read screenings."""
+    if not has_capability(user, Capability.SCREENING_VIEW):
+        return Assessment.objects.none()
+    return Assessment.objects.filter(pathway__in=pathway_qs_for_user(user)).select_related(
+        "pathway", "pathway__patient", "signed_by", "countersigned_by", "opened_by"
+    )
+
+
+def get_assessment_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Assessment:
+    try:
+        return assessment_qs_for_user(user).get(public_id=public_id)
+    except (Assessment.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such assessment.") from None
+
+
+def measure_qs_for_user(user: User) -> QuerySet[MeasureResponse]:
+    if not has_capability(user, Capability.SCREENING_VIEW):
+        return MeasureResponse.objects.none()
+    return MeasureResponse.objects.filter(pathway__in=pathway_qs_for_user(user)).select_related("recorded_by")
+
+
+def alert_qs_for_user(user: User) -> QuerySet[SafetyAlert]:
+    if not has_capability(user, Capability.SCREENING_VIEW):
+        return SafetyAlert.objects.none()
+    return SafetyAlert.objects.filter(pathway__in=pathway_qs_for_user(user)).select_related(
+        "pathway__patient", "acknowledged_by"
+    )
+
+
+def get_alert_for_user_or_404(user: User, public_id: uuid.UUID | str) -> SafetyAlert:
+    try:
+        return alert_qs_for_user(user).get(public_id=public_id)
+    except (SafetyAlert.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such alert.") from None
+
+
+def assessment_with_parts(assessment: Assessment) -> Assessment:
+    """The assessment with its medications and measures loaded (two queries)."""
+    return (
+        Assessment.objects.select_related("pathway", "pathway__patient", "signed_by", "countersigned_by", "opened_by")
+        .prefetch_related("medications", Prefetch("measures", queryset=MeasureResponse.objects.order_by("instrument")))
+        .get(pk=assessment.pk)
+    )
+
+
+def scores_of(measures: list[MeasureResponse]) -> dict[str, rules.MeasureScore]:
+    """Re-score stored answers with the rules, so that the proposal always uses the published scoring."""
+    return {measure.instrument: rules.score(measure.instrument, measure.answers) for measure in measures}
+
+
+def assessment_facts(assessment: Assessment, *, on: dt.date | None = None) -> rules.AssessmentFacts:
+    """The assessment as plain facts for the rules; medications and measures should be prefetched."""
+    patient = assessment.pathway.patient
+    return rules.AssessmentFacts(
+        agent=assessment.agent or None,
+        route=assessment.route or None,
+        age_years=rules.age_on(patient.date_of_birth, on or timezone.localdate()),
+        current_crisis=assessment.current_crisis,
+        housing_stable=assessment.housing_stable,
+        has_support_person=assessment.has_support_person,
+        escort_available=assessment.escort_available,
+        systolic=assessment.systolic,
+        diastolic=assessment.diastolic,
+        heart_rate=assessment.heart_rate,
+        weight_kg=float(assessment.weight_kg) if assessment.weight_kg is not None else None,
+        history_reviewed=assessment.history_reviewed,
+        medications_reviewed=assessment.medications_reviewed,
+        condition_codes=frozenset(assessment.condition_codes),
+        medication_classes=tuple(m.medication_class for m in assessment.medications.all()),
+        scores=scores_of(list(assessment.measures.all())),
+    )
+
+
+@dataclass(frozen=True)
+class AssessmentReview:
+    """Everything the assessment page and API show about where an assessment stands."""
+
+    facts: rules.AssessmentFacts
+    missing: list[str]
+    proposal: rules.Proposal | None
+    second_signature_reasons: list[str]
+
+
+def assessment_review(assessment: Assessment) -> AssessmentReview:
+    """Missing parts, and for a complete draft the live proposal; for a signed one, what was signed."""
+    settings = screening_settings_for(assessment.clinic_id)
+    facts = assessment_facts(assessment)
+    missing = rules.missing_parts(facts)
+    proposal = None if missing else rules.propose(facts, thresholds_for(settings))
+    second: list[str] = []
+    if proposal is not None:
+        second = rules.second_signature_reasons(
+            proposal=proposal.decision,
+            decision=proposal.decision,
+            condition_codes=facts.condition_codes,
+            second_signature_codes=settings.second_signature_codes,
+        )
+    return AssessmentReview(facts=facts, missing=missing, proposal=proposal, second_signature_reasons=second)
+
+
+@dataclass(frozen=True)
+class ScreeningStatus:
+    """Where a pathway's screening stands: its latest version, the current signed one, and why (if
+    at all) the pathway may not go on to preparation, dosing or a dosing booking."""
+
+    latest: Assessment | None
+    current: Assessment | None
+    refusals: list[str]
+
+
+def screening_status(pathway: Pathway, *, now: dt.datetime | None = None) -> ScreeningStatus:
+    """One query for all versions (a pathway has a handful), then `screening_status_of`."""
+    versions = list(
+        Assessment.objects.filter(pathway=pathway).select_related("signed_by", "countersigned_by").order_by("-version")
+    )
+    return screening_status_of(versions, now=now or timezone.now())
+
+
+def screening_status_of(versions: list[Assessment], *, now: dt.datetime) -> ScreeningStatus:
+    """The gate: a current, signed screening whose decision is eligible or eligible with precautions.
+
+    `versions` are one pathway's assessments, newest first. A draft new version does not withdraw
+    the signed one it will replace; it only counts once signed.
+    """
+    latest = versions[0] if versions else None
+    signed = [v for v in versions if v.status == AssessmentStatus.SIGNED]
+    current = next((v for v in signed if v.valid_until is not None and v.valid_until > now), None)
+    refusals: list[str] = []
+    if current is not None:
+        if current.decision not in rules.ELIGIBLE_DECISIONS:
+            refusals.append("The signed screening decided the patient is not eligible.")
+    elif latest is None:
+        refusals.append("No screening yet: complete and sign an assessment first.")
+    elif latest.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
+        refusals.append("The screening is waiting for a second prescriber's signature.")
+    elif signed and signed[0].valid_until is not None:
+        expired_on = timezone.localtime(signed[0].valid_until).date()
+        refusals.append(f"The signed screening expired on {expired_on:%-d %b %Y}: screen again and sign a new version.")
+    else:
+        refusals.append("The screening is not signed yet.")
+    return ScreeningStatus(latest=latest, current=current, refusals=refusals)
+
+
+def current_screening(pathway: Pathway, *, now: dt.datetime | None = None) -> Assessment | None:
+    return screening_status(pathway, now=now).current
+
+
+def screening_gate_refusals(pathway: Pathway, *, now: dt.datetime | None = None) -> list[str]:
+    """Why the pathway may not go on to preparation, dosing or a dosing booking; empty when it may."""
+    return screening_status(pathway, now=now).refusals
+
+
+def open_alerts(pathway: Pathway) -> list[SafetyAlert]:
+    return list(SafetyAlert.objects.filter(pathway=pathway, status="open").order_by("-raised_at"))
+
+
+def open_alerts_for_dashboard(user: User, *, limit: int = 20) -> list[SafetyAlert]:
+    """Open alerts on the user's own pathways (prescriber or therapist); the clinic's for nobody else."""
+    if not has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE):
+        return []
+    mine = Q(pathway__prescriber=user) | Q(pathway__therapist=user)
+    return list(alert_qs_for_user(user).filter(mine, status="open").order_by("-raised_at")[:limit])
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    when: dt.datetime
+    total: float
+    band_label: str
+
+
+def measure_history(pathway: Pathway) -> dict[str, list[SeriesPoint]]:
+    """Each instrument's totals over time (one query), leaving out copies carried into a new version."""
+    series: dict[str, list[SeriesPoint]] = defaultdict(list)
+    rows = MeasureResponse.objects.filter(pathway=pathway, carried_from__isnull=True).order_by("administered_at", "id")
+    for row in rows.only("instrument", "total", "band_label", "administered_at"):
+        series[row.instrument].append(SeriesPoint(row.administered_at, float(row.total), row.band_label))
+    return dict(series)

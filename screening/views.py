@@ -1,0 +1,308 @@
+"""Screening pages: the assessment, its medications and measures, sign-off, alerts, clinic settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from kaemdr.views import form_errors_from
+from kaemdr.views import require_capability
+from pathways.selectors import get_pathway_for_user_or_404
+
+from . import rules
+from . import selectors
+from . import services
+from .forms import AlertAcknowledgeForm
+from .forms import AssessmentForm
+from .forms import MeasureForm
+from .forms import MedicationForm
+from .forms import ScreeningSettingsForm
+from .forms import SignForm
+from .models import Assessment
+from .models import AssessmentMedication
+from .models import AssessmentStatus
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _assessment_url(assessment: Assessment, anchor: str = "") -> str:
+    return reverse("assessment_detail", args=[assessment.public_id]) + (f"#{anchor}" if anchor else "")
+
+
+def _initial(assessment: Assessment) -> dict[str, Any]:
+    return {name: getattr(assessment, name) for name in services.ASSESSMENT_FIELDS}
+
+
+@require_POST
+def assessment_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_EDIT)
+    try:
+        assessment = services.assessment_open(actor=user, pathway=pathway)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    return HttpResponseRedirect(_assessment_url(assessment))
+
+
+def _render_assessment(
+    request: HttpRequest,
+    assessment: Assessment,
+    *,
+    form: AssessmentForm | None = None,
+    medication_form: MedicationForm | None = None,
+    sign_form: SignForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    full = selectors.assessment_with_parts(assessment)
+    review = selectors.assessment_review(full)
+    can_edit = has_capability(user, Capability.SCREENING_EDIT) and full.is_draft
+    can_sign = has_capability(user, Capability.SCREENING_SIGN)
+    if can_edit and form is None:
+        form = AssessmentForm(initial=_initial(full))
+    if can_edit and medication_form is None:
+        medication_form = MedicationForm()
+    if can_sign and full.is_draft and sign_form is None and review.proposal is not None:
+        sign_form = SignForm(initial={"decision": review.proposal.decision})
+    measures = {m.instrument: m for m in full.measures.all()}
+    services.assessment_viewed(actor=user, assessment=full, via="page")
+    context = {
+        "title": f"Screening of {full.pathway.patient.full_name}",
+        "assessment": full,
+        "pathway": full.pathway,
+        "patient": full.pathway.patient,
+        "review": review,
+        "form": form if can_edit else None,
+        "medication_form": medication_form if can_edit else None,
+        "sign_form": sign_form if can_sign and full.is_draft else None,
+        "can_edit": can_edit,
+        "can_countersign": (
+            can_sign and full.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE and full.signed_by_id != user.pk
+        ),
+        "can_new_version": (
+            has_capability(user, Capability.SCREENING_EDIT)
+            and full.status in (AssessmentStatus.SIGNED, AssessmentStatus.AWAITING_COUNTERSIGNATURE)
+            and full.pathway.is_open
+            and not hasattr(full, "superseded_by")
+        ),
+        "measure_rows": [
+            (instrument.value, rules.INSTRUMENTS[instrument].label, measures.get(instrument))
+            for instrument in rules.Instrument
+        ],
+        "decision_labels": {d.value: label for d, label in rules.DECISION_LABELS.items()},
+        "conditions": [c for c in rules.CONDITIONS if c.code in set(full.condition_codes)],
+    }
+    return render(request, "screening/assessment_detail.html", context, status=status)
+
+
+def assessment_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The assessment: edit a draft (saved as it is, half-filled or not), or read a signed one."""
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    if request.method != "POST":
+        return _render_assessment(request, assessment)
+    require_capability(request, Capability.SCREENING_EDIT)
+    form = AssessmentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.assessment_update(actor=user, assessment=assessment, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The assessment is saved.")
+            return HttpResponseRedirect(_assessment_url(assessment, "review"))
+    return _render_assessment(request, assessment, form=form, status=400)
+
+
+@require_POST
+def medication_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_EDIT)
+    form = MedicationForm(request.POST)
+    if form.is_valid():
+        try:
+            services.medication_add(actor=user, assessment=assessment, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"{form.cleaned_data['name']} is on the medication list.")
+            return HttpResponseRedirect(_assessment_url(assessment, "medications"))
+    return _render_assessment(request, assessment, medication_form=form, status=400)
+
+
+@require_POST
+def medication_remove(request: HttpRequest, public_id: str, medication_id: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_EDIT)
+    medication = AssessmentMedication.objects.filter(assessment=assessment, public_id=medication_id).first()
+    if medication is None:
+        raise Http404()
+    try:
+        services.medication_remove(actor=user, medication=medication)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return HttpResponseRedirect(_assessment_url(assessment, "medications"))
+
+
+def _measure_page(
+    request: HttpRequest, *, pathway: Any, instrument: str, assessment: Assessment | None, back_url: str
+) -> HttpResponse:
+    user = _user(request)
+    if instrument not in rules.Instrument.__members__.values():
+        raise Http404()
+    initial: dict[str, Any] = {}
+    if assessment is not None:
+        existing = assessment.measures.filter(instrument=instrument).first()
+        initial = MeasureForm.initial_from(instrument, existing.answers) if existing else {}
+    form = MeasureForm(request.POST or None, instrument=instrument, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            response = services.measure_record(
+                actor=user, pathway=pathway, instrument=instrument, answers=form.answers(), assessment=assessment
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(
+                request, f"{form.spec.label}: {response.total.normalize()} ({response.band_label}) recorded."
+            )
+            for flag in response.flags:
+                if flag.get("urgent"):
+                    messages.error(request, f"Urgent: {flag['text']}")
+            return HttpResponseRedirect(back_url)
+    status = 400 if request.method == "POST" else 200
+    context = {
+        "title": form.spec.label,
+        "form": form,
+        "spec": form.spec,
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "assessment": assessment,
+        "back_url": back_url,
+    }
+    return render(request, "screening/measure_form.html", context, status=status)
+
+
+def assessment_measure(request: HttpRequest, public_id: str, instrument: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_EDIT)
+    return _measure_page(
+        request, pathway=assessment.pathway, instrument=instrument, assessment=assessment,
+        back_url=_assessment_url(assessment, "measures"),
+    )
+
+
+def pathway_measure(request: HttpRequest, public_id: str, instrument: str) -> HttpResponse:
+    """A repeat administration of a measure on the pathway, outside any assessment."""
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.MEASURE_RECORD)
+    if not pathway.is_open:
+        raise Http404()
+    return _measure_page(
+        request, pathway=pathway, instrument=instrument, assessment=None,
+        back_url=reverse("pathway_detail", args=[pathway.public_id]),
+    )
+
+
+@require_POST
+def assessment_sign(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_SIGN)
+    form = SignForm(request.POST)
+    if form.is_valid():
+        try:
+            signed = services.assessment_sign(actor=user, assessment=assessment, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            if signed.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
+                messages.warning(request, "Signed. A second prescriber must countersign before it counts.")
+            else:
+                messages.success(request, "The eligibility decision is signed.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[assessment.pathway.public_id]))
+    return _render_assessment(request, assessment, sign_form=form, status=400)
+
+
+@require_POST
+def assessment_countersign(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_SIGN)
+    try:
+        services.assessment_countersign(actor=user, assessment=assessment)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(_assessment_url(assessment))
+    messages.success(request, "Countersigned: the screening is current.")
+    return HttpResponseRedirect(reverse("pathway_detail", args=[assessment.pathway.public_id]))
+
+
+@require_POST
+def assessment_new_version(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    assessment = selectors.get_assessment_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SCREENING_EDIT)
+    try:
+        copy = services.assessment_new_version(actor=user, assessment=assessment)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(_assessment_url(assessment))
+    messages.success(request, f"Version {copy.version} started from version {assessment.version}.")
+    return HttpResponseRedirect(_assessment_url(copy))
+
+
+def alert_acknowledge(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    alert = selectors.get_alert_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SAFETY_ALERT_ACKNOWLEDGE)
+    form = AlertAcknowledgeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.safety_alert_acknowledge(actor=user, alert=alert, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The alert is acknowledged.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[alert.pathway.public_id]))
+    status = 400 if request.method == "POST" else 200
+    context = {"title": "Safety alert", "alert": alert, "form": form, "patient": alert.pathway.patient}
+    return render(request, "screening/alert_acknowledge.html", context, status=status)
+
+
+def screening_settings(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.CLINIC_SETTINGS_MANAGE)
+    user = _user(request)
+    current = selectors.screening_settings_for(user.member_clinic_id)
+    initial = {name: getattr(current, name) for name in services.SETTINGS_FIELDS}
+    form = ScreeningSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.screening_settings_update(actor=user, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The screening settings are saved.")
+            return HttpResponseRedirect(reverse("screening_settings"))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "screening/settings.html", {"title": "Screening settings", "form": form}, status=status)
