@@ -10,7 +10,7 @@ from .models import User
 
 
 class ClinicModelBackend(ModelBackend):
-    def get_user(self, user_id: Any) -> User | None:  # type: ignore[override]
+    def get_user(self, user_id: Any) -> User | None:
         try:
             user = User.objects.select_related("clinic").get(pk=user_id)
         except User.DoesNotExist:

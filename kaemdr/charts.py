@@ -75,7 +75,9 @@ def line_chart_svg(
         js=[],
         disable_xml_declaration=True,
         explicit_size=False,
-        x_value_formatter=lambda when: when.astimezone(tz).strftime("%-d %b %Y") if tz else when.strftime("%-d %b %Y"),
+        x_value_formatter=lambda when: (
+            when.astimezone(tz).strftime("%-d %b %Y") if tz else when.strftime("%-d %b %Y")
+        ),
         print_values=False,
         show_x_guides=False,
         truncate_label=-1,

@@ -121,7 +121,9 @@ class PathwayRegistry:
         return actions
 
     def pathway_panels_for(self, *, pathway: Pathway, user: User) -> list[DashboardPanel]:
-        panels = [panel for provider in self.pathway_panels if (panel := provider(pathway=pathway, user=user))]
+        panels = [
+            panel for provider in self.pathway_panels if (panel := provider(pathway=pathway, user=user))
+        ]
         return sorted(panels, key=lambda panel: panel.order)
 
     def panels_for(self, *, user: User) -> list[DashboardPanel]:

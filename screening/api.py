@@ -27,8 +27,8 @@ from pathways.selectors import get_pathway_for_user_or_404
 from . import rules
 from . import selectors
 from . import services
-from .models import Assessment
 from .models import INSTRUMENT_CHOICES
+from .models import Assessment
 from .models import AssessmentMedication
 from .models import DecisionChoice
 from .models import MeasureResponse
@@ -61,15 +61,18 @@ class MeasureSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MeasureResponse
-        fields = ("id", "pathway", "instrument", "answers", "total", "band", "band_label", "flags", "administered_at")
+        fields = (
+            "id",
+            "pathway",
+            "instrument",
+            "answers",
+            "total",
+            "band",
+            "band_label",
+            "flags",
+            "administered_at",
+        )
         read_only_fields = ("band", "band_label", "flags")
-
-
-class ReasonSerializer(serializers.Serializer):
-    rule = serializers.CharField()
-    kind = serializers.CharField()
-    text = serializers.CharField()
-    source = serializers.CharField()
 
 
 class AssessmentSerializer(serializers.ModelSerializer):
@@ -87,26 +90,51 @@ class AssessmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assessment
         fields = (
-            "id", "pathway", "version", "status", *services.ASSESSMENT_FIELDS, "medications", "measures", "missing",
-            "live_proposal", "proposal", "proposal_reasons", "decision", "decision_reason",
-            "second_signature_reasons", "signed_at", "countersigned_at", "valid_until",
+            "id",
+            "pathway",
+            "version",
+            "status",
+            *services.ASSESSMENT_FIELDS,
+            "medications",
+            "measures",
+            "missing",
+            "live_proposal",
+            "proposal",
+            "proposal_reasons",
+            "decision",
+            "decision_reason",
+            "second_signature_reasons",
+            "signed_at",
+            "countersigned_at",
+            "valid_until",
         )
         read_only_fields = (
-            "version", "status", "proposal", "proposal_reasons", "decision", "decision_reason",
-            "second_signature_reasons", "signed_at", "countersigned_at", "valid_until",
+            "version",
+            "status",
+            "proposal",
+            "proposal_reasons",
+            "decision",
+            "decision_reason",
+            "second_signature_reasons",
+            "signed_at",
+            "countersigned_at",
+            "valid_until",
         )
 
     def _review(self, assessment: Assessment) -> selectors.AssessmentReview:
-        cache = self.context.setdefault("reviews", {})
+        """Computed once per assessment per response, for both fields that show it."""
+        cache: dict[int, selectors.AssessmentReview] = self.__dict__.setdefault("_reviews", {})
         if assessment.pk not in cache:
             cache[assessment.pk] = selectors.assessment_review(assessment)
-        return cache[assessment.pk]  # type: ignore[no-any-return]
+        return cache[assessment.pk]
 
     def get_missing(self, assessment: Assessment) -> list[str]:
         return self._review(assessment).missing
 
     @extend_schema_field(
-        serializers.DictField(help_text="For a complete draft: {decision, reasons}; null while parts are missing.")
+        serializers.DictField(
+            help_text="For a complete draft: {decision, reasons}; null while parts are missing."
+        )
     )
     def get_live_proposal(self, assessment: Assessment) -> dict[str, Any] | None:
         proposal = self._review(assessment).proposal
@@ -121,7 +149,9 @@ class AssessmentCreateSerializer(serializers.Serializer):
 
 class MeasureInputSerializer(serializers.Serializer):
     instrument = serializers.ChoiceField(choices=INSTRUMENT_CHOICES)
-    answers = serializers.JSONField(help_text="A list of item answers, or for the C-SSRS an object of yes/no answers.")
+    answers = serializers.JSONField(
+        help_text="A list of item answers, or for the C-SSRS an object of yes/no answers."
+    )
 
 
 class RepeatMeasureSerializer(MeasureInputSerializer):
@@ -154,9 +184,13 @@ class AssessmentViewSet(
         return self.request.user  # type: ignore[return-value]
 
     def get_queryset(self) -> Any:
-        assessments = selectors.assessment_qs_for_user(self._user()).prefetch_related("medications", "measures")
+        assessments = selectors.assessment_qs_for_user(self._user()).prefetch_related(
+            "medications", "measures"
+        )
         pathway = self.request.query_params.get("pathway")
-        return assessments.filter(pathway__public_id=pathway) if pathway else assessments.order_by("-created_at")
+        return (
+            assessments.filter(pathway__public_id=pathway) if pathway else assessments.order_by("-created_at")
+        )
 
     def get_object(self) -> Assessment:
         found = selectors.get_assessment_for_user_or_404(self._user(), self.kwargs["id"])
@@ -175,13 +209,18 @@ class AssessmentViewSet(
         services.assessment_viewed(actor=self._user(), assessment=assessment, via="api")
         return Response(self.get_serializer(assessment).data)
 
-    @extend_schema(request=AssessmentCreateSerializer, responses={201: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=AssessmentCreateSerializer,
+        responses={201: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
     def create(self, request: Request) -> Response:
         body = AssessmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         pathway = get_pathway_for_user_or_404(self._user(), body.validated_data["pathway"])
         _require(self._user(), Capability.SCREENING_EDIT)
-        return self._detail(services.assessment_open(actor=self._user(), pathway=pathway), code=status.HTTP_201_CREATED)
+        return self._detail(
+            services.assessment_open(actor=self._user(), pathway=pathway), code=status.HTTP_201_CREATED
+        )
 
     @extend_schema(responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -189,13 +228,17 @@ class AssessmentViewSet(
         _require(self._user(), Capability.SCREENING_EDIT)
         serializer = self.get_serializer(assessment, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        updated = services.assessment_update(actor=self._user(), assessment=assessment, **serializer.validated_data)
+        updated = services.assessment_update(
+            actor=self._user(), assessment=assessment, **serializer.validated_data
+        )
         return self._detail(updated)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.partial_update(request, *args, **kwargs)
 
-    @extend_schema(request=MedicationSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=MedicationSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     @action(detail=True, methods=["post"])
     def medications(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
@@ -206,7 +249,8 @@ class AssessmentViewSet(
         return self._detail(assessment)
 
     @extend_schema(
-        request=RemoveMedicationSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody}
+        request=RemoveMedicationSerializer,
+        responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     @action(detail=True, methods=["post"], url_path="remove-medication")
     def remove_medication(self, request: Request, id: str) -> Response:
@@ -220,7 +264,9 @@ class AssessmentViewSet(
         services.medication_remove(actor=self._user(), medication=medication)
         return self._detail(assessment)
 
-    @extend_schema(request=MeasureInputSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=MeasureInputSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     @action(detail=True, methods=["post"])
     def measures(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
@@ -232,14 +278,18 @@ class AssessmentViewSet(
         )
         return self._detail(assessment)
 
-    @extend_schema(request=SignSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=SignSerializer, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     @action(detail=True, methods=["post"])
     def sign(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
         _require(self._user(), Capability.SCREENING_SIGN)
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return self._detail(services.assessment_sign(actor=self._user(), assessment=assessment, **body.validated_data))
+        return self._detail(
+            services.assessment_sign(actor=self._user(), assessment=assessment, **body.validated_data)
+        )
 
     @extend_schema(request=None, responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
     @action(detail=True, methods=["post"])
@@ -274,7 +324,9 @@ class MeasureResponseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=RepeatMeasureSerializer, responses={201: MeasureSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=RepeatMeasureSerializer, responses={201: MeasureSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     def create(self, request: Request) -> Response:
         body = RepeatMeasureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -318,7 +370,9 @@ class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=AcknowledgeSerializer, responses={200: SafetyAlertSerializer, 400: ErrorBody, 404: ErrorBody})
+    @extend_schema(
+        request=AcknowledgeSerializer, responses={200: SafetyAlertSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, id: str) -> Response:
         alert = self.get_object()
@@ -353,7 +407,8 @@ class ScreeningSettingsView(APIView):
         return Response(ScreeningSettingsSerializer(current).data)
 
     @extend_schema(
-        request=ScreeningSettingsSerializer, responses={200: ScreeningSettingsSerializer, 400: ErrorBody, 404: ErrorBody}
+        request=ScreeningSettingsSerializer,
+        responses={200: ScreeningSettingsSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     def put(self, request: Request) -> Response:
         _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)

@@ -69,31 +69,53 @@ class DemoScreening:
 
 SCREENINGS: dict[str, DemoScreening] = {
     "HB-1002": DemoScreening(
-        rules.Agent.RACEMIC_KETAMINE, rules.Route.SUBLINGUAL,
-        medications=(("Diazepam", "benzodiazepine", "5 mg at night"), ("Sertraline", "antidepressant", "100 mg")),
-        des2=34, sign=False,
+        rules.Agent.RACEMIC_KETAMINE,
+        rules.Route.SUBLINGUAL,
+        medications=(
+            ("Diazepam", "benzodiazepine", "5 mg at night"),
+            ("Sertraline", "antidepressant", "100 mg"),
+        ),
+        des2=34,
+        sign=False,
     ),
     "HB-1003": DemoScreening(
-        rules.Agent.RACEMIC_KETAMINE, rules.Route.IM, medications=(("Sertraline", "antidepressant", "50 mg"),),
+        rules.Agent.RACEMIC_KETAMINE,
+        rules.Route.IM,
+        medications=(("Sertraline", "antidepressant", "50 mg"),),
     ),
     "HB-1004": DemoScreening(
-        rules.Agent.ESKETAMINE, rules.Route.INTRANASAL, escort=False, blood_pressure=(146, 88), weight="88.5",
-        medications=(("Venlafaxine", "antidepressant", "150 mg"),), phq9=21, pcl5=55,
+        rules.Agent.ESKETAMINE,
+        rules.Route.INTRANASAL,
+        escort=False,
+        blood_pressure=(146, 88),
+        weight="88.5",
+        medications=(("Venlafaxine", "antidepressant", "150 mg"),),
+        phq9=21,
+        pcl5=55,
     ),
     "HB-1005": DemoScreening(
-        rules.Agent.RACEMIC_KETAMINE, rules.Route.IV, conditions=("psychosis_history",), pcl5=61,
+        rules.Agent.RACEMIC_KETAMINE,
+        rules.Route.IV,
+        conditions=("psychosis_history",),
+        pcl5=61,
     ),
     "HB-1006": DemoScreening(
-        rules.Agent.RACEMIC_KETAMINE, rules.Route.SUBLINGUAL, conditions=("substance_use_history",),
+        rules.Agent.RACEMIC_KETAMINE,
+        rules.Route.SUBLINGUAL,
+        conditions=("substance_use_history",),
         medications=(("Lamotrigine", "lamotrigine", "100 mg"),),
     ),
     "HB-1007": DemoScreening(rules.Agent.ESKETAMINE, rules.Route.INTRANASAL, phq9=19, pcl5=44),
     "HB-1008": DemoScreening(rules.Agent.RACEMIC_KETAMINE, rules.Route.ORAL),
     "HB-1009": DemoScreening(
-        rules.Agent.ESKETAMINE, rules.Route.INTRANASAL, conditions=("aneurysmal_vascular_disease",),
+        rules.Agent.ESKETAMINE,
+        rules.Route.INTRANASAL,
+        conditions=("aneurysmal_vascular_disease",),
     ),
     "HB-1010": DemoScreening(
-        rules.Agent.ESKETAMINE, rules.Route.INTRANASAL, conditions=("intracerebral_haemorrhage",),
+        rules.Agent.ESKETAMINE,
+        rules.Route.INTRANASAL,
+        conditions=("intracerebral_haemorrhage",),
         blood_pressure=(152, 92),
     ),
 }
@@ -141,7 +163,11 @@ def _screen(pathway: Pathway, demo: DemoScreening, *, at: dt.datetime, staff: di
     }
     for instrument, given in answers.items():
         services.measure_record(
-            actor=prescriber, pathway=pathway, instrument=instrument, answers=given, assessment=assessment,
+            actor=prescriber,
+            pathway=pathway,
+            instrument=instrument,
+            answers=given,
+            assessment=assessment,
             administered_at=at - dt.timedelta(days=2),
         )
     if demo.sign:
@@ -165,22 +191,36 @@ def _screen(pathway: Pathway, demo: DemoScreening, *, at: dt.datetime, staff: di
     return assessment
 
 
-def demo_screenings(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staff: dict[str, User]) -> None:
+def demo_screenings(
+    *, pathway: Pathway, to_stage: str | None, at: dt.datetime, staff: dict[str, User]
+) -> None:
     record = pathway.patient.record_number
     demo = SCREENINGS.get(record)
     if demo is None:
         return
     screened = pathway.assessments.exists()
     entering_after_assessment = to_stage in (Stage.PREPARATION, Stage.DISCONTINUED)
-    if not screened and (entering_after_assessment or (to_stage is None and pathway.stage == Stage.ASSESSMENT)):
+    if not screened and (
+        entering_after_assessment or (to_stage is None and pathway.stage == Stage.ASSESSMENT)
+    ):
         _screen(pathway, demo, at=at, staff=staff)
     if to_stage is None:
         prepared_at = at - dt.timedelta(days=12 * 2)
         for days_after, total, item9, pcl5 in FOLLOW_UPS.get(record, ()):
             when = min(prepared_at + dt.timedelta(days=days_after), at)
-            services.measure_record(actor=pathway.prescriber, pathway=pathway, instrument=rules.Instrument.PHQ9,
-                                    answers=phq9(total, item9), administered_at=when)
-            services.measure_record(actor=pathway.prescriber, pathway=pathway, instrument=rules.Instrument.PCL5,
-                                    answers=spread(pcl5, 20, 4), administered_at=when)
+            services.measure_record(
+                actor=pathway.prescriber,
+                pathway=pathway,
+                instrument=rules.Instrument.PHQ9,
+                answers=phq9(total, item9),
+                administered_at=when,
+            )
+            services.measure_record(
+                actor=pathway.prescriber,
+                pathway=pathway,
+                instrument=rules.Instrument.PCL5,
+                answers=spread(pcl5, 20, 4),
+                administered_at=when,
+            )
         for alert in SafetyAlert.objects.filter(pathway=pathway).select_related("measure_response"):
             SafetyAlert.objects.filter(pk=alert.pk).update(raised_at=alert.measure_response.administered_at)

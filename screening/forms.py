@@ -20,7 +20,10 @@ YES_NO = [("true", "Yes"), ("false", "No")]
 
 
 def _yes_no(label: str) -> forms.NullBooleanField:
-    return forms.NullBooleanField(label=label, required=False, widget=forms.RadioSelect(choices=YES_NO))
+    # Boolean choice values, so that a saved True/False shows as the checked radio again.
+    return forms.NullBooleanField(
+        label=label, required=False, widget=forms.RadioSelect(choices=[(True, "Yes"), (False, "No")])
+    )
 
 
 class AssessmentForm(forms.Form):
@@ -36,8 +39,10 @@ class AssessmentForm(forms.Form):
     condition_codes = forms.MultipleChoiceField(
         required=False,
         label="Conditions present",
-        choices=[(c.code, f"{c.label}{' (absolute)' if c.severity == rules.Severity.ABSOLUTE else ''}")
-                 for c in rules.CONDITIONS],
+        choices=[
+            (c.code, f"{c.label}{' (absolute)' if c.severity == rules.Severity.ABSOLUTE else ''}")
+            for c in rules.CONDITIONS
+        ],
         widget=forms.CheckboxSelectMultiple,
     )
     medications_reviewed = forms.BooleanField(
@@ -47,7 +52,8 @@ class AssessmentForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         model_fields = forms.fields_for_model(
-            Assessment, fields=("support_notes", "agent", "route", "systolic", "diastolic", "heart_rate", "weight_kg")
+            Assessment,
+            fields=("support_notes", "agent", "route", "systolic", "diastolic", "heart_rate", "weight_kg"),
         )
         for name, field in model_fields.items():
             field.required = False
@@ -60,11 +66,19 @@ class AssessmentForm(forms.Form):
         self.helper.layout = Layout(
             Fieldset(
                 "Stability and support",
-                Row(Column("current_crisis", css_class="col-md-6"), Column("housing_stable", css_class="col-md-6")),
-                Row(Column("has_support_person", css_class="col-md-6"), Column("escort_available", css_class="col-md-6")),
+                Row(
+                    Column("current_crisis", css_class="col-md-6"),
+                    Column("housing_stable", css_class="col-md-6"),
+                ),
+                Row(
+                    Column("has_support_person", css_class="col-md-6"),
+                    Column("escort_available", css_class="col-md-6"),
+                ),
                 "support_notes",
             ),
-            Fieldset("Plan", Row(Column("agent", css_class="col-md-6"), Column("route", css_class="col-md-6"))),
+            Fieldset(
+                "Plan", Row(Column("agent", css_class="col-md-6"), Column("route", css_class="col-md-6"))
+            ),
             Fieldset(
                 "Baseline vitals",
                 Row(
@@ -138,9 +152,13 @@ class MeasureForm(forms.Form):
         """The answers in the shape the rules score: a list of item values, or the C-SSRS mapping."""
         data = self.cleaned_data
         if self.instrument == rules.Instrument.CSSRS:
-            return {key: data[key] == "true" for key in rules.CSSRS_KEYS if data.get(key) in ("true", "false")}
-        return [data.get(f"item_{index}") if data.get(f"item_{index}") != "" else None
-                for index in range(1, len(self.spec.items) + 1)]
+            return {
+                key: data[key] == "true" for key in rules.CSSRS_KEYS if data.get(key) in ("true", "false")
+            }
+        return [
+            data.get(f"item_{index}") if data.get(f"item_{index}") != "" else None
+            for index in range(1, len(self.spec.items) + 1)
+        ]
 
     @staticmethod
     def initial_from(instrument: str, answers: Any) -> dict[str, Any]:
@@ -151,11 +169,14 @@ class MeasureForm(forms.Form):
 
 class SignForm(forms.Form):
     decision = forms.ChoiceField(
-        choices=[(d.value, rules.DECISION_LABELS[d]) for d in rules.Decision], widget=forms.RadioSelect,
+        choices=[(d.value, rules.DECISION_LABELS[d]) for d in rules.Decision],
+        widget=forms.RadioSelect,
         label="Eligibility decision",
     )
     reason = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
         label="Reason (required when deciding against the proposal)",
     )
 
@@ -167,7 +188,9 @@ class SignForm(forms.Form):
 
 class AlertAcknowledgeForm(forms.Form):
     action_taken = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=4000, label="What was done",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="What was done",
         error_messages={"required": "Record what was done about this alert."},
     )
 
@@ -178,8 +201,12 @@ class AlertAcknowledgeForm(forms.Form):
 
 
 class ScreeningSettingsForm(forms.Form):
-    bp_systolic_threshold = forms.IntegerField(min_value=100, max_value=220, label="Systolic threshold (mmHg)")
-    bp_diastolic_threshold = forms.IntegerField(min_value=60, max_value=140, label="Diastolic threshold (mmHg)")
+    bp_systolic_threshold = forms.IntegerField(
+        min_value=100, max_value=220, label="Systolic threshold (mmHg)"
+    )
+    bp_diastolic_threshold = forms.IntegerField(
+        min_value=60, max_value=140, label="Diastolic threshold (mmHg)"
+    )
     screening_valid_days = forms.IntegerField(
         min_value=7, max_value=730, label="A signed screening stays current for (days)"
     )

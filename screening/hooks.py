@@ -27,7 +27,10 @@ GATED_STAGES = (Stage.PREPARATION, Stage.DOSING)
 CHARTED = {
     rules.Instrument.PHQ9: (27, [charts.Threshold("Moderate (10)", 10)]),
     rules.Instrument.GAD7: (21, [charts.Threshold("Evaluate further (10)", 10)]),
-    rules.Instrument.PCL5: (80, [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)]),
+    rules.Instrument.PCL5: (
+        80,
+        [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)],
+    ),
     rules.Instrument.DES2: (100, [charts.Threshold("High (30)", rules.DES2_HIGH)]),
 }
 
@@ -43,22 +46,32 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
     """Urgent alerts first; then, in the assessment stage, where the screening stands. Two queries."""
     ids = [pathway.pk for pathway in pathways]
     actions: dict[int, list[NextAction]] = {pk: [] for pk in ids}
-    alerted = set(SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True))
+    alerted = set(
+        SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True)
+    )
     for pk in alerted:
         actions[pk].append(NextAction("Urgent: review the safety alert", "Record what was done about it."))
     in_assessment = [p.pk for p in pathways if p.stage == Stage.ASSESSMENT]
     if in_assessment:
         latest: dict[int, Assessment] = {}
-        for assessment in Assessment.objects.filter(pathway_id__in=in_assessment).order_by("pathway_id", "version"):
+        for assessment in Assessment.objects.filter(pathway_id__in=in_assessment).order_by(
+            "pathway_id", "version"
+        ):
             latest[assessment.pathway_id] = assessment
         for pk in in_assessment:
             found = latest.get(pk)
             if found is None:
-                actions[pk].append(NextAction("Open the assessment", "Stability, history, medications, vitals, measures."))
+                actions[pk].append(
+                    NextAction("Open the assessment", "Stability, history, medications, vitals, measures.")
+                )
             elif found.status == AssessmentStatus.DRAFT:
-                actions[pk].append(NextAction("Complete and sign the assessment", "Then move on to preparation."))
+                actions[pk].append(
+                    NextAction("Complete and sign the assessment", "Then move on to preparation.")
+                )
             elif found.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
-                actions[pk].append(NextAction("Second signature needed", "Another prescriber confirms the decision."))
+                actions[pk].append(
+                    NextAction("Second signature needed", "Another prescriber confirms the decision.")
+                )
             elif found.decision in rules.ELIGIBLE_DECISIONS:
                 actions[pk].append(NextAction("Move to preparation", "The signed screening allows it."))
     return actions
@@ -108,11 +121,15 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
         "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.is_open,
         "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),
         "can_open": (
-            has_capability(user, Capability.SCREENING_EDIT) and latest is None and pathway.stage == Stage.ASSESSMENT
+            has_capability(user, Capability.SCREENING_EDIT)
+            and latest is None
+            and pathway.stage == Stage.ASSESSMENT
         ),
         "instruments": [(i.value, rules.INSTRUMENTS[i].label) for i in rules.Instrument],
     }
-    return DashboardPanel(title="Screening", template_name="screening/pathway_panel.html", context=context, order=10)
+    return DashboardPanel(
+        title="Screening", template_name="screening/pathway_panel.html", context=context, order=10
+    )
 
 
 def alerts_panel(*, user: User) -> DashboardPanel | None:
@@ -120,7 +137,10 @@ def alerts_panel(*, user: User) -> DashboardPanel | None:
     if not has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE):
         return None
     return DashboardPanel(
-        title="Urgent safety alerts", template_name="screening/alerts_panel.html", context={"alerts": alerts}, order=1
+        title="Urgent safety alerts",
+        template_name="screening/alerts_panel.html",
+        context={"alerts": alerts},
+        order=1,
     )
 
 

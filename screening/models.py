@@ -21,19 +21,24 @@ class ScreeningSettings(BaseModel):
 
     clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="screening_settings")
     bp_systolic_threshold = models.PositiveSmallIntegerField(
-        default=140, validators=[MinValueValidator(100), MaxValueValidator(220)],
+        default=140,
+        validators=[MinValueValidator(100), MaxValueValidator(220)],
         help_text="Baseline systolic pressure above this is a precaution (mmHg).",
     )
     bp_diastolic_threshold = models.PositiveSmallIntegerField(
-        default=90, validators=[MinValueValidator(60), MaxValueValidator(140)],
+        default=90,
+        validators=[MinValueValidator(60), MaxValueValidator(140)],
         help_text="Baseline diastolic pressure above this is a precaution (mmHg).",
     )
     screening_valid_days = models.PositiveSmallIntegerField(
-        default=90, validators=[MinValueValidator(7), MaxValueValidator(730)],
+        default=90,
+        validators=[MinValueValidator(7), MaxValueValidator(730)],
         help_text="How long a signed screening stays current.",
     )
     second_signature_codes = models.JSONField(
-        default=list, blank=True, help_text="Relative contraindications that need a second prescriber's signature."
+        default=list,
+        blank=True,
+        help_text="Relative contraindications that need a second prescriber's signature.",
     )
 
     def __str__(self) -> str:
@@ -84,17 +89,30 @@ class Assessment(BaseModel):
     route = models.CharField(max_length=20, choices=ROUTE_CHOICES, blank=True, verbose_name="Planned route")
 
     systolic = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(60), MaxValueValidator(260)], verbose_name="Systolic (mmHg)"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(60), MaxValueValidator(260)],
+        verbose_name="Systolic (mmHg)",
     )
     diastolic = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(30), MaxValueValidator(160)], verbose_name="Diastolic (mmHg)"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(30), MaxValueValidator(160)],
+        verbose_name="Diastolic (mmHg)",
     )
     heart_rate = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(25), MaxValueValidator(250)], verbose_name="Heart rate (bpm)"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(25), MaxValueValidator(250)],
+        verbose_name="Heart rate (bpm)",
     )
     weight_kg = models.DecimalField(
-        max_digits=5, decimal_places=1, null=True, blank=True,
-        validators=[MinValueValidator(25), MaxValueValidator(350)], verbose_name="Weight (kg)",
+        max_digits=5,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(25), MaxValueValidator(350)],
+        verbose_name="Weight (kg)",
     )
 
     history_reviewed = models.BooleanField(default=False)
@@ -174,7 +192,9 @@ class MeasureResponse(BaseModel):
     assessment = models.ForeignKey(
         Assessment, on_delete=models.PROTECT, null=True, blank=True, related_name="measures"
     )
-    carried_from = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    carried_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     instrument = models.CharField(max_length=10, choices=INSTRUMENT_CHOICES)
     answers = models.JSONField()
     total = models.DecimalField(max_digits=5, decimal_places=1)
@@ -193,7 +213,9 @@ class MeasureResponse(BaseModel):
                 name="measure_one_per_instrument_per_assessment",
             ),
         ]
-        indexes = [models.Index(fields=["pathway", "instrument", "administered_at"], name="measure_pathway_time")]
+        indexes = [
+            models.Index(fields=["pathway", "instrument", "administered_at"], name="measure_pathway_time")
+        ]
 
     def __str__(self) -> str:
         return f"{self.instrument} {self.total} ({self.band})"
@@ -224,11 +246,17 @@ class SafetyAlert(BaseModel):
     class Meta:
         ordering = ("-raised_at",)
         constraints = [
-            models.UniqueConstraint(fields=["measure_response", "code"], name="alert_once_per_response_and_code"),
+            models.UniqueConstraint(
+                fields=["measure_response", "code"], name="alert_once_per_response_and_code"
+            ),
             models.CheckConstraint(
                 name="alert_acknowledged_fields_paired",
                 condition=(Q(status="open") & Q(acknowledged_at__isnull=True))
-                | (Q(status="acknowledged") & Q(acknowledged_at__isnull=False) & Q(acknowledged_by__isnull=False)),
+                | (
+                    Q(status="acknowledged")
+                    & Q(acknowledged_at__isnull=False)
+                    & Q(acknowledged_by__isnull=False)
+                ),
             ),
         ]
         indexes = [models.Index(fields=["clinic", "status"], name="alert_clinic_status")]

@@ -464,39 +464,80 @@ CSSRS_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("q1", "Wish to be dead: have you wished you were dead or wished you could go to sleep and not wake up?"),
     ("q2", "Suicidal thoughts: have you actually had any thoughts of killing yourself?"),
     ("q3", "Thoughts with method: have you been thinking about how you might do this?"),
-    ("q4", "Intent without a specific plan: have you had these thoughts and had some intention of acting on them?"),
-    ("q5", "Intent with a plan: have you started to work out or worked out the details of how to kill yourself, "
-     "and do you intend to carry out this plan?"),
-    ("q6_lifetime", "Behaviour, lifetime: have you ever done anything, started to do anything, or prepared to do "
-     "anything to end your life?"),
+    (
+        "q4",
+        "Intent without a specific plan: have you had these thoughts and had some intention of acting on them?",
+    ),
+    (
+        "q5",
+        "Intent with a plan: have you started to work out or worked out the details of how to kill yourself, "
+        "and do you intend to carry out this plan?",
+    ),
+    (
+        "q6_lifetime",
+        "Behaviour, lifetime: have you ever done anything, started to do anything, or prepared to do "
+        "anything to end your life?",
+    ),
     ("q6_past_3_months", "Behaviour in the past 3 months?"),
 )
 
 INSTRUMENTS: dict[str, InstrumentSpec] = {
     Instrument.PHQ9: InstrumentSpec(
-        Instrument.PHQ9, "PHQ-9 (depression)", PHQ9_ITEMS, 0, 3, 1, "0-27", "calcipedia.org PHQ-9 (domain.md 2)",
+        Instrument.PHQ9,
+        "PHQ-9 (depression)",
+        PHQ9_ITEMS,
+        0,
+        3,
+        1,
+        "0-27",
+        "calcipedia.org PHQ-9 (domain.md 2)",
         "Over the last 2 weeks, how often have you been bothered by: 0 not at all, 1 several days, "
         "2 more than half the days, 3 nearly every day.",
     ),
     Instrument.GAD7: InstrumentSpec(
-        Instrument.GAD7, "GAD-7 (anxiety)", GAD7_ITEMS, 0, 3, 1, "0-21", "scales.arabpsychology.com; mrcpsych.uk (domain.md 2)",
+        Instrument.GAD7,
+        "GAD-7 (anxiety)",
+        GAD7_ITEMS,
+        0,
+        3,
+        1,
+        "0-21",
+        "scales.arabpsychology.com; mrcpsych.uk (domain.md 2)",
         "Over the last 2 weeks, how often have you been bothered by: 0 not at all, 1 several days, "
         "2 more than half the days, 3 nearly every day.",
     ),
     Instrument.PCL5: InstrumentSpec(
-        Instrument.PCL5, "PCL-5 (PTSD)", PCL5_ITEMS, 0, 4, 1, "0-80",
+        Instrument.PCL5,
+        "PCL-5 (PTSD)",
+        PCL5_ITEMS,
+        0,
+        4,
+        1,
+        "0-80",
         "comorbidityguidelines.org.au; onlinemedicaltools.com (domain.md 2)",
         "In the past month, how much were you bothered by: 0 not at all, 1 a little bit, 2 moderately, "
         "3 quite a bit, 4 extremely.",
     ),
     Instrument.DES2: InstrumentSpec(
-        Instrument.DES2, "DES-II (dissociation)", DES2_ITEMS, 0, 100, 10, "0-100 (mean)",
+        Instrument.DES2,
+        "DES-II (dissociation)",
+        DES2_ITEMS,
+        0,
+        100,
+        10,
+        "0-100 (mean)",
         "traumadissociation.com/des.html (domain.md 2)",
         "What percentage of the time does this happen to you, from 0% to 100% in steps of 10?",
     ),
     Instrument.CSSRS: InstrumentSpec(
-        Instrument.CSSRS, "C-SSRS screener (suicide risk)", tuple(text for _, text in CSSRS_QUESTIONS), 0, 1, 1,
-        "risk level", "docsbay.net triage guidelines; rula.com (domain.md 2)",
+        Instrument.CSSRS,
+        "C-SSRS screener (suicide risk)",
+        tuple(text for _, text in CSSRS_QUESTIONS),
+        0,
+        1,
+        1,
+        "risk level",
+        "docsbay.net triage guidelines; rula.com (domain.md 2)",
         "Yes or no for each question (past month unless stated). If question 2 is no, skip to question 6.",
     ),
 }
@@ -568,9 +609,19 @@ def _band(total: float, bands: tuple[tuple[float, str, str], ...]) -> tuple[str,
     return code, label
 
 
-PHQ9_BANDS = ((0, "minimal", "Minimal"), (5, "mild", "Mild"), (10, "moderate", "Moderate"),
-              (15, "moderately_severe", "Moderately severe"), (20, "severe", "Severe"))
-GAD7_BANDS = ((0, "minimal", "Minimal"), (5, "mild", "Mild"), (10, "moderate", "Moderate"), (15, "severe", "Severe"))
+PHQ9_BANDS = (
+    (0, "minimal", "Minimal"),
+    (5, "mild", "Mild"),
+    (10, "moderate", "Moderate"),
+    (15, "moderately_severe", "Moderately severe"),
+    (20, "severe", "Severe"),
+)
+GAD7_BANDS = (
+    (0, "minimal", "Minimal"),
+    (5, "mild", "Mild"),
+    (10, "moderate", "Moderate"),
+    (15, "severe", "Severe"),
+)
 PCL5_PROBABLE_PTSD = 33
 PCL5_LOWER_CUT_POINT = 31
 DES2_HIGH = 30.0
@@ -582,8 +633,14 @@ def score_phq9(answers: Any) -> MeasureScore:
     band, label = _band(total, PHQ9_BANDS)
     flags: tuple[Flag, ...] = ()
     if values[8] > 0:
-        flags = (Flag("phq9_item9", "PHQ-9 item 9 (thoughts of death or self-harm) answered above 0: "
-                      "urgent follow-up, whatever the total.", urgent=True),)
+        flags = (
+            Flag(
+                "phq9_item9",
+                "PHQ-9 item 9 (thoughts of death or self-harm) answered above 0: "
+                "urgent follow-up, whatever the total.",
+                urgent=True,
+            ),
+        )
     return MeasureScore(Instrument.PHQ9, total, band, label, flags, {"item_9": values[8]})
 
 
@@ -617,9 +674,15 @@ def score_pcl5(answers: Any) -> MeasureScore:
         band, label = "below_cut_point", "Below the cut-point"
     flags: list[Flag] = []
     if provisional:
-        flags.append(Flag("pcl5_provisional_dx", "Meets the DSM-5 symptom pattern for a provisional PTSD diagnosis."))
+        flags.append(
+            Flag("pcl5_provisional_dx", "Meets the DSM-5 symptom pattern for a provisional PTSD diagnosis.")
+        )
     return MeasureScore(
-        Instrument.PCL5, total, band, label, tuple(flags),
+        Instrument.PCL5,
+        total,
+        band,
+        label,
+        tuple(flags),
         {"clusters": clusters, "provisional_diagnosis": provisional},
     )
 
@@ -631,8 +694,13 @@ def score_des2(answers: Any) -> MeasureScore:
     flags: tuple[Flag, ...] = ()
     if mean >= DES2_HIGH:
         band, label = "high", "High (30 or more)"
-        flags = (Flag("des2_high", "DES-II of 30 or more: a structured dissociation interview (DDIS or SCID-D) "
-                      "is recommended, and EMDR trauma processing waits for it."),)
+        flags = (
+            Flag(
+                "des2_high",
+                "DES-II of 30 or more: a structured dissociation interview (DDIS or SCID-D) "
+                "is recommended, and EMDR trauma processing waits for it.",
+            ),
+        )
     else:
         band, label = "below_30", "Below 30"
     return MeasureScore(Instrument.DES2, mean, band, label, flags)
@@ -683,13 +751,28 @@ def score_cssrs(answers: Any) -> MeasureScore:
         risk = "low"
     else:
         risk = "none"
-    labels = {"none": "No risk identified", "low": "Low risk", "moderate": "Moderate risk", "high": "High risk"}
+    labels = {
+        "none": "No risk identified",
+        "low": "Low risk",
+        "moderate": "Moderate risk",
+        "high": "High risk",
+    }
     flags: tuple[Flag, ...] = ()
     if risk == "high":
-        flags = (Flag("cssrs_high", "High suicide risk on the C-SSRS screener: immediate referral and safety plan.",
-                      urgent=True),)
+        flags = (
+            Flag(
+                "cssrs_high",
+                "High suicide risk on the C-SSRS screener: immediate referral and safety plan.",
+                urgent=True,
+            ),
+        )
     elif risk == "moderate":
-        flags = (Flag("cssrs_moderate", "Moderate suicide risk on the C-SSRS screener: clinician review and safety plan."),)
+        flags = (
+            Flag(
+                "cssrs_moderate",
+                "Moderate suicide risk on the C-SSRS screener: clinician review and safety plan.",
+            ),
+        )
     return MeasureScore(Instrument.CSSRS, float(CSSRS_RISK_ORDER.index(risk)), risk, labels[risk], flags)
 
 
@@ -806,38 +889,76 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
             continue
         kind = ReasonKind.BLOCKER if condition.severity == Severity.ABSOLUTE else ReasonKind.PRECAUTION
         prefix = "Absolute contraindication" if kind == ReasonKind.BLOCKER else "Relative contraindication"
-        reasons.append(Reason(f"condition.{code}", kind, f"{prefix}: {condition.label}. {condition.explanation}",
-                              condition.source))
+        reasons.append(
+            Reason(
+                f"condition.{code}",
+                kind,
+                f"{prefix}: {condition.label}. {condition.explanation}",
+                condition.source,
+            )
+        )
 
     if facts.current_crisis:
-        reasons.append(Reason("stability.current_crisis", ReasonKind.BLOCKER,
-                              "Current crisis: stabilise first; dosing and trauma work wait until it has passed.",
-                              "Readiness criteria, pesi.com blog 2188 (domain.md 3); seeds: stability first"))
+        reasons.append(
+            Reason(
+                "stability.current_crisis",
+                ReasonKind.BLOCKER,
+                "Current crisis: stabilise first; dosing and trauma work wait until it has passed.",
+                "Readiness criteria, pesi.com blog 2188 (domain.md 3); seeds: stability first",
+            )
+        )
     if facts.housing_stable is False:
-        reasons.append(Reason("stability.housing", ReasonKind.PRECAUTION,
-                              "Housing is not stable: plan support around the dosing days.",
-                              "Seeds: assessment of stability and support"))
+        reasons.append(
+            Reason(
+                "stability.housing",
+                ReasonKind.PRECAUTION,
+                "Housing is not stable: plan support around the dosing days.",
+                "Seeds: assessment of stability and support",
+            )
+        )
     if facts.has_support_person is False:
-        reasons.append(Reason("stability.support_person", ReasonKind.PRECAUTION,
-                              "No support person: identify one before dosing.",
-                              "RCEM discharge model: care available at home (domain.md 1.5)"))
+        reasons.append(
+            Reason(
+                "stability.support_person",
+                ReasonKind.PRECAUTION,
+                "No support person: identify one before dosing.",
+                "RCEM discharge model: care available at home (domain.md 1.5)",
+            )
+        )
     if facts.escort_available is False:
-        reasons.append(Reason("stability.escort", ReasonKind.PRECAUTION,
-                              "No escort home yet: a responsible adult must take the patient home after each dose "
-                              "(no driving until the next day).",
-                              "RCEM discharge; Spravato label (domain.md 1.4-1.5)"))
+        reasons.append(
+            Reason(
+                "stability.escort",
+                ReasonKind.PRECAUTION,
+                "No escort home yet: a responsible adult must take the patient home after each dose "
+                "(no driving until the next day).",
+                "RCEM discharge; Spravato label (domain.md 1.4-1.5)",
+            )
+        )
 
-    if facts.systolic is not None and facts.diastolic is not None and (
-        facts.systolic > thresholds.systolic or facts.diastolic > thresholds.diastolic
+    if (
+        facts.systolic is not None
+        and facts.diastolic is not None
+        and (facts.systolic > thresholds.systolic or facts.diastolic > thresholds.diastolic)
     ):
-        reasons.append(Reason("vitals.baseline_bp", ReasonKind.PRECAUTION,
-                              f"Baseline blood pressure {facts.systolic}/{facts.diastolic} is above the clinic's "
-                              f"{thresholds.systolic}/{thresholds.diastolic}: weigh the short-term rise after dosing.",
-                              "Spravato PI via droracle.ai 538624 (domain.md 1.1); clinic setting"))
+        reasons.append(
+            Reason(
+                "vitals.baseline_bp",
+                ReasonKind.PRECAUTION,
+                f"Baseline blood pressure {facts.systolic}/{facts.diastolic} is above the clinic's "
+                f"{thresholds.systolic}/{thresholds.diastolic}: weigh the short-term rise after dosing.",
+                "Spravato PI via droracle.ai 538624 (domain.md 1.1); clinic setting",
+            )
+        )
     if facts.agent == Agent.ESKETAMINE and facts.age_years is not None and facts.age_years >= 65:
-        reasons.append(Reason("dose.esketamine_65", ReasonKind.PRECAUTION,
-                              "Aged 65 or over: esketamine starts at 28 mg on day 1.",
-                              "Spravato dosing (domain.md 1.4)"))
+        reasons.append(
+            Reason(
+                "dose.esketamine_65",
+                ReasonKind.PRECAUTION,
+                "Aged 65 or over: esketamine starts at 28 mg on day 1.",
+                "Spravato dosing (domain.md 1.4)",
+            )
+        )
 
     reasons.extend(medication_flags(facts.medication_classes))
 
@@ -883,7 +1004,11 @@ def signature_problem(*, proposal: Decision, decision: str, reason: str) -> str 
 
 
 def second_signature_reasons(
-    *, proposal: Decision, decision: str, condition_codes: Iterable[str], second_signature_codes: Iterable[str]
+    *,
+    proposal: Decision,
+    decision: str,
+    condition_codes: Iterable[str],
+    second_signature_codes: Iterable[str],
 ) -> list[str]:
     """Why an eligible decision needs a second prescriber: a listed precaution, or overriding 'not eligible'."""
     if decision not in ELIGIBLE_DECISIONS:
@@ -894,7 +1019,9 @@ def second_signature_reasons(
         if code in CONDITIONS_BY_CODE
     ]
     if proposal == Decision.NOT_ELIGIBLE:
-        reasons.append("Deciding eligible against a 'not eligible' proposal needs a second prescriber's signature.")
+        reasons.append(
+            "Deciding eligible against a 'not eligible' proposal needs a second prescriber's signature."
+        )
     return reasons
 
 

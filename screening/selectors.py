@@ -31,12 +31,16 @@ def screening_settings_for(clinic_id: int) -> ScreeningSettings:
     """The clinic's settings, or the defaults (unsaved) when the clinic has not changed them."""
     found = ScreeningSettings.objects.filter(clinic_id=clinic_id).first()
     if found is None:
-        return ScreeningSettings(clinic_id=clinic_id, second_signature_codes=list(rules.DEFAULT_SECOND_SIGNATURE_CODES))
+        return ScreeningSettings(
+            clinic_id=clinic_id, second_signature_codes=list(rules.DEFAULT_SECOND_SIGNATURE_CODES)
+        )
     return found
 
 
 def thresholds_for(settings: ScreeningSettings) -> rules.Thresholds:
-    return rules.Thresholds(systolic=settings.bp_systolic_threshold, diastolic=settings.bp_diastolic_threshold)
+    return rules.Thresholds(
+        systolic=settings.bp_systolic_threshold, diastolic=settings.bp_diastolic_threshold
+    )
 
 
 def assessment_qs_for_user(user: User) -> QuerySet[Assessment]:
@@ -79,8 +83,12 @@ def get_alert_for_user_or_404(user: User, public_id: uuid.UUID | str) -> SafetyA
 def assessment_with_parts(assessment: Assessment) -> Assessment:
     """The assessment with its medications and measures loaded (two queries)."""
     return (
-        Assessment.objects.select_related("pathway", "pathway__patient", "signed_by", "countersigned_by", "opened_by")
-        .prefetch_related("medications", Prefetch("measures", queryset=MeasureResponse.objects.order_by("instrument")))
+        Assessment.objects.select_related(
+            "pathway", "pathway__patient", "signed_by", "countersigned_by", "opened_by"
+        )
+        .prefetch_related(
+            "medications", Prefetch("measures", queryset=MeasureResponse.objects.order_by("instrument"))
+        )
         .get(pk=assessment.pk)
     )
 
@@ -153,7 +161,9 @@ class ScreeningStatus:
 def screening_status(pathway: Pathway, *, now: dt.datetime | None = None) -> ScreeningStatus:
     """One query for all versions (a pathway has a handful), then `screening_status_of`."""
     versions = list(
-        Assessment.objects.filter(pathway=pathway).select_related("signed_by", "countersigned_by").order_by("-version")
+        Assessment.objects.filter(pathway=pathway)
+        .select_related("signed_by", "countersigned_by")
+        .order_by("-version")
     )
     return screening_status_of(versions, now=now or timezone.now())
 
@@ -177,7 +187,9 @@ def screening_status_of(versions: list[Assessment], *, now: dt.datetime) -> Scre
         refusals.append("The screening is waiting for a second prescriber's signature.")
     elif signed and signed[0].valid_until is not None:
         expired_on = timezone.localtime(signed[0].valid_until).date()
-        refusals.append(f"The signed screening expired on {expired_on:%-d %b %Y}: screen again and sign a new version.")
+        refusals.append(
+            f"The signed screening expired on {expired_on:%-d %b %Y}: screen again and sign a new version."
+        )
     else:
         refusals.append("The screening is not signed yet.")
     return ScreeningStatus(latest=latest, current=current, refusals=refusals)
@@ -214,7 +226,9 @@ class SeriesPoint:
 def measure_history(pathway: Pathway) -> dict[str, list[SeriesPoint]]:
     """Each instrument's totals over time (one query), leaving out copies carried into a new version."""
     series: dict[str, list[SeriesPoint]] = defaultdict(list)
-    rows = MeasureResponse.objects.filter(pathway=pathway, carried_from__isnull=True).order_by("administered_at", "id")
+    rows = MeasureResponse.objects.filter(pathway=pathway, carried_from__isnull=True).order_by(
+        "administered_at", "id"
+    )
     for row in rows.only("instrument", "total", "band_label", "administered_at"):
         series[row.instrument].append(SeriesPoint(row.administered_at, float(row.total), row.band_label))
     return dict(series)

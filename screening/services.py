@@ -17,7 +17,6 @@ from django.utils import timezone
 
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
-from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -87,13 +86,18 @@ def _audit(actor: User | None, action: str, assessment: Assessment, **data: Any)
 
 
 def _lock(assessment: Assessment) -> Assessment:
-    return Assessment.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=assessment.pk)
+    return (
+        Assessment.objects.select_for_update(of=("self",))
+        .select_related("pathway__patient")
+        .get(pk=assessment.pk)
+    )
 
 
 def _require_draft(assessment: Assessment) -> None:
     if assessment.status != AssessmentStatus.DRAFT:
         raise ValidationError(
-            "This assessment is signed and read-only. Start a new version to change it.", code="assessment_signed"
+            "This assessment is signed and read-only. Start a new version to change it.",
+            code="assessment_signed",
         )
 
 
@@ -112,7 +116,9 @@ def assessment_open(*, actor: User, pathway: Pathway) -> Assessment:
         raise ValidationError(
             "Move the pathway to the assessment stage before opening an assessment.", code="wrong_stage"
         )
-    assessment = Assessment.objects.create(clinic_id=pathway.clinic_id, pathway=pathway, opened_by=actor, version=1)
+    assessment = Assessment.objects.create(
+        clinic_id=pathway.clinic_id, pathway=pathway, opened_by=actor, version=1
+    )
     _audit(actor, ScreeningAuditAction.OPENED, assessment, version=1)
     return assessment
 
@@ -137,13 +143,22 @@ def _clean_fields(assessment: Assessment, fields: dict[str, Any]) -> None:
     problem = rules.route_error(assessment.agent or None, assessment.route or None)
     if problem:
         errors.setdefault("route", []).append(ValidationError(problem, code="route_mismatch"))
-    if assessment.systolic is not None and assessment.diastolic is not None and assessment.diastolic >= assessment.systolic:
+    if (
+        assessment.systolic is not None
+        and assessment.diastolic is not None
+        and assessment.diastolic >= assessment.systolic
+    ):
         errors.setdefault("diastolic", []).append(
-            ValidationError("The diastolic pressure must be below the systolic.", code="diastolic_above_systolic")
+            ValidationError(
+                "The diastolic pressure must be below the systolic.", code="diastolic_above_systolic"
+            )
         )
     try:
-        assessment.full_clean(exclude=["clinic", "pathway", "opened_by", "supersedes"], validate_unique=False,
-                              validate_constraints=False)
+        assessment.full_clean(
+            exclude=["clinic", "pathway", "opened_by", "supersedes"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
     except ValidationError as error:
         for name, messages in error.error_dict.items():
             errors.setdefault(name, []).extend(messages)
@@ -173,8 +188,9 @@ def medication_add(
     _require(actor, Capability.SCREENING_EDIT, assessment.clinic_id)
     assessment = _lock(assessment)
     _require_draft(assessment)
-    medication = AssessmentMedication(assessment=assessment, name=name.strip(), medication_class=medication_class,
-                                      dose=dose.strip())
+    medication = AssessmentMedication(
+        assessment=assessment, name=name.strip(), medication_class=medication_class, dose=dose.strip()
+    )
     medication.full_clean(exclude=["assessment"])
     medication.save()
     _audit(actor, ScreeningAuditAction.MEDICATION_ADDED, assessment, medication_class=medication_class)
@@ -234,7 +250,9 @@ def measure_record(
         "recorded_by": actor,
     }
     existing = (
-        MeasureResponse.objects.select_for_update().filter(assessment=assessment, instrument=instrument).first()
+        MeasureResponse.objects.select_for_update()
+        .filter(assessment=assessment, instrument=instrument)
+        .first()
         if assessment is not None
         else None
     )
@@ -245,7 +263,9 @@ def measure_record(
         existing.save()
         response = existing
     else:
-        response = MeasureResponse.objects.create(assessment=assessment, instrument=scored.instrument, **values)
+        response = MeasureResponse.objects.create(
+            assessment=assessment, instrument=scored.instrument, **values
+        )
     audit_record(
         actor=actor,
         action=ScreeningAuditAction.MEASURE_RECORDED,
@@ -264,7 +284,12 @@ def _raise_alert(*, actor: User, pathway: Pathway, response: MeasureResponse, co
     alert, created = SafetyAlert.objects.get_or_create(
         measure_response=response,
         code=code,
-        defaults={"clinic_id": pathway.clinic_id, "pathway": pathway, "text": text[:300], "raised_at": timezone.now()},
+        defaults={
+            "clinic_id": pathway.clinic_id,
+            "pathway": pathway,
+            "text": text[:300],
+            "raised_at": timezone.now(),
+        },
     )
     if created:
         audit_record(
@@ -281,10 +306,18 @@ def _raise_alert(*, actor: User, pathway: Pathway, response: MeasureResponse, co
 def safety_alert_acknowledge(*, actor: User, alert: SafetyAlert, action_taken: str) -> SafetyAlert:
     """Close an alert by recording what was done (a safety plan, a referral, a call)."""
     _require(actor, Capability.SAFETY_ALERT_ACKNOWLEDGE, alert.clinic_id)
-    alert = SafetyAlert.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=alert.pk)
+    alert = (
+        SafetyAlert.objects.select_for_update(of=("self",))
+        .select_related("pathway__patient")
+        .get(pk=alert.pk)
+    )
     if not action_taken.strip():
         raise ValidationError(
-            {"action_taken": ValidationError("Record what was done about this alert.", code="action_required")}
+            {
+                "action_taken": ValidationError(
+                    "Record what was done about this alert.", code="action_required"
+                )
+            }
         )
     if alert.status != "open":
         raise ValidationError("This alert is already acknowledged.", code="already_acknowledged")
@@ -360,8 +393,12 @@ def assessment_sign(*, actor: User, assessment: Assessment, decision: str, reaso
         _make_current(assessment, at=now, settings=settings)
     assessment.save()
     _audit(
-        actor, ScreeningAuditAction.SIGNED, assessment,
-        decision=decision, proposal=proposal.decision, against_proposal=decision != proposal.decision,
+        actor,
+        ScreeningAuditAction.SIGNED,
+        assessment,
+        decision=decision,
+        proposal=proposal.decision,
+        against_proposal=decision != proposal.decision,
         needs_second_signature=bool(second),
     )
     if not second:
@@ -427,9 +464,18 @@ def assessment_new_version(*, actor: User, assessment: Assessment) -> Assessment
     )
     MeasureResponse.objects.bulk_create(
         MeasureResponse(
-            clinic_id=m.clinic_id, pathway_id=m.pathway_id, assessment=copy, carried_from=m, instrument=m.instrument,
-            answers=m.answers, total=m.total, band=m.band, band_label=m.band_label, flags=m.flags,
-            administered_at=m.administered_at, recorded_by_id=m.recorded_by_id,
+            clinic_id=m.clinic_id,
+            pathway_id=m.pathway_id,
+            assessment=copy,
+            carried_from=m,
+            instrument=m.instrument,
+            answers=m.answers,
+            total=m.total,
+            band=m.band,
+            band_label=m.band_label,
+            flags=m.flags,
+            administered_at=m.administered_at,
+            recorded_by_id=m.recorded_by_id,
         )
         for m in source.measures.all()
     )
@@ -441,7 +487,12 @@ def assessment_viewed(*, actor: User, assessment: Assessment, via: str) -> None:
     _audit(actor, ScreeningAuditAction.VIEWED, assessment, via=via)
 
 
-SETTINGS_FIELDS = ("bp_systolic_threshold", "bp_diastolic_threshold", "screening_valid_days", "second_signature_codes")
+SETTINGS_FIELDS = (
+    "bp_systolic_threshold",
+    "bp_diastolic_threshold",
+    "screening_valid_days",
+    "second_signature_codes",
+)
 
 
 @transaction.atomic
@@ -460,7 +511,11 @@ def screening_settings_update(*, actor: User, **fields: Any) -> ScreeningSetting
         relative = {c.code for c in rules.CONDITIONS if c.severity == rules.Severity.RELATIVE}
         if any(code not in relative for code in codes):
             raise ValidationError(
-                {"second_signature_codes": ValidationError("Choose relative contraindications.", code="invalid")}
+                {
+                    "second_signature_codes": ValidationError(
+                        "Choose relative contraindications.", code="invalid"
+                    )
+                }
             )
         fields["second_signature_codes"] = sorted(set(codes))
     changed = sorted(name for name, value in fields.items() if getattr(settings, name) != value)
@@ -477,12 +532,3 @@ def screening_settings_update(*, actor: User, **fields: Any) -> ScreeningSetting
             data={"fields": changed},
         )
     return settings
-
-
-def prescribers_can_countersign(assessment: Assessment) -> bool:
-    """Whether the clinic has another active prescriber who could give the second signature."""
-    return (
-        User.objects.filter(clinic_id=assessment.clinic_id, role=Role.PRESCRIBER, is_active=True)
-        .exclude(pk=assessment.signed_by_id)
-        .exists()
-    )

@@ -22,8 +22,16 @@ urlpatterns = [
         name="assessment_measure",
     ),
     path("assessments/<uuid:public_id>/sign/", views.assessment_sign, name="assessment_sign"),
-    path("assessments/<uuid:public_id>/countersign/", views.assessment_countersign, name="assessment_countersign"),
-    path("assessments/<uuid:public_id>/new-version/", views.assessment_new_version, name="assessment_new_version"),
+    path(
+        "assessments/<uuid:public_id>/countersign/",
+        views.assessment_countersign,
+        name="assessment_countersign",
+    ),
+    path(
+        "assessments/<uuid:public_id>/new-version/",
+        views.assessment_new_version,
+        name="assessment_new_version",
+    ),
     path("alerts/<uuid:public_id>/", views.alert_acknowledge, name="safety_alert_acknowledge"),
     path("settings/", views.screening_settings, name="screening_settings"),
 ]

@@ -93,7 +93,9 @@ def _render_assessment(
         "sign_form": sign_form if can_sign and full.is_draft else None,
         "can_edit": can_edit,
         "can_countersign": (
-            can_sign and full.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE and full.signed_by_id != user.pk
+            can_sign
+            and full.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE
+            and full.signed_by_id != user.pk
         ),
         "can_new_version": (
             has_capability(user, Capability.SCREENING_EDIT)
@@ -176,14 +178,17 @@ def _measure_page(
     if request.method == "POST" and form.is_valid():
         try:
             response = services.measure_record(
-                actor=user, pathway=pathway, instrument=instrument, answers=form.answers(), assessment=assessment
+                actor=user,
+                pathway=pathway,
+                instrument=instrument,
+                answers=form.answers(),
+                assessment=assessment,
             )
         except ValidationError as error:
             form_errors_from(form, error)
         else:
-            messages.success(
-                request, f"{form.spec.label}: {response.total.normalize()} ({response.band_label}) recorded."
-            )
+            figure = "" if instrument == rules.Instrument.CSSRS else f"{response.total.normalize()}, "
+            messages.success(request, f"{form.spec.label}: {figure}{response.band_label} recorded.")
             for flag in response.flags:
                 if flag.get("urgent"):
                     messages.error(request, f"Urgent: {flag['text']}")
@@ -206,7 +211,10 @@ def assessment_measure(request: HttpRequest, public_id: str, instrument: str) ->
     assessment = selectors.get_assessment_for_user_or_404(user, public_id)
     require_capability(request, Capability.SCREENING_EDIT)
     return _measure_page(
-        request, pathway=assessment.pathway, instrument=instrument, assessment=assessment,
+        request,
+        pathway=assessment.pathway,
+        instrument=instrument,
+        assessment=assessment,
         back_url=_assessment_url(assessment, "measures"),
     )
 
@@ -219,7 +227,10 @@ def pathway_measure(request: HttpRequest, public_id: str, instrument: str) -> Ht
     if not pathway.is_open:
         raise Http404()
     return _measure_page(
-        request, pathway=pathway, instrument=instrument, assessment=None,
+        request,
+        pathway=pathway,
+        instrument=instrument,
+        assessment=None,
         back_url=reverse("pathway_detail", args=[pathway.public_id]),
     )
 
@@ -305,4 +316,6 @@ def screening_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, "The screening settings are saved.")
             return HttpResponseRedirect(reverse("screening_settings"))
     status = 400 if request.method == "POST" else 200
-    return render(request, "screening/settings.html", {"title": "Screening settings", "form": form}, status=status)
+    return render(
+        request, "screening/settings.html", {"title": "Screening settings", "form": form}, status=status
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import time
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest

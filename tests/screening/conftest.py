@@ -13,6 +13,9 @@ from ..factories import PathwayFactory
 def assessing(clinic: Any, prescriber: Any, therapist: Any) -> Any:
     """A pathway in the assessment stage, with a prescriber and a therapist."""
     return PathwayFactory(
-        clinic=clinic, prescriber=prescriber, therapist=therapist, stage=Stage.ASSESSMENT,
+        clinic=clinic,
+        prescriber=prescriber,
+        therapist=therapist,
+        stage=Stage.ASSESSMENT,
         patient__registered_by=prescriber,
     )

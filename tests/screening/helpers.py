@@ -47,10 +47,16 @@ def fill(
     values.update(fields)
     services.assessment_update(actor=actor, assessment=assessment, **values)
     for name, medication_class in medications:
-        services.medication_add(actor=actor, assessment=assessment, name=name, medication_class=medication_class)
+        services.medication_add(
+            actor=actor, assessment=assessment, name=name, medication_class=medication_class
+        )
     for instrument, given in {**ZERO_ANSWERS, **(answers or {})}.items():
         services.measure_record(
-            actor=actor, pathway=assessment.pathway, instrument=instrument, answers=given, assessment=assessment
+            actor=actor,
+            pathway=assessment.pathway,
+            instrument=instrument,
+            answers=given,
+            assessment=assessment,
         )
     assessment.refresh_from_db()
     return assessment
