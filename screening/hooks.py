@@ -74,6 +74,13 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
                 )
             elif found.decision in rules.ELIGIBLE_DECISIONS:
                 actions[pk].append(NextAction("Move to preparation", "The signed screening allows it."))
+            elif found.decision == rules.Decision.NOT_ELIGIBLE:
+                actions[pk].append(
+                    NextAction(
+                        "Not eligible",
+                        "Discuss it with the patient; discontinue, or screen again if things change.",
+                    )
+                )
     return actions
 
 

@@ -387,3 +387,21 @@ def test_measure_scores_are_stored_as_published(prescriber: Any, assessing: Any)
     assert (float(response.total), response.band) == (30.0, "high")
     assert response.flags[0]["code"] == "des2_high"
     assert rules.score("des2", response.answers).total == 30.0
+
+
+def test_a_superseded_eligible_screening_no_longer_opens_the_gate(prescriber: Any, assessing: Any) -> None:
+    first = screened(assessing, prescriber)
+    services.assessment_sign(actor=prescriber, assessment=first, decision="eligible")
+    second = services.assessment_new_version(actor=prescriber, assessment=first)
+    services.assessment_update(
+        actor=prescriber, assessment=second, condition_codes=["ketamine_hypersensitivity"]
+    )
+    services.assessment_sign(actor=prescriber, assessment=second, decision="not_eligible")
+
+    assert selectors.screening_gate_refusals(assessing) == [
+        "The signed screening decided the patient is not eligible."
+    ]
+    with pytest.raises(ValidationError, match="not eligible"):
+        pathway_services.pathway_move(
+            actor=prescriber, pathway=assessing, to_stage=Stage.PREPARATION, reason="Go."
+        )

@@ -314,3 +314,34 @@ def test_a_saved_draft_shows_its_answers_again(
         ("current_crisis", "False"),
         ("escort_available", "True"),
     }
+
+
+def test_settings_page_saves_and_explains_bad_input(
+    client_for: Callable[[User | None], Client], world: dict[str, Any]
+) -> None:
+    client = client_for(world["staff"][Role.CLINIC_ADMIN])
+    bad = client.post(
+        reverse("screening_settings"),
+        {"bp_systolic_threshold": "90", "bp_diastolic_threshold": "90", "screening_valid_days": "90"},
+    )
+    assert bad.status_code == 400
+    assert "Ensure this value is greater than or equal to 100." in bad.content.decode()
+    good = client.post(
+        reverse("screening_settings"),
+        {
+            "bp_systolic_threshold": "150",
+            "bp_diastolic_threshold": "95",
+            "screening_valid_days": "60",
+            "second_signature_codes": ["psychosis_history"],
+        },
+    )
+    assert good.status_code == 302
+    from screening.selectors import screening_settings_for
+
+    saved = screening_settings_for(world["staff"][Role.CLINIC_ADMIN].clinic_id)
+    assert (saved.bp_systolic_threshold, saved.screening_valid_days, saved.second_signature_codes) == (
+        150,
+        60,
+        ["psychosis_history"],
+    )
+    assert AuditEvent.objects.filter(action="screening_settings.updated").count() == 1
