@@ -27,6 +27,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     path = request.path
     entries: list[tuple[str, str, bool]] = [("Dashboard", reverse("dashboard"), True)]
     entries.append(("Patients", reverse("patient_list"), can_see_patients(user)))
+    entries.append(("Calendar", reverse("room_calendar"), has_capability(user, Capability.SCHEDULE_VIEW)))
+    entries.append(("Rooms", reverse("room_list"), has_capability(user, Capability.ROOM_MANAGE)))
     entries.append(("Staff", reverse("staff_list"), has_capability(user, Capability.STAFF_MANAGE)))
     entries.append(("Audit log", reverse("audit_log"), has_capability(user, Capability.AUDIT_VIEW)))
     entries.append(

@@ -30,6 +30,11 @@ class Capability(enum.StrEnum):
     MEASURE_RECORD = "screening.record_measure"
     SAFETY_ALERT_ACKNOWLEDGE = "screening.acknowledge_alert"
     CLINIC_SETTINGS_MANAGE = "clinic.manage_settings"
+    ROOM_MANAGE = "dosing.manage_rooms"
+    BOOKING_MANAGE = "dosing.manage_bookings"
+    BOOKING_CHECKS = "dosing.pre_visit_checks"
+    SCHEDULE_VIEW = "dosing.view_schedule"
+    REMS_ENROL = "dosing.record_rems_enrolment"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -46,6 +51,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCREENING_SIGN,
             Capability.MEASURE_RECORD,
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
+            Capability.SCHEDULE_VIEW,
+            Capability.REMS_ENROL,
         }
     ),
     Role.THERAPIST: frozenset(
@@ -56,13 +63,24 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
         }
     ),
-    Role.MONITOR: frozenset({Capability.PATIENT_VIEW_ALL, Capability.SCREENING_VIEW}),
+    Role.MONITOR: frozenset(
+        {
+            Capability.PATIENT_VIEW_ALL,
+            Capability.SCREENING_VIEW,
+            Capability.SCHEDULE_VIEW,
+            Capability.BOOKING_CHECKS,
+        }
+    ),
     Role.CLINIC_ADMIN: frozenset(
         {
             Capability.STAFF_MANAGE,
             Capability.AUDIT_VIEW,
             Capability.PATIENT_VIEW_ALL,
             Capability.CLINIC_SETTINGS_MANAGE,
+            Capability.ROOM_MANAGE,
+            Capability.BOOKING_MANAGE,
+            Capability.BOOKING_CHECKS,
+            Capability.SCHEDULE_VIEW,
         }
     ),
 }

@@ -33,11 +33,12 @@ def get_staff_for_user_or_404(user: User, public_id: uuid.UUID | str) -> User:
         raise Http404("No such member of staff.") from None
 
 
-def clinic_clinicians(user: User, *, role: str) -> QuerySet[User]:
-    """Active staff of the user's clinic with `role`: the choices for a care team."""
+def clinic_clinicians(user: User, *, role: str = "", roles: tuple[str, ...] = ()) -> QuerySet[User]:
+    """Active staff of the user's clinic with `role` (or any of `roles`): choices for a care team."""
     if user.clinic_id is None:
         return User.objects.none()
-    return User.objects.filter(clinic_id=user.member_clinic_id, role=role, is_active=True).order_by(
+    wanted = roles or (role,)
+    return User.objects.filter(clinic_id=user.member_clinic_id, role__in=wanted, is_active=True).order_by(
         "full_name"
     )
 

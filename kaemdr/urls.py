@@ -39,6 +39,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("screening/", include("screening.urls")),
+    path("dosing/", include("sessions.urls")),
     path("admin/", admin.site.urls),
     path("", include("pathways.urls")),
 ]

@@ -11,8 +11,8 @@ from crispy_forms.layout import Layout
 from crispy_forms.layout import Row
 from crispy_forms.layout import Submit
 from django import forms
-from django.db.models import QuerySet
 
+from kaemdr.models import Role
 from kaemdr.models import User
 
 from .models import Patient
@@ -54,33 +54,39 @@ class PatientForm(forms.Form):
         )
 
 
-class _ClinicianChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return str(obj.full_name)
+class StaffChoiceField(forms.ChoiceField):
+    """A member of staff picked from a list already loaded (so several fields share one query).
 
+    Cleans to the `User`, or None when nothing is chosen.
+    """
 
-def _clinician_field(queryset: QuerySet[User], *, label: str, required: bool) -> _ClinicianChoiceField:
-    return _ClinicianChoiceField(
-        queryset=queryset,
-        to_field_name="public_id",
-        label=label,
-        required=required,
-        empty_label="Not yet assigned" if not required else "Choose…",
-    )
+    def __init__(self, *, staff: list[User], empty_label: str, **kwargs: Any) -> None:
+        self.staff = {str(member.public_id): member for member in staff}
+        choices = [("", empty_label), *((key, member.full_name) for key, member in self.staff.items())]
+        super().__init__(choices=choices, **kwargs)
+
+    def clean(self, value: Any) -> User | None:
+        key = super().clean(value)
+        return self.staff.get(key) if key else None
 
 
 class CareTeamForm(forms.Form):
-    def __init__(
-        self,
-        *args: Any,
-        prescribers: QuerySet[User],
-        therapists: QuerySet[User],
-        submit_label: str,
-        **kwargs: Any,
-    ) -> None:
+    """The pathway's prescriber and therapist, from the clinic's active clinicians (one query)."""
+
+    def __init__(self, *args: Any, clinicians: list[User], submit_label: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["prescriber"] = _clinician_field(prescribers, label="Prescriber", required=True)
-        self.fields["therapist"] = _clinician_field(therapists, label="Therapist", required=False)
+        self.fields["prescriber"] = StaffChoiceField(
+            staff=[u for u in clinicians if u.role == Role.PRESCRIBER],
+            empty_label="Choose…",
+            label="Prescriber",
+            required=True,
+        )
+        self.fields["therapist"] = StaffChoiceField(
+            staff=[u for u in clinicians if u.role == Role.THERAPIST],
+            empty_label="Not yet assigned",
+            label="Therapist",
+            required=False,
+        )
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.submit_label = submit_label

@@ -145,9 +145,8 @@ def pathway_open(request: HttpRequest, public_id: str) -> HttpResponse:
     require_capability(request, Capability.PATHWAY_OPEN)
     form = PathwayOpenForm(
         request.POST or None,
-        initial={"prescriber": user.public_id if user.role == Role.PRESCRIBER else None},
-        prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
-        therapists=clinic_clinicians(user, role=Role.THERAPIST),
+        initial={"prescriber": str(user.public_id) if user.role == Role.PRESCRIBER else ""},
+        clinicians=list(clinic_clinicians(user, roles=(Role.PRESCRIBER, Role.THERAPIST))),
         submit_label="Open pathway",
     )
     if request.method == "POST" and form.is_valid():
@@ -185,8 +184,7 @@ def _pathway_page(
                 "prescriber": pathway.prescriber.public_id,
                 "therapist": getattr(pathway.therapist, "public_id", None),
             },
-            prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
-            therapists=clinic_clinicians(user, role=Role.THERAPIST),
+            clinicians=list(clinic_clinicians(user, roles=(Role.PRESCRIBER, Role.THERAPIST))),
             submit_label="Save care team",
         )
     services.pathway_record_viewed(actor=user, pathway=pathway, via="page")
@@ -254,8 +252,7 @@ def pathway_care_team(request: HttpRequest, public_id: str) -> HttpResponse:
     require_capability(request, Capability.CARE_TEAM_ASSIGN)
     form = CareTeamForm(
         request.POST,
-        prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
-        therapists=clinic_clinicians(user, role=Role.THERAPIST),
+        clinicians=list(clinic_clinicians(user, roles=(Role.PRESCRIBER, Role.THERAPIST))),
         submit_label="Save care team",
     )
     if form.is_valid():

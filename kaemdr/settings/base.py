@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "kaemdr",
     "pathways",
     "screening",
+    "sessions.apps.DosingSessionsConfig",
 ]
 
 MIDDLEWARE = [

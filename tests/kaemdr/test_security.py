@@ -26,7 +26,8 @@ from ..factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC_PAGES = {"login", "password_set"}
+# The room feed is reached by calendar clients with a secret token instead of a session.
+PUBLIC_PAGES = {"login", "password_set", "room_calendar_feed"}
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 

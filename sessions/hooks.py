@@ -1,0 +1,50 @@
+"""How dosing plugs into the pathway: the pathway page's bookings, the monitor's today board, demo data."""
+
+from __future__ import annotations
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.registry import DashboardPanel
+from pathways.registry import registry
+
+from . import selectors
+
+
+def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    if not (
+        has_capability(user, Capability.SCHEDULE_VIEW)
+        or has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM)
+    ):
+        return None
+    context = {
+        "pathway": pathway,
+        "bookings": selectors.pathway_bookings(pathway),
+        "can_book": has_capability(user, Capability.BOOKING_MANAGE) and pathway.is_open,
+    }
+    return DashboardPanel(
+        title="Dosing sessions", template_name="sessions/pathway_panel.html", context=context, order=20
+    )
+
+
+def today_panel(*, user: User) -> DashboardPanel | None:
+    if not has_capability(user, Capability.SCHEDULE_VIEW):
+        return None
+    from django.utils import timezone
+
+    bookings = selectors.todays_board(user, day=timezone.localdate())
+    return DashboardPanel(
+        title="Today's dosing sessions",
+        template_name="sessions/today_panel.html",
+        context={"bookings": bookings},
+        order=5,
+    )
+
+
+def register() -> None:
+    registry.register_pathway_panel(pathway_panel)
+    registry.register_dashboard_panel(today_panel)
+    from .demo import demo_dosing
+
+    registry.register_demo_seeder(demo_dosing)

@@ -1,0 +1,196 @@
+"""Dosing rooms with their equipment, hours and out-of-service periods; chair-time settings; REMS
+enrolment; and dosing bookings, which never overlap by room, patient or monitor."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from kaemdr.models import BaseModel
+from kaemdr.models import Clinic
+from pathways.models import Pathway
+from pathways.models import Patient
+from screening.models import AGENT_CHOICES
+from screening.models import ROUTE_CHOICES
+
+
+def new_calendar_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Room(BaseModel):
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="rooms")
+    name = models.CharField(max_length=80)
+    has_bp_monitor = models.BooleanField(default=True, verbose_name="Blood-pressure monitor")
+    has_pulse_oximeter = models.BooleanField(default=True, verbose_name="Pulse oximeter")
+    has_recliner = models.BooleanField(default=True, verbose_name="Recliner")
+    is_active = models.BooleanField(default=True)
+    calendar_token = models.CharField(max_length=64, unique=True, default=new_calendar_token, editable=False)
+
+    class Meta:
+        ordering = ("name",)
+        constraints = [models.UniqueConstraint(fields=["clinic", "name"], name="room_name_unique_in_clinic")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+class RoomOpeningHours(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField()
+
+    class Meta:
+        ordering = ("weekday",)
+        constraints = [
+            models.UniqueConstraint(fields=["room", "weekday"], name="room_hours_one_per_day"),
+            models.CheckConstraint(
+                name="room_hours_open_before_close", condition=Q(opens__lt=models.F("closes"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class RoomClosure(BaseModel):
+    """A period the room is out of service (maintenance, equipment fault)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="closures")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ("starts_at",)
+        constraints = [
+            models.CheckConstraint(
+                name="room_closure_starts_before_end", condition=Q(starts_at__lt=models.F("ends_at"))
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room} out of service"
+
+
+class ChairTimeSetting(models.Model):
+    """A clinic's chair time for one agent and route (the defaults live in `rules`)."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="chair_times")
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
+    dosing_minutes = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(5), MaxValueValidator(240)]
+    )
+    monitoring_minutes = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(30), MaxValueValidator(480)]
+    )
+    turnover_minutes = models.PositiveSmallIntegerField(validators=[MaxValueValidator(120)])
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "agent", "route"], name="chair_time_one_per_route"),
+            models.CheckConstraint(
+                name="chair_time_esketamine_two_hours",
+                condition=~Q(agent="esketamine") | Q(monitoring_minutes__gte=120),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        minutes = f"{self.dosing_minutes}+{self.monitoring_minutes}+{self.turnover_minutes}"
+        return f"{self.agent} {self.route}: {minutes} min"
+
+
+class RemsEnrolment(BaseModel):
+    """The patient's enrolment in the Spravato REMS, needed before the first esketamine dose."""
+
+    patient = models.OneToOneField(Patient, on_delete=models.PROTECT, related_name="rems_enrolment")
+    enrolled_on = models.DateField()
+    reference = models.CharField(max_length=60, blank=True, verbose_name="REMS reference")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    def __str__(self) -> str:
+        return f"REMS enrolment of {self.patient_id}"
+
+
+class BookingStatus(models.TextChoices):
+    BOOKED = "booked", "Booked"
+    CANCELLED = "cancelled", "Cancelled"
+    COMPLETED = "completed", "Completed"
+
+
+class Booking(BaseModel):
+    """A dosing session booked in a room: chair time from `starts_at` to `ends_at`.
+
+    Never two live bookings of one room, one patient or one monitor at overlapping times: the
+    booking service checks, and on PostgreSQL exclusion constraints (migration 0002) refuse it too.
+    """
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    pathway = models.ForeignKey(Pathway, on_delete=models.PROTECT, related_name="bookings")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="bookings")
+    room = models.ForeignKey(Room, on_delete=models.PROTECT, related_name="bookings")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
+    prescriber = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name="Prescriber onsite"
+    )
+    monitor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="monitored_bookings"
+    )
+    status = models.CharField(max_length=20, choices=BookingStatus.choices, default=BookingStatus.BOOKED)
+    fasting_instructions_given = models.BooleanField(default=False)
+    fasting_confirmed = models.BooleanField(default=False)
+    escort_confirmed = models.BooleanField(default=False)
+    booked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    cancellation_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ("starts_at", "id")
+        constraints = [
+            models.CheckConstraint(
+                name="booking_starts_before_end", condition=Q(starts_at__lt=models.F("ends_at"))
+            ),
+            models.CheckConstraint(
+                name="booking_cancelled_fields_paired",
+                condition=(
+                    Q(status="cancelled") & Q(cancelled_at__isnull=False) & Q(cancelled_by__isnull=False)
+                )
+                | (~Q(status="cancelled") & Q(cancelled_at__isnull=True)),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["room", "starts_at"], name="booking_room_start"),
+            models.Index(fields=["clinic", "starts_at"], name="booking_clinic_start"),
+            models.Index(fields=["monitor", "starts_at"], name="booking_monitor_start"),
+            models.Index(fields=["patient", "starts_at"], name="booking_patient_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room} {self.starts_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != BookingStatus.CANCELLED

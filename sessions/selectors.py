@@ -1,0 +1,199 @@
+"""Reads for rooms and bookings, scoped to the reader's clinic and role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch
+from django.db.models import Q
+from django.db.models import QuerySet
+from django.http import Http404
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.selectors import pathway_qs_for_user
+
+from . import rules
+from .models import Booking
+from .models import BookingStatus
+from .models import ChairTimeSetting
+from .models import Room
+from .models import RoomClosure
+from .models import RoomOpeningHours
+
+
+def room_qs_for_user(user: User) -> QuerySet[Room]:
+    if not (has_capability(user, Capability.SCHEDULE_VIEW) or has_capability(user, Capability.ROOM_MANAGE)):
+        return Room.objects.none()
+    return Room.objects.filter(clinic_id=user.member_clinic_id)
+
+
+def get_room_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Room:
+    try:
+        return room_qs_for_user(user).get(public_id=public_id)
+    except (Room.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such room.") from None
+
+
+def booking_qs_for_user(user: User) -> QuerySet[Booking]:
+    """Bookings of the user's clinic for schedule readers; a therapist sees their care team's."""
+    related = Booking.objects.select_related("room", "patient", "pathway", "prescriber", "monitor")
+    if has_capability(user, Capability.SCHEDULE_VIEW):
+        return related.filter(clinic_id=user.member_clinic_id)
+    if has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM):
+        return related.filter(pathway__in=pathway_qs_for_user(user))
+    return Booking.objects.none()
+
+
+def get_booking_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Booking:
+    try:
+        return booking_qs_for_user(user).get(public_id=public_id)
+    except (Booking.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such booking.") from None
+
+
+def chair_time_for(clinic_id: int, *, agent: str, route: str) -> rules.ChairTime:
+    """The clinic's chair time for the agent and route, or the default."""
+    setting = ChairTimeSetting.objects.filter(clinic_id=clinic_id, agent=agent, route=route).first()
+    if setting is not None:
+        return rules.ChairTime(setting.dosing_minutes, setting.monitoring_minutes, setting.turnover_minutes)
+    return rules.DEFAULT_CHAIR_TIMES[(agent, route)]
+
+
+def opening_hours(room: Room) -> list[rules.OpeningHours]:
+    return [rules.OpeningHours(h.weekday, h.opens, h.closes) for h in room.opening_hours.all()]
+
+
+def conflicts(
+    *,
+    clinic_id: int,
+    room: Room,
+    patient_id: int,
+    monitor_id: int,
+    interval: rules.Interval,
+    tz: dt.tzinfo,
+    exclude_booking_id: int | None = None,
+) -> list[rules.Conflict]:
+    """Everything the interval clashes with: live bookings of the same room, patient or monitor
+    (one query), and the room's out-of-service periods (one query)."""
+    clashing = (
+        Booking.objects.filter(
+            clinic_id=clinic_id, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at
+        )
+        .exclude(status=BookingStatus.CANCELLED)
+        .filter(Q(room=room) | Q(patient_id=patient_id) | Q(monitor_id=monitor_id))
+        .select_related("room", "patient", "monitor")
+        .order_by("starts_at")
+    )
+    if exclude_booking_id is not None:
+        clashing = clashing.exclude(pk=exclude_booking_id)
+    found: list[rules.Conflict] = []
+    for booking in clashing:
+        if booking.room_id == room.pk:
+            what, kind = f"The room is booked for {booking.patient.full_name}", "room"
+        elif booking.patient_id == patient_id:
+            what, kind = "The patient is already booked", "patient"
+        else:
+            what, kind = f"The monitor {booking.monitor.full_name} is already booked", "monitor"
+        text = rules.describe_clash(
+            what=what, starts_at=booking.starts_at, ends_at=booking.ends_at, room=booking.room.name, tz=tz
+        )
+        found.append(rules.Conflict(kind, text, str(booking.public_id)))
+    closures = RoomClosure.objects.filter(
+        room=room, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at
+    )
+    for closure in closures:
+        text = rules.describe_clash(
+            what=f"The room is out of service ({closure.reason})",
+            starts_at=closure.starts_at,
+            ends_at=closure.ends_at,
+            room=room.name,
+            tz=tz,
+        )
+        found.append(rules.Conflict("closure", text))
+    return found
+
+
+@dataclass(frozen=True)
+class WeekDay:
+    date: dt.date
+    bookings: list[Booking]
+
+
+@dataclass(frozen=True)
+class RoomWeek:
+    room: Room
+    days: list[WeekDay]
+    utilisation: float
+    open_minutes: int
+
+
+def week_start(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def week_calendar(user: User, *, monday: dt.date, room: Room | None = None) -> list[RoomWeek]:
+    """Each room's week, Monday to Sunday in the clinic's time zone, with its bookings and utilisation.
+
+    Three queries however many bookings: rooms with their hours, then the week's bookings.
+    """
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
+    end = start + dt.timedelta(days=7)
+    rooms = (
+        room_qs_for_user(user)
+        .filter(is_active=True)
+        .prefetch_related(Prefetch("opening_hours", queryset=RoomOpeningHours.objects.order_by("weekday")))
+    )
+    if room is not None:
+        rooms = rooms.filter(pk=room.pk)
+    bookings = booking_qs_for_user(user).filter(starts_at__lt=end, ends_at__gt=start).order_by("starts_at")
+    by_room: dict[int, dict[dt.date, list[Booking]]] = defaultdict(lambda: defaultdict(list))
+    for booking in bookings:
+        by_room[booking.room_id][booking.starts_at.astimezone(tz).date()].append(booking)
+    weeks = []
+    for each in rooms.order_by("name"):
+        hours = {h.weekday: h for h in each.opening_hours.all()}
+        open_minutes = sum(
+            (dt.datetime.combine(monday, h.closes) - dt.datetime.combine(monday, h.opens)).seconds // 60
+            for h in hours.values()
+        )
+        days = [
+            WeekDay(monday + dt.timedelta(days=i), by_room[each.pk][monday + dt.timedelta(days=i)])
+            for i in range(7)
+        ]
+        live = [
+            rules.Interval(b.starts_at, b.ends_at)
+            for day in days
+            for b in day.bookings
+            if b.status != "cancelled"
+        ]
+        weeks.append(RoomWeek(each, days, rules.utilisation(live, open_minutes), open_minutes))
+    return weeks
+
+
+def todays_board(user: User, *, day: dt.date) -> list[Booking]:
+    """The day's live bookings: a monitor's own first, then the clinic's, in time order."""
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    bookings = (
+        booking_qs_for_user(user)
+        .filter(starts_at__gte=start, starts_at__lt=start + dt.timedelta(days=1))
+        .exclude(status=BookingStatus.CANCELLED)
+        .order_by("starts_at", "id")
+    )
+    return list(bookings)
+
+
+def pathway_bookings(pathway: Any) -> list[Booking]:
+    return list(
+        Booking.objects.filter(pathway=pathway)
+        .select_related("room", "monitor", "prescriber")
+        .order_by("starts_at")
+    )

@@ -1,0 +1,468 @@
+"""Writes for dosing rooms and bookings. `booking_create` and `booking_move` are the one door to a
+room's calendar: pages, API and tasks all pass through them, so every gate holds everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.db import transaction
+from django.utils import timezone
+
+from kaemdr.audit import audit_record
+from kaemdr.exceptions import NotFoundOrForbidden
+from kaemdr.models import Role
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.models import Patient
+from pathways.models import Stage
+from screening import selectors as screening_selectors
+from screening.rules import Agent
+
+from . import rules
+from .models import Booking
+from .models import BookingStatus
+from .models import RemsEnrolment
+from .models import Room
+from .models import RoomClosure
+from .models import RoomOpeningHours
+from .selectors import chair_time_for
+from .selectors import conflicts
+from .selectors import opening_hours
+
+BOOKABLE_STAGES = (Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION)
+
+
+class DosingAuditAction:
+    ROOM_CREATED = "room.created"
+    ROOM_UPDATED = "room.updated"
+    ROOM_HOURS_SET = "room.hours_set"
+    ROOM_CLOSED = "room.closure_added"
+    REMS_ENROLLED = "rems.enrolment_recorded"
+    BOOKED = "booking.created"
+    MOVED = "booking.moved"
+    CANCELLED = "booking.cancelled"
+    CHECKS_UPDATED = "booking.checks_updated"
+    VIEWED = "booking.viewed"
+
+
+def _require(actor: User, capability: Capability, clinic_id: int | None = None) -> None:
+    if not has_capability(actor, capability) or (clinic_id is not None and clinic_id != actor.clinic_id):
+        raise NotFoundOrForbidden()
+
+
+def _tz(actor: User) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(actor.clinic.time_zone)  # type: ignore[union-attr]
+
+
+# --- Rooms ------------------------------------------------------------------------------------------
+
+ROOM_FIELDS = ("name", "has_bp_monitor", "has_pulse_oximeter", "has_recliner", "is_active")
+
+
+@transaction.atomic
+def room_save(*, actor: User, room: Room | None = None, **fields: Any) -> Room:
+    """Create a room (when `room` is None) or change one. Clinic admins only."""
+    _require(actor, Capability.ROOM_MANAGE, room.clinic_id if room else None)
+    unknown = set(fields) - set(ROOM_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown room fields: {sorted(unknown)}")
+    creating = room is None
+    target = (
+        Room(clinic_id=actor.member_clinic_id)
+        if room is None
+        else Room.objects.select_for_update().get(pk=room.pk)
+    )
+    for name, value in fields.items():
+        setattr(target, name, value.strip() if isinstance(value, str) else value)
+    if (
+        Room.objects.filter(clinic_id=target.clinic_id, name__iexact=target.name)
+        .exclude(pk=target.pk)
+        .exists()
+    ):
+        raise ValidationError({"name": ValidationError("Another room has this name.", code="duplicate_name")})
+    target.full_clean(exclude=["clinic"], validate_unique=False, validate_constraints=False)
+    target.save()
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.ROOM_CREATED if creating else DosingAuditAction.ROOM_UPDATED,
+        target_type="dosing.Room",
+        target_public_id=target.public_id,
+        data={"fields": sorted(fields)},
+    )
+    return target
+
+
+@transaction.atomic
+def room_set_hours(*, actor: User, room: Room, hours: list[tuple[int, dt.time, dt.time]]) -> Room:
+    """Replace the room's weekly opening hours: (weekday, opens, closes), at most one per day."""
+    _require(actor, Capability.ROOM_MANAGE, room.clinic_id)
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    errors = [
+        ValidationError(f"{day}: the room must open before it closes.", code="hours_order")
+        for day, opens, closes in hours
+        if opens >= closes
+    ]
+    if len({day for day, _, _ in hours}) != len(hours):
+        errors.append(ValidationError("Give each weekday at most once.", code="duplicate_day"))
+    if errors:
+        raise ValidationError({"hours": errors})
+    room.opening_hours.all().delete()
+    RoomOpeningHours.objects.bulk_create(
+        RoomOpeningHours(room=room, weekday=day, opens=opens, closes=closes)
+        for day, opens, closes in sorted(hours)
+    )
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.ROOM_HOURS_SET,
+        target_type="dosing.Room",
+        target_public_id=room.public_id,
+        data={"days": sorted(day for day, _, _ in hours)},
+    )
+    return room
+
+
+@transaction.atomic
+def room_closure_add(
+    *, actor: User, room: Room, starts_at: dt.datetime, ends_at: dt.datetime, reason: str
+) -> RoomClosure:
+    """Take the room out of service. Live bookings in the period are named and the closure refused,
+    so that nobody's session silently loses its room: move or cancel them first."""
+    _require(actor, Capability.ROOM_MANAGE, room.clinic_id)
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if starts_at >= ends_at:
+        raise ValidationError({"ends_at": ValidationError("The end must be after the start.", code="order")})
+    if not reason.strip():
+        raise ValidationError({"reason": ValidationError("Give the reason.", code="required")})
+    affected = (
+        Booking.objects.filter(room=room, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        .exclude(status=BookingStatus.CANCELLED)
+        .select_related("patient")
+    )
+    if affected:
+        tz = _tz(actor)
+        raise ValidationError(
+            [
+                ValidationError(
+                    rules.describe_clash(
+                        what=f"Booked for {b.patient.full_name}",
+                        starts_at=b.starts_at,
+                        ends_at=b.ends_at,
+                        room=room.name,
+                        tz=tz,
+                    )
+                    + " Move or cancel it first.",
+                    code="closure_conflict",
+                )
+                for b in affected
+            ]
+        )
+    closure = RoomClosure.objects.create(
+        room=room, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()
+    )
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.ROOM_CLOSED,
+        target_type="dosing.Room",
+        target_public_id=room.public_id,
+    )
+    return closure
+
+
+# --- REMS enrolment ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def rems_enrolment_record(
+    *, actor: User, patient: Patient, enrolled_on: dt.date, reference: str = ""
+) -> RemsEnrolment:
+    """Record the patient's Spravato REMS enrolment (needed before any esketamine booking)."""
+    _require(actor, Capability.REMS_ENROL, patient.clinic_id)
+    if enrolled_on > timezone.localdate():
+        raise ValidationError({"enrolled_on": ValidationError("This date is in the future.", code="future")})
+    enrolment, _ = RemsEnrolment.objects.update_or_create(
+        patient=patient,
+        defaults={"enrolled_on": enrolled_on, "reference": reference.strip(), "recorded_by": actor},
+    )
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.REMS_ENROLLED,
+        target_type="dosing.RemsEnrolment",
+        target_public_id=enrolment.public_id,
+        patient_public_id=patient.public_id,
+    )
+    return enrolment
+
+
+# --- Bookings ------------------------------------------------------------------------------------------
+
+
+def _booking_refusals(*, pathway: Pathway, room: Room, agent: str) -> list[ValidationError]:
+    """The gates before any time is looked at: pathway stage, screening, REMS, room and equipment."""
+    errors: list[ValidationError] = []
+    if pathway.stage not in BOOKABLE_STAGES:
+        errors.append(
+            ValidationError(
+                f"A pathway in {pathway.get_stage_display().lower()} cannot be booked for dosing.",
+                code="wrong_stage",
+            )
+        )
+    for refusal in screening_selectors.screening_gate_refusals(pathway):
+        errors.append(ValidationError(refusal, code="screening_gate"))
+    if agent == Agent.ESKETAMINE and not RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
+        errors.append(
+            ValidationError(
+                "Esketamine: record the patient's REMS enrolment before booking.",
+                code="rems_enrolment_missing",
+            )
+        )
+    if not room.is_active:
+        errors.append(ValidationError(f"{room.name} is not in use.", code="room_inactive"))
+    if not room.has_bp_monitor:
+        errors.append(ValidationError(f"{room.name} has no blood-pressure monitor.", code="room_equipment"))
+    if agent == Agent.ESKETAMINE and not room.has_pulse_oximeter:
+        errors.append(
+            ValidationError(
+                f"{room.name} has no pulse oximeter, which esketamine sessions need (REMS).",
+                code="room_equipment",
+            )
+        )
+    return errors
+
+
+def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id: int | None) -> None:
+    tz = _tz(actor)
+    interval = rules.Interval(booking.starts_at, booking.ends_at)
+    if booking.starts_at < timezone.now():
+        raise ValidationError({"starts_at": ValidationError("This time has passed.", code="past")})
+    if not rules.within_opening_hours(interval, opening_hours(room), tz):
+        local = booking.starts_at.astimezone(tz)
+        raise ValidationError(
+            {
+                "starts_at": ValidationError(
+                    f"{room.name} is not open for the whole session ({local:%a %-d %b %H:%M}, "
+                    f"{(booking.ends_at - booking.starts_at).seconds // 60} minutes).",
+                    code="outside_opening_hours",
+                )
+            }
+        )
+    found = conflicts(
+        clinic_id=booking.clinic_id,
+        room=room,
+        patient_id=booking.patient_id,
+        monitor_id=booking.monitor_id,
+        interval=interval,
+        tz=tz,
+        exclude_booking_id=exclude_booking_id,
+    )
+    if found:
+        raise ValidationError(
+            {"starts_at": [ValidationError(c.text, code="booking_conflict") for c in found]}
+        )
+
+
+def _save_booking(booking: Booking, *, actor: User, room: Room, exclude_booking_id: int | None) -> None:
+    """Save, turning the database's exclusion constraint (a lost race) into the same named conflict."""
+    try:
+        with transaction.atomic():
+            booking.save()
+    except IntegrityError:
+        _check_time(actor=actor, booking=booking, room=room, exclude_booking_id=exclude_booking_id)
+        raise ValidationError(
+            {"starts_at": ValidationError("Someone booked this time a moment ago.", code="booking_conflict")}
+        ) from None
+
+
+def _check_staff(*, actor: User, prescriber: User, monitor: User) -> None:
+    errors: dict[str, ValidationError] = {}
+    if (
+        prescriber.clinic_id != actor.clinic_id
+        or prescriber.role != Role.PRESCRIBER
+        or not prescriber.is_active
+    ):
+        errors["prescriber"] = ValidationError(
+            "Choose an active prescriber of this clinic.", code="invalid_prescriber"
+        )
+    if monitor.clinic_id != actor.clinic_id or monitor.role != Role.MONITOR or not monitor.is_active:
+        errors["monitor"] = ValidationError(
+            "Choose an active monitor of this clinic.", code="invalid_monitor"
+        )
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def booking_create(
+    *, actor: User, pathway: Pathway, room: Room, starts_at: dt.datetime, prescriber: User, monitor: User
+) -> Booking:
+    """Book a dosing session: chair time for the screening's planned agent and route, in a room that
+    is open, in service, equipped, and free, for a patient and a monitor who are free too.
+
+    The room row is locked first, so bookings of one room are decided one at a time; on PostgreSQL
+    exclusion constraints back this up for the room, the patient and the monitor.
+    """
+    _require(actor, Capability.BOOKING_MANAGE, pathway.clinic_id)
+    if room.clinic_id != actor.clinic_id:
+        raise NotFoundOrForbidden()
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    pathway = Pathway.objects.select_related("patient").get(pk=pathway.pk)
+    _check_staff(actor=actor, prescriber=prescriber, monitor=monitor)
+    status = screening_selectors.screening_status(pathway)
+    plan = status.current
+    agent = plan.agent if plan is not None else ""
+    errors = _booking_refusals(pathway=pathway, room=room, agent=agent)
+    if errors:
+        raise ValidationError(errors)
+    assert plan is not None
+    chair = chair_time_for(pathway.clinic_id, agent=plan.agent, route=plan.route)
+    booking = Booking(
+        clinic_id=pathway.clinic_id,
+        pathway=pathway,
+        patient_id=pathway.patient_id,
+        room=room,
+        starts_at=starts_at,
+        ends_at=rules.end_for(starts_at, chair),
+        agent=plan.agent,
+        route=plan.route,
+        prescriber=prescriber,
+        monitor=monitor,
+        booked_by=actor,
+    )
+    _check_time(actor=actor, booking=booking, room=room, exclude_booking_id=None)
+    _save_booking(booking, actor=actor, room=room, exclude_booking_id=None)
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.BOOKED,
+        target_type="dosing.Booking",
+        target_public_id=booking.public_id,
+        patient_public_id=pathway.patient.public_id,
+        data={
+            "room": str(room.public_id),
+            "minutes": chair.total_minutes,
+            "agent": plan.agent,
+            "route": plan.route,
+        },
+    )
+    return booking
+
+
+@transaction.atomic
+def booking_move(
+    *, actor: User, booking: Booking, starts_at: dt.datetime, room: Room | None = None
+) -> Booking:
+    """Move a live booking to a new start (and room), keeping its length; every check applies again."""
+    _require(actor, Capability.BOOKING_MANAGE, booking.clinic_id)
+    target_room = room or booking.room
+    if target_room.clinic_id != actor.clinic_id:
+        raise NotFoundOrForbidden()
+    rooms = sorted({booking.room_id, target_room.pk})
+    locked_rooms = {r.pk: r for r in Room.objects.select_for_update().filter(pk__in=rooms).order_by("pk")}
+    locked = (
+        Booking.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=booking.pk)
+    )
+    if locked.status != BookingStatus.BOOKED:
+        raise ValidationError("Only a booked session can be moved.", code="not_booked")
+    target = locked_rooms[target_room.pk]
+    errors = _booking_refusals(pathway=locked.pathway, room=target, agent=locked.agent)
+    if errors:
+        raise ValidationError(errors)
+    interval = rules.moved(rules.Interval(locked.starts_at, locked.ends_at), starts_at)
+    before = (locked.room_id, locked.starts_at)
+    locked.room, locked.starts_at, locked.ends_at = target, interval.starts_at, interval.ends_at
+    _check_time(actor=actor, booking=locked, room=target, exclude_booking_id=locked.pk)
+    _save_booking(locked, actor=actor, room=target, exclude_booking_id=locked.pk)
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.MOVED,
+        target_type="dosing.Booking",
+        target_public_id=locked.public_id,
+        patient_public_id=locked.pathway.patient.public_id,
+        data={
+            "room_changed": before[0] != target.pk,
+            "minutes_shifted": int((starts_at - before[1]).total_seconds() // 60),
+        },
+    )
+    return locked
+
+
+@transaction.atomic
+def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
+    """Cancel a booking; its slot is free again at once."""
+    _require(actor, Capability.BOOKING_MANAGE, booking.clinic_id)
+    locked = (
+        Booking.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=booking.pk)
+    )
+    if not reason.strip():
+        raise ValidationError({"reason": ValidationError("Give the reason for cancelling.", code="required")})
+    if locked.status != BookingStatus.BOOKED:
+        raise ValidationError("Only a booked session can be cancelled.", code="not_booked")
+    locked.status = BookingStatus.CANCELLED
+    locked.cancelled_at = timezone.now()
+    locked.cancelled_by = actor
+    locked.cancellation_reason = reason.strip()[:300]
+    locked.save()
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.CANCELLED,
+        target_type="dosing.Booking",
+        target_public_id=locked.public_id,
+        patient_public_id=locked.pathway.patient.public_id,
+    )
+    return locked
+
+
+CHECK_FIELDS = ("fasting_instructions_given", "fasting_confirmed", "escort_confirmed")
+
+
+@transaction.atomic
+def booking_checks_update(*, actor: User, booking: Booking, **checks: bool) -> Booking:
+    """Record the pre-visit checks: fasting instructions given and confirmed, escort confirmed."""
+    _require(actor, Capability.BOOKING_CHECKS, booking.clinic_id)
+    unknown = set(checks) - set(CHECK_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown checks: {sorted(unknown)}")
+    locked = (
+        Booking.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=booking.pk)
+    )
+    if locked.status != BookingStatus.BOOKED:
+        raise ValidationError("Checks are recorded on booked sessions only.", code="not_booked")
+    if checks.get("fasting_confirmed") and not (
+        checks.get("fasting_instructions_given") or locked.fasting_instructions_given
+    ):
+        raise ValidationError(
+            {
+                "fasting_confirmed": ValidationError(
+                    "Give the fasting instructions before confirming them.", code="instructions_first"
+                )
+            }
+        )
+    changed = sorted(name for name, value in checks.items() if getattr(locked, name) != value)
+    for name, value in checks.items():
+        setattr(locked, name, value)
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+        audit_record(
+            actor=actor,
+            action=DosingAuditAction.CHECKS_UPDATED,
+            target_type="dosing.Booking",
+            target_public_id=locked.public_id,
+            patient_public_id=locked.pathway.patient.public_id,
+            data={"checks": {name: checks[name] for name in changed}},
+        )
+    return locked
+
+
+def booking_viewed(*, actor: User, booking: Booking, via: str) -> None:
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.VIEWED,
+        target_type="dosing.Booking",
+        target_public_id=booking.public_id,
+        patient_public_id=booking.patient.public_id,
+        data={"via": via},
+    )

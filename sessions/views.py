@@ -1,0 +1,340 @@
+"""Pages for dosing rooms, the week calendar, bookings and the iCalendar feed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_POST
+
+from kaemdr.models import Role
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from kaemdr.selectors import clinic_clinicians
+from kaemdr.views import form_errors_from
+from kaemdr.views import require_capability
+from pathways.selectors import get_pathway_for_user_or_404
+from screening import selectors as screening_selectors
+
+from . import calendar_feed
+from . import selectors
+from . import services
+from .forms import BookingForm
+from .forms import CancelForm
+from .forms import ChecksForm
+from .forms import ClosureForm
+from .forms import MoveForm
+from .forms import OpeningHoursForm
+from .forms import RemsEnrolmentForm
+from .forms import RoomForm
+from .models import Booking
+from .models import RemsEnrolment
+from .models import Room
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _tz(user: User) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+
+
+def room_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.ROOM_MANAGE)
+    rooms = selectors.room_qs_for_user(_user(request)).prefetch_related("opening_hours")
+    return render(request, "sessions/room_list.html", {"title": "Dosing rooms", "rooms": list(rooms)})
+
+
+def room_create(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.ROOM_MANAGE)
+    form = RoomForm(request.POST or None, initial={"is_active": True})
+    if request.method == "POST" and form.is_valid():
+        try:
+            room = services.room_save(actor=_user(request), **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"{room.name} is added. Set its opening hours.")
+            return HttpResponseRedirect(reverse("room_detail", args=[room.public_id]))
+    return render(
+        request,
+        "sessions/room_form.html",
+        {"title": "Add a room", "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A room: its equipment, weekly hours and out-of-service periods, each with its own form."""
+    require_capability(request, Capability.ROOM_MANAGE)
+    user = _user(request)
+    room = selectors.get_room_for_user_or_404(user, public_id)
+    form = RoomForm(instance=room, prefix="room")
+    hours_form = OpeningHoursForm(initial=OpeningHoursForm.initial_for(room), prefix="hours")
+    closure_form = ClosureForm(prefix="closure")
+    status = 200
+    if request.method == "POST":
+        status, action = 400, request.POST.get("action")
+        try:
+            if action == "room":
+                form = RoomForm(request.POST, instance=Room.objects.get(pk=room.pk), prefix="room")
+                if form.is_valid():
+                    services.room_save(actor=user, room=room, **form.cleaned_data)
+                    messages.success(request, "The room is saved.")
+                    return HttpResponseRedirect(request.path)
+            elif action == "hours":
+                hours_form = OpeningHoursForm(request.POST, prefix="hours")
+                if hours_form.is_valid():
+                    services.room_set_hours(actor=user, room=room, hours=hours_form.hours())
+                    messages.success(request, "The opening hours are saved.")
+                    return HttpResponseRedirect(request.path)
+            elif action == "closure":
+                closure_form = ClosureForm(request.POST, prefix="closure")
+                if closure_form.is_valid():
+                    tz = _tz(user)
+                    services.room_closure_add(
+                        actor=user,
+                        room=room,
+                        starts_at=closure_form.at("start_date", "start_time", tz),
+                        ends_at=closure_form.at("end_date", "end_time", tz),
+                        reason=closure_form.cleaned_data["reason"],
+                    )
+                    messages.success(request, "The room is out of service for that period.")
+                    return HttpResponseRedirect(request.path)
+        except ValidationError as error:
+            target = {"room": form, "hours": hours_form, "closure": closure_form}.get(action or "", form)
+            form_errors_from(target, error)
+    context = {
+        "title": room.name,
+        "room": room,
+        "form": form,
+        "hours_form": hours_form,
+        "closure_form": closure_form,
+        "closures": room.closures.filter(ends_at__gte=timezone.now()).order_by("starts_at"),
+        "feed_url": request.build_absolute_uri(reverse("room_calendar_feed", args=[room.calendar_token])),
+    }
+    return render(request, "sessions/room_detail.html", context, status=status)
+
+
+def week_calendar(request: HttpRequest) -> HttpResponse:
+    """The week across rooms (or one room), Monday to Sunday; `?week=YYYY-MM-DD` picks the week."""
+    require_capability(request, Capability.SCHEDULE_VIEW)
+    user = _user(request)
+    try:
+        chosen = dt.date.fromisoformat(request.GET.get("week", ""))
+    except ValueError:
+        chosen = timezone.localdate()
+    monday = selectors.week_start(chosen)
+    room = None
+    if request.GET.get("room"):
+        room = selectors.get_room_for_user_or_404(user, request.GET["room"])
+    weeks = selectors.week_calendar(user, monday=monday, room=room)
+    context = {
+        "title": "Room calendar",
+        "weeks": weeks,
+        "monday": monday,
+        "days": [monday + dt.timedelta(days=i) for i in range(7)],
+        "previous_week": monday - dt.timedelta(days=7),
+        "next_week": monday + dt.timedelta(days=7),
+        "this_week": selectors.week_start(timezone.localdate()),
+        "room": room,
+        "rooms": list(selectors.room_qs_for_user(user).filter(is_active=True)),
+        "today": timezone.localdate(),
+    }
+    return render(request, "sessions/week_calendar.html", context)
+
+
+def today_board(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.SCHEDULE_VIEW)
+    bookings = selectors.todays_board(_user(request), day=timezone.localdate())
+    return render(request, "sessions/today.html", {"title": "Today's sessions", "bookings": bookings})
+
+
+def _booking_form(request: HttpRequest, user: User, data: Any = None) -> BookingForm:
+    return BookingForm(
+        data,
+        rooms=selectors.room_qs_for_user(user).filter(is_active=True),
+        prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
+        monitors=clinic_clinicians(user, role=Role.MONITOR),
+        initial={"date": timezone.localdate() + dt.timedelta(days=1), "time": dt.time(9, 0)},
+    )
+
+
+def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Book a dosing session for a pathway. The gates (screening, REMS, hours, conflicts) are the
+    service's; this page shows the ones it can see up front."""
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.BOOKING_MANAGE)
+    form = _booking_form(request, user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            booking = services.booking_create(
+                actor=user,
+                pathway=pathway,
+                room=form.cleaned_data["room"],
+                starts_at=form.at("date", "time", _tz(user)),
+                prescriber=form.cleaned_data["prescriber"],
+                monitor=form.cleaned_data["monitor"],
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            local = timezone.localtime(booking.starts_at)
+            messages.success(
+                request,
+                f"Booked: {booking.room.name}, {local:%a %-d %b %H:%M}-"
+                f"{timezone.localtime(booking.ends_at):%H:%M}.",
+            )
+            return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
+    status = screening_selectors.screening_status(pathway)
+    context = {
+        "title": "Book a dosing session",
+        "form": form,
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "plan": status.current,
+        "refusals": status.refusals,
+        "rems": RemsEnrolment.objects.filter(patient=pathway.patient).first(),
+        "rems_form": RemsEnrolmentForm() if has_capability(user, Capability.REMS_ENROL) else None,
+    }
+    return render(request, "sessions/booking_form.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def rems_enrol(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.REMS_ENROL)
+    form = RemsEnrolmentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.rems_enrolment_record(actor=user, patient=pathway.patient, **form.cleaned_data)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "The REMS enrolment is recorded.")
+    else:
+        messages.error(request, "Give the enrolment date.")
+    return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+
+
+def _booking_page(request: HttpRequest, booking: Booking, *, status: int = 200, **forms: Any) -> HttpResponse:
+    user = _user(request)
+    can_manage = has_capability(user, Capability.BOOKING_MANAGE) and booking.status == "booked"
+    can_check = has_capability(user, Capability.BOOKING_CHECKS) and booking.status == "booked"
+    local = timezone.localtime(booking.starts_at)
+    context = {
+        "title": f"Dosing session of {booking.patient.full_name}",
+        "booking": booking,
+        "patient": booking.patient,
+        "minutes": int((booking.ends_at - booking.starts_at).total_seconds() // 60),
+        "move_form": forms.get("move_form")
+        or (
+            MoveForm(
+                rooms=selectors.room_qs_for_user(user).filter(is_active=True),
+                initial={"room": booking.room.public_id, "date": local.date(), "time": local.time()},
+            )
+            if can_manage
+            else None
+        ),
+        "cancel_form": forms.get("cancel_form") or (CancelForm() if can_manage else None),
+        "checks_form": forms.get("checks_form")
+        or (
+            ChecksForm(initial={name: getattr(booking, name) for name in services.CHECK_FIELDS})
+            if can_check
+            else None
+        ),
+    }
+    services.booking_viewed(actor=user, booking=booking, via="page")
+    return render(request, "sessions/booking_detail.html", context, status=status)
+
+
+def booking_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _booking_page(request, selectors.get_booking_for_user_or_404(_user(request), public_id))
+
+
+@require_POST
+def booking_move(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    booking = selectors.get_booking_for_user_or_404(user, public_id)
+    require_capability(request, Capability.BOOKING_MANAGE)
+    form = MoveForm(request.POST, rooms=selectors.room_qs_for_user(user).filter(is_active=True))
+    if form.is_valid():
+        try:
+            moved = services.booking_move(
+                actor=user,
+                booking=booking,
+                starts_at=form.at("date", "time", _tz(user)),
+                room=form.cleaned_data["room"],
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(
+                request, f"Moved to {moved.room.name}, {timezone.localtime(moved.starts_at):%a %-d %b %H:%M}."
+            )
+            return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
+    return _booking_page(request, booking, move_form=form, status=400)
+
+
+@require_POST
+def booking_cancel(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    booking = selectors.get_booking_for_user_or_404(user, public_id)
+    require_capability(request, Capability.BOOKING_MANAGE)
+    form = CancelForm(request.POST)
+    if form.is_valid():
+        try:
+            services.booking_cancel(actor=user, booking=booking, reason=form.cleaned_data["reason"])
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The booking is cancelled; its slot is free.")
+            return HttpResponseRedirect(reverse("pathway_detail", args=[booking.pathway.public_id]))
+    return _booking_page(request, booking, cancel_form=form, status=400)
+
+
+@require_POST
+def booking_checks(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    booking = selectors.get_booking_for_user_or_404(user, public_id)
+    require_capability(request, Capability.BOOKING_CHECKS)
+    form = ChecksForm(request.POST)
+    if form.is_valid():
+        try:
+            services.booking_checks_update(actor=user, booking=booking, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The pre-visit checks are saved.")
+            return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
+    return _booking_page(request, booking, checks_form=form, status=400)
+
+
+@login_not_required
+@require_GET
+def room_calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
+    """The room's bookings as iCalendar, for calendar clients. The token in the address is the key;
+    events carry initials and times only, never a patient's name."""
+    room = Room.objects.filter(calendar_token=token, is_active=True).select_related("clinic").first()
+    if room is None:
+        raise Http404()
+    body = calendar_feed.room_feed(room)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
+    response["Cache-Control"] = "private, max-age=300"
+    return response
