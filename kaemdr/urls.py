@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/", include("kaemdr.api_urls")),
     path("api/v1/", include("pathways.api_urls")),
     path("api/v1/", include("screening.api_urls")),
+    path("api/v1/", include("sessions.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

@@ -16,6 +16,8 @@ from pathways.models import Patient
 from pathways.models import Stage
 from screening.models import Assessment
 from screening.models import AssessmentStatus
+from sessions.models import Room
+from sessions.models import RoomOpeningHours
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -102,3 +104,24 @@ class SignedScreeningFactory(factory.django.DjangoModelFactory[Assessment]):
     signed_by = factory.SelfAttribute("pathway.prescriber")
     signed_at = factory.LazyFunction(timezone.now)
     valid_until = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=90))
+    agent = "ketamine"
+    route = "sublingual"
+
+
+class RoomFactory(factory.django.DjangoModelFactory[Room]):
+    """A room open every day from 07:00 to 20:00 (clinic time), with all its equipment."""
+
+    class Meta:
+        model = Room
+        skip_postgeneration_save = True
+
+    clinic = factory.SubFactory(ClinicFactory)
+    name = factory.Sequence(lambda n: f"Room {n}")
+
+    @factory.post_generation
+    def hours(obj, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            RoomOpeningHours.objects.bulk_create(
+                RoomOpeningHours(room=obj, weekday=day, opens=dt.time(7, 0), closes=dt.time(20, 0))
+                for day in range(7)
+            )

@@ -1,0 +1,266 @@
+"""Dosing rooms and bookings in the JSON API: the same selectors and services as the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins
+from rest_framework import permissions
+from rest_framework import serializers
+from rest_framework import status
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from kaemdr.api import ErrorBody
+from kaemdr.models import Role
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.api import ClinicianField
+from pathways.selectors import get_pathway_for_user_or_404
+
+from . import selectors
+from . import services
+from .models import Booking
+from .models import Room
+
+
+def _require(user: Any, capability: Capability) -> None:
+    if not has_capability(user, capability):
+        raise NotFound()
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+
+    class Meta:
+        model = Room
+        fields = ("id", *services.ROOM_FIELDS)
+        validators: list[Any] = []
+
+
+class HoursSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="Monday is 0")
+    opens = serializers.TimeField()
+    closes = serializers.TimeField()
+
+
+class ClosureSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=200)
+
+
+@extend_schema(tags=["dosing"])
+class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The clinic's dosing rooms: clinic admins add and change them, set hours, take them out of service."""
+
+    serializer_class = RoomSerializer
+    permission_classes = (permissions.IsAuthenticated,)
+    lookup_url_kwarg = "id"
+    queryset = Room.objects.none()  # for the schema; requests use get_queryset
+
+    def get_queryset(self) -> Any:
+        _require(self.request.user, Capability.SCHEDULE_VIEW)
+        return selectors.room_qs_for_user(self.request.user)  # type: ignore[arg-type]
+
+    def get_object(self) -> Room:
+        return selectors.get_room_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
+
+    @extend_schema(responses={201: RoomSerializer, 400: ErrorBody, 404: ErrorBody})
+    def create(self, request: Request) -> Response:
+        _require(request.user, Capability.ROOM_MANAGE)
+        body = RoomSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        room = services.room_save(actor=request.user, **body.validated_data)  # type: ignore[arg-type]
+        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=HoursSerializer(many=True), responses={200: RoomSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    @action(detail=True, methods=["put"])
+    def hours(self, request: Request, id: str) -> Response:
+        room = self.get_object()
+        _require(request.user, Capability.ROOM_MANAGE)
+        body = HoursSerializer(data=request.data, many=True)
+        body.is_valid(raise_exception=True)
+        hours = [(row["weekday"], row["opens"], row["closes"]) for row in body.validated_data]
+        services.room_set_hours(actor=request.user, room=room, hours=hours)  # type: ignore[arg-type]
+        return Response(RoomSerializer(room).data)
+
+    @extend_schema(
+        request=ClosureSerializer, responses={201: ClosureSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    @action(detail=True, methods=["post"])
+    def closures(self, request: Request, id: str) -> Response:
+        room = self.get_object()
+        _require(request.user, Capability.ROOM_MANAGE)
+        body = ClosureSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        closure = services.room_closure_add(actor=request.user, room=room, **body.validated_data)  # type: ignore[arg-type]
+        return Response(ClosureSerializer(closure).data, status=status.HTTP_201_CREATED)
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    pathway = serializers.UUIDField(source="pathway.public_id", read_only=True)
+    room = serializers.UUIDField(source="room.public_id", read_only=True)
+    prescriber = serializers.UUIDField(source="prescriber.public_id", read_only=True)
+    monitor = serializers.UUIDField(source="monitor.public_id", read_only=True)
+
+    class Meta:
+        model = Booking
+        fields = (
+            "id",
+            "pathway",
+            "room",
+            "starts_at",
+            "ends_at",
+            "agent",
+            "route",
+            "prescriber",
+            "monitor",
+            "status",
+            *services.CHECK_FIELDS,
+            "cancelled_at",
+            "cancellation_reason",
+        )
+        read_only_fields = fields
+
+
+class BookingCreateSerializer(serializers.Serializer):
+    pathway = serializers.UUIDField()
+    room = serializers.UUIDField()
+    starts_at = serializers.DateTimeField()
+    prescriber = ClinicianField(role=Role.PRESCRIBER)
+    monitor = ClinicianField(role=Role.MONITOR)
+
+
+class BookingMoveSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    room = serializers.UUIDField(required=False)
+
+
+class BookingCancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class ChecksSerializer(serializers.Serializer):
+    fasting_instructions_given = serializers.BooleanField(required=False)
+    fasting_confirmed = serializers.BooleanField(required=False)
+    escort_confirmed = serializers.BooleanField(required=False)
+
+
+@extend_schema(tags=["dosing"])
+class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Dosing bookings: book, move (keeping the length), cancel, and record the pre-visit checks."""
+
+    serializer_class = BookingSerializer
+    permission_classes = (permissions.IsAuthenticated,)
+    lookup_url_kwarg = "id"
+    queryset = Booking.objects.none()  # for the schema; requests use get_queryset
+
+    def _user(self) -> User:
+        return self.request.user  # type: ignore[return-value]
+
+    def get_queryset(self) -> Any:
+        bookings = selectors.booking_qs_for_user(self._user()).order_by("starts_at", "id")
+        params = self.request.query_params
+        if params.get("room"):
+            bookings = bookings.filter(room__public_id=params["room"])
+        if params.get("from"):
+            bookings = bookings.filter(ends_at__gt=params["from"])
+        if params.get("to"):
+            bookings = bookings.filter(starts_at__lt=params["to"])
+        return bookings
+
+    def get_object(self) -> Booking:
+        return selectors.get_booking_for_user_or_404(self._user(), self.kwargs["id"])
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("room", str, description="A room's id"),
+            OpenApiParameter("from", str, description="Bookings ending after this time (ISO 8601)"),
+            OpenApiParameter("to", str, description="Bookings starting before this time (ISO 8601)"),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().list(request, *args, **kwargs)
+        except (ValueError, TypeError) as error:
+            raise serializers.ValidationError({"from": "Give times as ISO 8601."}) from error
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        booking = self.get_object()
+        services.booking_viewed(actor=self._user(), booking=booking, via="api")
+        return Response(BookingSerializer(booking).data)
+
+    @extend_schema(
+        request=BookingCreateSerializer, responses={201: BookingSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    def create(self, request: Request) -> Response:
+        user = self._user()
+        _require(user, Capability.BOOKING_MANAGE)
+        body = BookingCreateSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        pathway = get_pathway_for_user_or_404(user, data["pathway"])
+        room = selectors.get_room_for_user_or_404(user, data["room"])
+        booking = services.booking_create(
+            actor=user,
+            pathway=pathway,
+            room=room,
+            starts_at=data["starts_at"],
+            prescriber=data["prescriber"],
+            monitor=data["monitor"],
+        )
+        return Response(BookingSerializer(booking).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=BookingMoveSerializer, responses={200: BookingSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    @action(detail=True, methods=["post"])
+    def move(self, request: Request, id: str) -> Response:
+        booking = self.get_object()
+        _require(request.user, Capability.BOOKING_MANAGE)
+        body = BookingMoveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        room = None
+        if body.validated_data.get("room"):
+            room = selectors.get_room_for_user_or_404(self._user(), body.validated_data["room"])
+        moved = services.booking_move(
+            actor=self._user(), booking=booking, starts_at=body.validated_data["starts_at"], room=room
+        )
+        return Response(BookingSerializer(moved).data)
+
+    @extend_schema(
+        request=BookingCancelSerializer, responses={200: BookingSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, id: str) -> Response:
+        booking = self.get_object()
+        _require(request.user, Capability.BOOKING_MANAGE)
+        body = BookingCancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(
+            BookingSerializer(
+                services.booking_cancel(actor=self._user(), booking=booking, **body.validated_data)
+            ).data
+        )
+
+    @extend_schema(
+        request=ChecksSerializer, responses={200: BookingSerializer, 400: ErrorBody, 404: ErrorBody}
+    )
+    @action(detail=True, methods=["post"])
+    def checks(self, request: Request, id: str) -> Response:
+        booking = self.get_object()
+        _require(request.user, Capability.BOOKING_CHECKS)
+        body = ChecksSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        updated = services.booking_checks_update(actor=self._user(), booking=booking, **body.validated_data)
+        return Response(BookingSerializer(updated).data)
