@@ -37,10 +37,14 @@ def require_capability(request: HttpRequest, capability: Capability) -> None:
         raise Http404()
 
 
-def form_errors_from(form: Any, error: ValidationError) -> None:
-    """Attach a service's `ValidationError` to the form, field by field where it names fields."""
+def form_errors_from(form: Any, error: ValidationError, *, field_map: dict[str, str] | None = None) -> None:
+    """Attach a service's `ValidationError` to the form, field by field where it names fields.
+
+    `field_map` renames a service's field to the form's (a service's `starts_at` is the form's time).
+    """
     if hasattr(error, "error_dict"):
         for field, field_errors in error.error_dict.items():
+            field = (field_map or {}).get(field, field)
             form.add_error(field if field in form.fields else None, field_errors)
     else:
         form.add_error(None, error)

@@ -164,13 +164,17 @@ def today_board(request: HttpRequest) -> HttpResponse:
     return render(request, "sessions/today.html", {"title": "Today's sessions", "bookings": bookings})
 
 
-def _booking_form(request: HttpRequest, user: User, data: Any = None) -> BookingForm:
+def _booking_form(request: HttpRequest, user: User, pathway: Any, data: Any = None) -> BookingForm:
     return BookingForm(
         data,
         rooms=selectors.room_qs_for_user(user).filter(is_active=True),
         prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
         monitors=clinic_clinicians(user, role=Role.MONITOR),
-        initial={"date": timezone.localdate() + dt.timedelta(days=1), "time": dt.time(9, 0)},
+        initial={
+            "date": timezone.localdate() + dt.timedelta(days=1),
+            "time": dt.time(9, 0),
+            "prescriber": pathway.prescriber.public_id,
+        },
     )
 
 
@@ -180,7 +184,7 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.BOOKING_MANAGE)
-    form = _booking_form(request, user, request.POST or None)
+    form = _booking_form(request, user, pathway, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             booking = services.booking_create(
@@ -192,7 +196,7 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
                 monitor=form.cleaned_data["monitor"],
             )
         except ValidationError as error:
-            form_errors_from(form, error)
+            form_errors_from(form, error, field_map={"starts_at": "time"})
         else:
             local = timezone.localtime(booking.starts_at)
             messages.success(
@@ -283,7 +287,7 @@ def booking_move(request: HttpRequest, public_id: str) -> HttpResponse:
                 room=form.cleaned_data["room"],
             )
         except ValidationError as error:
-            form_errors_from(form, error)
+            form_errors_from(form, error, field_map={"starts_at": "time"})
         else:
             messages.success(
                 request, f"Moved to {moved.room.name}, {timezone.localtime(moved.starts_at):%a %-d %b %H:%M}."

@@ -59,7 +59,9 @@ def test_admin_adds_a_prescriber_who_registers_a_patient_and_moves_the_pathway(
     expect(row).to_contain_text("Invited")
     shot(page, output_dir, "02-staff-list-with-invited-prescriber")
     assert_accessible(page, output_dir, "staff-list")
+    page.get_by_role("button", name="Jo Whitfield").click()
     page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in to kaemdr")).to_be_visible()
 
     # The prescriber follows the invitation and chooses a password.
     assert len(mail.outbox) == 1

@@ -17,6 +17,7 @@ from django.utils import timezone
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
+from pathways.models import Stage
 from screening.models import Assessment
 from sessions import services
 from sessions.models import Booking
@@ -141,7 +142,7 @@ def test_gates_before_any_time_is_booked(
             valid_until=timezone.now() - dt.timedelta(seconds=1)
         )
     if setup == "wrong_stage":
-        pathway.stage = "assessment"
+        pathway.stage = Stage.ASSESSMENT
         pathway.save()
     if setup.startswith("esketamine"):
         Assessment.objects.filter(pk=screening.pk).update(agent="esketamine", route="intranasal")
