@@ -35,6 +35,8 @@ class Capability(enum.StrEnum):
     BOOKING_CHECKS = "dosing.pre_visit_checks"
     SCHEDULE_VIEW = "dosing.view_schedule"
     REMS_ENROL = "dosing.record_rems_enrolment"
+    SESSION_RECORD = "dosing.record_session"
+    SESSION_OVERRIDE = "dosing.override_pre_dose"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -53,6 +55,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
             Capability.SCHEDULE_VIEW,
             Capability.REMS_ENROL,
+            Capability.SESSION_RECORD,
+            Capability.SESSION_OVERRIDE,
         }
     ),
     Role.THERAPIST: frozenset(
@@ -69,6 +73,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCREENING_VIEW,
             Capability.SCHEDULE_VIEW,
             Capability.BOOKING_CHECKS,
+            Capability.SESSION_RECORD,
         }
     ),
     Role.CLINIC_ADMIN: frozenset(

@@ -194,3 +194,194 @@ class Booking(BaseModel):
     @property
     def is_live(self) -> bool:
         return self.status != BookingStatus.CANCELLED
+
+
+class DosingSettings(BaseModel):
+    """A clinic's limits for dosing sessions (defaults in `rules`; sources disagree, the clinic sets them)."""
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="dosing_settings")
+    predose_systolic_max = models.PositiveSmallIntegerField(default=140)
+    predose_diastolic_max = models.PositiveSmallIntegerField(default=90)
+    systolic_max = models.PositiveSmallIntegerField(default=180)
+    diastolic_max = models.PositiveSmallIntegerField(default=110)
+    heart_rate_max = models.PositiveSmallIntegerField(default=120)
+    spo2_min = models.PositiveSmallIntegerField(default=92)
+    respiratory_rate_min = models.PositiveSmallIntegerField(default=10)
+    respiratory_rate_max = models.PositiveSmallIntegerField(default=24)
+    minimum_observation_minutes = models.PositiveSmallIntegerField(default=90)
+    vitals_interval_minutes = models.PositiveSmallIntegerField(default=15)
+
+    def __str__(self) -> str:
+        return f"Dosing settings of {self.clinic}"
+
+
+class SessionStatus(models.TextChoices):
+    PRE_DOSE = "pre_dose", "Pre-dose checks"
+    DOSED = "dosed", "Dosed, monitoring"
+    DISCHARGED = "discharged", "Discharged"
+    SIGNED = "signed", "Signed"
+
+
+class DosingSession(BaseModel):
+    """The monitoring record of one booked dosing session, from pre-dose checks to discharge.
+
+    Signed, it is read-only; corrections are addenda.
+    """
+
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="session")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=SessionStatus.choices, default=SessionStatus.PRE_DOSE)
+    opened_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    fasting_confirmed = models.BooleanField(default=False, verbose_name="Fasting confirmed")
+    escort_present = models.BooleanField(default=False, verbose_name="Escort present")
+    consent_confirmed = models.BooleanField(default=False, verbose_name="Consent confirmed")
+    override_problems = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
+    override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    override_at = models.DateTimeField(null=True, blank=True)
+
+    dose_mg = models.DecimalField(max_digits=6, decimal_places=1, null=True, blank=True)
+    weight_kg = models.DecimalField(max_digits=5, decimal_places=1, null=True, blank=True)
+    lot_number = models.CharField(max_length=40, blank=True)
+    device_times = models.JSONField(default=list, blank=True)
+    dose_started_at = models.DateTimeField(null=True, blank=True)
+    dose_ended_at = models.DateTimeField(null=True, blank=True)
+    dosed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    alert_and_oriented = models.BooleanField(default=False)
+    escort_present_at_discharge = models.BooleanField(default=False)
+    discharged_at = models.DateTimeField(null=True, blank=True)
+    discharged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    # The Spravato REMS Patient Monitoring Form (esketamine only).
+    pmf_first_treatment = models.BooleanField(null=True, blank=True)
+    pmf_sedation = models.BooleanField(null=True, blank=True)
+    pmf_dissociation = models.BooleanField(null=True, blank=True)
+    pmf_respiratory_depression = models.BooleanField(null=True, blank=True)
+    pmf_ready_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="When the patient would have been ready without the 2-hour rule (minutes).",
+    )
+    pmf_filed_at = models.DateTimeField(null=True, blank=True)
+
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="session_override_fields_paired",
+                condition=Q(override_by__isnull=True, override_at__isnull=True)
+                | (Q(override_by__isnull=False, override_at__isnull=False) & ~Q(override_reason="")),
+            ),
+            models.CheckConstraint(
+                name="session_signed_fields_paired",
+                condition=Q(signed_by__isnull=True, signed_at__isnull=True)
+                | Q(signed_by__isnull=False, signed_at__isnull=False, status="signed"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session of booking {self.booking_id} ({self.status})"
+
+
+class VitalsReading(BaseModel):
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="vitals")
+    taken_at = models.DateTimeField()
+    is_pre_dose = models.BooleanField(default=False)
+    systolic = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(50), MaxValueValidator(280)]
+    )
+    diastolic = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(20), MaxValueValidator(180)]
+    )
+    heart_rate = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(20), MaxValueValidator(250)]
+    )
+    spo2 = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        verbose_name="SpO2 (%)",
+        validators=[MinValueValidator(50), MaxValueValidator(100)],
+    )
+    respiratory_rate = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(2), MaxValueValidator(60)]
+    )
+    flags = models.JSONField(default=list, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("taken_at", "id")
+        indexes = [models.Index(fields=["session", "taken_at"], name="vitals_session_time")]
+
+    def __str__(self) -> str:
+        return f"Vitals at {self.taken_at:%H:%M}"
+
+
+class Scale(models.TextChoices):
+    CADSS = "cadss", "CADSS (dissociation, 23 items, 0-92)"
+    MOAAS = "moaas", "MOAA/S (sedation, 0-5)"
+    BPRS_PLUS = "bprs_plus", "BPRS+ (4 items)"
+
+
+class ScaleRating(BaseModel):
+    """One rating of an in-session scale. BPRS+ keeps its anchor convention (0-6 or 1-7 per item)."""
+
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="scales")
+    scale = models.CharField(max_length=20, choices=Scale.choices)
+    value = models.PositiveSmallIntegerField()
+    anchors = models.CharField(max_length=10, blank=True, help_text="BPRS+ anchor convention: 0-6 or 1-7.")
+    taken_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("taken_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.scale} {self.value}"
+
+
+class Severity(models.TextChoices):
+    MILD = "mild", "Mild"
+    MODERATE = "moderate", "Moderate"
+    SEVERE = "severe", "Severe"
+    SERIOUS = "serious", "Serious adverse event"
+
+
+class AdverseEvent(BaseModel):
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="adverse_events")
+    occurred_at = models.DateTimeField()
+    description = models.CharField(max_length=300)
+    severity = models.CharField(max_length=20, choices=Severity.choices)
+    action_taken = models.CharField(max_length=300)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("occurred_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.severity} adverse event"
+
+
+class SessionAddendum(BaseModel):
+    """A correction or addition to a signed record: who and when, the record itself unchanged."""
+
+    session = models.ForeignKey(DosingSession, on_delete=models.PROTECT, related_name="addenda")
+    text = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("created_at", "id")
+
+    def __str__(self) -> str:
+        return f"Addendum by {self.author_id}"

@@ -8,6 +8,7 @@ for less than the two hours its REMS requires (domain.md 1.4).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,3 +111,198 @@ def utilisation(booked: Sequence[Interval], open_minutes: int) -> float:
         return 0.0
     minutes = sum((b.ends_at - b.starts_at).total_seconds() / 60 for b in booked)
     return min(1.0, minutes / open_minutes)
+
+
+# --- The session record ---------------------------------------------------------------------------
+
+ESKETAMINE_DEVICE_MG = 28
+ESKETAMINE_DEVICE_GAP = dt.timedelta(minutes=5)
+PMF_FILING_DAYS = 7
+
+
+@dataclass(frozen=True)
+class VitalLimits:
+    """Clinic limits for readings during monitoring; outside them a reading is flagged at once.
+
+    Defaults come from the sources in domain.md 1.5, several of them weak, so every one is a clinic
+    setting: >180/110 (Del Sant 2020; one clinic's rule), heart rate >120, SpO2 below 92%, and a
+    respiratory rate outside 10-24 (respiratory depression is a REMS risk).
+    """
+
+    systolic_max: int = 180
+    diastolic_max: int = 110
+    heart_rate_max: int = 120
+    spo2_min: int = 92
+    respiratory_rate_min: int = 10
+    respiratory_rate_max: int = 24
+
+
+@dataclass(frozen=True)
+class PreDoseLimits:
+    """Blood pressure above which no dose starts without a prescriber's override (a clinic setting;
+    the label asks to weigh the rise when baseline is above 140/90, domain.md 1.1)."""
+
+    systolic_max: int = 140
+    diastolic_max: int = 90
+
+
+@dataclass(frozen=True)
+class Reading:
+    systolic: int | None
+    diastolic: int | None
+    heart_rate: int | None
+    spo2: int | None
+    respiratory_rate: int | None
+
+
+def vital_flags(reading: Reading, limits: VitalLimits) -> list[str]:
+    """What is out of range in one reading, worded for the monitor."""
+    flags = []
+    if reading.systolic is not None and reading.systolic > limits.systolic_max:
+        flags.append(f"Systolic {reading.systolic} is above {limits.systolic_max}.")
+    if reading.diastolic is not None and reading.diastolic > limits.diastolic_max:
+        flags.append(f"Diastolic {reading.diastolic} is above {limits.diastolic_max}.")
+    if reading.heart_rate is not None and reading.heart_rate > limits.heart_rate_max:
+        flags.append(f"Heart rate {reading.heart_rate} is above {limits.heart_rate_max}.")
+    if reading.spo2 is not None and reading.spo2 < limits.spo2_min:
+        flags.append(f"SpO2 {reading.spo2}% is below {limits.spo2_min}%.")
+    if reading.respiratory_rate is not None and not (
+        limits.respiratory_rate_min <= reading.respiratory_rate <= limits.respiratory_rate_max
+    ):
+        flags.append(
+            f"Respiratory rate {reading.respiratory_rate} is outside "
+            f"{limits.respiratory_rate_min}-{limits.respiratory_rate_max}."
+        )
+    return flags
+
+
+@dataclass(frozen=True)
+class PreDoseChecks:
+    fasting_confirmed: bool
+    escort_present: bool
+    consent_confirmed: bool
+    systolic: int | None
+    diastolic: int | None
+
+
+def pre_dose_problems(checks: PreDoseChecks, limits: PreDoseLimits) -> list[str]:
+    """Why the dose may not start without a prescriber's override; empty when it may."""
+    problems = []
+    if not checks.fasting_confirmed:
+        problems.append("Fasting is not confirmed.")
+    if not checks.escort_present:
+        problems.append("No escort is present to take the patient home.")
+    if not checks.consent_confirmed:
+        problems.append("Consent for this session is not confirmed.")
+    if checks.systolic is None or checks.diastolic is None:
+        problems.append("Record the pre-dose blood pressure.")
+    elif checks.systolic > limits.systolic_max or checks.diastolic > limits.diastolic_max:
+        problems.append(
+            f"Blood pressure {checks.systolic}/{checks.diastolic} is above the clinic's "
+            f"{limits.systolic_max}/{limits.diastolic_max}."
+        )
+    return problems
+
+
+def mg_per_kg(dose_mg: float, weight_kg: float) -> float:
+    """The racemic-ketamine dose per kilogram, to two decimals (IV is usually 0.5 mg/kg, domain.md 1.5)."""
+    if weight_kg <= 0:
+        raise ValueError("weight must be positive")
+    return round(dose_mg / weight_kg, 2)
+
+
+def dose_for(mg_per_kilogram: float, weight_kg: float) -> float:
+    """The dose in mg for a mg/kg prescription, to one decimal."""
+    return round(mg_per_kilogram * weight_kg, 1)
+
+
+def esketamine_device_problems(device_times: Sequence[dt.datetime], dose_mg: float) -> list[str]:
+    """Esketamine is 28 mg a device, 1 to 3 devices, at least 5 minutes apart (label, domain.md 1.4)."""
+    problems = []
+    count = len(device_times)
+    if not 1 <= count <= 3:
+        problems.append("Record 1 to 3 nasal devices.")
+    elif dose_mg != count * ESKETAMINE_DEVICE_MG:
+        plural = "s" if count > 1 else ""
+        problems.append(f"{count} device{plural} make {count * ESKETAMINE_DEVICE_MG} mg, not {dose_mg:g} mg.")
+    ordered = sorted(device_times)
+    for earlier, later in itertools.pairwise(ordered):
+        if later - earlier < ESKETAMINE_DEVICE_GAP:
+            problems.append(f"Devices at {earlier:%H:%M} and {later:%H:%M} are less than 5 minutes apart.")
+    return problems
+
+
+def minimum_observation_minutes(agent: str, clinic_minutes: int) -> int:
+    """Esketamine is observed at least 2 hours from the first device; other agents per the clinic."""
+    if agent == Agent.ESKETAMINE:
+        return max(ESKETAMINE_MINIMUM_MONITORING_MINUTES, clinic_minutes)
+    return clinic_minutes
+
+
+@dataclass(frozen=True)
+class DischargeState:
+    now: dt.datetime
+    dose_started_at: dt.datetime | None
+    minimum_minutes: int
+    last_reading_flags: list[str] | None  # None when no reading after the dose
+    alert_and_oriented: bool
+    escort_present: bool
+
+
+def discharge_missing(state: DischargeState) -> list[str]:
+    """What still stands between the patient and discharge (RCEM criteria; REMS 2-hour rule)."""
+    missing = []
+    if state.dose_started_at is None:
+        return ["The dose has not been recorded."]
+    ready_at = state.dose_started_at + dt.timedelta(minutes=state.minimum_minutes)
+    if state.now < ready_at:
+        left = int((ready_at - state.now).total_seconds() // 60) + 1
+        missing.append(f"Observation continues until {ready_at:%H:%M} ({left} more minutes).")
+    if state.last_reading_flags is None:
+        missing.append("Record vitals before discharge.")
+    elif state.last_reading_flags:
+        missing.append("The last vitals are out of range: " + " ".join(state.last_reading_flags))
+    if not state.alert_and_oriented:
+        missing.append("The patient must be alert and oriented.")
+    if not state.escort_present:
+        missing.append("The escort must be present.")
+    return missing
+
+
+def pmf_deadline(session_day: dt.date) -> dt.date:
+    """The REMS Patient Monitoring Form is filed within 7 days of the session."""
+    return session_day + dt.timedelta(days=PMF_FILING_DAYS)
+
+
+@dataclass(frozen=True)
+class PmfFacts:
+    """What the REMS Patient Monitoring Form asks, as recorded (None: not answered)."""
+
+    first_treatment: bool | None
+    sedation: bool | None
+    dissociation: bool | None
+    respiratory_depression: bool | None
+    ready_minutes: int | None
+    has_pre_dose_bp: bool
+    has_40_minute_bp: bool
+    has_pre_discharge_bp: bool
+    minutes_monitored: int | None
+
+
+def pmf_missing(facts: PmfFacts) -> list[str]:
+    """The monitoring-form fields still missing before an esketamine record can be signed."""
+    missing = []
+    answers = (facts.first_treatment, facts.sedation, facts.dissociation, facts.respiratory_depression)
+    if any(answer is None for answer in answers):
+        missing.append("Answer first treatment, sedation, dissociation and respiratory depression.")
+    if facts.ready_minutes is None:
+        missing.append("When would the patient have been ready without the 2-hour rule?")
+    if not facts.has_pre_dose_bp:
+        missing.append("Blood pressure before dosing.")
+    if not facts.has_40_minute_bp:
+        missing.append("Blood pressure about 40 minutes after dosing (30-50 minutes).")
+    if not facts.has_pre_discharge_bp:
+        missing.append("Blood pressure before discharge.")
+    if facts.minutes_monitored is None or facts.minutes_monitored < ESKETAMINE_MINIMUM_MONITORING_MINUTES:
+        missing.append("At least 120 minutes monitored from the first device to the end of monitoring.")
+    return missing

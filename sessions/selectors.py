@@ -23,6 +23,8 @@ from . import rules
 from .models import Booking
 from .models import BookingStatus
 from .models import ChairTimeSetting
+from .models import DosingSession
+from .models import DosingSettings
 from .models import Room
 from .models import RoomClosure
 from .models import RoomOpeningHours
@@ -196,4 +198,105 @@ def pathway_bookings(pathway: Any) -> list[Booking]:
         Booking.objects.filter(pathway=pathway)
         .select_related("room", "monitor", "prescriber")
         .order_by("starts_at")
+    )
+
+
+def dosing_settings_for(clinic_id: int) -> DosingSettings:
+    """The clinic's dosing limits, or the defaults (unsaved) when the clinic has not changed them."""
+    return DosingSettings.objects.filter(clinic_id=clinic_id).first() or DosingSettings(clinic_id=clinic_id)
+
+
+def vital_limits(settings: DosingSettings) -> rules.VitalLimits:
+    return rules.VitalLimits(
+        settings.systolic_max,
+        settings.diastolic_max,
+        settings.heart_rate_max,
+        settings.spo2_min,
+        settings.respiratory_rate_min,
+        settings.respiratory_rate_max,
+    )
+
+
+def session_qs_for_user(user: User) -> QuerySet[DosingSession]:
+    """Session records of bookings the user may see."""
+    return DosingSession.objects.filter(booking__in=booking_qs_for_user(user)).select_related(
+        "booking__room",
+        "booking__patient",
+        "booking__pathway",
+        "booking__monitor",
+        "booking__prescriber",
+        "override_by",
+        "dosed_by",
+        "discharged_by",
+        "signed_by",
+    )
+
+
+def get_session_for_user_or_404(user: User, public_id: uuid.UUID | str) -> DosingSession:
+    try:
+        return session_qs_for_user(user).get(public_id=public_id)
+    except (DosingSession.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such session.") from None
+
+
+def session_with_parts(session: DosingSession) -> DosingSession:
+    """The record with its vitals, scales, adverse events and addenda loaded (four queries)."""
+    return (
+        session_qs_for_user_unscoped()
+        .prefetch_related("vitals", "scales", "adverse_events", "addenda__author")
+        .get(pk=session.pk)
+    )
+
+
+def session_qs_for_user_unscoped() -> QuerySet[DosingSession]:
+    return DosingSession.objects.select_related(
+        "booking__room",
+        "booking__patient",
+        "booking__pathway",
+        "booking__monitor",
+        "booking__prescriber",
+        "override_by",
+        "dosed_by",
+        "discharged_by",
+        "signed_by",
+    )
+
+
+def pmf_facts(session: DosingSession) -> rules.PmfFacts:
+    """The monitoring-form facts from the record; vitals should be prefetched."""
+    readings = [v for v in session.vitals.all() if v.systolic is not None and v.diastolic is not None]
+    pre = [v for v in readings if v.is_pre_dose]
+    started = session.dose_started_at
+    forty = [
+        v
+        for v in readings
+        if started is not None
+        and dt.timedelta(minutes=30) <= v.taken_at - started <= dt.timedelta(minutes=50)
+    ]
+    after = [v for v in readings if started is not None and v.taken_at > started]
+    end = session.discharged_at
+    minutes = int((end - started).total_seconds() // 60) if started and end else None
+    return rules.PmfFacts(
+        first_treatment=session.pmf_first_treatment,
+        sedation=session.pmf_sedation,
+        dissociation=session.pmf_dissociation,
+        respiratory_depression=session.pmf_respiratory_depression,
+        ready_minutes=session.pmf_ready_minutes,
+        has_pre_dose_bp=bool(pre),
+        has_40_minute_bp=bool(forty),
+        has_pre_discharge_bp=bool(after) and (end is None or after[-1].taken_at <= end),
+        minutes_monitored=minutes,
+    )
+
+
+def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
+    """Esketamine sessions whose monitoring form is not filed yet, oldest first (the 7-day rule)."""
+    if not has_capability(user, Capability.SESSION_RECORD) and not has_capability(
+        user, Capability.SCHEDULE_VIEW
+    ):
+        return []
+    return list(
+        session_qs_for_user(user)
+        .filter(booking__agent="esketamine", dose_started_at__isnull=False, pmf_filed_at__isnull=True)
+        .order_by("dose_started_at")[:limit]
     )

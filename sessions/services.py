@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -25,15 +27,25 @@ from screening import selectors as screening_selectors
 from screening.rules import Agent
 
 from . import rules
+from .models import AdverseEvent
 from .models import Booking
 from .models import BookingStatus
+from .models import DosingSession
 from .models import RemsEnrolment
 from .models import Room
 from .models import RoomClosure
 from .models import RoomOpeningHours
+from .models import Scale
+from .models import ScaleRating
+from .models import SessionAddendum
+from .models import SessionStatus
+from .models import VitalsReading
 from .selectors import chair_time_for
 from .selectors import conflicts
+from .selectors import dosing_settings_for
 from .selectors import opening_hours
+from .selectors import pmf_facts
+from .selectors import vital_limits
 
 BOOKABLE_STAGES = (Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION)
 
@@ -466,3 +478,456 @@ def booking_viewed(*, actor: User, booking: Booking, via: str) -> None:
         patient_public_id=booking.patient.public_id,
         data={"via": via},
     )
+
+
+# --- The session record ------------------------------------------------------------------------------
+
+
+class RecordAuditAction:
+    OPENED = "session.opened"
+    CHECKS = "session.pre_dose_checks"
+    VITALS = "session.vitals_recorded"
+    OVERRIDE = "session.override_signed"
+    DOSE = "session.dose_started"
+    SCALE = "session.scale_recorded"
+    ADVERSE_EVENT = "session.adverse_event"
+    DISCHARGED = "session.discharged"
+    PMF = "session.monitoring_form_updated"
+    PMF_FILED = "session.monitoring_form_filed"
+    SIGNED = "session.signed"
+    ADDENDUM = "session.addendum"
+    VIEWED = "session.viewed"
+
+
+def _session_audit(actor: User, action: str, session: DosingSession, **data: Any) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type="dosing.DosingSession",
+        target_public_id=session.public_id,
+        patient_public_id=session.booking.patient.public_id,
+        data=data,
+    )
+
+
+def _lock_session(session: DosingSession) -> DosingSession:
+    return (
+        DosingSession.objects.select_for_update(of=("self",))
+        .select_related("booking__patient", "booking__pathway")
+        .get(pk=session.pk)
+    )
+
+
+def _require_status(session: DosingSession, *allowed: str) -> None:
+    if session.status not in allowed:
+        if session.status == SessionStatus.SIGNED:
+            raise ValidationError(
+                "This record is signed and read-only; add an addendum instead.", code="signed"
+            )
+        labels = dict(SessionStatus.choices)
+        raise ValidationError(
+            f"Not possible once the session is '{labels[session.status].lower()}'.", code="wrong_status"
+        )
+
+
+@transaction.atomic
+def session_open(*, actor: User, booking: Booking) -> DosingSession:
+    """Open the monitoring record of a booked session (once; a second call returns the same record)."""
+    _require(actor, Capability.SESSION_RECORD, booking.clinic_id)
+    locked = Booking.objects.select_for_update(of=("self",)).select_related("patient").get(pk=booking.pk)
+    if locked.status == BookingStatus.CANCELLED:
+        raise ValidationError("This booking is cancelled.", code="cancelled")
+    existing = DosingSession.objects.filter(booking=locked).first()
+    if existing is not None:
+        return existing
+    session = DosingSession.objects.create(
+        booking=locked,
+        clinic_id=locked.clinic_id,
+        opened_by=actor,
+        fasting_confirmed=locked.fasting_confirmed,
+        escort_present=False,
+    )
+    _session_audit(actor, RecordAuditAction.OPENED, session)
+    return session
+
+
+@transaction.atomic
+def session_checks_update(
+    *,
+    actor: User,
+    session: DosingSession,
+    fasting_confirmed: bool,
+    escort_present: bool,
+    consent_confirmed: bool,
+) -> DosingSession:
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE)
+    locked.fasting_confirmed, locked.escort_present, locked.consent_confirmed = (
+        fasting_confirmed,
+        escort_present,
+        consent_confirmed,
+    )
+    locked.save(update_fields=["fasting_confirmed", "escort_present", "consent_confirmed", "updated_at"])
+    _session_audit(
+        actor,
+        RecordAuditAction.CHECKS,
+        locked,
+        fasting=fasting_confirmed,
+        escort=escort_present,
+        consent=consent_confirmed,
+    )
+    return locked
+
+
+VITAL_FIELDS = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")
+
+
+@transaction.atomic
+def vitals_record(
+    *, actor: User, session: DosingSession, taken_at: dt.datetime | None = None, **values: int | None
+) -> VitalsReading:
+    """Record one reading; before the dose it is the pre-dose reading. Out-of-range values are flagged."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED)
+    unknown = set(values) - set(VITAL_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown vitals: {sorted(unknown)}")
+    if all(values.get(name) is None for name in VITAL_FIELDS):
+        raise ValidationError("Enter at least one reading.", code="empty")
+    when = taken_at or timezone.now()
+    if when > timezone.now() + dt.timedelta(minutes=2):
+        raise ValidationError({"taken_at": ValidationError("This time is in the future.", code="future")})
+    if (
+        values.get("systolic") is not None
+        and values.get("diastolic") is not None
+        and (
+            values["diastolic"] >= values["systolic"]  # type: ignore[operator]
+        )
+    ):
+        raise ValidationError(
+            {
+                "diastolic": ValidationError(
+                    "The diastolic must be below the systolic.", code="diastolic_above_systolic"
+                )
+            }
+        )
+    limits = vital_limits(dosing_settings_for(locked.clinic_id))
+    reading = VitalsReading(
+        session=locked,
+        taken_at=when,
+        is_pre_dose=locked.status == SessionStatus.PRE_DOSE,
+        recorded_by=actor,
+        **{name: values.get(name) for name in VITAL_FIELDS},
+    )
+    reading.flags = rules.vital_flags(
+        rules.Reading(**{name: values.get(name) for name in VITAL_FIELDS}), limits
+    )
+    reading.full_clean(exclude=["session", "recorded_by"])
+    reading.save()
+    _session_audit(
+        actor, RecordAuditAction.VITALS, locked, flagged=bool(reading.flags), pre_dose=reading.is_pre_dose
+    )
+    return reading
+
+
+def _pre_dose_problems(session: DosingSession) -> list[str]:
+    pre = session.vitals.filter(is_pre_dose=True, systolic__isnull=False).order_by("-taken_at", "-id").first()
+    settings = dosing_settings_for(session.clinic_id)
+    checks = rules.PreDoseChecks(
+        session.fasting_confirmed,
+        session.escort_present,
+        session.consent_confirmed,
+        pre.systolic if pre else None,
+        pre.diastolic if pre else None,
+    )
+    return rules.pre_dose_problems(
+        checks, rules.PreDoseLimits(settings.predose_systolic_max, settings.predose_diastolic_max)
+    )
+
+
+@transaction.atomic
+def session_override_sign(*, actor: User, session: DosingSession, reason: str) -> DosingSession:
+    """A prescriber signs that the dose may start despite the failing checks, with a reason."""
+    _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE)
+    problems = _pre_dose_problems(locked)
+    if not problems:
+        raise ValidationError(
+            "Every pre-dose check passes: there is nothing to override.", code="nothing_to_override"
+        )
+    if "Record the pre-dose blood pressure." in problems:
+        raise ValidationError(
+            "Record the pre-dose blood pressure first: an override cannot replace it.", code="no_pre_dose_bp"
+        )
+    if not reason.strip():
+        raise ValidationError(
+            {"reason": ValidationError("Give the reason for the override.", code="required")}
+        )
+    locked.override_problems, locked.override_reason = problems, reason.strip()
+    locked.override_by, locked.override_at = actor, timezone.now()
+    locked.save()
+    _session_audit(actor, RecordAuditAction.OVERRIDE, locked, problems=len(problems))
+    return locked
+
+
+@transaction.atomic
+def dose_start(
+    *,
+    actor: User,
+    session: DosingSession,
+    dose_mg: Any,
+    lot_number: str,
+    started_at: dt.datetime | None = None,
+    device_times: list[dt.datetime] | None = None,
+) -> DosingSession:
+    """Start the dose. Refused while a pre-dose check fails, unless a prescriber's override covers
+    exactly the problems there are now; refused too without a current, eligible screening."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE)
+    booking = locked.booking
+    refusals = screening_selectors.screening_gate_refusals(booking.pathway)
+    if refusals:
+        raise ValidationError([ValidationError(text, code="screening_gate") for text in refusals])
+    problems = _pre_dose_problems(locked)
+    if problems and not (locked.override_at and set(problems) <= set(locked.override_problems)):
+        raise ValidationError(
+            [ValidationError(text, code="pre_dose_check") for text in problems]
+            + [ValidationError("A prescriber can sign an override with a reason.", code="override_possible")]
+        )
+    errors: dict[str, list[ValidationError]] = {}
+    try:
+        dose = Decimal(str(dose_mg))
+    except (InvalidOperation, ValueError):
+        dose = Decimal(0)
+    if dose <= 0 or dose > 1000:
+        errors.setdefault("dose_mg", []).append(ValidationError("Enter the dose in mg.", code="invalid_dose"))
+    if not lot_number.strip():
+        errors.setdefault("lot_number", []).append(ValidationError("Enter the lot number.", code="required"))
+    times = sorted(device_times or [])
+    if booking.agent == Agent.ESKETAMINE:
+        for problem in rules.esketamine_device_problems(times, float(dose)):
+            errors.setdefault("device_times", []).append(ValidationError(problem, code="devices"))
+        start = times[0] if times else None
+    else:
+        start = started_at or timezone.now()
+    if start is not None and start > timezone.now() + dt.timedelta(minutes=2):
+        errors.setdefault("started_at", []).append(
+            ValidationError("This time is in the future.", code="future")
+        )
+    if errors:
+        raise ValidationError(errors)
+    plan = screening_selectors.current_screening(booking.pathway)
+    locked.dose_mg, locked.lot_number = dose, lot_number.strip()
+    locked.weight_kg = plan.weight_kg if plan is not None else None
+    locked.device_times = [t.isoformat() for t in times]
+    locked.dose_started_at, locked.dosed_by, locked.status = start, actor, SessionStatus.DOSED
+    locked.save()
+    _session_audit(
+        actor,
+        RecordAuditAction.DOSE,
+        locked,
+        agent=booking.agent,
+        route=booking.route,
+        overridden=bool(problems),
+    )
+    return locked
+
+
+SCALE_RANGES = {Scale.CADSS: (0, 92), Scale.MOAAS: (0, 5)}
+BPRS_RANGES = {"0-6": (0, 24), "1-7": (4, 28)}
+
+
+@transaction.atomic
+def scale_record(
+    *,
+    actor: User,
+    session: DosingSession,
+    scale: str,
+    value: int,
+    anchors: str = "",
+    taken_at: dt.datetime | None = None,
+) -> ScaleRating:
+    """A scale rating in range: CADSS 0-92 (23 items), MOAA/S 0-5, BPRS+ 0-24 or 4-28 by its anchors."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED)
+    if scale == Scale.BPRS_PLUS:
+        if anchors not in BPRS_RANGES:
+            raise ValidationError(
+                {"anchors": ValidationError("Choose the BPRS+ anchors: 0-6 or 1-7.", code="anchors")}
+            )
+        low, high = BPRS_RANGES[anchors]
+    elif scale in SCALE_RANGES:
+        low, high = SCALE_RANGES[Scale(scale)]
+        anchors = ""
+    else:
+        raise ValidationError({"scale": ValidationError("Choose a scale.", code="invalid")})
+    if not low <= value <= high:
+        raise ValidationError(
+            {"value": ValidationError(f"Enter a number from {low} to {high}.", code="out_of_range")}
+        )
+    rating = ScaleRating.objects.create(
+        session=locked,
+        scale=scale,
+        value=value,
+        anchors=anchors,
+        taken_at=taken_at or timezone.now(),
+        recorded_by=actor,
+    )
+    _session_audit(actor, RecordAuditAction.SCALE, locked, scale=scale)
+    return rating
+
+
+@transaction.atomic
+def adverse_event_record(
+    *,
+    actor: User,
+    session: DosingSession,
+    description: str,
+    severity: str,
+    action_taken: str,
+    occurred_at: dt.datetime | None = None,
+) -> AdverseEvent:
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED, SessionStatus.DISCHARGED)
+    event = AdverseEvent(
+        session=locked,
+        description=description.strip(),
+        severity=severity,
+        action_taken=action_taken.strip(),
+        occurred_at=occurred_at or timezone.now(),
+        recorded_by=actor,
+    )
+    event.full_clean(exclude=["session", "recorded_by"])
+    event.save()
+    _session_audit(actor, RecordAuditAction.ADVERSE_EVENT, locked, severity=severity)
+    return event
+
+
+def discharge_state(
+    session: DosingSession, *, alert_and_oriented: bool, escort_present: bool
+) -> rules.DischargeState:
+    """Where the discharge criteria stand now; times are shown in the clinic's zone."""
+    tz = zoneinfo.ZoneInfo(session.clinic.time_zone)
+    settings = dosing_settings_for(session.clinic_id)
+    after = [
+        v for v in session.vitals.all() if session.dose_started_at and v.taken_at >= session.dose_started_at
+    ]
+    return rules.DischargeState(
+        now=timezone.now().astimezone(tz),
+        dose_started_at=session.dose_started_at.astimezone(tz) if session.dose_started_at else None,
+        minimum_minutes=rules.minimum_observation_minutes(
+            session.booking.agent, settings.minimum_observation_minutes
+        ),
+        last_reading_flags=list(after[-1].flags) if after else None,
+        alert_and_oriented=alert_and_oriented,
+        escort_present=escort_present,
+    )
+
+
+@transaction.atomic
+def session_discharge(
+    *, actor: User, session: DosingSession, alert_and_oriented: bool, escort_present: bool
+) -> DosingSession:
+    """Discharge once the minimum observation has passed, the last vitals are in range, the patient is
+    alert and oriented and the escort is there; otherwise say what is missing."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED)
+    missing = rules.discharge_missing(
+        discharge_state(locked, alert_and_oriented=alert_and_oriented, escort_present=escort_present)
+    )
+    if missing:
+        raise ValidationError([ValidationError(text, code="discharge_criteria") for text in missing])
+    locked.alert_and_oriented, locked.escort_present_at_discharge = alert_and_oriented, escort_present
+    locked.discharged_at, locked.discharged_by, locked.status = (
+        timezone.now(),
+        actor,
+        SessionStatus.DISCHARGED,
+    )
+    locked.save()
+    _session_audit(actor, RecordAuditAction.DISCHARGED, locked)
+    return locked
+
+
+PMF_FIELDS = (
+    "pmf_first_treatment",
+    "pmf_sedation",
+    "pmf_dissociation",
+    "pmf_respiratory_depression",
+    "pmf_ready_minutes",
+)
+
+
+@transaction.atomic
+def pmf_update(*, actor: User, session: DosingSession, **fields: Any) -> DosingSession:
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED, SessionStatus.DISCHARGED)
+    unknown = set(fields) - set(PMF_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown monitoring-form fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.save()
+    _session_audit(actor, RecordAuditAction.PMF, locked, fields=sorted(fields))
+    return locked
+
+
+@transaction.atomic
+def session_sign(*, actor: User, session: DosingSession) -> DosingSession:
+    """Sign the record after discharge; an esketamine record needs its monitoring-form data complete.
+    The booking is then completed."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DISCHARGED)
+    if locked.booking.agent == Agent.ESKETAMINE:
+        missing = rules.pmf_missing(pmf_facts(locked))
+        if missing:
+            raise ValidationError(
+                [ValidationError(f"Monitoring form: {text}", code="pmf_incomplete") for text in missing]
+            )
+    locked.status, locked.signed_by, locked.signed_at = SessionStatus.SIGNED, actor, timezone.now()
+    locked.save()
+    Booking.objects.filter(pk=locked.booking_id).update(status=BookingStatus.COMPLETED)
+    _session_audit(actor, RecordAuditAction.SIGNED, locked)
+    return locked
+
+
+@transaction.atomic
+def pmf_mark_filed(*, actor: User, session: DosingSession) -> DosingSession:
+    """Record that the REMS monitoring form was submitted (due within 7 days of the session)."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    if locked.booking.agent != Agent.ESKETAMINE:
+        raise ValidationError("Only esketamine sessions have a monitoring form.", code="not_esketamine")
+    _require_status(locked, SessionStatus.SIGNED)
+    if locked.pmf_filed_at is None:
+        locked.pmf_filed_at = timezone.now()
+        locked.save(update_fields=["pmf_filed_at", "updated_at"])
+        _session_audit(actor, RecordAuditAction.PMF_FILED, locked)
+    return locked
+
+
+@transaction.atomic
+def session_addendum_add(*, actor: User, session: DosingSession, text: str) -> SessionAddendum:
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    if locked.status != SessionStatus.SIGNED:
+        raise ValidationError(
+            "Addenda are for signed records; edit the record itself until then.", code="not_signed"
+        )
+    if not text.strip():
+        raise ValidationError({"text": ValidationError("Write the addendum.", code="required")})
+    addendum = SessionAddendum.objects.create(session=locked, text=text.strip(), author=actor)
+    _session_audit(actor, RecordAuditAction.ADDENDUM, locked)
+    return addendum
+
+
+def session_viewed(*, actor: User, session: DosingSession, via: str) -> None:
+    _session_audit(actor, RecordAuditAction.VIEWED, session, via=via)

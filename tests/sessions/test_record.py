@@ -1,0 +1,366 @@
+"""The dosing session record: pre-dose gate and override, dose arithmetic, vitals flags, scales,
+discharge criteria, the REMS monitoring form, sign-off and addenda."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from kaemdr.exceptions import NotFoundOrForbidden
+from kaemdr.models import AuditEvent
+from kaemdr.models import Role
+from screening.models import Assessment
+from sessions import rules
+from sessions import services
+from sessions.models import Booking
+from sessions.models import DosingSession
+from sessions.models import RemsEnrolment
+from sessions.models import VitalsReading
+
+pytestmark = pytest.mark.django_db
+NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
+
+
+# --- rules -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "blocked"),
+    [(140, 90, False), (141, 90, True), (140, 91, True), (None, None, True)],
+)
+def test_pre_dose_blood_pressure_threshold(
+    systolic: int | None, diastolic: int | None, blocked: bool
+) -> None:
+    checks = rules.PreDoseChecks(True, True, True, systolic, diastolic)
+    assert bool(rules.pre_dose_problems(checks, rules.PreDoseLimits())) is blocked
+
+
+def test_pre_dose_checks_are_each_named() -> None:
+    problems = rules.pre_dose_problems(
+        rules.PreDoseChecks(False, False, False, 120, 80), rules.PreDoseLimits()
+    )
+    assert problems == [
+        "Fasting is not confirmed.",
+        "No escort is present to take the patient home.",
+        "Consent for this session is not confirmed.",
+    ]
+
+
+def test_dose_arithmetic_per_kilogram() -> None:
+    assert rules.mg_per_kg(35, 70) == 0.5
+    assert rules.dose_for(0.5, 64.5) == 32.2
+    assert rules.dose_for(0.75, 80) == 60.0
+    with pytest.raises(ValueError, match="weight"):
+        rules.mg_per_kg(35, 0)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "dose", "problems"),
+    [
+        ([0], 28, []),
+        ([0, 5], 56, []),
+        ([0, 5, 10], 84, []),
+        ([0, 4], 56, ["Devices at 10:00 and 10:04 are less than 5 minutes apart."]),
+        ([0, 5], 84, ["2 devices make 56 mg, not 84 mg."]),
+        ([], 0, ["Record 1 to 3 nasal devices."]),
+        ([0, 5, 10, 15], 112, ["Record 1 to 3 nasal devices."]),
+    ],
+)
+def test_esketamine_devices(minutes: list[int], dose: float, problems: list[str]) -> None:
+    times = [NOW + dt.timedelta(minutes=m) for m in minutes]
+    assert rules.esketamine_device_problems(times, dose) == problems
+
+
+@pytest.mark.parametrize(
+    ("reading", "flagged"),
+    [
+        (rules.Reading(180, 110, 120, 92, 10), []),
+        (rules.Reading(181, 110, 120, 92, 10), ["Systolic 181 is above 180."]),
+        (
+            rules.Reading(120, 80, 121, 91, 9),
+            [
+                "Heart rate 121 is above 120.",
+                "SpO2 91% is below 92%.",
+                "Respiratory rate 9 is outside 10-24.",
+            ],
+        ),
+    ],
+)
+def test_vital_flags_at_the_limits(reading: rules.Reading, flagged: list[str]) -> None:
+    assert rules.vital_flags(reading, rules.VitalLimits()) == flagged
+
+
+def test_esketamine_is_observed_for_two_hours_whatever_the_clinic_sets() -> None:
+    assert rules.minimum_observation_minutes("esketamine", 60) == 120
+    assert rules.minimum_observation_minutes("ketamine", 60) == 60
+
+
+def test_discharge_waits_for_time_vitals_alertness_and_escort() -> None:
+    state = rules.DischargeState(
+        NOW + dt.timedelta(minutes=119), NOW, 120, ["SpO2 90% is below 92%."], False, False
+    )
+    assert rules.discharge_missing(state) == [
+        "Observation continues until 12:00 (2 more minutes).",
+        "The last vitals are out of range: SpO2 90% is below 92%.",
+        "The patient must be alert and oriented.",
+        "The escort must be present.",
+    ]
+    ready = rules.DischargeState(NOW + dt.timedelta(minutes=120), NOW, 120, [], True, True)
+    assert rules.discharge_missing(ready) == []
+
+
+def test_pmf_deadline_is_seven_days() -> None:
+    assert rules.pmf_deadline(dt.date(2026, 11, 23)) == dt.date(2026, 11, 30)
+
+
+# --- services --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def booked(
+    staff: dict[str, Any], dosing_pathway: Any, room: Any, slot: Callable[..., dt.datetime]
+) -> Booking:
+    return services.booking_create(
+        actor=staff[Role.CLINIC_ADMIN],
+        pathway=dosing_pathway,
+        room=room,
+        starts_at=slot(0, 9),
+        prescriber=staff[Role.PRESCRIBER],
+        monitor=staff[Role.MONITOR],
+    )
+
+
+@pytest.fixture
+def session(staff: dict[str, Any], booked: Booking) -> DosingSession:
+    return services.session_open(actor=staff[Role.MONITOR], booking=booked)
+
+
+def ready_for_dose(staff: dict[str, Any], session: DosingSession, *, systolic: int = 128) -> None:
+    monitor = staff[Role.MONITOR]
+    services.session_checks_update(
+        actor=monitor, session=session, fasting_confirmed=True, escort_present=True, consent_confirmed=True
+    )
+    services.vitals_record(
+        actor=monitor,
+        session=session,
+        systolic=systolic,
+        diastolic=82,
+        heart_rate=76,
+        spo2=98,
+        respiratory_rate=14,
+    )
+
+
+def backdate_dose(session: DosingSession, minutes: int) -> None:
+    started = timezone.now() - dt.timedelta(minutes=minutes)
+    DosingSession.objects.filter(pk=session.pk).update(dose_started_at=started)
+    VitalsReading.objects.filter(session=session, is_pre_dose=True).update(
+        taken_at=started - dt.timedelta(minutes=5)
+    )
+
+
+def test_a_dose_does_not_start_while_a_check_fails(staff: dict[str, Any], session: DosingSession) -> None:
+    with pytest.raises(ValidationError) as refused:
+        services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+    assert "Record the pre-dose blood pressure." in refused.value.messages
+    session.refresh_from_db()
+    assert session.status == "pre_dose"
+
+
+def test_high_blood_pressure_needs_a_prescribers_override(
+    staff: dict[str, Any], session: DosingSession
+) -> None:
+    ready_for_dose(staff, session, systolic=152)
+    with pytest.raises(ValidationError, match="Blood pressure 152/82 is above the clinic's 140/90"):
+        services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+    with pytest.raises(NotFoundOrForbidden):
+        services.session_override_sign(
+            actor=staff[Role.MONITOR], session=session, reason="I think it is fine."
+        )
+    with pytest.raises(ValidationError, match="Give the reason"):
+        services.session_override_sign(actor=staff[Role.PRESCRIBER], session=session, reason=" ")
+
+    services.session_override_sign(
+        actor=staff[Role.PRESCRIBER],
+        session=session,
+        reason="White-coat pattern; home readings 130s; benefit outweighs the risk.",
+    )
+    dosed = services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+    assert dosed.status == "dosed"
+    assert AuditEvent.objects.filter(action="session.override_signed").count() == 1
+
+
+def test_an_override_does_not_cover_a_new_problem(staff: dict[str, Any], session: DosingSession) -> None:
+    ready_for_dose(staff, session, systolic=150)
+    services.session_override_sign(
+        actor=staff[Role.PRESCRIBER], session=session, reason="Known hypertension."
+    )
+    services.session_checks_update(
+        actor=staff[Role.MONITOR],
+        session=session,
+        fasting_confirmed=True,
+        escort_present=False,
+        consent_confirmed=True,
+    )
+    with pytest.raises(ValidationError, match="No escort is present"):
+        services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+
+
+def test_an_expired_screening_stops_the_dose(staff: dict[str, Any], session: DosingSession) -> None:
+    ready_for_dose(staff, session)
+    Assessment.objects.update(valid_until=timezone.now() - dt.timedelta(seconds=1))
+    with pytest.raises(ValidationError, match="expired on"):
+        services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+
+
+def test_esketamine_devices_are_checked_at_the_dose(staff: dict[str, Any], session: DosingSession) -> None:
+    Booking.objects.filter(pk=session.booking_id).update(agent="esketamine", route="intranasal")
+    session.refresh_from_db()
+    ready_for_dose(staff, session)
+    now = timezone.now()
+    with pytest.raises(ValidationError) as refused:
+        services.dose_start(
+            actor=staff[Role.MONITOR],
+            session=session,
+            dose_mg=56,
+            lot_number="E1",
+            device_times=[now - dt.timedelta(minutes=3), now],
+        )
+    assert refused.value.message_dict["device_times"][0].endswith("are less than 5 minutes apart.")
+    dosed = services.dose_start(
+        actor=staff[Role.MONITOR],
+        session=session,
+        dose_mg=56,
+        lot_number="E1",
+        device_times=[now - dt.timedelta(minutes=5), now],
+    )
+    assert dosed.dose_started_at == now - dt.timedelta(minutes=5)
+
+
+def test_vitals_out_of_range_are_flagged_at_once(staff: dict[str, Any], session: DosingSession) -> None:
+    reading = services.vitals_record(
+        actor=staff[Role.MONITOR], session=session, systolic=190, diastolic=100, spo2=90
+    )
+    assert reading.flags == ["Systolic 190 is above 180.", "SpO2 90% is below 92%."]
+    with pytest.raises(ValidationError, match="at least one reading"):
+        services.vitals_record(actor=staff[Role.MONITOR], session=session)
+    with pytest.raises(ValidationError) as refused:
+        services.vitals_record(actor=staff[Role.MONITOR], session=session, spo2=120)
+    assert "spo2" in refused.value.message_dict
+
+
+def test_scales_keep_their_ranges_and_bprs_anchors(staff: dict[str, Any], session: DosingSession) -> None:
+    monitor = staff[Role.MONITOR]
+    services.scale_record(actor=monitor, session=session, scale="moaas", value=5)
+    with pytest.raises(ValidationError, match="from 0 to 5"):
+        services.scale_record(actor=monitor, session=session, scale="moaas", value=6)
+    with pytest.raises(ValidationError, match="Choose the BPRS\\+ anchors"):
+        services.scale_record(actor=monitor, session=session, scale="bprs_plus", value=4)
+    with pytest.raises(ValidationError, match="from 4 to 28"):
+        services.scale_record(actor=monitor, session=session, scale="bprs_plus", value=2, anchors="1-7")
+    rating = services.scale_record(actor=monitor, session=session, scale="bprs_plus", value=2, anchors="0-6")
+    assert rating.anchors == "0-6"
+
+
+def test_discharge_is_refused_until_the_criteria_are_met(
+    staff: dict[str, Any], session: DosingSession
+) -> None:
+    ready_for_dose(staff, session)
+    services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+    with pytest.raises(ValidationError) as refused:
+        services.session_discharge(
+            actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
+        )
+    assert refused.value.messages[0].startswith("Observation continues until")
+    assert "Record vitals before discharge." in refused.value.messages
+
+    backdate_dose(session, 95)
+    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=130, diastolic=80, spo2=97)
+    discharged = services.session_discharge(
+        actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
+    )
+    assert discharged.status == "discharged"
+
+
+def test_signing_makes_the_record_read_only_and_completes_the_booking(
+    staff: dict[str, Any], session: DosingSession
+) -> None:
+    ready_for_dose(staff, session)
+    services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
+    backdate_dose(session, 100)
+    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=125, diastolic=80)
+    services.session_discharge(
+        actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
+    )
+    signed = services.session_sign(actor=staff[Role.MONITOR], session=session)
+    assert signed.booking.__class__.objects.get(pk=signed.booking_id).status == "completed"
+    with pytest.raises(ValidationError, match="signed and read-only"):
+        services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=120, diastolic=80)
+    addendum = services.session_addendum_add(
+        actor=staff[Role.PRESCRIBER], session=session, text="Lot number confirmed against the pharmacy log."
+    )
+    assert addendum.author == staff[Role.PRESCRIBER]
+
+
+def test_an_esketamine_record_needs_its_monitoring_form(
+    staff: dict[str, Any], session: DosingSession
+) -> None:
+    Booking.objects.filter(pk=session.booking_id).update(agent="esketamine", route="intranasal")
+    RemsEnrolment.objects.create(
+        patient=session.booking.patient, enrolled_on=timezone.localdate(), recorded_by=staff[Role.PRESCRIBER]
+    )
+    session.refresh_from_db()
+    ready_for_dose(staff, session)
+    now = timezone.now()
+    services.dose_start(
+        actor=staff[Role.MONITOR],
+        session=session,
+        dose_mg=56,
+        lot_number="E1",
+        device_times=[now - dt.timedelta(minutes=5), now],
+    )
+    started = timezone.now() - dt.timedelta(minutes=125)
+    DosingSession.objects.filter(pk=session.pk).update(dose_started_at=started)
+    VitalsReading.objects.filter(session=session, is_pre_dose=True).update(
+        taken_at=started - dt.timedelta(minutes=5)
+    )
+    services.vitals_record(
+        actor=staff[Role.MONITOR],
+        session=session,
+        systolic=138,
+        diastolic=88,
+        taken_at=started + dt.timedelta(minutes=40),
+    )
+    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=126, diastolic=80)
+    services.session_discharge(
+        actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
+    )
+    with pytest.raises(ValidationError, match="Monitoring form: Answer first treatment"):
+        services.session_sign(actor=staff[Role.MONITOR], session=session)
+
+    services.pmf_update(
+        actor=staff[Role.MONITOR],
+        session=session,
+        pmf_first_treatment=True,
+        pmf_sedation=False,
+        pmf_dissociation=True,
+        pmf_respiratory_depression=False,
+        pmf_ready_minutes=90,
+    )
+    services.session_sign(actor=staff[Role.MONITOR], session=session)
+    filed = services.pmf_mark_filed(actor=staff[Role.MONITOR], session=session)
+    assert filed.pmf_filed_at is not None
+
+
+@pytest.mark.parametrize("role", [Role.THERAPIST, Role.CLINIC_ADMIN])
+def test_only_monitors_and_prescribers_keep_the_record(
+    role: str, staff: dict[str, Any], booked: Booking
+) -> None:
+    with pytest.raises(NotFoundOrForbidden):
+        services.session_open(actor=staff[role], booking=booked)
+    assert not DosingSession.objects.exists()
