@@ -193,3 +193,158 @@ class RemsEnrolmentForm(forms.Form):
         self.helper = _helper(
             Row(Column("enrolled_on", css_class="col-6"), Column("reference", css_class="col-6"))
         )
+
+
+def _big(field: forms.Field) -> forms.Field:
+    """Large, numeric-keypad inputs for readings taken at the chair on a tablet."""
+    field.widget.attrs.update(
+        {"inputmode": "numeric", "class": "form-control form-control-lg", "autocomplete": "off"}
+    )
+    return field
+
+
+class SessionChecksForm(forms.Form):
+    fasting_confirmed = forms.BooleanField(
+        required=False, label="Fasting confirmed (no food 2 h, no liquids 30 min)"
+    )
+    escort_present = forms.BooleanField(required=False, label="Escort present to take the patient home")
+    consent_confirmed = forms.BooleanField(required=False, label="Consent for this session confirmed")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class VitalsForm(forms.Form):
+    systolic = _big(forms.IntegerField(required=False, min_value=50, max_value=280, label="Systolic"))
+    diastolic = _big(forms.IntegerField(required=False, min_value=20, max_value=180, label="Diastolic"))
+    heart_rate = _big(forms.IntegerField(required=False, min_value=20, max_value=250, label="Heart rate"))
+    spo2 = _big(forms.IntegerField(required=False, min_value=50, max_value=100, label="SpO2 %"))
+    respiratory_rate = _big(forms.IntegerField(required=False, min_value=2, max_value=60, label="Resp. rate"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper(Row(*(Column(name, css_class="col-6 col-md") for name in self.fields)))
+
+
+class OverrideForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        label="Reason for the override",
+        error_messages={"required": "Give the reason for the override."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class DoseForm(forms.Form):
+    dose_mg = forms.DecimalField(max_digits=6, decimal_places=1, min_value=0.1, label="Dose (mg)")
+    lot_number = forms.CharField(max_length=40, label="Lot number")
+    device_1 = forms.TimeField(
+        required=False, label="Device 1 at", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    device_2 = forms.TimeField(
+        required=False, label="Device 2 at", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    device_3 = forms.TimeField(
+        required=False, label="Device 3 at", widget=forms.TimeInput(attrs={"type": "time"})
+    )
+
+    def __init__(self, *args: Any, esketamine: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not esketamine:
+            for name in ("device_1", "device_2", "device_3"):
+                del self.fields[name]
+        self.helper = _helper()
+
+    def device_times(self, day: dt.date, tz: dt.tzinfo) -> list[dt.datetime]:
+        return [
+            dt.datetime.combine(day, self.cleaned_data[name], tzinfo=tz)
+            for name in ("device_1", "device_2", "device_3")
+            if self.cleaned_data.get(name)
+        ]
+
+
+class ScaleForm(forms.Form):
+    scale = forms.ChoiceField(
+        choices=[("cadss", "CADSS (0-92)"), ("moaas", "MOAA/S (0-5)"), ("bprs_plus", "BPRS+")]
+    )
+    value = forms.IntegerField(min_value=0, max_value=92, label="Score")
+    anchors = forms.ChoiceField(
+        required=False,
+        choices=[("", "—"), ("0-6", "0-6 per item"), ("1-7", "1-7 per item")],
+        label="BPRS+ anchors",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper(
+            Row(
+                Column("scale", css_class="col-md-5"),
+                Column("value", css_class="col-6 col-md-3"),
+                Column("anchors", css_class="col-6 col-md-4"),
+            )
+        )
+
+
+class AdverseEventForm(forms.Form):
+    description = forms.CharField(max_length=300, label="What happened")
+    severity = forms.ChoiceField(
+        choices=[
+            ("mild", "Mild"),
+            ("moderate", "Moderate"),
+            ("severe", "Severe"),
+            ("serious", "Serious adverse event"),
+        ]
+    )
+    action_taken = forms.CharField(max_length=300, label="Action taken")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class DischargeForm(forms.Form):
+    alert_and_oriented = forms.BooleanField(required=False, label="Alert and oriented")
+    escort_present = forms.BooleanField(required=False, label="Escort present")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+YES_NO = [(True, "Yes"), (False, "No")]
+
+
+class PmfForm(forms.Form):
+    pmf_first_treatment = forms.NullBooleanField(
+        label="First treatment?", widget=forms.RadioSelect(choices=YES_NO)
+    )
+    pmf_sedation = forms.NullBooleanField(label="Sedation?", widget=forms.RadioSelect(choices=YES_NO))
+    pmf_dissociation = forms.NullBooleanField(label="Dissociation?", widget=forms.RadioSelect(choices=YES_NO))
+    pmf_respiratory_depression = forms.NullBooleanField(
+        label="Respiratory depression?", widget=forms.RadioSelect(choices=YES_NO)
+    )
+    pmf_ready_minutes = forms.IntegerField(
+        required=False, min_value=0, max_value=480, label="Ready without the 2-hour rule after (minutes)"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class AddendumForm(forms.Form):
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="Addendum",
+        error_messages={"required": "Write the addendum."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()

@@ -632,7 +632,7 @@ def vitals_record(
     return reading
 
 
-def _pre_dose_problems(session: DosingSession) -> list[str]:
+def session_pre_dose_problems(session: DosingSession) -> list[str]:
     pre = session.vitals.filter(is_pre_dose=True, systolic__isnull=False).order_by("-taken_at", "-id").first()
     settings = dosing_settings_for(session.clinic_id)
     checks = rules.PreDoseChecks(
@@ -653,7 +653,7 @@ def session_override_sign(*, actor: User, session: DosingSession, reason: str) -
     _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE)
-    problems = _pre_dose_problems(locked)
+    problems = session_pre_dose_problems(locked)
     if not problems:
         raise ValidationError(
             "Every pre-dose check passes: there is nothing to override.", code="nothing_to_override"
@@ -692,7 +692,7 @@ def dose_start(
     refusals = screening_selectors.screening_gate_refusals(booking.pathway)
     if refusals:
         raise ValidationError([ValidationError(text, code="screening_gate") for text in refusals])
-    problems = _pre_dose_problems(locked)
+    problems = session_pre_dose_problems(locked)
     if problems and not (locked.override_at and set(problems) <= set(locked.override_problems)):
         raise ValidationError(
             [ValidationError(text, code="pre_dose_check") for text in problems]

@@ -17,4 +17,7 @@ urlpatterns = [
     path("bookings/<uuid:public_id>/move/", views.booking_move, name="booking_move"),
     path("bookings/<uuid:public_id>/cancel/", views.booking_cancel, name="booking_cancel"),
     path("bookings/<uuid:public_id>/checks/", views.booking_checks, name="booking_checks"),
+    path("bookings/<uuid:public_id>/session/", views.session_open, name="session_open"),
+    path("sessions/<uuid:public_id>/", views.session_detail, name="session_detail"),
+    path("sessions/<uuid:public_id>/<str:action>/", views.session_action, name="session_action"),
 ]

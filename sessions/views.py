@@ -30,19 +30,31 @@ from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
 
 from . import calendar_feed
+from . import rules
 from . import selectors
 from . import services
+from .forms import AddendumForm
+from .forms import AdverseEventForm
 from .forms import BookingForm
 from .forms import CancelForm
 from .forms import ChecksForm
 from .forms import ClosureForm
+from .forms import DischargeForm
+from .forms import DoseForm
 from .forms import MoveForm
 from .forms import OpeningHoursForm
+from .forms import OverrideForm
+from .forms import PmfForm
 from .forms import RemsEnrolmentForm
 from .forms import RoomForm
+from .forms import ScaleForm
+from .forms import SessionChecksForm
+from .forms import VitalsForm
 from .models import Booking
+from .models import DosingSession
 from .models import RemsEnrolment
 from .models import Room
+from .models import SessionStatus
 
 
 def _user(request: HttpRequest) -> User:
@@ -257,6 +269,8 @@ def _booking_page(request: HttpRequest, booking: Booking, *, status: int = 200, 
             else None
         ),
         "cancel_form": forms.get("cancel_form") or (CancelForm() if can_manage else None),
+        "session": DosingSession.objects.filter(booking=booking).first(),
+        "can_record": has_capability(user, Capability.SESSION_RECORD) and booking.status != "cancelled",
         "checks_form": forms.get("checks_form")
         or (
             ChecksForm(initial={name: getattr(booking, name) for name in services.CHECK_FIELDS})
@@ -342,3 +356,199 @@ def room_calendar_feed(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Cache-Control"] = "private, max-age=300"
     return response
+
+
+# --- The session record ------------------------------------------------------------------------------
+
+
+@require_POST
+def session_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    booking = selectors.get_booking_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SESSION_RECORD)
+    try:
+        session = services.session_open(actor=user, booking=booking)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
+    return HttpResponseRedirect(reverse("session_detail", args=[session.public_id]))
+
+
+def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
+    """The forms the record offers at its current status, unbound."""
+    status = session.status
+    can_record = has_capability(user, Capability.SESSION_RECORD)
+    forms: dict[str, Any] = {}
+    if not can_record:
+        return forms
+    esketamine = session.booking.agent == "esketamine"
+    if status == SessionStatus.PRE_DOSE:
+        forms["checks"] = SessionChecksForm(
+            initial={
+                name: getattr(session, name)
+                for name in ("fasting_confirmed", "escort_present", "consent_confirmed")
+            }
+        )
+        forms["dose"] = DoseForm(esketamine=esketamine)
+        if has_capability(user, Capability.SESSION_OVERRIDE):
+            forms["override"] = OverrideForm()
+    if status in (SessionStatus.PRE_DOSE, SessionStatus.DOSED):
+        forms["vitals"] = VitalsForm()
+        forms["scale"] = ScaleForm()
+    if status in (SessionStatus.PRE_DOSE, SessionStatus.DOSED, SessionStatus.DISCHARGED):
+        forms["adverse_event"] = AdverseEventForm()
+    if status == SessionStatus.DOSED:
+        forms["discharge"] = DischargeForm(initial={"escort_present": session.escort_present})
+    if esketamine and status in (SessionStatus.DOSED, SessionStatus.DISCHARGED):
+        forms["pmf"] = PmfForm(initial={name: getattr(session, name) for name in services.PMF_FIELDS})
+    if status == SessionStatus.SIGNED:
+        forms["addendum"] = AddendumForm()
+    return forms
+
+
+def _render_session(
+    request: HttpRequest, session: DosingSession, *, bound: tuple[str, Any] | None = None, status: int = 200
+) -> HttpResponse:
+    user = _user(request)
+    full = selectors.session_with_parts(session)
+    forms = _session_forms(full, user)
+    if bound is not None:
+        forms[bound[0]] = bound[1]
+    settings = selectors.dosing_settings_for(full.clinic_id)
+    readings = list(full.vitals.all())
+    last = readings[-1] if readings else None
+    context: dict[str, Any] = {
+        "title": f"Session record of {full.booking.patient.full_name}",
+        "session": full,
+        "booking": full.booking,
+        "patient": full.booking.patient,
+        "readings": readings,
+        "forms": forms,
+        "pre_dose_problems": services.session_pre_dose_problems(full)
+        if full.status == SessionStatus.PRE_DOSE
+        else [],
+        "next_vitals_at": (
+            last.taken_at + dt.timedelta(minutes=settings.vitals_interval_minutes)
+            if last and full.status == SessionStatus.DOSED
+            else None
+        ),
+        "mg_per_kg": (
+            rules.mg_per_kg(float(full.dose_mg), float(full.weight_kg))
+            if full.dose_mg and full.weight_kg and full.booking.agent != "esketamine"
+            else None
+        ),
+        "discharge_missing": (
+            rules.discharge_missing(
+                services.discharge_state(full, alert_and_oriented=True, escort_present=True)
+            )
+            if full.status == SessionStatus.DOSED
+            else []
+        ),
+        "pmf_missing": (
+            rules.pmf_missing(selectors.pmf_facts(full))
+            if full.booking.agent == "esketamine"
+            and full.status in (SessionStatus.DOSED, SessionStatus.DISCHARGED)
+            else []
+        ),
+        "pmf_deadline": (
+            rules.pmf_deadline(timezone.localtime(full.dose_started_at).date())
+            if full.booking.agent == "esketamine" and full.dose_started_at
+            else None
+        ),
+        "can_sign": has_capability(user, Capability.SESSION_RECORD)
+        and full.status == SessionStatus.DISCHARGED,
+    }
+    services.session_viewed(actor=user, session=full, via="page")
+    return render(request, "sessions/session_detail.html", context, status=status)
+
+
+def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _render_session(request, selectors.get_session_for_user_or_404(_user(request), public_id))
+
+
+SESSION_ACTIONS = (
+    "checks",
+    "vitals",
+    "override",
+    "dose",
+    "scale",
+    "adverse_event",
+    "discharge",
+    "pmf",
+    "sign",
+    "pmf_filed",
+    "addendum",
+)
+
+
+@require_POST
+def session_action(request: HttpRequest, public_id: str, action: str) -> HttpResponse:
+    """One step of the record (`action`), through its service; a refusal re-shows the page with the
+    reasons at the form, the rest of the input kept."""
+    user = _user(request)
+    session = selectors.get_session_for_user_or_404(user, public_id)
+    if action not in SESSION_ACTIONS:
+        raise Http404()
+    require_capability(
+        request, Capability.SESSION_OVERRIDE if action == "override" else Capability.SESSION_RECORD
+    )
+    tz = _tz(user)
+    form: Any = None
+    try:
+        if action == "sign":
+            services.session_sign(actor=user, session=session)
+            messages.success(request, "The record is signed.")
+        elif action == "pmf_filed":
+            services.pmf_mark_filed(actor=user, session=session)
+            messages.success(request, "The monitoring form is marked as filed.")
+        else:
+            form = {
+                "checks": lambda: SessionChecksForm(request.POST),
+                "vitals": lambda: VitalsForm(request.POST),
+                "override": lambda: OverrideForm(request.POST),
+                "dose": lambda: DoseForm(request.POST, esketamine=session.booking.agent == "esketamine"),
+                "scale": lambda: ScaleForm(request.POST),
+                "adverse_event": lambda: AdverseEventForm(request.POST),
+                "discharge": lambda: DischargeForm(request.POST),
+                "pmf": lambda: PmfForm(request.POST),
+                "addendum": lambda: AddendumForm(request.POST),
+            }[action]()
+            if not form.is_valid():
+                return _render_session(request, session, bound=(action, form), status=400)
+            data = form.cleaned_data
+            if action == "checks":
+                services.session_checks_update(actor=user, session=session, **data)
+            elif action == "vitals":
+                reading = services.vitals_record(actor=user, session=session, **data)
+                for flag in reading.flags:
+                    messages.error(request, f"Out of range: {flag}")
+            elif action == "override":
+                services.session_override_sign(actor=user, session=session, **data)
+            elif action == "dose":
+                services.dose_start(
+                    actor=user,
+                    session=session,
+                    dose_mg=data["dose_mg"],
+                    lot_number=data["lot_number"],
+                    device_times=form.device_times(timezone.localdate(), tz)
+                    if "device_1" in form.fields
+                    else None,
+                )
+            elif action == "scale":
+                services.scale_record(actor=user, session=session, **data)
+            elif action == "adverse_event":
+                services.adverse_event_record(actor=user, session=session, **data)
+            elif action == "discharge":
+                services.session_discharge(actor=user, session=session, **data)
+            elif action == "pmf":
+                services.pmf_update(actor=user, session=session, **data)
+            elif action == "addendum":
+                services.session_addendum_add(actor=user, session=session, **data)
+            messages.success(request, "Saved.")
+    except ValidationError as error:
+        if form is None:
+            messages.error(request, " ".join(error.messages))
+            return _render_session(request, session, status=400)
+        form_errors_from(form, error)
+        return _render_session(request, session, bound=(action, form), status=400)
+    return HttpResponseRedirect(reverse("session_detail", args=[session.public_id]) + f"#{action}")
