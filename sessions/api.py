@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
@@ -24,10 +25,13 @@ from kaemdr.permissions import has_capability
 from pathways.api import ClinicianField
 from pathways.selectors import get_pathway_for_user_or_404
 
+from . import rules
 from . import selectors
 from . import services
 from .models import Booking
+from .models import DosingSession
 from .models import Room
+from .models import VitalsReading
 
 
 def _require(user: Any, capability: Capability) -> None:
@@ -253,6 +257,15 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             ).data
         )
 
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 400: ErrorBody, 404: ErrorBody})
+    @action(detail=True, methods=["post"])
+    def session(self, request: Request, id: str) -> Response:
+        """Open the booking's monitoring record (or return the one already open): see /sessions/{id}/."""
+        booking = self.get_object()
+        _require(request.user, Capability.SESSION_RECORD)
+        opened = services.session_open(actor=self._user(), booking=booking)
+        return Response(SessionSerializer(selectors.session_with_parts(opened)).data)
+
     @extend_schema(
         request=ChecksSerializer, responses={200: BookingSerializer, 400: ErrorBody, 404: ErrorBody}
     )
@@ -264,3 +277,196 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body.is_valid(raise_exception=True)
         updated = services.booking_checks_update(actor=self._user(), booking=booking, **body.validated_data)
         return Response(BookingSerializer(updated).data)
+
+
+class VitalsReadingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VitalsReading
+        fields = ("taken_at", "is_pre_dose", *services.VITAL_FIELDS, "flags")
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    booking = serializers.UUIDField(source="booking.public_id", read_only=True)
+    vitals = VitalsReadingSerializer(many=True, read_only=True)
+    discharge_missing = serializers.SerializerMethodField()
+    monitoring_form_missing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DosingSession
+        fields = (
+            "id",
+            "booking",
+            "status",
+            "fasting_confirmed",
+            "escort_present",
+            "consent_confirmed",
+            "override_problems",
+            "override_reason",
+            "override_at",
+            "dose_mg",
+            "weight_kg",
+            "lot_number",
+            "device_times",
+            "dose_started_at",
+            "discharged_at",
+            *services.PMF_FIELDS,
+            "pmf_filed_at",
+            "signed_at",
+            "vitals",
+            "discharge_missing",
+            "monitoring_form_missing",
+        )
+        read_only_fields = fields
+
+    def get_discharge_missing(self, session: DosingSession) -> list[str]:
+        if session.status != "dosed":
+            return []
+        state = services.discharge_state(session, alert_and_oriented=True, escort_present=True)
+        return rules.discharge_missing(state)
+
+    def get_monitoring_form_missing(self, session: DosingSession) -> list[str]:
+        if session.booking.agent != "esketamine":
+            return []
+        return rules.pmf_missing(selectors.pmf_facts(session))
+
+
+class SessionChecksSerializer(serializers.Serializer):
+    fasting_confirmed = serializers.BooleanField()
+    escort_present = serializers.BooleanField()
+    consent_confirmed = serializers.BooleanField()
+
+
+class VitalsInputSerializer(serializers.Serializer):
+    taken_at = serializers.DateTimeField(required=False)
+    systolic = serializers.IntegerField(required=False, allow_null=True, min_value=50, max_value=280)
+    diastolic = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=180)
+    heart_rate = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=250)
+    spo2 = serializers.IntegerField(required=False, allow_null=True, min_value=50, max_value=100)
+    respiratory_rate = serializers.IntegerField(required=False, allow_null=True, min_value=2, max_value=60)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class DoseSerializer(serializers.Serializer):
+    dose_mg = serializers.DecimalField(max_digits=6, decimal_places=1)
+    lot_number = serializers.CharField(max_length=40)
+    started_at = serializers.DateTimeField(required=False)
+    device_times = serializers.ListField(child=serializers.DateTimeField(), required=False)
+
+
+class ScaleInputSerializer(serializers.Serializer):
+    scale = serializers.ChoiceField(choices=["cadss", "moaas", "bprs_plus"])
+    value = serializers.IntegerField(min_value=0)
+    anchors = serializers.ChoiceField(choices=["", "0-6", "1-7"], required=False, default="")
+
+
+class AdverseEventInputSerializer(serializers.Serializer):
+    description = serializers.CharField(max_length=300)
+    severity = serializers.ChoiceField(choices=["mild", "moderate", "severe", "serious"])
+    action_taken = serializers.CharField(max_length=300)
+
+
+class DischargeSerializer(serializers.Serializer):
+    alert_and_oriented = serializers.BooleanField()
+    escort_present = serializers.BooleanField()
+
+
+class MonitoringFormSerializer(serializers.Serializer):
+    pmf_first_treatment = serializers.BooleanField(required=False, allow_null=True)
+    pmf_sedation = serializers.BooleanField(required=False, allow_null=True)
+    pmf_dissociation = serializers.BooleanField(required=False, allow_null=True)
+    pmf_respiratory_depression = serializers.BooleanField(required=False, allow_null=True)
+    pmf_ready_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=480)
+
+
+class AddendumSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=4000)
+
+
+def _session_step(
+    name: str, body: type[serializers.Serializer] | None, capability: Capability, call: Any, url_path: str
+) -> Any:
+    """One record step as an API action: validate the body, call the service, answer the record."""
+
+    def step(self: Any, request: Request, id: str) -> Response:
+        session = self.get_object()
+        _require(request.user, capability)
+        data: dict[str, Any] = {}
+        if body is not None:
+            checked = body(data=request.data)
+            checked.is_valid(raise_exception=True)
+            data = dict(checked.validated_data)
+        call(actor=request.user, session=session, **data)
+        return Response(SessionSerializer(selectors.session_with_parts(session)).data)
+
+    # DRF maps the HTTP method to the function's name when `action` decorates it: name it first.
+    step.__name__ = name
+    decorated = action(detail=True, methods=["post"], url_path=url_path)(step)
+    return extend_schema(request=body, responses={200: SessionSerializer, 400: ErrorBody, 404: ErrorBody})(
+        decorated
+    )
+
+
+@extend_schema(tags=["dosing"])
+class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The monitoring record of a dosing session: every step the session page offers, through the
+    same services and gates."""
+
+    serializer_class = SessionSerializer
+    permission_classes = (permissions.IsAuthenticated,)
+    lookup_url_kwarg = "id"
+    queryset = DosingSession.objects.none()  # for the schema; requests use get_object
+
+    def get_object(self) -> DosingSession:
+        found = selectors.get_session_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
+        return selectors.session_with_parts(found)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        session = self.get_object()
+        services.session_viewed(actor=request.user, session=session, via="api")  # type: ignore[arg-type]
+        return Response(SessionSerializer(session).data)
+
+    checks = _session_step(
+        "checks", SessionChecksSerializer, Capability.SESSION_RECORD, services.session_checks_update, "checks"
+    )
+    vitals = _session_step(
+        "vitals", VitalsInputSerializer, Capability.SESSION_RECORD, services.vitals_record, "vitals"
+    )
+    override = _session_step(
+        "override", ReasonSerializer, Capability.SESSION_OVERRIDE, services.session_override_sign, "override"
+    )
+    dose = _session_step("dose", DoseSerializer, Capability.SESSION_RECORD, services.dose_start, "dose")
+    scales = _session_step(
+        "scales", ScaleInputSerializer, Capability.SESSION_RECORD, services.scale_record, "scales"
+    )
+    adverse_events = _session_step(
+        "adverse_events",
+        AdverseEventInputSerializer,
+        Capability.SESSION_RECORD,
+        services.adverse_event_record,
+        "adverse-events",
+    )
+    discharge = _session_step(
+        "discharge", DischargeSerializer, Capability.SESSION_RECORD, services.session_discharge, "discharge"
+    )
+    monitoring_form = _session_step(
+        "monitoring_form",
+        MonitoringFormSerializer,
+        Capability.SESSION_RECORD,
+        services.pmf_update,
+        "monitoring-form",
+    )
+    sign = _session_step("sign", None, Capability.SESSION_RECORD, services.session_sign, "sign")
+    monitoring_form_filed = _session_step(
+        "monitoring_form_filed",
+        None,
+        Capability.SESSION_RECORD,
+        services.pmf_mark_filed,
+        "monitoring-form-filed",
+    )
+    addenda = _session_step(
+        "addenda", AddendumSerializer, Capability.SESSION_RECORD, services.session_addendum_add, "addenda"
+    )

@@ -4,9 +4,11 @@ from rest_framework.routers import SimpleRouter
 
 from .api import BookingViewSet
 from .api import RoomViewSet
+from .api import SessionViewSet
 
 router = SimpleRouter()
 router.register("rooms", RoomViewSet, basename="api-room")
 router.register("bookings", BookingViewSet, basename="api-booking")
+router.register("sessions", SessionViewSet, basename="api-session")
 
 urlpatterns = router.urls

@@ -81,6 +81,10 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     }
     if pathway.stage != Stage.DOSING or record not in plans:
         return
+    if record == "HB-1004":
+        _demo_past_session(
+            pathway=pathway, staff=staff, room=next(r for r in rooms if r.name == "Harbour Room"), days_ago=3
+        )
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     today = timezone.localdate()
     by_name = {room.name: room for room in rooms}
@@ -102,3 +106,105 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
                 fasting_confirmed=True,
                 escort_confirmed=record != "HB-1004",
             )
+
+
+def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, days_ago: int) -> None:
+    """Run a whole esketamine session through the services, then move its clock back `days_ago`
+    days, so that the demo shows a signed record whose monitoring form is still to be filed."""
+    from django.db.models import F
+
+    from .models import Booking
+    from .models import DosingSession
+    from .models import VitalsReading
+
+    admin, monitor = staff["admin@demo.kaemdr.test"], staff["monitor@demo.kaemdr.test"]
+    tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
+    day = _next_weekday(timezone.localdate(), 7)
+    booking = services.booking_create(
+        actor=admin,
+        pathway=pathway,
+        room=room,
+        starts_at=dt.datetime.combine(day, dt.time(13, 0), tzinfo=tz),
+        prescriber=staff["prescriber@demo.kaemdr.test"],
+        monitor=monitor,
+    )
+    services.booking_checks_update(
+        actor=admin,
+        booking=booking,
+        fasting_instructions_given=True,
+        fasting_confirmed=True,
+        escort_confirmed=True,
+    )
+    session = services.session_open(actor=monitor, booking=booking)
+    services.session_checks_update(
+        actor=monitor, session=session, fasting_confirmed=True, escort_present=True, consent_confirmed=True
+    )
+    services.vitals_record(
+        actor=monitor,
+        session=session,
+        systolic=132,
+        diastolic=84,
+        heart_rate=78,
+        spo2=98,
+        respiratory_rate=14,
+    )
+    now = timezone.now()
+    services.dose_start(
+        actor=monitor,
+        session=session,
+        dose_mg=56,
+        lot_number="SPR-40917",
+        device_times=[now - dt.timedelta(minutes=5), now],
+    )
+    started = now - dt.timedelta(minutes=130)
+    DosingSession.objects.filter(pk=session.pk).update(
+        dose_started_at=started,
+        device_times=[started.isoformat(), (started + dt.timedelta(minutes=5)).isoformat()],
+    )
+    VitalsReading.objects.filter(session=session).update(taken_at=started - dt.timedelta(minutes=10))
+    for minutes, systolic, diastolic in (
+        (20, 141, 88),
+        (40, 148, 90),
+        (60, 139, 86),
+        (90, 131, 82),
+        (125, 126, 80),
+    ):
+        services.vitals_record(
+            actor=monitor,
+            session=session,
+            taken_at=started + dt.timedelta(minutes=minutes),
+            systolic=systolic,
+            diastolic=diastolic,
+            heart_rate=80,
+            spo2=97,
+            respiratory_rate=14,
+        )
+    services.scale_record(
+        actor=monitor, session=session, scale="moaas", value=4, taken_at=started + dt.timedelta(minutes=40)
+    )
+    services.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
+    services.pmf_update(
+        actor=monitor,
+        session=session,
+        pmf_first_treatment=False,
+        pmf_sedation=True,
+        pmf_dissociation=True,
+        pmf_respiratory_depression=False,
+        pmf_ready_minutes=95,
+    )
+    services.session_sign(actor=monitor, session=session)
+    # Move the whole session back to its demo day, keeping every interval.
+    demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
+    shift = started - dt.datetime.combine(demo_day, dt.time(13, 5), tzinfo=tz)
+    Booking.objects.filter(pk=booking.pk).update(
+        starts_at=dt.datetime.combine(demo_day, dt.time(13, 0), tzinfo=tz),
+        ends_at=dt.datetime.combine(demo_day, dt.time(15, 30), tzinfo=tz),
+    )
+    DosingSession.objects.filter(pk=session.pk).update(
+        dose_started_at=F("dose_started_at") - shift,
+        discharged_at=F("discharged_at") - shift,
+        signed_at=F("signed_at") - shift,
+        device_times=[(started - shift).isoformat(), (started - shift + dt.timedelta(minutes=5)).isoformat()],
+    )
+    VitalsReading.objects.filter(session=session).update(taken_at=F("taken_at") - shift)
+    session.scales.update(taken_at=F("taken_at") - shift)

@@ -42,9 +42,36 @@ def today_panel(*, user: User) -> DashboardPanel | None:
     )
 
 
+def monitoring_forms_panel(*, user: User) -> DashboardPanel | None:
+    """Esketamine sessions whose REMS monitoring form is not filed, with the 7-day deadline."""
+    if not has_capability(user, Capability.SESSION_RECORD) and not has_capability(
+        user, Capability.SCHEDULE_VIEW
+    ):
+        return None
+    from django.utils import timezone
+
+    from . import rules
+
+    due = selectors.pmf_due(user)
+    if not due:
+        return None
+    today = timezone.localdate()
+    rows = []
+    for session in due:
+        deadline = rules.pmf_deadline(timezone.localtime(session.dose_started_at).date())
+        rows.append({"session": session, "deadline": deadline, "days_left": (deadline - today).days})
+    return DashboardPanel(
+        title="REMS monitoring forms to file",
+        template_name="sessions/pmf_panel.html",
+        context={"rows": rows},
+        order=6,
+    )
+
+
 def register() -> None:
     registry.register_pathway_panel(pathway_panel)
     registry.register_dashboard_panel(today_panel)
+    registry.register_dashboard_panel(monitoring_forms_panel)
     from .demo import demo_dosing
 
     registry.register_demo_seeder(demo_dosing)

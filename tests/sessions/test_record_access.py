@@ -1,0 +1,195 @@
+"""The session record by page POST and by API: gates refused, roles and clinics kept apart, flat queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from kaemdr.models import Role
+from kaemdr.models import User
+from sessions import services
+from sessions.models import DosingSession
+from sessions.models import VitalsReading
+
+from ..access import snapshot
+from ..factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def record_snapshot() -> tuple[Any, ...]:
+    return (
+        *snapshot(),
+        tuple(DosingSession.objects.order_by("pk").values_list("status", "override_at", "dose_started_at")),
+        VitalsReading.objects.count(),
+    )
+
+
+@pytest.fixture
+def session(
+    staff: dict[str, User], dosing_pathway: Any, room: Any, slot: Callable[..., dt.datetime]
+) -> DosingSession:
+    booking = services.booking_create(
+        actor=staff[Role.CLINIC_ADMIN],
+        pathway=dosing_pathway,
+        room=room,
+        starts_at=slot(0, 9),
+        prescriber=staff[Role.PRESCRIBER],
+        monitor=staff[Role.MONITOR],
+    )
+    opened = services.session_open(actor=staff[Role.MONITOR], booking=booking)
+    services.session_checks_update(
+        actor=staff[Role.MONITOR],
+        session=opened,
+        fasting_confirmed=True,
+        escort_present=True,
+        consent_confirmed=True,
+    )
+    services.vitals_record(actor=staff[Role.MONITOR], session=opened, systolic=158, diastolic=96)
+    return opened
+
+
+def api(user: User) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_high_bp_dose_is_refused_by_page_post_and_by_api(
+    staff: dict[str, User], session: DosingSession, client_for: Callable[[User | None], Client]
+) -> None:
+    before = record_snapshot()
+    page = client_for(staff[Role.MONITOR]).post(
+        reverse("session_action", args=[session.public_id, "dose"]), {"dose_mg": "35", "lot_number": "L9"}
+    )
+    assert page.status_code == 400
+    assert "Blood pressure 158/96 is above the clinic&#x27;s 140/90." in page.content.decode()
+    response = api(staff[Role.MONITOR]).post(
+        f"/api/v1/sessions/{session.public_id}/dose/", {"dose_mg": "35", "lot_number": "L9"}, format="json"
+    )
+    assert response.status_code == 400
+    codes = [error["code"] for error in response.json()["errors"]]
+    assert codes == ["pre_dose_check", "override_possible"]
+    assert record_snapshot()[1:] == before[1:]
+
+
+def test_a_monitor_cannot_sign_the_override_by_any_route(
+    staff: dict[str, User], session: DosingSession, client_for: Callable[[User | None], Client]
+) -> None:
+    before = record_snapshot()
+    page = client_for(staff[Role.MONITOR]).post(
+        reverse("session_action", args=[session.public_id, "override"]), {"reason": "Fine."}
+    )
+    assert page.status_code == 404
+    response = api(staff[Role.MONITOR]).post(
+        f"/api/v1/sessions/{session.public_id}/override/", {"reason": "Fine."}, format="json"
+    )
+    assert response.status_code == 404
+    assert record_snapshot() == before
+
+
+def test_early_discharge_and_unsigned_pmf_are_refused_by_api(
+    staff: dict[str, User], session: DosingSession
+) -> None:
+    client = api(staff[Role.PRESCRIBER])
+    client.post(
+        f"/api/v1/sessions/{session.public_id}/override/", {"reason": "Known hypertension."}, format="json"
+    )
+    dosed = client.post(
+        f"/api/v1/sessions/{session.public_id}/dose/", {"dose_mg": "35", "lot_number": "L9"}, format="json"
+    )
+    assert dosed.status_code == 200, dosed.json()
+    assert dosed.json()["status"] == "dosed"
+    early = client.post(
+        f"/api/v1/sessions/{session.public_id}/discharge/",
+        {"alert_and_oriented": True, "escort_present": True},
+        format="json",
+    )
+    assert early.status_code == 400
+    assert early.json()["errors"][0]["code"] == "discharge_criteria"
+    assert early.json()["errors"][0]["message"].startswith("Observation continues until")
+
+
+@pytest.mark.parametrize("role", [Role.THERAPIST, Role.CLINIC_ADMIN])
+def test_other_roles_cannot_write_the_record(
+    role: str, staff: dict[str, User], session: DosingSession, client_for: Callable[[User | None], Client]
+) -> None:
+    before = record_snapshot()
+    page = client_for(staff[role]).post(
+        reverse("session_action", args=[session.public_id, "vitals"]), {"systolic": "120", "diastolic": "80"}
+    )
+    assert page.status_code == 404
+    assert record_snapshot() == before
+
+
+def test_another_clinic_sees_no_record(
+    session: DosingSession, other_clinic: Any, client_for: Callable[[User | None], Client]
+) -> None:
+    outsider = UserFactory(clinic=other_clinic, role=Role.MONITOR)
+    assert client_for(outsider).get(reverse("session_detail", args=[session.public_id])).status_code == 404
+    assert api(outsider).get(f"/api/v1/sessions/{session.public_id}/").status_code == 404
+    before = record_snapshot()
+    assert (
+        api(outsider)
+        .post(f"/api/v1/sessions/{session.public_id}/vitals/", {"systolic": 120}, format="json")
+        .status_code
+        == 404
+    )
+    assert record_snapshot() == before
+
+
+def test_the_session_page_query_count_stays_flat(
+    staff: dict[str, User], session: DosingSession, client_for: Callable[[User | None], Client]
+) -> None:
+    client = client_for(staff[Role.MONITOR])
+    url = reverse("session_detail", args=[session.public_id])
+    client.get(url)
+
+    def measure() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    small = measure()
+    for index in range(29):
+        services.vitals_record(
+            actor=staff[Role.MONITOR],
+            session=session,
+            systolic=130 + index % 5,
+            diastolic=80,
+            heart_rate=70,
+            spo2=97,
+            respiratory_rate=14,
+        )
+        services.scale_record(actor=staff[Role.MONITOR], session=session, scale="moaas", value=5)
+    large = measure()
+    assert small == large
+    assert small <= 12, small
+
+
+def test_the_openapi_schema_is_valid_and_complete() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", stdout=out)
+    import json
+
+    paths = json.loads(out.getvalue())["paths"]
+    for path in (
+        "/api/v1/sessions/{id}/dose/",
+        "/api/v1/sessions/{id}/discharge/",
+        "/api/v1/bookings/{id}/move/",
+        "/api/v1/assessments/{id}/sign/",
+        "/api/v1/pathways/{id}/move/",
+    ):
+        assert path in paths
