@@ -16,6 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
 from kaemdr.models import Role
@@ -24,6 +25,8 @@ from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from pathways.api import ClinicianField
 from pathways.selectors import get_pathway_for_user_or_404
+from screening.models import AGENT_CHOICES
+from screening.models import ROUTE_CHOICES
 
 from . import rules
 from . import selectors
@@ -439,6 +442,9 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         "override", ReasonSerializer, Capability.SESSION_OVERRIDE, services.session_override_sign, "override"
     )
     dose = _session_step("dose", DoseSerializer, Capability.SESSION_RECORD, services.dose_start, "dose")
+    dose_end = _session_step(
+        "dose_end", None, Capability.SESSION_RECORD, services.dose_end_record, "dose-end"
+    )
     scales = _session_step(
         "scales", ScaleInputSerializer, Capability.SESSION_RECORD, services.scale_record, "scales"
     )
@@ -470,3 +476,76 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     addenda = _session_step(
         "addenda", AddendumSerializer, Capability.SESSION_RECORD, services.session_addendum_add, "addenda"
     )
+
+
+class DoseEndSerializer(serializers.Serializer):
+    ended_at = serializers.DateTimeField(required=False)
+
+
+class ChairTimeSerializer(serializers.Serializer):
+    agent = serializers.ChoiceField(choices=AGENT_CHOICES)
+    route = serializers.ChoiceField(choices=ROUTE_CHOICES)
+    dosing_minutes = serializers.IntegerField(min_value=5, max_value=240)
+    monitoring_minutes = serializers.IntegerField(min_value=30, max_value=480)
+    turnover_minutes = serializers.IntegerField(min_value=0, max_value=120)
+
+
+class DosingSettingsSerializer(serializers.Serializer):
+    predose_systolic_max = serializers.IntegerField(min_value=100, max_value=220)
+    predose_diastolic_max = serializers.IntegerField(min_value=60, max_value=140)
+    systolic_max = serializers.IntegerField(min_value=120, max_value=250)
+    diastolic_max = serializers.IntegerField(min_value=70, max_value=150)
+    heart_rate_max = serializers.IntegerField(min_value=80, max_value=200)
+    spo2_min = serializers.IntegerField(min_value=80, max_value=99)
+    respiratory_rate_min = serializers.IntegerField(min_value=4, max_value=20)
+    respiratory_rate_max = serializers.IntegerField(min_value=12, max_value=40)
+    minimum_observation_minutes = serializers.IntegerField(min_value=30, max_value=480)
+    vitals_interval_minutes = serializers.IntegerField(min_value=5, max_value=60)
+    chair_times = ChairTimeSerializer(many=True, required=False)
+
+
+def _settings_body(clinic_id: int) -> dict[str, Any]:
+    current = selectors.dosing_settings_for(clinic_id)
+    body: dict[str, Any] = {name: getattr(current, name) for name in services.DOSING_SETTING_FIELDS}
+    body["chair_times"] = [
+        {
+            "agent": agent,
+            "route": route,
+            **{
+                "dosing_minutes": chair.dosing_minutes,
+                "monitoring_minutes": chair.monitoring_minutes,
+                "turnover_minutes": chair.turnover_minutes,
+            },
+        }
+        for agent, route in rules.DEFAULT_CHAIR_TIMES
+        for chair in [selectors.chair_time_for(clinic_id, agent=agent, route=route)]
+    ]
+    return body
+
+
+@extend_schema(tags=["dosing"])
+class DosingSettingsView(APIView):
+    """The clinic's dosing limits and chair times, for clinic admins."""
+
+    permission_classes = (permissions.IsAuthenticated,)
+
+    @extend_schema(responses={200: DosingSettingsSerializer, 404: ErrorBody})
+    def get(self, request: Request) -> Response:
+        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        return Response(_settings_body(request.user.member_clinic_id))  # type: ignore[union-attr]
+
+    @extend_schema(
+        request=DosingSettingsSerializer,
+        responses={200: DosingSettingsSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
+    def put(self, request: Request) -> Response:
+        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        body = DosingSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        chairs = [
+            (c["agent"], c["route"], c["dosing_minutes"], c["monitoring_minutes"], c["turnover_minutes"])
+            for c in data.pop("chair_times", [])
+        ]
+        services.dosing_settings_update(actor=request.user, chair_times=chairs, **data)  # type: ignore[arg-type]
+        return Response(_settings_body(request.user.member_clinic_id))  # type: ignore[union-attr]

@@ -348,3 +348,77 @@ class AddendumForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.helper = _helper()
+
+
+class DoseEndForm(forms.Form):
+    ended_at = forms.TimeField(label="Dose ended at", widget=forms.TimeInput(attrs={"type": "time"}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class DosingSettingsForm(forms.Form):
+    """The clinic's dosing limits, and dosing + monitoring + turnover minutes for each agent and route."""
+
+    predose_systolic_max = forms.IntegerField(min_value=100, max_value=220, label="Pre-dose systolic limit")
+    predose_diastolic_max = forms.IntegerField(min_value=60, max_value=140, label="Pre-dose diastolic limit")
+    systolic_max = forms.IntegerField(min_value=120, max_value=250, label="Monitoring: systolic above")
+    diastolic_max = forms.IntegerField(min_value=70, max_value=150, label="Monitoring: diastolic above")
+    heart_rate_max = forms.IntegerField(min_value=80, max_value=200, label="Monitoring: heart rate above")
+    spo2_min = forms.IntegerField(min_value=80, max_value=99, label="Monitoring: SpO2 below (%)")
+    respiratory_rate_min = forms.IntegerField(min_value=4, max_value=20, label="Respiratory rate below")
+    respiratory_rate_max = forms.IntegerField(min_value=12, max_value=40, label="Respiratory rate above")
+    minimum_observation_minutes = forms.IntegerField(
+        min_value=30, max_value=480, label="Minimum observation, racemic ketamine (minutes)"
+    )
+    vitals_interval_minutes = forms.IntegerField(min_value=5, max_value=60, label="Vitals every (minutes)")
+
+    def __init__(self, *args: Any, routes: list[tuple[str, str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.routes = routes
+        rows: list[Any] = [
+            Row(
+                Column("predose_systolic_max", css_class="col-6"),
+                Column("predose_diastolic_max", css_class="col-6"),
+            ),
+            Row(
+                Column("systolic_max", css_class="col-6 col-md-3"),
+                Column("diastolic_max", css_class="col-6 col-md-3"),
+                Column("heart_rate_max", css_class="col-6 col-md-3"),
+                Column("spo2_min", css_class="col-6 col-md-3"),
+            ),
+            Row(
+                Column("respiratory_rate_min", css_class="col-6 col-md-3"),
+                Column("respiratory_rate_max", css_class="col-6 col-md-3"),
+                Column("minimum_observation_minutes", css_class="col-6 col-md-3"),
+                Column("vitals_interval_minutes", css_class="col-6 col-md-3"),
+            ),
+        ]
+        for agent, route, label in routes:
+            for part, low, high in (("dosing", 5, 240), ("monitoring", 30, 480), ("turnover", 0, 120)):
+                self.fields[f"{part}_{agent}_{route}"] = forms.IntegerField(
+                    min_value=low, max_value=high, label=f"{label}: {part} (min)"
+                )
+            rows.append(
+                Row(
+                    *(
+                        Column(f"{part}_{agent}_{route}", css_class="col-4")
+                        for part in ("dosing", "monitoring", "turnover")
+                    )
+                )
+            )
+        self.helper = _helper(*rows)
+
+    def chair_times(self) -> list[tuple[str, str, int, int, int]]:
+        data = self.cleaned_data
+        return [
+            (
+                agent,
+                route,
+                data[f"dosing_{agent}_{route}"],
+                data[f"monitoring_{agent}_{route}"],
+                data[f"turnover_{agent}_{route}"],
+            )
+            for agent, route, _ in self.routes
+        ]

@@ -30,7 +30,9 @@ from . import rules
 from .models import AdverseEvent
 from .models import Booking
 from .models import BookingStatus
+from .models import ChairTimeSetting
 from .models import DosingSession
+from .models import DosingSettings
 from .models import RemsEnrolment
 from .models import Room
 from .models import RoomClosure
@@ -931,3 +933,84 @@ def session_addendum_add(*, actor: User, session: DosingSession, text: str) -> S
 
 def session_viewed(*, actor: User, session: DosingSession, via: str) -> None:
     _session_audit(actor, RecordAuditAction.VIEWED, session, via=via)
+
+
+@transaction.atomic
+def dose_end_record(
+    *, actor: User, session: DosingSession, ended_at: dt.datetime | None = None
+) -> DosingSession:
+    """Record when the dose ended (the end of an infusion, the last device, the lozenge finished)."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED)
+    when = ended_at or timezone.now()
+    if locked.dose_started_at is None or when < locked.dose_started_at:
+        raise ValidationError({"ended_at": ValidationError("The end must be after the start.", code="order")})
+    if when > timezone.now() + dt.timedelta(minutes=2):
+        raise ValidationError({"ended_at": ValidationError("This time is in the future.", code="future")})
+    locked.dose_ended_at = when
+    locked.save(update_fields=["dose_ended_at", "updated_at"])
+    _session_audit(actor, RecordAuditAction.DOSE, locked, ended=True)
+    return locked
+
+
+DOSING_SETTING_FIELDS = (
+    "predose_systolic_max",
+    "predose_diastolic_max",
+    "systolic_max",
+    "diastolic_max",
+    "heart_rate_max",
+    "spo2_min",
+    "respiratory_rate_min",
+    "respiratory_rate_max",
+    "minimum_observation_minutes",
+    "vitals_interval_minutes",
+)
+
+
+@transaction.atomic
+def dosing_settings_update(
+    *, actor: User, chair_times: list[tuple[str, str, int, int, int]] | None = None, **fields: int
+) -> DosingSettings:
+    """Change the clinic's dosing limits and chair times (clinic admins). Esketamine chair time keeps
+    at least 2 hours of monitoring, whatever is asked."""
+    _require(actor, Capability.CLINIC_SETTINGS_MANAGE)
+    unknown = set(fields) - set(DOSING_SETTING_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown settings: {sorted(unknown)}")
+    current, _ = DosingSettings.objects.select_for_update().get_or_create(clinic_id=actor.member_clinic_id)
+    errors: dict[str, list[ValidationError]] = {}
+    for name, value in fields.items():
+        setattr(current, name, value)
+    if current.respiratory_rate_min >= current.respiratory_rate_max:
+        errors.setdefault("respiratory_rate_max", []).append(
+            ValidationError("The upper limit must be above the lower one.", code="order")
+        )
+    for agent, route, _dosing, monitoring, _turnover in chair_times or []:
+        problem = rules.chair_time_problem(agent=agent, monitoring_minutes=monitoring)
+        if problem:
+            errors.setdefault(f"monitoring_{agent}_{route}", []).append(
+                ValidationError(problem, code="rems_minimum")
+            )
+    if errors:
+        raise ValidationError(errors)
+    current.save()
+    for agent, route, dosing, monitoring, turnover in chair_times or []:
+        ChairTimeSetting.objects.update_or_create(
+            clinic_id=actor.member_clinic_id,
+            agent=agent,
+            route=route,
+            defaults={
+                "dosing_minutes": dosing,
+                "monitoring_minutes": monitoring,
+                "turnover_minutes": turnover,
+            },
+        )
+    audit_record(
+        actor=actor,
+        action="dosing_settings.updated",
+        target_type="dosing.DosingSettings",
+        target_public_id=current.public_id,
+        data={"fields": sorted(fields), "chair_times": len(chair_times or [])},
+    )
+    return current

@@ -11,6 +11,7 @@ urlpatterns = [
     path("rooms/feed/<str:token>.ics", views.room_calendar_feed, name="room_calendar_feed"),
     path("calendar/", views.week_calendar, name="room_calendar"),
     path("today/", views.today_board, name="today_board"),
+    path("settings/", views.dosing_settings, name="dosing_settings"),
     path("pathways/<uuid:public_id>/book/", views.booking_create, name="booking_create"),
     path("pathways/<uuid:public_id>/rems/", views.rems_enrol, name="rems_enrol"),
     path("bookings/<uuid:public_id>/", views.booking_detail, name="booking_detail"),

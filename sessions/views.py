@@ -40,7 +40,9 @@ from .forms import CancelForm
 from .forms import ChecksForm
 from .forms import ClosureForm
 from .forms import DischargeForm
+from .forms import DoseEndForm
 from .forms import DoseForm
+from .forms import DosingSettingsForm
 from .forms import MoveForm
 from .forms import OpeningHoursForm
 from .forms import OverrideForm
@@ -399,6 +401,10 @@ def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
         forms["adverse_event"] = AdverseEventForm()
     if status == SessionStatus.DOSED:
         forms["discharge"] = DischargeForm(initial={"escort_present": session.escort_present})
+        if session.dose_ended_at is None:
+            forms["dose_end"] = DoseEndForm(
+                initial={"ended_at": timezone.localtime().time().replace(second=0, microsecond=0)}
+            )
     if esketamine and status in (SessionStatus.DOSED, SessionStatus.DISCHARGED):
         forms["pmf"] = PmfForm(initial={name: getattr(session, name) for name in services.PMF_FIELDS})
     if status == SessionStatus.SIGNED:
@@ -507,6 +513,7 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                 "vitals": lambda: VitalsForm(request.POST),
                 "override": lambda: OverrideForm(request.POST),
                 "dose": lambda: DoseForm(request.POST, esketamine=session.booking.agent == "esketamine"),
+                "dose_end": lambda: DoseEndForm(request.POST),
                 "scale": lambda: ScaleForm(request.POST),
                 "adverse_event": lambda: AdverseEventForm(request.POST),
                 "discharge": lambda: DischargeForm(request.POST),
@@ -534,6 +541,9 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                     if "device_1" in form.fields
                     else None,
                 )
+            elif action == "dose_end":
+                ended = dt.datetime.combine(timezone.localdate(), data["ended_at"], tzinfo=tz)
+                services.dose_end_record(actor=user, session=session, ended_at=ended)
             elif action == "scale":
                 services.scale_record(actor=user, session=session, **data)
             elif action == "adverse_event":
@@ -552,3 +562,49 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
         form_errors_from(form, error)
         return _render_session(request, session, bound=(action, form), status=400)
     return HttpResponseRedirect(reverse("session_detail", args=[session.public_id]) + f"#{action}")
+
+
+def _routes_with_labels() -> list[tuple[str, str, str]]:
+    from screening.rules import AGENT_LABELS
+    from screening.rules import ROUTE_LABELS
+
+    return [
+        (str(agent), str(route), f"{AGENT_LABELS[agent]}, {ROUTE_LABELS[route].lower()}")  # type: ignore[index]
+        for agent, route in rules.DEFAULT_CHAIR_TIMES
+    ]
+
+
+def dosing_settings(request: HttpRequest) -> HttpResponse:
+    """The clinic's dosing limits and chair times, for clinic admins."""
+    require_capability(request, Capability.CLINIC_SETTINGS_MANAGE)
+    user = _user(request)
+    current = selectors.dosing_settings_for(user.member_clinic_id)
+    initial: dict[str, Any] = {name: getattr(current, name) for name in services.DOSING_SETTING_FIELDS}
+    for agent, route, _ in _routes_with_labels():
+        chair = selectors.chair_time_for(user.member_clinic_id, agent=agent, route=route)
+        initial.update(
+            {
+                f"dosing_{agent}_{route}": chair.dosing_minutes,
+                f"monitoring_{agent}_{route}": chair.monitoring_minutes,
+                f"turnover_{agent}_{route}": chair.turnover_minutes,
+            }
+        )
+    form = DosingSettingsForm(request.POST or None, initial=initial, routes=_routes_with_labels())
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dosing_settings_update(
+                actor=user,
+                chair_times=form.chair_times(),
+                **{name: form.cleaned_data[name] for name in services.DOSING_SETTING_FIELDS},
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The dosing settings are saved.")
+            return HttpResponseRedirect(reverse("dosing_settings"))
+    return render(
+        request,
+        "sessions/settings.html",
+        {"title": "Dosing settings", "form": form},
+        status=400 if form.errors else 200,
+    )

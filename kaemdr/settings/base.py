@@ -169,6 +169,8 @@ SPECTACULAR_SETTINGS = {
         "Role": "kaemdr.models.Role",
         "Decision": "screening.models.DecisionChoice",
         "Instrument": "screening.models.INSTRUMENT_CHOICES",
+        "Agent": "screening.models.AGENT_CHOICES",
+        "Route": "screening.models.ROUTE_CHOICES",
     },
 }
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -193,3 +194,50 @@ def test_the_openapi_schema_is_valid_and_complete() -> None:
         "/api/v1/pathways/{id}/move/",
     ):
         assert path in paths
+
+
+def test_dosing_settings_keep_esketamine_at_two_hours(
+    staff: dict[str, User], client_for: Callable[[User | None], Client]
+) -> None:
+    admin = staff[Role.CLINIC_ADMIN]
+    body = api(admin).get("/api/v1/dosing-settings/").json()
+    assert body["predose_systolic_max"] == 140
+    esketamine = next(c for c in body["chair_times"] if c["agent"] == "esketamine")
+    assert esketamine["monitoring_minutes"] == 120
+
+    short = {**body, "chair_times": [{**esketamine, "monitoring_minutes": 90}]}
+    refused = api(admin).put("/api/v1/dosing-settings/", short, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "rems_minimum"
+
+    page = client_for(admin).post(
+        reverse("dosing_settings"),
+        {
+            **{name: body[name] for name in services.DOSING_SETTING_FIELDS},
+            "predose_systolic_max": 150,
+            **{
+                f"{part}_{c['agent']}_{c['route']}": c[f"{part}_minutes"]
+                for c in body["chair_times"]
+                for part in ("dosing", "monitoring", "turnover")
+            },
+        },
+    )
+    assert page.status_code == 302
+    assert api(admin).get("/api/v1/dosing-settings/").json()["predose_systolic_max"] == 150
+    assert api(staff[Role.PRESCRIBER]).get("/api/v1/dosing-settings/").status_code == 404
+
+
+def test_the_dose_end_is_after_its_start(staff: dict[str, User], session: DosingSession) -> None:
+    prescriber = staff[Role.PRESCRIBER]
+    services.session_override_sign(actor=prescriber, session=session, reason="Known hypertension.")
+    dosed = services.dose_start(actor=prescriber, session=session, dose_mg=35, lot_number="L9")
+    with pytest.raises(ValidationError, match="The end must be after the start"):
+        services.dose_end_record(
+            actor=prescriber, session=session, ended_at=dosed.dose_started_at - dt.timedelta(minutes=1)
+        )
+    ended = api(staff[Role.MONITOR]).post(
+        f"/api/v1/sessions/{session.public_id}/dose-end/", {}, format="json"
+    )
+    assert ended.status_code == 200
+    session.refresh_from_db()
+    assert session.dose_ended_at is not None
