@@ -182,6 +182,7 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
     services.scale_record(
         actor=monitor, session=session, scale="moaas", value=4, taken_at=started + dt.timedelta(minutes=40)
     )
+    services.dose_end_record(actor=monitor, session=session, ended_at=started + dt.timedelta(minutes=5))
     services.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
     services.pmf_update(
         actor=monitor,
@@ -202,6 +203,7 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
     )
     DosingSession.objects.filter(pk=session.pk).update(
         dose_started_at=F("dose_started_at") - shift,
+        dose_ended_at=F("dose_ended_at") - shift,
         discharged_at=F("discharged_at") - shift,
         signed_at=F("signed_at") - shift,
         device_times=[(started - shift).isoformat(), (started - shift + dt.timedelta(minutes=5)).isoformat()],

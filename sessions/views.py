@@ -458,7 +458,7 @@ def _render_session(
         ),
         "pmf_deadline": (
             rules.pmf_deadline(timezone.localtime(full.dose_started_at).date())
-            if full.booking.agent == "esketamine" and full.dose_started_at
+            if full.booking.agent == "esketamine" and full.dose_started_at is not None
             else None
         ),
         "can_sign": has_capability(user, Capability.SESSION_RECORD)
