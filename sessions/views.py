@@ -468,6 +468,20 @@ def _render_session(
     return render(request, "sessions/session_detail.html", context, status=status)
 
 
+def _rems_medication_classes(session: DosingSession) -> list[str]:
+    """The monitoring form's concomitant classes (and opioids) from the screening's medication review."""
+    from screening.models import AssessmentMedication
+    from screening.rules import MEDICATION_CLASSES_BY_CODE
+
+    plan = screening_selectors.current_screening(session.booking.pathway)
+    if plan is None:
+        return []
+    codes = AssessmentMedication.objects.filter(assessment=plan).values_list("medication_class", flat=True)
+    return sorted(
+        {MEDICATION_CLASSES_BY_CODE[c].label for c in codes if MEDICATION_CLASSES_BY_CODE[c].rems_class}
+    )
+
+
 def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     return _render_session(request, selectors.get_session_for_user_or_404(_user(request), public_id))
 

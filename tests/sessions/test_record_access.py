@@ -241,3 +241,55 @@ def test_the_dose_end_is_after_its_start(staff: dict[str, User], session: Dosing
     assert ended.status_code == 200
     session.refresh_from_db()
     assert session.dose_ended_at is not None
+
+
+def test_booking_without_a_screening_is_refused_by_api(
+    staff: dict[str, User], room: Any, clinic: Any, slot: Callable[..., dt.datetime]
+) -> None:
+    from ..factories import PathwayFactory
+
+    unscreened = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
+    before = record_snapshot()
+    response = api(staff[Role.CLINIC_ADMIN]).post(
+        "/api/v1/bookings/",
+        {
+            "pathway": str(unscreened.public_id),
+            "room": str(room.public_id),
+            "starts_at": slot(0, 9).isoformat(),
+            "prescriber": str(staff[Role.PRESCRIBER].public_id),
+            "monitor": str(staff[Role.MONITOR].public_id),
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {
+            "field": None,
+            "code": "screening_gate",
+            "message": "No screening yet: complete and sign an assessment first.",
+        }
+    ]
+    assert record_snapshot() == before
+
+
+def test_signing_an_esketamine_record_without_its_form_is_refused_by_page_and_api(
+    staff: dict[str, User], session: DosingSession, client_for: Callable[[User | None], Client]
+) -> None:
+    from django.utils import timezone
+
+    from sessions.models import Booking
+
+    Booking.objects.filter(pk=session.booking_id).update(agent="esketamine", route="intranasal")
+    DosingSession.objects.filter(pk=session.pk).update(
+        status="discharged",
+        dose_started_at=timezone.now() - dt.timedelta(minutes=130),
+        discharged_at=timezone.now(),
+    )
+    page = client_for(staff[Role.MONITOR]).post(reverse("session_action", args=[session.public_id, "sign"]))
+    assert page.status_code == 400
+    assert "Monitoring form: Answer first treatment" in page.content.decode()
+    response = api(staff[Role.MONITOR]).post(f"/api/v1/sessions/{session.public_id}/sign/", {}, format="json")
+    assert response.status_code == 400
+    assert {e["code"] for e in response.json()["errors"]} == {"pmf_incomplete"}
+    session.refresh_from_db()
+    assert session.status == "discharged"
