@@ -103,6 +103,15 @@ def has_capability(user: Any, capability: Capability) -> bool:
     return capability in ROLE_CAPABILITIES.get(user.role, frozenset())
 
 
+def require(actor: Any, capability: Capability, clinic_id: int | None = None) -> None:
+    """For services: refuse an actor without `capability`, or outside the record's clinic, with the
+    same error as a missing record (the pages and the API answer it with 404)."""
+    from .exceptions import NotFoundOrForbidden
+
+    if not has_capability(actor, capability) or (clinic_id is not None and clinic_id != actor.clinic_id):
+        raise NotFoundOrForbidden()
+
+
 def can_see_patients(user: Any) -> bool:
     return has_capability(user, Capability.PATIENT_VIEW_ALL) or has_capability(
         user, Capability.PATIENT_VIEW_CARE_TEAM

@@ -19,7 +19,7 @@ from .models import Clinic
 from .models import Role
 from .models import User
 from .permissions import Capability
-from .permissions import has_capability
+from .permissions import require as _require
 
 
 class StaffAuditAction:
@@ -28,10 +28,6 @@ class StaffAuditAction:
     DEACTIVATED = "staff.deactivated"
     REACTIVATED = "staff.reactivated"
 
-
-def _require(actor: User, capability: Capability) -> None:
-    if not has_capability(actor, capability):
-        raise NotFoundOrForbidden()
 
 
 @transaction.atomic

@@ -19,7 +19,7 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
+from kaemdr.permissions import require as _require
 
 from .models import CLOSED_STAGES
 from .models import Pathway
@@ -56,10 +56,6 @@ PATIENT_FIELDS = (
     "emergency_contact_can_escort",
 )
 
-
-def _require(actor: User, capability: Capability) -> None:
-    if not has_capability(actor, capability):
-        raise NotFoundOrForbidden()
 
 
 def _validate_patient(patient: Patient) -> None:

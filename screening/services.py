@@ -19,7 +19,7 @@ from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import User
 from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
+from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Stage
 
@@ -68,10 +68,6 @@ ASSESSMENT_FIELDS = (
     "medications_reviewed",
 )
 
-
-def _require(actor: User, capability: Capability, clinic_id: int | None = None) -> None:
-    if not has_capability(actor, capability) or (clinic_id is not None and clinic_id != actor.clinic_id):
-        raise NotFoundOrForbidden()
 
 
 def _audit(actor: User | None, action: str, assessment: Assessment, **data: Any) -> None:

@@ -19,7 +19,7 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
+from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Patient
 from pathways.models import Stage
@@ -64,10 +64,6 @@ class DosingAuditAction:
     CHECKS_UPDATED = "booking.checks_updated"
     VIEWED = "booking.viewed"
 
-
-def _require(actor: User, capability: Capability, clinic_id: int | None = None) -> None:
-    if not has_capability(actor, capability) or (clinic_id is not None and clinic_id != actor.clinic_id):
-        raise NotFoundOrForbidden()
 
 
 def _tz(actor: User) -> dt.tzinfo:
