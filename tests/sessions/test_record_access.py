@@ -293,3 +293,29 @@ def test_signing_an_esketamine_record_without_its_form_is_refused_by_page_and_ap
     assert {e["code"] for e in response.json()["errors"]} == {"pmf_incomplete"}
     session.refresh_from_db()
     assert session.status == "discharged"
+
+
+def test_booking_without_a_screening_is_refused_by_page_post(
+    staff: dict[str, User],
+    room: Any,
+    clinic: Any,
+    slot: Callable[..., dt.datetime],
+    client_for: Callable[[User | None], Client],
+) -> None:
+    from ..factories import PathwayFactory
+
+    unscreened = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
+    before = record_snapshot()
+    response = client_for(staff[Role.CLINIC_ADMIN]).post(
+        reverse("booking_create", args=[unscreened.public_id]),
+        {
+            "room": str(room.public_id),
+            "date": slot(0).date().isoformat(),
+            "time": "09:00",
+            "prescriber": str(staff[Role.PRESCRIBER].public_id),
+            "monitor": str(staff[Role.MONITOR].public_id),
+        },
+    )
+    assert response.status_code == 400
+    assert "No screening yet: complete and sign an assessment first." in response.content.decode()
+    assert record_snapshot() == before
