@@ -37,6 +37,9 @@ class Capability(enum.StrEnum):
     REMS_ENROL = "dosing.record_rems_enrolment"
     SESSION_RECORD = "dosing.record_session"
     SESSION_OVERRIDE = "dosing.override_pre_dose"
+    EMDR_VIEW = "emdr.view"
+    EMDR_EDIT = "emdr.edit"
+    EMDR_OVERRIDE_COSIGN = "emdr.cosign_override"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -57,6 +60,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.REMS_ENROL,
             Capability.SESSION_RECORD,
             Capability.SESSION_OVERRIDE,
+            Capability.EMDR_VIEW,
+            Capability.EMDR_OVERRIDE_COSIGN,
         }
     ),
     Role.THERAPIST: frozenset(
@@ -65,6 +70,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCREENING_VIEW,
             Capability.MEASURE_RECORD,
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
+            Capability.EMDR_VIEW,
+            Capability.EMDR_EDIT,
         }
     ),
     Role.MONITOR: frozenset(

@@ -29,7 +29,6 @@ class StaffAuditAction:
     REACTIVATED = "staff.reactivated"
 
 
-
 @transaction.atomic
 def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
     """Add a member of staff to the actor's clinic and email them a link to set their password.

@@ -57,7 +57,6 @@ PATIENT_FIELDS = (
 )
 
 
-
 def _validate_patient(patient: Patient) -> None:
     """Single-row checks a form or serializer cannot be trusted to have made."""
     errors: dict[str, list[ValidationError]] = {}

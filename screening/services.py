@@ -69,7 +69,6 @@ ASSESSMENT_FIELDS = (
 )
 
 
-
 def _audit(actor: User | None, action: str, assessment: Assessment, **data: Any) -> None:
     audit_record(
         actor=actor,

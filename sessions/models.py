@@ -18,6 +18,8 @@ from pathways.models import Patient
 from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
 
+from . import emdr_rules
+
 
 def new_calendar_token() -> str:
     return secrets.token_urlsafe(24)
@@ -210,6 +212,9 @@ class DosingSettings(BaseModel):
     respiratory_rate_max = models.PositiveSmallIntegerField(default=24)
     minimum_observation_minutes = models.PositiveSmallIntegerField(default=90)
     vitals_interval_minutes = models.PositiveSmallIntegerField(default=15)
+    emdr_window_hours = models.PositiveSmallIntegerField(
+        default=72, help_text="How long after a dose an EMDR session still counts as tied to it."
+    )
 
     def __str__(self) -> str:
         return f"Dosing settings of {self.clinic}"
@@ -385,3 +390,137 @@ class SessionAddendum(BaseModel):
 
     def __str__(self) -> str:
         return f"Addendum by {self.author_id}"
+
+
+# --- EMDR ----------------------------------------------------------------------------------------------
+
+EMDR_KIND_CHOICES = [(kind.value, label) for kind, label in emdr_rules.KIND_LABELS.items()]
+EMDR_STATE_CHOICES = [
+    (emdr_rules.State.NOT_STARTED.value, "Not started"),
+    (emdr_rules.State.IN_PROGRESS.value, "In progress"),
+    (emdr_rules.State.RESOLVED.value, "Resolved"),
+    (emdr_rules.State.BLOCKED.value, "Blocked"),
+]
+
+
+class EmdrPlan(BaseModel):
+    """A pathway's EMDR plan: its targets, and what the therapist has observed for the readiness gate."""
+
+    pathway = models.OneToOneField(Pathway, on_delete=models.PROTECT, related_name="emdr_plan")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    dual_awareness_shown = models.BooleanField(default=False)
+    dissociation_interview_recorded = models.BooleanField(
+        default=False, help_text="A structured dissociation interview (DDIS or SCID-D) is on file."
+    )
+
+    def __str__(self) -> str:
+        return f"EMDR plan of {self.pathway_id}"
+
+
+class NegativeCognitionTheme(models.TextChoices):
+    RESPONSIBILITY = "responsibility", "Responsibility / defectiveness"
+    SAFETY = "safety", "Safety / vulnerability"
+    CONTROL = "control", "Control / choice"
+
+
+class EmdrTarget(BaseModel):
+    plan = models.ForeignKey(EmdrPlan, on_delete=models.PROTECT, related_name="targets")
+    order = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=20, choices=EMDR_KIND_CHOICES)
+    title = models.CharField(max_length=120)
+    image = models.CharField(max_length=300, blank=True, verbose_name="Image or worst part")
+    negative_cognition = models.CharField(max_length=200, blank=True)
+    positive_cognition = models.CharField(max_length=200, blank=True)
+    voc = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="VOC (1-7)")
+    emotions = models.CharField(max_length=200, blank=True)
+    sud = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="SUD (0-10)")
+    body_location = models.CharField(max_length=120, blank=True)
+    theme = models.CharField(
+        max_length=20,
+        choices=NegativeCognitionTheme.choices,
+        blank=True,
+        verbose_name="Negative-cognition theme",
+    )
+    belongs_to = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="future_templates"
+    )
+    state = models.CharField(max_length=20, choices=EMDR_STATE_CHOICES, default="not_started")
+    needs_reevaluation = models.BooleanField(default=False)
+    override_reason = models.TextField(blank=True)
+    override_therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    override_prescriber = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("plan", "order", "id")
+        constraints = [
+            models.CheckConstraint(
+                name="emdr_target_sud_range", condition=Q(sud__isnull=True) | Q(sud__lte=10)
+            ),
+            models.CheckConstraint(
+                name="emdr_target_voc_range", condition=Q(voc__isnull=True) | Q(voc__gte=1, voc__lte=7)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def override_signed(self) -> bool:
+        return bool(self.override_reason and self.override_therapist_id and self.override_prescriber_id)
+
+
+class BilateralStimulation(models.TextChoices):
+    EYE_MOVEMENTS = "eye_movements", "Eye movements"
+    TAPS = "taps", "Taps"
+    TONES = "tones", "Tones"
+
+
+class EmdrSessionLog(BaseModel):
+    """One EMDR session of a pathway, optionally tied to a dosing session (as effects wane, or after it)."""
+
+    plan = models.ForeignKey(EmdrPlan, on_delete=models.PROTECT, related_name="sessions")
+    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    held_at = models.DateTimeField()
+    dosing_session = models.ForeignKey(
+        DosingSession, on_delete=models.PROTECT, null=True, blank=True, related_name="emdr_sessions"
+    )
+    phase_reached = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(8)])
+    stimulation = models.CharField(max_length=20, choices=BilateralStimulation.choices)
+    closure_technique = models.CharField(
+        max_length=20, blank=True, choices=[("container", "Container"), ("calm_place", "Calm place")]
+    )
+
+    class Meta:
+        ordering = ("held_at", "id")
+
+    def __str__(self) -> str:
+        return f"EMDR session {self.held_at:%Y-%m-%d}"
+
+
+class EmdrTargetWork(BaseModel):
+    """A target worked in a session: SUD and VOC at its start and end, the sets, interweaves, closure."""
+
+    session = models.ForeignKey(EmdrSessionLog, on_delete=models.PROTECT, related_name="work")
+    target = models.ForeignKey(EmdrTarget, on_delete=models.PROTECT, related_name="work")
+    sud_start = models.PositiveSmallIntegerField(null=True, blank=True)
+    sud_end = models.PositiveSmallIntegerField(null=True, blank=True)
+    voc_start = models.PositiveSmallIntegerField(null=True, blank=True)
+    voc_end = models.PositiveSmallIntegerField(null=True, blank=True)
+    sud_by_set = models.JSONField(default=list, blank=True)
+    sets = models.PositiveSmallIntegerField(default=0)
+    interweaves = models.JSONField(default=list, blank=True)
+    body_scan_clear = models.BooleanField(default=False)
+    complete = models.BooleanField(default=False)
+    blocked = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ("session__held_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.target_id} in {self.session_id}"

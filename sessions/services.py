@@ -65,7 +65,6 @@ class DosingAuditAction:
     VIEWED = "booking.viewed"
 
 
-
 def _tz(actor: User) -> dt.tzinfo:
     return zoneinfo.ZoneInfo(actor.clinic.time_zone)  # type: ignore[union-attr]
 

@@ -1,0 +1,324 @@
+"""Writes for EMDR plans and session logs. `target_start` is the one door to working a target: the
+sequencing and the readiness gate hold for pages, API and any later caller, and a session log on a
+target that was never started passes through it too."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from kaemdr.audit import audit_record
+from kaemdr.exceptions import NotFoundOrForbidden
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from kaemdr.permissions import require as _require
+from pathways.models import Pathway
+
+from . import emdr_rules
+from .emdr_selectors import plan_targets
+from .emdr_selectors import readiness_facts
+from .emdr_selectors import target_facts
+from .models import DosingSession
+from .models import EmdrPlan
+from .models import EmdrSessionLog
+from .models import EmdrTarget
+from .models import EmdrTargetWork
+from .selectors import dosing_settings_for
+
+TARGET_FIELDS = (
+    "kind",
+    "title",
+    "image",
+    "negative_cognition",
+    "positive_cognition",
+    "voc",
+    "emotions",
+    "sud",
+    "body_location",
+    "theme",
+)
+
+
+def _audit(
+    actor: User, action: str, plan: EmdrPlan, target_type: str, target_public_id: Any, **data: Any
+) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_public_id=target_public_id,
+        patient_public_id=plan.pathway.patient.public_id,
+        data=data,
+    )
+
+
+def _lock_plan(plan: EmdrPlan) -> EmdrPlan:
+    return EmdrPlan.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=plan.pk)
+
+
+@transaction.atomic
+def plan_open(*, actor: User, pathway: Pathway) -> EmdrPlan:
+    """The pathway's plan, created on first use by its therapist."""
+    _require(actor, Capability.EMDR_EDIT, pathway.clinic_id)
+    if pathway.therapist_id != actor.pk:
+        raise NotFoundOrForbidden()
+    plan, created = EmdrPlan.objects.get_or_create(pathway=pathway, defaults={"clinic_id": pathway.clinic_id})
+    if created:
+        plan = EmdrPlan.objects.select_related("pathway__patient").get(pk=plan.pk)
+        _audit(actor, "emdr.plan_opened", plan, "dosing.EmdrPlan", plan.public_id)
+    return plan
+
+
+def _require_therapist(actor: User, plan: EmdrPlan) -> None:
+    _require(actor, Capability.EMDR_EDIT, plan.clinic_id)
+    if plan.pathway.therapist_id != actor.pk:
+        raise NotFoundOrForbidden()
+
+
+@transaction.atomic
+def target_add(
+    *, actor: User, plan: EmdrPlan, belongs_to: list[EmdrTarget] | None = None, **fields: Any
+) -> EmdrTarget:
+    """Add a target at the end of the plan, with its assessment fields (SUD 0-10, VOC 1-7)."""
+    plan = _lock_plan(plan)
+    _require_therapist(actor, plan)
+    unknown = set(fields) - set(TARGET_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown target fields: {sorted(unknown)}")
+    problems = emdr_rules.rating_problems(sud=fields.get("sud"), voc=fields.get("voc"))
+    if fields.get("kind") not in emdr_rules.KIND_LABELS:
+        problems["kind"] = "Choose the kind of target."
+    if any(other.plan_id != plan.pk for other in belongs_to or []):
+        problems["belongs_to"] = "Link only targets of this plan."
+    if problems:
+        raise ValidationError(
+            {name: ValidationError(text, code="invalid") for name, text in problems.items()}
+        )
+    last = plan.targets.order_by("-order").values_list("order", flat=True).first() or 0
+    target = EmdrTarget(plan=plan, order=last + 1, created_by=actor, **fields)
+    target.full_clean(exclude=["plan", "created_by", "belongs_to"])
+    target.save()
+    if belongs_to:
+        target.belongs_to.set(belongs_to)
+    _audit(actor, "emdr.target_added", plan, "dosing.EmdrTarget", target.public_id, kind=target.kind)
+    return target
+
+
+@transaction.atomic
+def plan_readiness_update(
+    *, actor: User, plan: EmdrPlan, dual_awareness_shown: bool, dissociation_interview_recorded: bool
+) -> EmdrPlan:
+    plan = _lock_plan(plan)
+    _require_therapist(actor, plan)
+    plan.dual_awareness_shown = dual_awareness_shown
+    plan.dissociation_interview_recorded = dissociation_interview_recorded
+    plan.save(update_fields=["dual_awareness_shown", "dissociation_interview_recorded", "updated_at"])
+    _audit(
+        actor,
+        "emdr.readiness_updated",
+        plan,
+        "dosing.EmdrPlan",
+        plan.public_id,
+        dual_awareness=dual_awareness_shown,
+        interview=dissociation_interview_recorded,
+    )
+    return plan
+
+
+def start_problems(plan: EmdrPlan, target: EmdrTarget) -> list[str]:
+    """Why the target may not be started now: sequencing, and for a past memory the readiness gate
+    unless a therapist and a prescriber have both signed an override."""
+    targets = plan_targets(plan)
+    facts = target_facts(targets)
+    current = next(f for f in facts if f.key == target.pk)
+    problems = emdr_rules.sequencing_problems(current, facts)
+    if target.kind == emdr_rules.Kind.PAST_MEMORY and not target.override_signed:
+        problems = [p for p in problems if "resource" not in p.lower() and "present-day" not in p.lower()]
+        checklist = emdr_rules.readiness_checklist(readiness_facts(plan, targets))
+        problems += [f"Readiness: {c.label.lower()} is not met." for c in checklist if not c.met]
+    elif target.kind == emdr_rules.Kind.PAST_MEMORY:
+        problems = []
+    return problems
+
+
+@transaction.atomic
+def target_start(*, actor: User, target: EmdrTarget) -> EmdrTarget:
+    """Start working a target. The plan row is locked, so the check and the start happen together."""
+    plan = _lock_plan(target.plan)
+    _require_therapist(actor, plan)
+    target = EmdrTarget.objects.select_for_update().get(pk=target.pk)
+    if target.state != "not_started":
+        return target
+    problems = start_problems(plan, target)
+    if problems:
+        raise ValidationError([ValidationError(p, code="not_ready") for p in problems])
+    target.state, target.started_at = "in_progress", timezone.now()
+    target.save(update_fields=["state", "started_at", "updated_at"])
+    _audit(
+        actor,
+        "emdr.target_started",
+        plan,
+        "dosing.EmdrTarget",
+        target.public_id,
+        kind=target.kind,
+        overridden=target.override_signed,
+    )
+    return target
+
+
+@transaction.atomic
+def target_override_sign(*, actor: User, target: EmdrTarget, reason: str = "") -> EmdrTarget:
+    """Sign the override of the readiness gate for a past-memory target: the therapist with the
+    reason, the prescriber countersigning it. It counts once both have signed."""
+    plan = _lock_plan(target.plan)
+    target = EmdrTarget.objects.select_for_update().get(pk=target.pk)
+    if target.kind != emdr_rules.Kind.PAST_MEMORY:
+        raise ValidationError("Only a past-memory target has a readiness gate to override.", code="not_gated")
+    if has_capability(actor, Capability.EMDR_EDIT):
+        _require_therapist(actor, plan)
+        if not reason.strip():
+            raise ValidationError(
+                {"reason": ValidationError("Give the reason for the override.", code="required")}
+            )
+        target.override_reason, target.override_therapist = reason.strip(), actor
+        target.override_prescriber = None  # a new reason needs a new countersignature
+    else:
+        _require(actor, Capability.EMDR_OVERRIDE_COSIGN, plan.clinic_id)
+        if not target.override_reason:
+            raise ValidationError(
+                "The therapist signs the override with its reason first.", code="therapist_first"
+            )
+        target.override_prescriber = actor
+    target.save(update_fields=["override_reason", "override_therapist", "override_prescriber", "updated_at"])
+    _audit(
+        actor,
+        "emdr.override_signed",
+        plan,
+        "dosing.EmdrTarget",
+        target.public_id,
+        complete=target.override_signed,
+    )
+    return target
+
+
+@transaction.atomic
+def session_log(
+    *,
+    actor: User,
+    plan: EmdrPlan,
+    held_at: dt.datetime,
+    phase_reached: int,
+    stimulation: str,
+    works: list[dict[str, Any]],
+    closure_technique: str = "",
+    dosing_session: DosingSession | None = None,
+) -> EmdrSessionLog:
+    """Log an EMDR session. Each entry of `works` names a target of this plan with its SUD and VOC at
+    start and end, the SUD after each set, the interweaves used and whether the body scan was clear.
+
+    A target never started passes the start gate first; closure decides each target's state (resolved,
+    in progress, blocked), and an incomplete one is flagged for reevaluation next session.
+    """
+    plan = _lock_plan(plan)
+    _require_therapist(actor, plan)
+    errors: dict[str, list[ValidationError]] = {}
+    if not 1 <= phase_reached <= 8:
+        errors.setdefault("phase_reached", []).append(
+            ValidationError("Phases run from 1 to 8.", code="invalid")
+        )
+    if held_at > timezone.now() + dt.timedelta(minutes=5):
+        errors.setdefault("held_at", []).append(ValidationError("This time is in the future.", code="future"))
+    if dosing_session is not None:
+        if dosing_session.booking.pathway_id != plan.pathway_id or dosing_session.dose_started_at is None:
+            raise NotFoundOrForbidden()
+        window = dt.timedelta(hours=dosing_settings_for(plan.clinic_id).emdr_window_hours)
+        if not dosing_session.dose_started_at <= held_at <= dosing_session.dose_started_at + window:
+            errors.setdefault("dosing_session", []).append(
+                ValidationError(
+                    f"Only sessions within {window.total_seconds() // 3600:.0f} hours of the dose count.",
+                    code="outside_window",
+                )
+            )
+    if not works:
+        errors.setdefault("works", []).append(
+            ValidationError("Record at least one target worked.", code="required")
+        )
+    targets = {t.pk: t for t in EmdrTarget.objects.select_for_update().filter(plan=plan)}
+    for index, work in enumerate(works):
+        target = work["target"]
+        if target.pk not in targets:
+            raise NotFoundOrForbidden()
+        for rating in ("start", "end"):
+            for name, text in emdr_rules.rating_problems(
+                sud=work.get(f"sud_{rating}"), voc=work.get(f"voc_{rating}"), prefix=f"works.{index}."
+            ).items():
+                errors.setdefault(f"{name}_{rating}", []).append(ValidationError(text, code="out_of_range"))
+        if any(not 0 <= sud <= 10 for sud in work.get("sud_by_set", [])):
+            errors.setdefault(f"works.{index}.sud_by_set", []).append(
+                ValidationError("SUD is rated from 0 to 10.", code="out_of_range")
+            )
+    if errors:
+        raise ValidationError(errors)
+    log = EmdrSessionLog.objects.create(
+        plan=plan,
+        therapist=actor,
+        held_at=held_at,
+        phase_reached=phase_reached,
+        stimulation=stimulation,
+        closure_technique=closure_technique,
+        dosing_session=dosing_session,
+    )
+    for work in works:
+        target = targets[work["target"].pk]
+        if target.state == "not_started":
+            target_start(actor=actor, target=target)
+            target.refresh_from_db()
+        complete = emdr_rules.closure_complete(
+            kind=target.kind,
+            sud_end=work.get("sud_end"),
+            voc_end=work.get("voc_end"),
+            body_scan_clear=work.get("body_scan_clear", False),
+        )
+        blocked = emdr_rules.is_blocked(
+            sud_by_set=work.get("sud_by_set", []),
+            voc_start=work.get("voc_start"),
+            voc_end=work.get("voc_end"),
+            kind=target.kind,
+        )
+        EmdrTargetWork.objects.create(
+            session=log,
+            target=target,
+            sud_start=work.get("sud_start"),
+            sud_end=work.get("sud_end"),
+            voc_start=work.get("voc_start"),
+            voc_end=work.get("voc_end"),
+            sud_by_set=work.get("sud_by_set", []),
+            sets=len(work.get("sud_by_set", [])),
+            interweaves=work.get("interweaves", []),
+            body_scan_clear=work.get("body_scan_clear", False),
+            complete=complete,
+            blocked=blocked,
+        )
+        target.state = emdr_rules.state_after(kind=target.kind, complete=complete, blocked=blocked)
+        target.needs_reevaluation = not complete
+        if work.get("sud_end") is not None:
+            target.sud = work["sud_end"]
+        if work.get("voc_end") is not None:
+            target.voc = work["voc_end"]
+        target.save(update_fields=["state", "needs_reevaluation", "sud", "voc", "updated_at"])
+    _audit(
+        actor,
+        "emdr.session_logged",
+        plan,
+        "dosing.EmdrSessionLog",
+        log.public_id,
+        targets=len(works),
+        phase=phase_reached,
+        tied_to_dose=dosing_session is not None,
+    )
+    return log
