@@ -42,45 +42,49 @@ def eligibility_gate(*, pathway: Pathway, to_stage: str) -> list[str]:
     return selectors.screening_gate_refusals(pathway)
 
 
+def _assessment_actions(found: Assessment | None) -> list[NextAction]:
+    """What to do next about the screening of a pathway in the assessment stage."""
+    if found is None:
+        return [NextAction("Open the assessment", "Stability, history, medications, vitals, measures.")]
+    if found.status == AssessmentStatus.DRAFT:
+        return [NextAction("Complete and sign the assessment", "Then move on to preparation.")]
+    if found.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
+        return [NextAction("Second signature needed", "Another prescriber confirms the decision.")]
+    if found.decision in rules.ELIGIBLE_DECISIONS:
+        return [NextAction("Move to preparation", "The signed screening allows it.")]
+    if found.decision == rules.Decision.NOT_ELIGIBLE:
+        return [
+            NextAction(
+                "Not eligible", "Discuss it with the patient; discontinue, or screen again if things change."
+            )
+        ]
+    return []
+
+
 def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
     """Urgent alerts first; then, in the assessment stage, where the screening stands. Two queries."""
     ids = [pathway.pk for pathway in pathways]
     actions: dict[int, list[NextAction]] = {pk: [] for pk in ids}
-    alerted = set(
-        SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True)
-    )
+    if len(pathways) == 1:  # the pathway page: share the panel's read of the alerts
+        alerted = {pathways[0].pk} if selectors.open_alerts(pathways[0]) else set()
+    else:
+        alerted = set(
+            SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True)
+        )
     for pk in alerted:
         actions[pk].append(NextAction("Urgent: review the safety alert", "Record what was done about it."))
     in_assessment = [p.pk for p in pathways if p.stage == Stage.ASSESSMENT]
-    if in_assessment:
+    if len(pathways) == 1 and in_assessment:
+        only = selectors.screening_status_for_display(pathways[0]).latest
+        actions[pathways[0].pk] += _assessment_actions(only)
+    elif in_assessment:
         latest: dict[int, Assessment] = {}
         for assessment in Assessment.objects.filter(pathway_id__in=in_assessment).order_by(
             "pathway_id", "version"
         ):
             latest[assessment.pathway_id] = assessment
         for pk in in_assessment:
-            found = latest.get(pk)
-            if found is None:
-                actions[pk].append(
-                    NextAction("Open the assessment", "Stability, history, medications, vitals, measures.")
-                )
-            elif found.status == AssessmentStatus.DRAFT:
-                actions[pk].append(
-                    NextAction("Complete and sign the assessment", "Then move on to preparation.")
-                )
-            elif found.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
-                actions[pk].append(
-                    NextAction("Second signature needed", "Another prescriber confirms the decision.")
-                )
-            elif found.decision in rules.ELIGIBLE_DECISIONS:
-                actions[pk].append(NextAction("Move to preparation", "The signed screening allows it."))
-            elif found.decision == rules.Decision.NOT_ELIGIBLE:
-                actions[pk].append(
-                    NextAction(
-                        "Not eligible",
-                        "Discuss it with the patient; discontinue, or screen again if things change.",
-                    )
-                )
+            actions[pk] += _assessment_actions(latest.get(pk))
     return actions
 
 
@@ -114,7 +118,7 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     """The screening section of the pathway page: status, gate, alerts, and measures over time."""
     if not has_capability(user, Capability.SCREENING_VIEW):
         return None
-    status = selectors.screening_status(pathway)
+    status = selectors.screening_status_for_display(pathway)
     latest = status.latest
     tz = zoneinfo.ZoneInfo(user.clinic.time_zone) if user.clinic else None
     context = {

@@ -168,6 +168,16 @@ def screening_status(pathway: Pathway, *, now: dt.datetime | None = None) -> Scr
     return screening_status_of(versions, now=now or timezone.now())
 
 
+def screening_status_for_display(pathway: Pathway) -> ScreeningStatus:
+    """`screening_status`, read once per pathway object, for the parts of one page that all show it
+    (the screening panel and the next actions). Never used to decide a gate: gates read afresh."""
+    cached: ScreeningStatus | None = getattr(pathway, "_screening_status", None)
+    if cached is None:
+        cached = screening_status(pathway)
+        pathway._screening_status = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def screening_status_of(versions: list[Assessment], *, now: dt.datetime) -> ScreeningStatus:
     """The gate: a current, signed screening whose decision is eligible or eligible with precautions.
 
@@ -205,7 +215,13 @@ def screening_gate_refusals(pathway: Pathway, *, now: dt.datetime | None = None)
 
 
 def open_alerts(pathway: Pathway) -> list[SafetyAlert]:
-    return list(SafetyAlert.objects.filter(pathway=pathway, status="open").order_by("-raised_at"))
+    """The pathway's open safety alerts, read once per pathway object (the page's panel and its next
+    actions both ask)."""
+    cached: list[SafetyAlert] | None = getattr(pathway, "_open_safety_alerts", None)
+    if cached is None:
+        cached = list(SafetyAlert.objects.filter(pathway=pathway, status="open").order_by("-raised_at"))
+        pathway._open_safety_alerts = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def open_alerts_for_dashboard(user: User, *, limit: int = 20) -> list[SafetyAlert]:

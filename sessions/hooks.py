@@ -68,8 +68,37 @@ def monitoring_forms_panel(*, user: User) -> DashboardPanel | None:
     )
 
 
+def emdr_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    """The EMDR plan at a glance: targets by state and the proposed next one (two queries)."""
+    if not has_capability(user, Capability.EMDR_VIEW):
+        return None
+    from . import emdr_rules
+    from .models import EmdrPlan
+    from .models import EmdrTarget
+
+    targets = list(
+        EmdrTarget.objects.filter(plan__pathway=pathway).select_related("plan").order_by("order", "id")
+    )
+    plan = targets[0].plan if targets else EmdrPlan.objects.filter(pathway=pathway).first()
+    counts = {state: sum(1 for t in targets if t.state == state) for state in emdr_rules.State}
+    context = {
+        "pathway": pathway,
+        "plan": plan,
+        "targets": targets,
+        "counts": counts,
+        "can_start": plan is None
+        and pathway.therapist_id == user.pk
+        and has_capability(user, Capability.EMDR_EDIT)
+        and pathway.is_open,
+    }
+    return DashboardPanel(
+        title="EMDR plan", template_name="sessions/emdr_panel.html", context=context, order=30
+    )
+
+
 def register() -> None:
     registry.register_pathway_panel(pathway_panel)
+    registry.register_pathway_panel(emdr_panel)
     registry.register_dashboard_panel(today_panel)
     registry.register_dashboard_panel(monitoring_forms_panel)
     from .demo import demo_dosing

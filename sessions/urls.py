@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from . import emdr_views
 from . import views
 
 urlpatterns = [
@@ -21,4 +22,12 @@ urlpatterns = [
     path("bookings/<uuid:public_id>/session/", views.session_open, name="session_open"),
     path("sessions/<uuid:public_id>/", views.session_detail, name="session_detail"),
     path("sessions/<uuid:public_id>/<str:action>/", views.session_action, name="session_action"),
+    path("pathways/<uuid:public_id>/emdr/", emdr_views.plan_open, name="emdr_plan_open"),
+    path("emdr/<uuid:public_id>/", emdr_views.plan_detail, name="emdr_plan"),
+    path("emdr/<uuid:public_id>/targets/", emdr_views.target_add, name="emdr_target_add"),
+    path("emdr/<uuid:public_id>/readiness/", emdr_views.readiness_update, name="emdr_readiness"),
+    path("emdr/<uuid:public_id>/log/", emdr_views.session_log, name="emdr_session_log"),
+    path("emdr/targets/<uuid:public_id>/", emdr_views.target_detail, name="emdr_target"),
+    path("emdr/targets/<uuid:public_id>/start/", emdr_views.target_start, name="emdr_target_start"),
+    path("emdr/targets/<uuid:public_id>/override/", emdr_views.target_override, name="emdr_target_override"),
 ]

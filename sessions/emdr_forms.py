@@ -1,0 +1,189 @@
+"""Forms for the EMDR plan and session logs: shape only; the rules are in `emdr_rules` and the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Column
+from crispy_forms.layout import Layout
+from crispy_forms.layout import Row
+from django import forms
+
+from . import emdr_rules
+from .models import EMDR_KIND_CHOICES
+from .models import BilateralStimulation
+from .models import EmdrTarget
+from .models import NegativeCognitionTheme
+
+INTERWEAVES = [
+    ("missing_information", "Missing information"),
+    ("time_place_responsibility", "Time, place or responsibility"),
+    ("safety", "Safety"),
+    ("choice_control", "Choice or control"),
+    ("socratic", "Socratic question"),
+    ("imagery", "Imagery or metaphor"),
+]
+PHASES = [
+    (1, "1 History and planning"),
+    (2, "2 Preparation"),
+    (3, "3 Assessment"),
+    (4, "4 Desensitisation"),
+    (5, "5 Installation"),
+    (6, "6 Body scan"),
+    (7, "7 Closure"),
+    (8, "8 Reevaluation"),
+]
+
+
+def _helper(*layout: Any) -> FormHelper:
+    helper = FormHelper()
+    helper.form_tag = False
+    if layout:
+        helper.layout = Layout(*layout)
+    return helper
+
+
+class TargetForm(forms.Form):
+    kind = forms.ChoiceField(choices=EMDR_KIND_CHOICES, label="Kind")
+    title = forms.CharField(max_length=120, label="Short title")
+    image = forms.CharField(max_length=300, required=False, label="Image or worst part")
+    negative_cognition = forms.CharField(
+        max_length=200, required=False, label="Negative cognition (\u201cI\u2026\u201d)"
+    )
+    positive_cognition = forms.CharField(max_length=200, required=False, label="Positive cognition")
+    voc = forms.IntegerField(required=False, label="VOC (1-7)")
+    emotions = forms.CharField(max_length=200, required=False)
+    sud = forms.IntegerField(required=False, label="SUD (0-10)")
+    body_location = forms.CharField(max_length=120, required=False)
+    theme = forms.ChoiceField(
+        choices=[("", "—"), *NegativeCognitionTheme.choices], required=False, label="Negative-cognition theme"
+    )
+    belongs_to = forms.ModelMultipleChoiceField(
+        queryset=EmdrTarget.objects.none(),
+        required=False,
+        to_field_name="public_id",
+        label="Future template for",
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, targets: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["belongs_to"].queryset = targets  # type: ignore[attr-defined]
+        self.helper = _helper(
+            Row(Column("kind", css_class="col-md-5"), Column("title", css_class="col-md-7")),
+            "image",
+            Row(
+                Column("negative_cognition", css_class="col-md-6"),
+                Column("positive_cognition", css_class="col-md-6"),
+            ),
+            Row(
+                Column("sud", css_class="col-4 col-md-2"),
+                Column("voc", css_class="col-4 col-md-2"),
+                Column("emotions", css_class="col-md-4"),
+                Column("body_location", css_class="col-md-4"),
+            ),
+            "theme",
+            "belongs_to",
+        )
+
+
+class ReadinessForm(forms.Form):
+    dual_awareness_shown = forms.BooleanField(required=False, label="Dual awareness shown on a milder target")
+    dissociation_interview_recorded = forms.BooleanField(
+        required=False, label="Structured dissociation interview (DDIS or SCID-D) recorded"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class OverrideForm(forms.Form):
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        label="Reason (the therapist writes it; the prescriber countersigns)",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class SessionLogForm(forms.Form):
+    """A session with one target worked (log the session again for another target)."""
+
+    held_date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    held_time = forms.TimeField(label="Time", widget=forms.TimeInput(attrs={"type": "time"}))
+    phase_reached = forms.TypedChoiceField(choices=PHASES, coerce=int, label="Phase reached")
+    stimulation = forms.ChoiceField(choices=BilateralStimulation.choices, label="Bilateral stimulation")
+    dosing_session = forms.ChoiceField(required=False, label="Tied to dosing session")
+    target = forms.ModelChoiceField(
+        queryset=EmdrTarget.objects.none(), to_field_name="public_id", label="Target"
+    )
+    sud_start = forms.IntegerField(required=False, label="SUD at start")
+    voc_start = forms.IntegerField(required=False, label="VOC at start")
+    sud_by_set = forms.CharField(
+        required=False, label="SUD after each set (comma-separated)", help_text="For example 6, 5, 5, 3"
+    )
+    sud_end = forms.IntegerField(required=False, label="SUD at end")
+    voc_end = forms.IntegerField(required=False, label="VOC at end")
+    body_scan_clear = forms.BooleanField(required=False, label="Body scan clear")
+    interweaves = forms.MultipleChoiceField(
+        choices=INTERWEAVES,
+        required=False,
+        label="Cognitive interweaves used",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    closure_technique = forms.ChoiceField(
+        required=False,
+        label="Closure of an incomplete target",
+        choices=[("", "Complete closure"), ("container", "Container"), ("calm_place", "Calm place")],
+    )
+
+    def __init__(
+        self, *args: Any, targets: Any, dosing_choices: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].queryset = targets  # type: ignore[attr-defined]
+        self.fields["dosing_session"].choices = [("", "Not tied to a dose"), *dosing_choices]  # type: ignore[attr-defined]
+        for name in ("sud_start", "voc_start", "sud_end", "voc_end"):
+            self.fields[name].widget.attrs.update(
+                {"inputmode": "numeric", "class": "form-control form-control-lg"}
+            )
+        self.helper = _helper(
+            Row(
+                Column("held_date", css_class="col-6 col-md-3"),
+                Column("held_time", css_class="col-6 col-md-3"),
+                Column("phase_reached", css_class="col-md-3"),
+                Column("stimulation", css_class="col-md-3"),
+            ),
+            Row(Column("target", css_class="col-md-6"), Column("dosing_session", css_class="col-md-6")),
+            Row(
+                Column("sud_start", css_class="col-6 col-md-3"),
+                Column("voc_start", css_class="col-6 col-md-3"),
+                Column("sud_end", css_class="col-6 col-md-3"),
+                Column("voc_end", css_class="col-6 col-md-3"),
+            ),
+            "sud_by_set",
+            "body_scan_clear",
+            "interweaves",
+            "closure_technique",
+        )
+
+    def clean_sud_by_set(self) -> list[int]:
+        raw = self.cleaned_data.get("sud_by_set") or ""
+        try:
+            return [int(part) for part in raw.replace(";", ",").split(",") if part.strip()]
+        except ValueError:
+            raise forms.ValidationError("Give whole numbers separated by commas.", code="invalid") from None
+
+
+KIND_BADGES = {
+    emdr_rules.State.NOT_STARTED: "text-bg-light border",
+    emdr_rules.State.IN_PROGRESS: "text-bg-primary",
+    emdr_rules.State.RESOLVED: "text-bg-success",
+    emdr_rules.State.BLOCKED: "text-bg-danger",
+}

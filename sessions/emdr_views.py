@@ -1,0 +1,295 @@
+"""EMDR pages: the target plan with its readiness checklist, targets with their ratings over time, and
+the session log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from kaemdr import charts
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from kaemdr.views import form_errors_from
+from kaemdr.views import require_capability
+from pathways.selectors import get_pathway_for_user_or_404
+
+from . import emdr_rules
+from . import emdr_selectors as selectors
+from . import emdr_services as services
+from .emdr_forms import KIND_BADGES
+from .emdr_forms import OverrideForm
+from .emdr_forms import ReadinessForm
+from .emdr_forms import SessionLogForm
+from .emdr_forms import TargetForm
+from .models import DosingSession
+from .models import EmdrPlan
+from .models import EmdrTargetWork
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _plan_url(plan: EmdrPlan, anchor: str = "") -> str:
+    return reverse("emdr_plan", args=[plan.public_id]) + (f"#{anchor}" if anchor else "")
+
+
+@require_POST
+def plan_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    try:
+        plan = services.plan_open(actor=user, pathway=pathway)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    return HttpResponseRedirect(_plan_url(plan))
+
+
+def _render_plan(
+    request: HttpRequest, plan: EmdrPlan, *, target_form: TargetForm | None = None, status: int = 200
+) -> HttpResponse:
+    user = _user(request)
+    targets = selectors.plan_targets(plan)
+    facts = selectors.target_facts(targets)
+    proposal = emdr_rules.next_target(facts)
+    checklist = emdr_rules.readiness_checklist(selectors.readiness_facts(plan, targets))
+    can_edit = has_capability(user, Capability.EMDR_EDIT) and plan.pathway.therapist_id == user.pk
+    rows = []
+    for target, fact in zip(targets, facts, strict=True):
+        problems = emdr_rules.sequencing_problems(fact, facts)
+        rows.append(
+            {
+                "target": target,
+                "badge": KIND_BADGES[emdr_rules.State(target.state)],
+                "problems": problems,
+                "is_next": proposal is not None and proposal.key == target.pk,
+                "gated": target.kind == emdr_rules.Kind.PAST_MEMORY and target.state == "not_started",
+            }
+        )
+    context = {
+        "title": f"EMDR plan of {plan.pathway.patient.full_name}",
+        "plan": plan,
+        "pathway": plan.pathway,
+        "patient": plan.pathway.patient,
+        "rows": rows,
+        "checklist": checklist,
+        "ready": emdr_rules.readiness_met(checklist),
+        "windows": selectors.dosing_windows(plan),
+        "can_edit": can_edit,
+        "can_cosign": has_capability(user, Capability.EMDR_OVERRIDE_COSIGN),
+        "target_form": target_form or (TargetForm(targets=plan.targets.all()) if can_edit else None),
+        "readiness_form": ReadinessForm(
+            initial={
+                "dual_awareness_shown": plan.dual_awareness_shown,
+                "dissociation_interview_recorded": plan.dissociation_interview_recorded,
+            }
+        )
+        if can_edit
+        else None,
+        "override_form": OverrideForm(),
+        "blocked_steps": emdr_rules.BLOCKED_NEXT_STEPS,
+        "sessions": list(plan.sessions.prefetch_related("work__target").order_by("-held_at")[:20]),
+    }
+    return render(request, "sessions/emdr_plan.html", context, status=status)
+
+
+def plan_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    plan = selectors.get_plan_for_user_or_404(_user(request), public_id)
+    return _render_plan(request, plan)
+
+
+@require_POST
+def target_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    plan = selectors.get_plan_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    form = TargetForm(request.POST, targets=plan.targets.all())
+    if form.is_valid():
+        data = dict(form.cleaned_data)
+        belongs_to = list(data.pop("belongs_to"))
+        try:
+            services.target_add(actor=user, plan=plan, belongs_to=belongs_to, **data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"{data['title']} is on the plan.")
+            return HttpResponseRedirect(_plan_url(plan, "targets"))
+    return _render_plan(request, plan, target_form=form, status=400)
+
+
+@require_POST
+def readiness_update(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    plan = selectors.get_plan_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    form = ReadinessForm(request.POST)
+    form.is_valid()
+    services.plan_readiness_update(actor=user, plan=plan, **form.cleaned_data)
+    messages.success(request, "The readiness checklist is saved.")
+    return HttpResponseRedirect(_plan_url(plan, "readiness"))
+
+
+@require_POST
+def target_start(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    target = selectors.get_target_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    try:
+        services.target_start(actor=user, target=target)
+    except ValidationError as error:
+        messages.error(request, f"{target.title} cannot start yet: " + " ".join(error.messages))
+    else:
+        messages.success(request, f"{target.title} is in progress.")
+    return HttpResponseRedirect(_plan_url(target.plan, "targets"))
+
+
+@require_POST
+def target_override(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    target = selectors.get_target_for_user_or_404(user, public_id)
+    if not (
+        has_capability(user, Capability.EMDR_EDIT) or has_capability(user, Capability.EMDR_OVERRIDE_COSIGN)
+    ):
+        require_capability(request, Capability.EMDR_EDIT)
+    form = OverrideForm(request.POST)
+    form.is_valid()
+    try:
+        signed = services.target_override_sign(
+            actor=user, target=target, reason=form.cleaned_data.get("reason", "")
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(
+            request,
+            "The override is signed by both."
+            if signed.override_signed
+            else "Signed; the override counts once the prescriber countersigns.",
+        )
+    return HttpResponseRedirect(_plan_url(target.plan, "targets"))
+
+
+def _dosing_choices(plan: EmdrPlan) -> list[tuple[str, str]]:
+    return [
+        (
+            str(window.session.public_id),
+            f"Dose of {timezone.localtime(window.opens_at):%a %-d %b %H:%M}"
+            + (" (window open)" if window.is_open else ""),
+        )
+        for window in selectors.dosing_windows(plan)
+    ]
+
+
+def session_log(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Log an EMDR session with the target worked, its ratings and its closure."""
+    user = _user(request)
+    plan = selectors.get_plan_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    now = timezone.localtime()
+    form = SessionLogForm(
+        request.POST or None,
+        targets=plan.targets.exclude(state="resolved"),
+        dosing_choices=_dosing_choices(plan),
+        initial={
+            "held_date": now.date(),
+            "held_time": now.time().replace(second=0, microsecond=0),
+            "phase_reached": 7,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+        dosing = None
+        if data.get("dosing_session"):
+            dosing = DosingSession.objects.filter(
+                public_id=data["dosing_session"], booking__pathway_id=plan.pathway_id
+            ).first()
+        work = {
+            name: data.get(name)
+            for name in (
+                "sud_start",
+                "sud_end",
+                "voc_start",
+                "voc_end",
+                "sud_by_set",
+                "interweaves",
+                "body_scan_clear",
+            )
+        }
+        work["target"] = data["target"]
+        try:
+            services.session_log(
+                actor=user,
+                plan=plan,
+                held_at=dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=tz),
+                phase_reached=data["phase_reached"],
+                stimulation=data["stimulation"],
+                closure_technique=data.get("closure_technique", ""),
+                dosing_session=dosing,
+                works=[work],
+            )
+        except ValidationError as error:
+            form_errors_from(
+                form,
+                error,
+                field_map={
+                    "works.0.sud_start": "sud_start",
+                    "works.0.sud_end": "sud_end",
+                    "works.0.voc_start": "voc_start",
+                    "works.0.voc_end": "voc_end",
+                    "works.0.sud_by_set": "sud_by_set",
+                    "held_at": "held_date",
+                },
+            )
+        else:
+            messages.success(request, "The session is logged.")
+            return HttpResponseRedirect(_plan_url(plan, "targets"))
+    context = {"title": "Log an EMDR session", "form": form, "plan": plan, "patient": plan.pathway.patient}
+    return render(request, "sessions/emdr_log.html", context, status=400 if form.errors else 200)
+
+
+def target_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A target with its SUD and VOC across sessions, as a chart and a table."""
+    user = _user(request)
+    target = selectors.get_target_for_user_or_404(user, public_id)
+    works = list(
+        EmdrTargetWork.objects.filter(target=target).select_related("session").order_by("session__held_at")
+    )
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    points_sud = [(w.session.held_at, float(w.sud_end)) for w in works if w.sud_end is not None]
+    points_voc = [(w.session.held_at, float(w.voc_end)) for w in works if w.voc_end is not None]
+    chart = (
+        charts.line_chart_svg(
+            title=f"{target.title}: SUD and VOC at the end of each session",
+            series=[charts.Series("SUD (0-10)", points_sud), charts.Series("VOC (1-7)", points_voc)],
+            y_min=0,
+            y_max=10,
+            thresholds=[charts.Threshold("SUD 1", 1), charts.Threshold("VOC 6", 6)],
+            tz=tz,
+        )
+        if works
+        else ""
+    )
+    context: dict[str, Any] = {
+        "title": target.title,
+        "target": target,
+        "plan": target.plan,
+        "patient": target.plan.pathway.patient,
+        "works": works,
+        "chart": chart,
+    }
+    return render(request, "sessions/emdr_target.html", context)
