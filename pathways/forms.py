@@ -127,9 +127,11 @@ class AuditFilterForm(forms.Form):
     record_number = forms.CharField(required=False, max_length=32, label="Patient record number")
     actor = forms.ChoiceField(required=False, label="User")
     occurred_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
     )
-    occurred_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    occurred_to = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     error_messages = {"date_order": "The end date is before the start date."}
 

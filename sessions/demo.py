@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import Any
 
 from django.utils import timezone
 
@@ -67,6 +68,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     if to_stage is not None:
         return
     record = pathway.patient.record_number
+    emdr_plans = {"HB-1004": 30, "HB-1005": 20, "HB-1006": 40}
     if record == "HB-1004":  # esketamine: REMS enrolment first
         services.rems_enrolment_record(
             actor=staff["prescriber@demo.kaemdr.test"],
@@ -79,12 +81,15 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
         "HB-1004": [(1, 9, 0, "Harbour Room"), (4, 9, 0, "Harbour Room")],
         "HB-1005": [(1, 13, 0, "Garden Room"), (3, 13, 30, "Garden Room")],
     }
+    if record in emdr_plans and record != "HB-1004":
+        _demo_emdr(pathway, days_back=emdr_plans[record])
     if pathway.stage != Stage.DOSING or record not in plans:
         return
     if record == "HB-1004":
         _demo_past_session(
             pathway=pathway, staff=staff, room=next(r for r in rooms if r.name == "Harbour Room"), days_ago=3
         )
+        _demo_emdr(pathway, days_back=emdr_plans[record])
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     today = timezone.localdate()
     by_name = {room.name: room for room in rooms}
@@ -210,3 +215,125 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
     )
     VitalsReading.objects.filter(session=session).update(taken_at=F("taken_at") - shift)
     session.scales.update(taken_at=F("taken_at") - shift)
+
+
+def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:
+    """An EMDR plan worked over the last weeks: a resource installed, stabilisation in progress or
+    done, and for the furthest patients a trauma target under way, one session incomplete."""
+    from . import emdr_services
+    from .models import DosingSession
+    from .models import EmdrPlan
+
+    therapist = pathway.therapist
+    if therapist is None:
+        return
+    plan = emdr_services.plan_open(actor=therapist, pathway=pathway)
+    now = timezone.now()
+    resource = emdr_services.target_add(
+        actor=therapist, plan=plan, kind="resource", title="Calm place: the lake"
+    )
+    trigger = emdr_services.target_add(
+        actor=therapist,
+        plan=plan,
+        kind="present_trigger",
+        title="Sirens at night",
+        image="Blue lights through the curtains",
+        negative_cognition="I am in danger",
+        positive_cognition="I am safe now",
+        sud=7,
+        voc=2,
+        emotions="Fear",
+        body_location="Chest",
+        theme="safety",
+    )
+    belief = emdr_services.target_add(
+        actor=therapist,
+        plan=plan,
+        kind="belief",
+        title="I can't protect myself",
+        negative_cognition="I can't protect myself",
+        sud=6,
+        voc=3,
+        theme="control",
+    )
+    memory = emdr_services.target_add(
+        actor=therapist,
+        plan=plan,
+        kind="past_memory",
+        title="The collision",
+        image="The moment of impact",
+        negative_cognition="I should have done something",
+        positive_cognition="I did the best I could",
+        sud=9,
+        voc=2,
+        emotions="Guilt",
+        body_location="Throat",
+        theme="responsibility",
+    )
+
+    def held(days: int) -> dt.datetime:
+        return now - dt.timedelta(days=days)
+
+    def log(days: int, target: Any, **work: Any) -> None:
+        emdr_services.session_log(
+            actor=therapist,
+            plan=plan,
+            held_at=held(days),
+            phase_reached=7,
+            stimulation="eye_movements",
+            works=[{"target": target, **work}],
+            closure_technique="" if work.get("body_scan_clear") else "container",
+        )
+
+    log(days_back, resource, voc_start=4, voc_end=6)
+    log(days_back - 7, trigger, sud_start=7, sud_end=4, voc_start=2, voc_end=4, sud_by_set=[7, 6, 4])
+    if days_back < 25:
+        return
+    log(
+        days_back - 14,
+        trigger,
+        sud_start=4,
+        sud_end=0,
+        voc_start=4,
+        voc_end=7,
+        sud_by_set=[4, 2, 0],
+        body_scan_clear=True,
+    )
+    log(
+        days_back - 17,
+        belief,
+        sud_start=6,
+        sud_end=1,
+        voc_start=3,
+        voc_end=6,
+        sud_by_set=[6, 3, 1],
+        body_scan_clear=True,
+    )
+    emdr_services.plan_readiness_update(
+        actor=therapist, plan=plan, dual_awareness_shown=True, dissociation_interview_recorded=False
+    )
+    if emdr_services.start_problems(EmdrPlan.objects.get(pk=plan.pk), memory):
+        return  # an open safety alert keeps the trauma target locked: the plan shows why
+    dosed = DosingSession.objects.filter(booking__pathway=pathway, dose_started_at__isnull=False).first()
+    if dosed is not None and dosed.dose_started_at is not None:
+        emdr_services.session_log(
+            actor=therapist,
+            plan=plan,
+            held_at=dosed.dose_started_at + dt.timedelta(minutes=95),
+            phase_reached=4,
+            stimulation="taps",
+            dosing_session=dosed,
+            closure_technique="calm_place",
+            works=[
+                {
+                    "target": memory,
+                    "sud_start": 9,
+                    "sud_end": 6,
+                    "voc_start": 2,
+                    "voc_end": 3,
+                    "sud_by_set": [9, 8, 6],
+                }
+            ],
+        )
+    else:
+        log(days_back - 21, memory, sud_start=9, sud_end=5, voc_start=2, voc_end=3, sud_by_set=[9, 7, 5])

@@ -115,7 +115,9 @@ class OverrideForm(forms.Form):
 class SessionLogForm(forms.Form):
     """A session with one target worked (log the session again for another target)."""
 
-    held_date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    held_date = forms.DateField(
+        label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     held_time = forms.TimeField(label="Time", widget=forms.TimeInput(attrs={"type": "time"}))
     phase_reached = forms.TypedChoiceField(choices=PHASES, coerce=int, label="Phase reached")
     stimulation = forms.ChoiceField(choices=BilateralStimulation.choices, label="Bilateral stimulation")

@@ -94,9 +94,13 @@ class LocalDateTimeMixin:
 
 
 class ClosureForm(LocalDateTimeMixin, forms.Form):
-    start_date = forms.DateField(label="From (date)", widget=forms.DateInput(attrs={"type": "date"}))
+    start_date = forms.DateField(
+        label="From (date)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     start_time = forms.TimeField(label="From (time)", widget=forms.TimeInput(attrs={"type": "time"}))
-    end_date = forms.DateField(label="Until (date)", widget=forms.DateInput(attrs={"type": "date"}))
+    end_date = forms.DateField(
+        label="Until (date)", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     end_time = forms.TimeField(label="Until (time)", widget=forms.TimeInput(attrs={"type": "time"}))
     reason = forms.CharField(max_length=200, label="Reason")
 
@@ -116,7 +120,7 @@ class _StaffChoice(forms.ModelChoiceField):
 
 class BookingForm(LocalDateTimeMixin, forms.Form):
     room = forms.ModelChoiceField(queryset=Room.objects.none(), to_field_name="public_id", label="Room")
-    date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     time = forms.TimeField(label="Start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
 
     def __init__(
@@ -145,7 +149,9 @@ class BookingForm(LocalDateTimeMixin, forms.Form):
 
 class MoveForm(LocalDateTimeMixin, forms.Form):
     room = forms.ModelChoiceField(queryset=Room.objects.none(), to_field_name="public_id", label="Room")
-    date = forms.DateField(label="New date", widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(
+        label="New date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     time = forms.TimeField(
         label="New start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300})
     )
@@ -185,7 +191,9 @@ class ChecksForm(forms.Form):
 
 
 class RemsEnrolmentForm(forms.Form):
-    enrolled_on = forms.DateField(label="Enrolled on", widget=forms.DateInput(attrs={"type": "date"}))
+    enrolled_on = forms.DateField(
+        label="Enrolled on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     reference = forms.CharField(max_length=60, required=False, label="REMS reference")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
