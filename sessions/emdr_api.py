@@ -179,6 +179,11 @@ class EmdrPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        plan = self.get_object()
+        services.plan_viewed(actor=request.user, plan=plan, via="api")  # type: ignore[arg-type]
+        return Response(PlanSerializer(plan).data)
+
     @extend_schema(request=PlanCreateSerializer, responses={201: PlanSerializer, 404: ErrorBody})
     def create(self, request: Request) -> Response:
         body = PlanCreateSerializer(data=request.data)

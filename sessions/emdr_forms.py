@@ -59,17 +59,15 @@ class TargetForm(forms.Form):
     theme = forms.ChoiceField(
         choices=[("", "—"), *NegativeCognitionTheme.choices], required=False, label="Negative-cognition theme"
     )
-    belongs_to = forms.ModelMultipleChoiceField(
-        queryset=EmdrTarget.objects.none(),
-        required=False,
-        to_field_name="public_id",
-        label="Future template for",
-        widget=forms.CheckboxSelectMultiple,
+    belongs_to = forms.MultipleChoiceField(
+        required=False, label="Future template for", widget=forms.CheckboxSelectMultiple
     )
 
-    def __init__(self, *args: Any, targets: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, targets: list[EmdrTarget], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["belongs_to"].queryset = targets  # type: ignore[attr-defined]
+        # Choices from the targets the page has already loaded (no second query); cleaned to targets.
+        self._targets = {str(t.public_id): t for t in targets}
+        self.fields["belongs_to"].choices = [(key, t.title) for key, t in self._targets.items()]  # type: ignore[attr-defined]
         self.helper = _helper(
             Row(Column("kind", css_class="col-md-5"), Column("title", css_class="col-md-7")),
             "image",
@@ -86,6 +84,9 @@ class TargetForm(forms.Form):
             "theme",
             "belongs_to",
         )
+
+    def clean_belongs_to(self) -> list[EmdrTarget]:
+        return [self._targets[key] for key in self.cleaned_data.get("belongs_to", [])]
 
 
 class ReadinessForm(forms.Form):

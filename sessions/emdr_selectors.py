@@ -105,10 +105,14 @@ class DosingWindow:
 
 def dosing_windows(plan: EmdrPlan) -> list[DosingWindow]:
     """Each dosed session of the pathway with the window in which EMDR counts as tied to it."""
+    sessions = list(
+        DosingSession.objects.filter(
+            booking__pathway_id=plan.pathway_id, dose_started_at__isnull=False
+        ).order_by("dose_started_at")
+    )
+    if not sessions:
+        return []
     hours = dosing_settings_for(plan.clinic_id).emdr_window_hours
-    sessions = DosingSession.objects.filter(
-        booking__pathway_id=plan.pathway_id, dose_started_at__isnull=False
-    ).order_by("dose_started_at")
     windows = []
     for session in sessions:
         started = session.dose_started_at

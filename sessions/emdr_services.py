@@ -61,6 +61,18 @@ def _lock_plan(plan: EmdrPlan) -> EmdrPlan:
     return EmdrPlan.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=plan.pk)
 
 
+def plan_viewed(*, actor: User, plan: EmdrPlan, via: str, target: EmdrTarget | None = None) -> None:
+    """Audit a read of the plan (or one of its targets)."""
+    audit_record(
+        actor=actor,
+        action="emdr.viewed",
+        target_type="dosing.EmdrTarget" if target else "dosing.EmdrPlan",
+        target_public_id=target.public_id if target else plan.public_id,
+        patient_public_id=plan.pathway.patient.public_id,
+        data={"via": via},
+    )
+
+
 @transaction.atomic
 def plan_open(*, actor: User, pathway: Pathway) -> EmdrPlan:
     """The pathway's plan, created on first use by its therapist."""

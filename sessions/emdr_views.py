@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseRedirect
@@ -91,7 +92,7 @@ def _render_plan(
         "windows": selectors.dosing_windows(plan),
         "can_edit": can_edit,
         "can_cosign": has_capability(user, Capability.EMDR_OVERRIDE_COSIGN),
-        "target_form": target_form or (TargetForm(targets=plan.targets.all()) if can_edit else None),
+        "target_form": target_form or (TargetForm(targets=targets) if can_edit else None),
         "readiness_form": ReadinessForm(
             initial={
                 "dual_awareness_shown": plan.dual_awareness_shown,
@@ -102,8 +103,13 @@ def _render_plan(
         else None,
         "override_form": OverrideForm(),
         "blocked_steps": emdr_rules.BLOCKED_NEXT_STEPS,
-        "sessions": list(plan.sessions.prefetch_related("work__target").order_by("-held_at")[:20]),
+        "sessions": list(
+            plan.sessions.prefetch_related(
+                Prefetch("work", queryset=EmdrTargetWork.objects.select_related("target"))
+            ).order_by("-held_at", "-id")[:20]
+        ),
     }
+    services.plan_viewed(actor=user, plan=plan, via="page")
     return render(request, "sessions/emdr_plan.html", context, status=status)
 
 
@@ -117,7 +123,7 @@ def target_add(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     plan = selectors.get_plan_for_user_or_404(user, public_id)
     require_capability(request, Capability.EMDR_EDIT)
-    form = TargetForm(request.POST, targets=plan.targets.all())
+    form = TargetForm(request.POST, targets=list(plan.targets.all()))
     if form.is_valid():
         data = dict(form.cleaned_data)
         belongs_to = list(data.pop("belongs_to"))
@@ -292,4 +298,5 @@ def target_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "works": works,
         "chart": chart,
     }
+    services.plan_viewed(actor=user, plan=target.plan, via="page", target=target)
     return render(request, "sessions/emdr_target.html", context)

@@ -188,7 +188,7 @@ def test_the_plan_page_query_count_stays_flat(
         )
     large = measure()
     assert small == large
-    assert small <= 14
+    assert small <= 12, small
 
 
 def test_a_target_page_draws_its_ratings(
@@ -207,3 +207,35 @@ def test_a_target_page_draws_its_ratings(
     body = client_for(therapist).get(reverse("emdr_target", args=[resource.public_id])).content.decode()
     assert 'class="pygal-chart"' in body
     assert EmdrPlan.objects.count() == 1
+
+
+def test_reading_a_plan_or_a_target_is_audited(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    from kaemdr.models import AuditEvent
+
+    prescriber = world["staff"][Role.PRESCRIBER]
+    client_for(prescriber).get(reverse("emdr_plan", args=[world["plan"].public_id]))
+    client_for(prescriber).get(reverse("emdr_target", args=[world["memory"].public_id]))
+    events = list(
+        AuditEvent.objects.filter(actor_public_id=prescriber.public_id, action="emdr.viewed").order_by("id")
+    )
+    assert [e.target_type for e in events] == ["dosing.EmdrPlan", "dosing.EmdrTarget"]
+    assert {e.patient_public_id for e in events} == {world["pathway"].patient.public_id}
+
+
+def test_a_future_template_links_to_its_targets_from_the_page(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    therapist, memory = world["staff"][Role.THERAPIST], world["memory"]
+    response = client_for(therapist).post(
+        reverse("emdr_target_add", args=[world["plan"].public_id]),
+        {
+            "kind": "future_template",
+            "title": "Driving again",
+            "belongs_to": [str(memory.public_id)],
+        },
+    )
+    assert response.status_code == 302
+    template = EmdrTarget.objects.get(title="Driving again")
+    assert list(template.belongs_to.all()) == [memory]
