@@ -160,6 +160,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "The JSON API of kaemdr: every action the pages offer, through the same services.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

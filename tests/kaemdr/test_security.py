@@ -60,6 +60,20 @@ def test_every_page_but_sign_in_requires_login() -> None:
     assert checked >= 15
 
 
+def test_the_api_and_its_schema_need_a_signed_in_user() -> None:
+    """DRF answers for its own views (the schema and its docs included): 401 without a session or token."""
+    client = Client()
+    for path in (
+        "/api/schema/",
+        "/api/docs/",
+        "/api/redoc/",
+        "/api/v1/patients/",
+        "/api/v1/emdr-plans/",
+        "/api/v1/bookings/",
+    ):
+        assert client.get(path).status_code == 401, path
+
+
 def test_sessions_expire_after_idle_minutes(prescriber: User) -> None:
     assert settings.SESSION_COOKIE_AGE == settings.SESSION_IDLE_MINUTES * 60 == 30 * 60
     client = Client()
