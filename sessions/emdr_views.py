@@ -68,6 +68,7 @@ def _render_plan(
     facts = selectors.target_facts(targets)
     proposal = emdr_rules.next_target(facts)
     checklist = emdr_rules.readiness_checklist(selectors.readiness_facts(plan, targets))
+    ready = emdr_rules.readiness_met(checklist)
     can_edit = has_capability(user, Capability.EMDR_EDIT) and plan.pathway.therapist_id == user.pk
     rows = []
     for target, fact in zip(targets, facts, strict=True):
@@ -77,7 +78,12 @@ def _render_plan(
                 "target": target,
                 "badge": KIND_BADGES[emdr_rules.State(target.state)],
                 "problems": problems,
-                "is_next": proposal is not None and proposal.key == target.pk,
+                # A trauma target is only proposed once the readiness gate lets it start.
+                "is_next": proposal is not None
+                and proposal.key == target.pk
+                and not (
+                    target.kind == emdr_rules.Kind.PAST_MEMORY and not target.override_signed and not ready
+                ),
                 "gated": target.kind == emdr_rules.Kind.PAST_MEMORY and target.state == "not_started",
             }
         )
@@ -88,7 +94,7 @@ def _render_plan(
         "patient": plan.pathway.patient,
         "rows": rows,
         "checklist": checklist,
-        "ready": emdr_rules.readiness_met(checklist),
+        "ready": ready,
         "windows": selectors.dosing_windows(plan),
         "can_edit": can_edit,
         "can_cosign": has_capability(user, Capability.EMDR_OVERRIDE_COSIGN),
