@@ -11,11 +11,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY kaemdr ./kaemdr
-COPY pathways ./pathways
-COPY templates ./templates
-COPY manage.py ./
+# Every app folder and the templates (see .dockerignore for what stays out).
+COPY . .
 RUN pip install --no-cache-dir . \
     && DJANGO_SECRET_KEY=build-only DJANGO_ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput \
     && useradd --system --home /app kaemdr \
