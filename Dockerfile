@@ -3,7 +3,8 @@ FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=kaemdr.settings.production
+    DJANGO_SETTINGS_MODULE=kaemdr.settings.production \
+    PYTHONPATH=/app
 
 # WeasyPrint needs Pango; libpq for psycopg2's runtime.
 RUN apt-get update \
