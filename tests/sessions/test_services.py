@@ -385,3 +385,54 @@ def test_racing_bookings_of_one_patient_or_monitor_in_different_rooms_book_once(
 
     assert outcomes.count("booked") == 1, outcomes
     assert Booking.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_page_requests_for_one_slot_book_it_once(
+    staff: dict[str, Any], room: Any, slot: Callable[..., dt.datetime], clinic: Any
+) -> None:
+    """The same race through the whole request stack: six signed-in admins post the booking page at once."""
+    from django.test import Client
+    from django.urls import reverse
+
+    require_postgres()
+    pathways = []
+    for _ in range(6):
+        pathway = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
+        SignedScreeningFactory(pathway=pathway)
+        pathways.append((pathway, UserFactory(clinic=clinic, role=Role.MONITOR)))
+    clients = []
+    for _ in range(6):
+        client = Client()
+        client.force_login(staff[Role.CLINIC_ADMIN])
+        clients.append(client)
+    barrier = threading.Barrier(6)
+    statuses: list[tuple[int, str]] = []
+
+    def post(index: int) -> None:
+        pathway, monitor = pathways[index]
+        barrier.wait()
+        try:
+            response = clients[index].post(
+                reverse("booking_create", args=[pathway.public_id]),
+                {
+                    "room": str(room.public_id),
+                    "date": slot(0).date().isoformat(),
+                    "time": "09:00",
+                    "prescriber": str(staff[Role.PRESCRIBER].public_id),
+                    "monitor": str(monitor.public_id),
+                },
+            )
+            statuses.append((response.status_code, response.content.decode()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(code for code, _ in statuses) == [302, 400, 400, 400, 400, 400]
+    assert all("The room is booked for" in body for code, body in statuses if code == 400)
+    assert Booking.objects.count() == 1
