@@ -121,14 +121,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def require_or_404(user: Any, capability: Capability) -> None:
+    """Refuse a caller whose role lacks `capability` with the API's 404, as for a missing object."""
+    if not has_capability(user, capability):
+        raise exceptions.NotFound()
+
+
 class HasCapability(permissions.BasePermission):
     """Grants the view's `required_capability`; a refusal is a 404 like a missing object."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         capability = getattr(view, "required_capability", None)
-        if capability is None or has_capability(request.user, capability):
-            return True
-        raise exceptions.NotFound()
+        if capability is not None:
+            require_or_404(request.user, capability)
+        return True
 
 
 class StaffSerializer(serializers.ModelSerializer):

@@ -113,10 +113,6 @@ class User(AbstractBaseUser, PermissionsMixin):
             raise PermissionError("This account belongs to no clinic.")
         return self.clinic_id
 
-    @property
-    def is_clinic_member(self) -> bool:
-        return self.is_active and self.clinic_id is not None and bool(self.role)
-
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:

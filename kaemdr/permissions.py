@@ -119,6 +119,11 @@ def require(actor: Any, capability: Capability, clinic_id: int | None = None) ->
         raise NotFoundOrForbidden()
 
 
+def is_active_member(user: Any, *, clinic_id: int | None, role: str) -> bool:
+    """Whether `user` is an active member of the clinic with `role` (a care team's or a booking's staff)."""
+    return bool(user.clinic_id == clinic_id and user.role == role and user.is_active)
+
+
 def can_see_patients(user: Any) -> bool:
     return has_capability(user, Capability.PATIENT_VIEW_ALL) or has_capability(
         user, Capability.PATIENT_VIEW_CARE_TEAM

@@ -31,6 +31,11 @@ from .selectors import get_staff_for_user_or_404
 from .selectors import staff_qs_for_user
 
 
+def request_user(request: HttpRequest) -> User:
+    """The signed-in member of staff (every page but sign-in requires one, see the middleware)."""
+    return request.user  # type: ignore[return-value]
+
+
 def require_capability(request: HttpRequest, capability: Capability) -> None:
     """404 for a role that may not use the page: forbidden looks the same as missing."""
     if not has_capability(request.user, capability):

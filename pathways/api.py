@@ -19,11 +19,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kaemdr.api import ErrorBody
+from kaemdr.api import require_or_404
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import can_see_patients
-from kaemdr.permissions import has_capability
 from kaemdr.selectors import clinic_clinicians
 
 from . import selectors
@@ -243,7 +243,7 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         responses={201: PathwayDetailSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     def create(self, request: Request) -> Response:
-        _require_api(self._user(), Capability.PATHWAY_OPEN)
+        require_or_404(self._user(), Capability.PATHWAY_OPEN)
         # The patient is resolved before the rest is validated, so that another clinic's patient
         # answers 404 whatever else the body holds.
         reference = PatientReferenceSerializer(data=request.data)
@@ -264,7 +264,7 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def move(self, request: Request, id: str) -> Response:
         pathway = self.get_object()
-        _require_api(self._user(), Capability.PATHWAY_MOVE)
+        require_or_404(self._user(), Capability.PATHWAY_MOVE)
         serializer = PathwayMoveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.pathway_move(actor=self._user(), pathway=pathway, **serializer.validated_data)
@@ -277,15 +277,9 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"], url_path="care-team")
     def care_team(self, request: Request, id: str) -> Response:
         pathway = self.get_object()
-        _require_api(self._user(), Capability.CARE_TEAM_ASSIGN)
+        require_or_404(self._user(), Capability.CARE_TEAM_ASSIGN)
         serializer = CareTeamSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         services.pathway_assign_care_team(actor=self._user(), pathway=pathway, **serializer.validated_data)
         pathway = self.get_object()
         return Response(PathwayDetailSerializer(pathway, context=self.get_serializer_context()).data)
-
-
-def _require_api(user: User, capability: Capability) -> None:
-    """404 for a role without `capability`, as for a missing object."""
-    if not has_capability(user, capability):
-        raise NotFound()

@@ -19,6 +19,7 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
+from kaemdr.permissions import is_active_member
 from kaemdr.permissions import require as _require
 
 from .models import CLOSED_STAGES
@@ -157,16 +158,12 @@ def patient_update(*, actor: User, patient: Patient, **fields: Any) -> Patient:
 
 def _check_care_team(*, actor: User, prescriber: User, therapist: User | None) -> None:
     errors: dict[str, ValidationError] = {}
-    if (
-        prescriber.clinic_id != actor.clinic_id
-        or prescriber.role != Role.PRESCRIBER
-        or not prescriber.is_active
-    ):
+    if not is_active_member(prescriber, clinic_id=actor.clinic_id, role=Role.PRESCRIBER):
         errors["prescriber"] = ValidationError(
             "Choose an active prescriber of this clinic.", code="invalid_prescriber"
         )
-    if therapist is not None and (
-        therapist.clinic_id != actor.clinic_id or therapist.role != Role.THERAPIST or not therapist.is_active
+    if therapist is not None and not is_active_member(
+        therapist, clinic_id=actor.clinic_id, role=Role.THERAPIST
     ):
         errors["therapist"] = ValidationError(
             "Choose an active therapist of this clinic.", code="invalid_therapist"

@@ -24,6 +24,7 @@ from kaemdr.selectors import audit_events_for_user
 from kaemdr.selectors import clinic_clinicians
 from kaemdr.selectors import staff_qs_for_user
 from kaemdr.views import form_errors_from
+from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
 
 from . import selectors
@@ -40,10 +41,6 @@ from .rules import allowed_moves
 
 PATIENTS_PER_PAGE = 25
 AUDIT_EVENTS_PER_PAGE = 50
-
-
-def _user(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:

@@ -19,9 +19,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
+from kaemdr.api import require_or_404
 from kaemdr.models import User
 from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
 from pathways.selectors import get_pathway_for_user_or_404
 
 from . import rules
@@ -35,14 +35,9 @@ from .models import MeasureResponse
 from .models import SafetyAlert
 
 
-def _require(user: Any, capability: Capability) -> None:
-    if not has_capability(user, capability):
-        raise NotFound()
-
-
 class CanReadScreening(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
-        _require(request.user, Capability.SCREENING_VIEW)
+        require_or_404(request.user, Capability.SCREENING_VIEW)
         return True
 
 
@@ -125,7 +120,12 @@ class AssessmentSerializer(serializers.ModelSerializer):
         """Computed once per assessment per response, for both fields that show it."""
         cache: dict[int, selectors.AssessmentReview] = self.__dict__.setdefault("_reviews", {})
         if assessment.pk not in cache:
-            cache[assessment.pk] = selectors.assessment_review(assessment)
+            clinic_settings = self.__dict__.setdefault("_settings", {})
+            if assessment.clinic_id not in clinic_settings:
+                clinic_settings[assessment.clinic_id] = selectors.screening_settings_for(assessment.clinic_id)
+            cache[assessment.pk] = selectors.assessment_review(
+                assessment, settings=clinic_settings[assessment.clinic_id]
+            )
         return cache[assessment.pk]
 
     def get_missing(self, assessment: Assessment) -> list[str]:
@@ -217,7 +217,7 @@ class AssessmentViewSet(
         body = AssessmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         pathway = get_pathway_for_user_or_404(self._user(), body.validated_data["pathway"])
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         return self._detail(
             services.assessment_open(actor=self._user(), pathway=pathway), code=status.HTTP_201_CREATED
         )
@@ -225,7 +225,7 @@ class AssessmentViewSet(
     @extend_schema(responses={200: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         serializer = self.get_serializer(assessment, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         updated = services.assessment_update(
@@ -242,7 +242,7 @@ class AssessmentViewSet(
     @action(detail=True, methods=["post"])
     def medications(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         body = MedicationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.medication_add(actor=self._user(), assessment=assessment, **body.validated_data)
@@ -255,7 +255,7 @@ class AssessmentViewSet(
     @action(detail=True, methods=["post"], url_path="remove-medication")
     def remove_medication(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         body = RemoveMedicationSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         medication = assessment.medications.filter(public_id=body.validated_data["medication"]).first()
@@ -270,7 +270,7 @@ class AssessmentViewSet(
     @action(detail=True, methods=["post"])
     def measures(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         body = MeasureInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.measure_record(
@@ -284,7 +284,7 @@ class AssessmentViewSet(
     @action(detail=True, methods=["post"])
     def sign(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_SIGN)
+        require_or_404(self._user(), Capability.SCREENING_SIGN)
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return self._detail(
@@ -295,14 +295,14 @@ class AssessmentViewSet(
     @action(detail=True, methods=["post"])
     def countersign(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_SIGN)
+        require_or_404(self._user(), Capability.SCREENING_SIGN)
         return self._detail(services.assessment_countersign(actor=self._user(), assessment=assessment))
 
     @extend_schema(request=None, responses={201: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody})
     @action(detail=True, methods=["post"], url_path="new-version")
     def new_version(self, request: Request, id: str) -> Response:
         assessment = self.get_object()
-        _require(self._user(), Capability.SCREENING_EDIT)
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         copy = services.assessment_new_version(actor=self._user(), assessment=assessment)
         return self._detail(copy, code=status.HTTP_201_CREATED)
 
@@ -332,9 +332,7 @@ class MeasureResponseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         pathway = get_pathway_for_user_or_404(request.user, data.pop("pathway"))  # type: ignore[arg-type]
-        _require(request.user, Capability.MEASURE_RECORD)
-        if not pathway.is_open:
-            raise NotFound()
+        require_or_404(request.user, Capability.MEASURE_RECORD)
         response = services.measure_record(actor=request.user, pathway=pathway, **data)  # type: ignore[arg-type]
         return Response(MeasureSerializer(response).data, status=status.HTTP_201_CREATED)
 
@@ -376,7 +374,7 @@ class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(detail=True, methods=["post"])
     def acknowledge(self, request: Request, id: str) -> Response:
         alert = self.get_object()
-        _require(request.user, Capability.SAFETY_ALERT_ACKNOWLEDGE)
+        require_or_404(request.user, Capability.SAFETY_ALERT_ACKNOWLEDGE)
         body = AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         done = services.safety_alert_acknowledge(actor=request.user, alert=alert, **body.validated_data)  # type: ignore[arg-type]
@@ -402,7 +400,7 @@ class ScreeningSettingsView(APIView):
 
     @extend_schema(responses={200: ScreeningSettingsSerializer, 404: ErrorBody})
     def get(self, request: Request) -> Response:
-        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        require_or_404(request.user, Capability.CLINIC_SETTINGS_MANAGE)
         current = selectors.screening_settings_for(request.user.member_clinic_id)  # type: ignore[union-attr]
         return Response(ScreeningSettingsSerializer(current).data)
 
@@ -411,7 +409,7 @@ class ScreeningSettingsView(APIView):
         responses={200: ScreeningSettingsSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     def put(self, request: Request) -> Response:
-        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        require_or_404(request.user, Capability.CLINIC_SETTINGS_MANAGE)
         body = ScreeningSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         saved = services.screening_settings_update(actor=request.user, **body.validated_data)  # type: ignore[arg-type]

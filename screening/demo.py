@@ -204,7 +204,9 @@ def demo_screenings(
         entering_after_assessment or (to_stage is None and pathway.stage == Stage.ASSESSMENT)
     ):
         _screen(pathway, demo, at=at, staff=staff)
-    if to_stage is None:
+    # Follow-up measures are taken while the pathway is open: at the end, or just before it closes.
+    closing = to_stage in (Stage.COMPLETED, Stage.DISCONTINUED)
+    if (to_stage is None and pathway.is_open) or closing:
         prepared_at = at - dt.timedelta(days=12 * 2)
         for days_after, total, item9, pcl5 in FOLLOW_UPS.get(record, ()):
             when = min(prepared_at + dt.timedelta(days=days_after), at)

@@ -61,7 +61,6 @@ class DecisionChoice(models.TextChoices):
 AGENT_CHOICES = [(agent.value, label) for agent, label in rules.AGENT_LABELS.items()]
 ROUTE_CHOICES = [(route.value, label) for route, label in rules.ROUTE_LABELS.items()]
 INSTRUMENT_CHOICES = [(i.value, rules.INSTRUMENTS[i].label) for i in rules.Instrument]
-UNSIGNED = (AssessmentStatus.DRAFT, AssessmentStatus.AWAITING_COUNTERSIGNATURE)
 
 
 class Assessment(BaseModel):

@@ -1025,6 +1025,11 @@ def second_signature_reasons(
     return reasons
 
 
-def screening_is_current(*, signed_at: dt.datetime, now: dt.datetime, valid_days: int) -> bool:
-    """A signed screening stays current for the clinic's number of days from its signature."""
-    return now < signed_at + dt.timedelta(days=valid_days)
+def screening_valid_until(*, signed_at: dt.datetime, valid_days: int) -> dt.datetime:
+    """A signed screening stays current for the clinic's number of days from its signature; the end is
+    fixed at signing, so a later change of the setting does not shorten or stretch it."""
+    return signed_at + dt.timedelta(days=valid_days)
+
+
+def screening_is_current(*, valid_until: dt.datetime | None, now: dt.datetime) -> bool:
+    return valid_until is not None and now < valid_until

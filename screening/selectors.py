@@ -131,9 +131,14 @@ class AssessmentReview:
     second_signature_reasons: list[str]
 
 
-def assessment_review(assessment: Assessment) -> AssessmentReview:
-    """Missing parts, and for a complete draft the live proposal; for a signed one, what was signed."""
-    settings = screening_settings_for(assessment.clinic_id)
+def assessment_review(
+    assessment: Assessment, *, settings: ScreeningSettings | None = None
+) -> AssessmentReview:
+    """Missing parts, and for a complete draft the live proposal; for a signed one, what was signed.
+
+    A caller reviewing many assessments of one clinic passes its `settings` (read once).
+    """
+    settings = settings or screening_settings_for(assessment.clinic_id)
     facts = assessment_facts(assessment)
     missing = rules.missing_parts(facts)
     proposal = None if missing else rules.propose(facts, thresholds_for(settings))
@@ -186,7 +191,9 @@ def screening_status_of(versions: list[Assessment], *, now: dt.datetime) -> Scre
     """
     latest = versions[0] if versions else None
     signed = [v for v in versions if v.status == AssessmentStatus.SIGNED]
-    current = next((v for v in signed if v.valid_until is not None and v.valid_until > now), None)
+    current = next(
+        (v for v in signed if rules.screening_is_current(valid_until=v.valid_until, now=now)), None
+    )
     refusals: list[str] = []
     if current is not None:
         if current.decision not in rules.ELIGIBLE_DECISIONS:

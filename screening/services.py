@@ -218,6 +218,8 @@ def measure_record(
     an earlier entry; without one, it is a repeat administration on the pathway.
     """
     _require(actor, Capability.MEASURE_RECORD, pathway.clinic_id)
+    if assessment is None and not pathway.is_open:
+        raise NotFoundOrForbidden()  # a closed pathway takes no more measures
     if assessment is not None:
         _require(actor, Capability.SCREENING_EDIT, assessment.clinic_id)
         assessment = _lock(assessment)
@@ -341,7 +343,9 @@ def _supersede_previous(assessment: Assessment, actor: User) -> None:
 
 def _make_current(assessment: Assessment, *, at: dt.datetime, settings: ScreeningSettings) -> None:
     assessment.status = AssessmentStatus.SIGNED
-    assessment.valid_until = at + dt.timedelta(days=settings.screening_valid_days)
+    assessment.valid_until = rules.screening_valid_until(
+        signed_at=at, valid_days=settings.screening_valid_days
+    )
 
 
 @transaction.atomic

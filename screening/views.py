@@ -14,10 +14,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from kaemdr.views import form_errors_from
+from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
 from pathways.selectors import get_pathway_for_user_or_404
 
@@ -33,10 +33,6 @@ from .forms import SignForm
 from .models import Assessment
 from .models import AssessmentMedication
 from .models import AssessmentStatus
-
-
-def _user(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def _assessment_url(assessment: Assessment, anchor: str = "") -> str:
@@ -224,8 +220,6 @@ def pathway_measure(request: HttpRequest, public_id: str, instrument: str) -> Ht
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.MEASURE_RECORD)
-    if not pathway.is_open:
-        raise Http404()
     return _measure_page(
         request,
         pathway=pathway,

@@ -13,16 +13,15 @@ from rest_framework import serializers
 from rest_framework import status
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
+from kaemdr.api import require_or_404
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
 from pathways.api import ClinicianField
 from pathways.selectors import get_pathway_for_user_or_404
 from screening.models import AGENT_CHOICES
@@ -35,11 +34,6 @@ from .models import Booking
 from .models import DosingSession
 from .models import Room
 from .models import VitalsReading
-
-
-def _require(user: Any, capability: Capability) -> None:
-    if not has_capability(user, capability):
-        raise NotFound()
 
 
 class RoomSerializer(serializers.ModelSerializer):
@@ -73,7 +67,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     queryset = Room.objects.none()  # for the schema; requests use get_queryset
 
     def get_queryset(self) -> Any:
-        _require(self.request.user, Capability.SCHEDULE_VIEW)
+        require_or_404(self.request.user, Capability.SCHEDULE_VIEW)
         return selectors.room_qs_for_user(self.request.user)  # type: ignore[arg-type]
 
     def get_object(self) -> Room:
@@ -81,7 +75,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     @extend_schema(responses={201: RoomSerializer, 400: ErrorBody, 404: ErrorBody})
     def create(self, request: Request) -> Response:
-        _require(request.user, Capability.ROOM_MANAGE)
+        require_or_404(request.user, Capability.ROOM_MANAGE)
         body = RoomSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         room = services.room_save(actor=request.user, **body.validated_data)  # type: ignore[arg-type]
@@ -93,7 +87,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["put"])
     def hours(self, request: Request, id: str) -> Response:
         room = self.get_object()
-        _require(request.user, Capability.ROOM_MANAGE)
+        require_or_404(request.user, Capability.ROOM_MANAGE)
         body = HoursSerializer(data=request.data, many=True)
         body.is_valid(raise_exception=True)
         hours = [(row["weekday"], row["opens"], row["closes"]) for row in body.validated_data]
@@ -106,7 +100,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"])
     def closures(self, request: Request, id: str) -> Response:
         room = self.get_object()
-        _require(request.user, Capability.ROOM_MANAGE)
+        require_or_404(request.user, Capability.ROOM_MANAGE)
         body = ClosureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         closure = services.room_closure_add(actor=request.user, room=room, **body.validated_data)  # type: ignore[arg-type]
@@ -212,7 +206,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     def create(self, request: Request) -> Response:
         user = self._user()
-        _require(user, Capability.BOOKING_MANAGE)
+        require_or_404(user, Capability.BOOKING_MANAGE)
         body = BookingCreateSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -234,7 +228,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def move(self, request: Request, id: str) -> Response:
         booking = self.get_object()
-        _require(request.user, Capability.BOOKING_MANAGE)
+        require_or_404(request.user, Capability.BOOKING_MANAGE)
         body = BookingMoveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         room = None
@@ -251,7 +245,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, id: str) -> Response:
         booking = self.get_object()
-        _require(request.user, Capability.BOOKING_MANAGE)
+        require_or_404(request.user, Capability.BOOKING_MANAGE)
         body = BookingCancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return Response(
@@ -265,7 +259,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def session(self, request: Request, id: str) -> Response:
         """Open the booking's monitoring record (or return the one already open): see /sessions/{id}/."""
         booking = self.get_object()
-        _require(request.user, Capability.SESSION_RECORD)
+        require_or_404(request.user, Capability.SESSION_RECORD)
         opened = services.session_open(actor=self._user(), booking=booking)
         return Response(SessionSerializer(selectors.session_with_parts(opened)).data)
 
@@ -275,7 +269,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"])
     def checks(self, request: Request, id: str) -> Response:
         booking = self.get_object()
-        _require(request.user, Capability.BOOKING_CHECKS)
+        require_or_404(request.user, Capability.BOOKING_CHECKS)
         body = ChecksSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         updated = services.booking_checks_update(actor=self._user(), booking=booking, **body.validated_data)
@@ -396,7 +390,7 @@ def _session_step(
 
     def step(self: Any, request: Request, id: str) -> Response:
         session = self.get_object()
-        _require(request.user, capability)
+        require_or_404(request.user, capability)
         data: dict[str, Any] = {}
         if body is not None:
             checked = body(data=request.data)
@@ -531,7 +525,7 @@ class DosingSettingsView(APIView):
 
     @extend_schema(responses={200: DosingSettingsSerializer, 404: ErrorBody})
     def get(self, request: Request) -> Response:
-        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        require_or_404(request.user, Capability.CLINIC_SETTINGS_MANAGE)
         return Response(_settings_body(request.user.member_clinic_id))  # type: ignore[union-attr]
 
     @extend_schema(
@@ -539,7 +533,7 @@ class DosingSettingsView(APIView):
         responses={200: DosingSettingsSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     def put(self, request: Request) -> Response:
-        _require(request.user, Capability.CLINIC_SETTINGS_MANAGE)
+        require_or_404(request.user, Capability.CLINIC_SETTINGS_MANAGE)
         body = DosingSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)

@@ -23,31 +23,17 @@ def _rooms(admin: User) -> list[Room]:
     existing = list(Room.objects.filter(clinic_id=admin.member_clinic_id).order_by("name"))
     if existing:
         return existing
+    # (name, has a pulse oximeter): the Quiet Room has none, so it cannot take esketamine sessions.
     rooms = [
         services.room_save(
             actor=admin,
-            name="Harbour Room",
+            name=name,
             has_bp_monitor=True,
-            has_pulse_oximeter=True,
+            has_pulse_oximeter=oximeter,
             has_recliner=True,
             is_active=True,
-        ),
-        services.room_save(
-            actor=admin,
-            name="Garden Room",
-            has_bp_monitor=True,
-            has_pulse_oximeter=True,
-            has_recliner=True,
-            is_active=True,
-        ),
-        services.room_save(
-            actor=admin,
-            name="Quiet Room",
-            has_bp_monitor=True,
-            has_pulse_oximeter=False,
-            has_recliner=True,
-            is_active=True,
-        ),
+        )
+        for name, oximeter in (("Harbour Room", True), ("Garden Room", True), ("Quiet Room", False))
     ]
     for room in rooms:
         services.room_set_hours(actor=admin, room=room, hours=WEEKDAY_HOURS)

@@ -193,10 +193,6 @@ class Booking(BaseModel):
     def __str__(self) -> str:
         return f"{self.room} {self.starts_at:%Y-%m-%d %H:%M}"
 
-    @property
-    def is_live(self) -> bool:
-        return self.status != BookingStatus.CANCELLED
-
 
 class DosingSettings(BaseModel):
     """A clinic's limits for dosing sessions (defaults in `rules`; sources disagree, the clinic sets them)."""

@@ -95,7 +95,6 @@ class Conflict:
 
     kind: str
     text: str
-    booking_public_id: str | None = None
 
 
 def describe_clash(
@@ -209,11 +208,6 @@ def mg_per_kg(dose_mg: float, weight_kg: float) -> float:
     if weight_kg <= 0:
         raise ValueError("weight must be positive")
     return round(dose_mg / weight_kg, 2)
-
-
-def dose_for(mg_per_kilogram: float, weight_kg: float) -> float:
-    """The dose in mg for a mg/kg prescription, to one decimal."""
-    return round(mg_per_kilogram * weight_kg, 1)
 
 
 def esketamine_device_problems(device_times: Sequence[dt.datetime], dose_mg: float) -> list[str]:

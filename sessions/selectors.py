@@ -106,7 +106,7 @@ def conflicts(
         text = rules.describe_clash(
             what=what, starts_at=booking.starts_at, ends_at=booking.ends_at, room=booking.room.name, tz=tz
         )
-        found.append(rules.Conflict(kind, text, str(booking.public_id)))
+        found.append(rules.Conflict(kind, text))
     closures = RoomClosure.objects.filter(
         room=room, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at
     )
@@ -219,17 +219,7 @@ def vital_limits(settings: DosingSettings) -> rules.VitalLimits:
 
 def session_qs_for_user(user: User) -> QuerySet[DosingSession]:
     """Session records of bookings the user may see."""
-    return DosingSession.objects.filter(booking__in=booking_qs_for_user(user)).select_related(
-        "booking__room",
-        "booking__patient",
-        "booking__pathway",
-        "booking__monitor",
-        "booking__prescriber",
-        "override_by",
-        "dosed_by",
-        "discharged_by",
-        "signed_by",
-    )
+    return session_qs_for_user_unscoped().filter(booking__in=booking_qs_for_user(user))
 
 
 def get_session_for_user_or_404(user: User, public_id: uuid.UUID | str) -> DosingSession:
@@ -249,6 +239,7 @@ def session_with_parts(session: DosingSession) -> DosingSession:
 
 
 def session_qs_for_user_unscoped() -> QuerySet[DosingSession]:
+    """Session records with what their pages show, before any scoping (callers scope or re-read)."""
     return DosingSession.objects.select_related(
         "booking__room",
         "booking__patient",

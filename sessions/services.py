@@ -19,6 +19,7 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
+from kaemdr.permissions import is_active_member
 from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Patient
@@ -289,15 +290,11 @@ def _save_booking(booking: Booking, *, actor: User, room: Room, exclude_booking_
 
 def _check_staff(*, actor: User, prescriber: User, monitor: User) -> None:
     errors: dict[str, ValidationError] = {}
-    if (
-        prescriber.clinic_id != actor.clinic_id
-        or prescriber.role != Role.PRESCRIBER
-        or not prescriber.is_active
-    ):
+    if not is_active_member(prescriber, clinic_id=actor.clinic_id, role=Role.PRESCRIBER):
         errors["prescriber"] = ValidationError(
             "Choose an active prescriber of this clinic.", code="invalid_prescriber"
         )
-    if monitor.clinic_id != actor.clinic_id or monitor.role != Role.MONITOR or not monitor.is_active:
+    if not is_active_member(monitor, clinic_id=actor.clinic_id, role=Role.MONITOR):
         errors["monitor"] = ValidationError(
             "Choose an active monitor of this clinic.", code="invalid_monitor"
         )

@@ -25,6 +25,7 @@ from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from kaemdr.selectors import clinic_clinicians
 from kaemdr.views import form_errors_from
+from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
 from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
@@ -57,10 +58,6 @@ from .models import DosingSession
 from .models import RemsEnrolment
 from .models import Room
 from .models import SessionStatus
-
-
-def _user(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def _tz(user: User) -> dt.tzinfo:

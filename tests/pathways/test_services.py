@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.utils import timezone
 
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
@@ -365,5 +364,5 @@ def test_two_registrations_racing_for_one_record_number_leave_one_patient(
 def test_view_audits_name_the_record_without_content(prescriber: Any, pathway: Any) -> None:
     services.pathway_record_viewed(actor=prescriber, pathway=pathway, via="page")
     event = AuditEvent.objects.get(action="pathway.viewed")
-    assert event.patient_public_id == pathway.patient.public_id
-    assert event.occurred_at <= timezone.now()
+    assert (event.target_public_id, event.patient_public_id) == (pathway.public_id, pathway.patient.public_id)
+    assert event.data == {"via": "page"}

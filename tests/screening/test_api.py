@@ -194,3 +194,25 @@ def test_screening_settings_api_is_for_clinic_admins(clinic_admin: User, prescri
     )
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["field"] == "second_signature_codes.0"
+
+
+def test_the_assessment_list_reads_the_clinic_settings_once(prescriber: User, clinic: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from ..factories import PathwayFactory
+    from ..factories import SignedScreeningFactory
+
+    client = api(prescriber)
+
+    def measure() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/assessments/").status_code == 200
+        return len(captured)
+
+    for _ in range(3):
+        SignedScreeningFactory(pathway=PathwayFactory(clinic=clinic, prescriber=prescriber))
+    small = measure()
+    for _ in range(27):
+        SignedScreeningFactory(pathway=PathwayFactory(clinic=clinic, prescriber=prescriber))
+    assert measure() == small

@@ -40,6 +40,7 @@ from screening.rules import propose
 from screening.rules import route_error
 from screening.rules import score
 from screening.rules import screening_is_current
+from screening.rules import screening_valid_until
 from screening.rules import second_signature_reasons
 from screening.rules import signature_problem
 
@@ -1660,7 +1661,8 @@ SIGNED_AT = dt.datetime(2025, 3, 10, 14, 30, tzinfo=dt.UTC)
 )
 def test_screening_is_current_until_exactly_valid_days(now: dt.datetime, current: bool) -> None:
     # Act / Assert
-    assert screening_is_current(signed_at=SIGNED_AT, now=now, valid_days=90) is current
+    valid_until = screening_valid_until(signed_at=SIGNED_AT, valid_days=90)
+    assert screening_is_current(valid_until=valid_until, now=now) is current
 
 
 @given(valid_days=st.integers(1, 3650), seconds=st.integers(-(10**9), 10**9))
@@ -1669,7 +1671,9 @@ def test_screening_is_current_matches_elapsed_time(valid_days: int, seconds: int
     now = SIGNED_AT + dt.timedelta(seconds=seconds)
 
     # Act
-    current = screening_is_current(signed_at=SIGNED_AT, now=now, valid_days=valid_days)
+    current = screening_is_current(
+        valid_until=screening_valid_until(signed_at=SIGNED_AT, valid_days=valid_days), now=now
+    )
 
     # Assert
     assert current is (seconds < valid_days * 86400)

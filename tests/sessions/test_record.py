@@ -53,8 +53,8 @@ def test_pre_dose_checks_are_each_named() -> None:
 
 def test_dose_arithmetic_per_kilogram() -> None:
     assert rules.mg_per_kg(35, 70) == 0.5
-    assert rules.dose_for(0.5, 64.5) == 32.2
-    assert rules.dose_for(0.75, 80) == 60.0
+    assert rules.mg_per_kg(32.2, 64.5) == 0.5
+    assert rules.mg_per_kg(60, 80) == 0.75
     with pytest.raises(ValueError, match="weight"):
         rules.mg_per_kg(35, 0)
 
