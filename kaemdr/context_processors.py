@@ -28,6 +28,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     entries: list[tuple[str, str, bool]] = [("Dashboard", reverse("dashboard"), True)]
     entries.append(("Patients", reverse("patient_list"), can_see_patients(user)))
     entries.append(("Calendar", reverse("room_calendar"), has_capability(user, Capability.SCHEDULE_VIEW)))
+    entries.append(("Follow-ups", reverse("follow_up_list"), has_capability(user, Capability.FOLLOW_UP_VIEW)))
     entries.append(("Rooms", reverse("room_list"), has_capability(user, Capability.ROOM_MANAGE)))
     entries.append(("Staff", reverse("staff_list"), has_capability(user, Capability.STAFF_MANAGE)))
     entries.append(("Audit log", reverse("audit_log"), has_capability(user, Capability.AUDIT_VIEW)))

@@ -40,6 +40,11 @@ class Capability(enum.StrEnum):
     EMDR_VIEW = "emdr.view"
     EMDR_EDIT = "emdr.edit"
     EMDR_OVERRIDE_COSIGN = "emdr.cosign_override"
+    INTEGRATION_VIEW = "integration.view"
+    INTEGRATION_WRITE = "integration.write"
+    FOLLOW_UP_VIEW = "integration.view_follow_ups"
+    FOLLOW_UP_CHECK_IN = "integration.record_check_in"
+    FOLLOW_UP_CLOSE = "integration.close_follow_up"
 
 
 ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
@@ -62,6 +67,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SESSION_OVERRIDE,
             Capability.EMDR_VIEW,
             Capability.EMDR_OVERRIDE_COSIGN,
+            Capability.INTEGRATION_VIEW,
+            Capability.FOLLOW_UP_VIEW,
+            Capability.FOLLOW_UP_CHECK_IN,
+            Capability.FOLLOW_UP_CLOSE,
         }
     ),
     Role.THERAPIST: frozenset(
@@ -72,6 +81,10 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
             Capability.EMDR_VIEW,
             Capability.EMDR_EDIT,
+            Capability.INTEGRATION_VIEW,
+            Capability.INTEGRATION_WRITE,
+            Capability.FOLLOW_UP_VIEW,
+            Capability.FOLLOW_UP_CHECK_IN,
         }
     ),
     Role.MONITOR: frozenset(
@@ -81,6 +94,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCHEDULE_VIEW,
             Capability.BOOKING_CHECKS,
             Capability.SESSION_RECORD,
+            Capability.FOLLOW_UP_VIEW,
+            Capability.FOLLOW_UP_CHECK_IN,
         }
     ),
     Role.CLINIC_ADMIN: frozenset(
@@ -93,6 +108,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.BOOKING_MANAGE,
             Capability.BOOKING_CHECKS,
             Capability.SCHEDULE_VIEW,
+            Capability.FOLLOW_UP_VIEW,
         }
     ),
 }

@@ -36,11 +36,13 @@ urlpatterns = [
     path("api/v1/", include("pathways.api_urls")),
     path("api/v1/", include("screening.api_urls")),
     path("api/v1/", include("sessions.api_urls")),
+    path("api/v1/", include("integration.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("screening/", include("screening.urls")),
     path("dosing/", include("sessions.urls")),
+    path("integration/", include("integration.urls")),
     path("admin/", admin.site.urls),
     path("", include("pathways.urls")),
 ]

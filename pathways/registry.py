@@ -62,7 +62,7 @@ class PathwayPanelProvider(Protocol):
         ...
 
 
-EventHandler = Callable[..., None]
+EventHandler = Callable[..., object]
 DemoSeeder = Callable[..., None]
 
 
@@ -139,3 +139,13 @@ class PathwayRegistry:
 registry = PathwayRegistry()
 
 PATHWAY_STAGE_CHANGED = "pathway.stage_changed"
+SESSION_COMPLETED = "dosing.session_completed"
+"""A dosing session's record was signed: `session`, `actor`."""
+BOOKING_CHANGED = "dosing.booking_changed"
+"""A booking was made, moved or cancelled: `booking`, `actor`."""
+SESSION_OPENED = "dosing.session_opened"
+"""The patient arrived and a session record was opened for a booking: `session`, `actor`."""
+MONITORING_FORM_FILED = "dosing.monitoring_form_filed"
+"""An esketamine session's REMS monitoring form was filed: `session`, `actor`."""
+MEASURE_RECORDED = "screening.measure_recorded"
+"""An outcome measure was taken again on a pathway (not a screening's baseline): `response`, `actor`."""

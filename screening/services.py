@@ -22,6 +22,8 @@ from kaemdr.permissions import Capability
 from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Stage
+from pathways.registry import MEASURE_RECORDED
+from pathways.registry import registry
 
 from . import rules
 from .models import Assessment
@@ -274,6 +276,8 @@ def measure_record(
     for flag in scored.flags:
         if flag.urgent:
             _raise_alert(actor=actor, pathway=pathway, response=response, code=flag.code, text=flag.text)
+    if assessment is None:
+        registry.emit(MEASURE_RECORDED, response=response, actor=actor)
     return response
 
 

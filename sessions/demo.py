@@ -14,6 +14,7 @@ from pathways.models import Pathway
 from pathways.models import Stage
 
 from . import services
+from .models import DosingSession
 from .models import Room
 
 WEEKDAY_HOURS = [(day, dt.time(8, 0), dt.time(18, 0)) for day in range(5)]
@@ -72,9 +73,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     if pathway.stage != Stage.DOSING or record not in plans:
         return
     if record == "HB-1004":
-        _demo_past_session(
-            pathway=pathway, staff=staff, room=next(r for r in rooms if r.name == "Harbour Room"), days_ago=3
-        )
+        demo_past_session(pathway=pathway, staff=staff, days_ago=3)
         _demo_emdr(pathway, days_back=emdr_plans[record])
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     today = timezone.localdate()
@@ -99,16 +98,20 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
             )
 
 
-def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, days_ago: int) -> None:
-    """Run a whole esketamine session through the services, then move its clock back `days_ago`
-    days, so that the demo shows a signed record whose monitoring form is still to be filed."""
+def demo_past_session(
+    *, pathway: Pathway, staff: dict[str, User], days_ago: int, dose_mg: int = 56
+) -> DosingSession:
+    """Run a whole dosing session through the services, then move its clock back `days_ago` days.
+
+    For esketamine (two devices, 56 mg) the demo shows a signed record whose monitoring form is
+    still to be filed; for racemic ketamine the dose is `dose_mg`."""
     from django.db.models import F
 
     from .models import Booking
-    from .models import DosingSession
     from .models import VitalsReading
 
     admin, monitor = staff["admin@demo.kaemdr.test"], staff["monitor@demo.kaemdr.test"]
+    room = next(r for r in _rooms(admin) if r.name == "Harbour Room")
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     day = _next_weekday(timezone.localdate(), 7)
     booking = services.booking_create(
@@ -140,18 +143,24 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
         respiratory_rate=14,
     )
     now = timezone.now()
-    services.dose_start(
-        actor=monitor,
-        session=session,
-        dose_mg=56,
-        lot_number="SPR-40917",
-        device_times=[now - dt.timedelta(minutes=5), now],
-    )
     started = now - dt.timedelta(minutes=130)
-    DosingSession.objects.filter(pk=session.pk).update(
-        dose_started_at=started,
-        device_times=[started.isoformat(), (started + dt.timedelta(minutes=5)).isoformat()],
-    )
+    esketamine = booking.agent == "esketamine"
+    if esketamine:
+        services.dose_start(
+            actor=monitor,
+            session=session,
+            dose_mg=56,
+            lot_number="SPR-40917",
+            device_times=[now - dt.timedelta(minutes=5), now],
+        )
+        DosingSession.objects.filter(pk=session.pk).update(
+            dose_started_at=started,
+            device_times=[started.isoformat(), (started + dt.timedelta(minutes=5)).isoformat()],
+        )
+    else:
+        services.dose_start(
+            actor=monitor, session=session, dose_mg=dose_mg, lot_number="KET-22871", started_at=started
+        )
     VitalsReading.objects.filter(session=session).update(taken_at=started - dt.timedelta(minutes=10))
     for minutes, systolic, diastolic in (
         (20, 141, 88),
@@ -175,15 +184,16 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
     )
     services.dose_end_record(actor=monitor, session=session, ended_at=started + dt.timedelta(minutes=5))
     services.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
-    services.pmf_update(
-        actor=monitor,
-        session=session,
-        pmf_first_treatment=False,
-        pmf_sedation=True,
-        pmf_dissociation=True,
-        pmf_respiratory_depression=False,
-        pmf_ready_minutes=95,
-    )
+    if esketamine:
+        services.pmf_update(
+            actor=monitor,
+            session=session,
+            pmf_first_treatment=False,
+            pmf_sedation=True,
+            pmf_dissociation=True,
+            pmf_respiratory_depression=False,
+            pmf_ready_minutes=95,
+        )
     services.session_sign(actor=monitor, session=session)
     # Move the whole session back to its demo day, keeping every interval.
     demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
@@ -197,10 +207,14 @@ def _demo_past_session(*, pathway: Pathway, staff: dict[str, User], room: Room, 
         dose_ended_at=F("dose_ended_at") - shift,
         discharged_at=F("discharged_at") - shift,
         signed_at=F("signed_at") - shift,
-        device_times=[(started - shift).isoformat(), (started - shift + dt.timedelta(minutes=5)).isoformat()],
+        device_times=[(started - shift).isoformat(), (started - shift + dt.timedelta(minutes=5)).isoformat()]
+        if esketamine
+        else [],
     )
     VitalsReading.objects.filter(session=session).update(taken_at=F("taken_at") - shift)
     session.scales.update(taken_at=F("taken_at") - shift)
+    session.refresh_from_db()
+    return session
 
 
 def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:

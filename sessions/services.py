@@ -24,6 +24,11 @@ from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Patient
 from pathways.models import Stage
+from pathways.registry import BOOKING_CHANGED
+from pathways.registry import MONITORING_FORM_FILED
+from pathways.registry import SESSION_COMPLETED
+from pathways.registry import SESSION_OPENED
+from pathways.registry import registry
 from screening import selectors as screening_selectors
 from screening.rules import Agent
 
@@ -354,6 +359,7 @@ def booking_create(
             "route": plan.route,
         },
     )
+    registry.emit(BOOKING_CHANGED, booking=booking, actor=actor)
     return booking
 
 
@@ -393,6 +399,7 @@ def booking_move(
             "minutes_shifted": int((starts_at - before[1]).total_seconds() // 60),
         },
     )
+    registry.emit(BOOKING_CHANGED, booking=locked, actor=actor)
     return locked
 
 
@@ -419,6 +426,7 @@ def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
         target_public_id=locked.public_id,
         patient_public_id=locked.pathway.patient.public_id,
     )
+    registry.emit(BOOKING_CHANGED, booking=locked, actor=actor)
     return locked
 
 
@@ -542,6 +550,7 @@ def session_open(*, actor: User, booking: Booking) -> DosingSession:
         escort_present=False,
     )
     _session_audit(actor, RecordAuditAction.OPENED, session)
+    registry.emit(SESSION_OPENED, session=session, actor=actor)
     return session
 
 
@@ -890,6 +899,7 @@ def session_sign(*, actor: User, session: DosingSession) -> DosingSession:
     locked.save()
     Booking.objects.filter(pk=locked.booking_id).update(status=BookingStatus.COMPLETED)
     _session_audit(actor, RecordAuditAction.SIGNED, locked)
+    registry.emit(SESSION_COMPLETED, session=locked, actor=actor)
     return locked
 
 
@@ -905,6 +915,7 @@ def pmf_mark_filed(*, actor: User, session: DosingSession) -> DosingSession:
         locked.pmf_filed_at = timezone.now()
         locked.save(update_fields=["pmf_filed_at", "updated_at"])
         _session_audit(actor, RecordAuditAction.PMF_FILED, locked)
+        registry.emit(MONITORING_FORM_FILED, session=locked, actor=actor)
     return locked
 
 

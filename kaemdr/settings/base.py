@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "pathways",
     "screening",
     "sessions.apps.DosingSessionsConfig",
+    "integration",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +140,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env("DJANGO_EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST = env("DJANGO_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
+EMAIL_TIMEOUT = env.int("DJANGO_EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="kaemdr <no-reply@kaemdr.local>")
 KAEMDR_BASE_URL = env("KAEMDR_BASE_URL", default="http://127.0.0.1:8000")
 
@@ -189,6 +193,7 @@ else:
         "processed_folder": str(CELERY_BROKER_DIR),
         "store_processed": False,
         "polling_interval": 0.1,
+        "control_folder": str(CELERY_BROKER_DIR.parent / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -199,6 +204,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("KAEMDR_CELERY_EAGER", default=False)
+# Follow-ups live in the database; this beat entry sends the due ones. Missing a tick loses nothing.
+FOLLOW_UP_DISPATCH_SECONDS = env.float("KAEMDR_FOLLOW_UP_DISPATCH_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "follow-ups-dispatch": {
+        "task": "integration.tasks.follow_ups_dispatch",
+        "schedule": FOLLOW_UP_DISPATCH_SECONDS,
+        "options": {"expires": FOLLOW_UP_DISPATCH_SECONDS * 5},
+    },
+}
 
 LOGGING = {
     "version": 1,

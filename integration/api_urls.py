@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from .api import ExperimentViewSet
+from .api import FollowUpViewSet
+from .api import IntegrationNoteViewSet
+from .api import IntegrationSettingsView
+
+router = SimpleRouter()
+router.register("integration-notes", IntegrationNoteViewSet, basename="api-integration-note")
+router.register("experiments", ExperimentViewSet, basename="api-experiment")
+router.register("follow-ups", FollowUpViewSet, basename="api-follow-up")
+
+urlpatterns = [
+    path("integration-settings/", IntegrationSettingsView.as_view(), name="api-integration-settings"),
+    *router.urls,
+]

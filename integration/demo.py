@@ -1,0 +1,146 @@
+"""Integration in the demo clinic: Oliver Brandt (HB-1006) has had three dosing sessions; the first
+two have signed integration notes with experiments under way, and the last one's integration session
+is overdue. Tomás Reyes's (HB-1004) esketamine session has its check-ins and monitoring form due."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from kaemdr.models import User
+from pathways.models import Pathway
+from sessions.demo import demo_past_session
+from sessions.models import DosingSession
+
+from . import services
+from .models import FollowUp
+from .models import FollowUpStatus
+
+
+def _follow_ups_at_demo_time(session: DosingSession) -> None:
+    """The session was signed now and then moved back to its demo day: schedule its follow-ups again
+    from the moved times, with the messages of the past already sent, as they would have been."""
+    session.refresh_from_db()
+    FollowUp.objects.filter(dosing_session=session).delete()
+    services.follow_ups_schedule_after_session(session=session)
+    now = timezone.now()
+    for follow_up in FollowUp.objects.filter(dosing_session=session, notify_at__lte=now):
+        follow_up.notified_at = follow_up.notify_at
+        follow_up.save(update_fields=["notified_at"])
+
+
+def _check_ins_done(session: DosingSession, by: User, outcomes: dict[int, str]) -> None:
+    for follow_up in FollowUp.objects.filter(
+        dosing_session=session, kind="check_in", status=FollowUpStatus.OPEN
+    ):
+        if follow_up.sequence in outcomes:
+            services.follow_up_complete(actor=by, follow_up=follow_up, outcome=outcomes[follow_up.sequence])
+            FollowUp.objects.filter(pk=follow_up.pk).update(done_at=follow_up.due_at + dt.timedelta(hours=2))
+
+
+def _note(
+    *,
+    therapist: User,
+    pathway: Pathway,
+    session: DosingSession,
+    days_after: int,
+    answers: dict[str, str],
+    add: tuple[tuple[str, str], ...] = (),
+    review: tuple[tuple[str, str, str], ...] = (),
+) -> None:
+    assert session.dose_started_at is not None
+    held = session.dose_started_at + dt.timedelta(days=days_after, hours=1)
+    note = services.note_open(actor=therapist, pathway=pathway, dosing_session=session, held_at=held)
+    services.note_update(actor=therapist, note=note, **answers)
+    for area, description in add:
+        services.experiment_add(actor=therapist, note=note, area=area, description=description)
+    for description, state, happened in review:
+        experiment = pathway.experiments.get(description=description)
+        services.experiment_review(
+            actor=therapist, note=note, experiment=experiment, state=state, what_happened=happened
+        )
+    services.note_sign(actor=therapist, note=note)
+    from .models import IntegrationNote
+
+    IntegrationNote.objects.filter(pk=note.pk).update(signed_at=held + dt.timedelta(hours=1))
+
+
+def demo_integration(
+    *, pathway: Pathway, to_stage: str | None, at: dt.datetime, staff: dict[str, User], **_: Any
+) -> None:
+    if to_stage is not None:
+        return
+    record = pathway.patient.record_number
+    if record == "HB-1004":
+        for session in DosingSession.objects.filter(booking__pathway=pathway, status="signed"):
+            _follow_ups_at_demo_time(session)
+            _check_ins_done(
+                session, staff["monitor@demo.kaemdr.test"], {1: "Reached by phone: resting, no concerns."}
+            )
+        return
+    if record != "HB-1006":
+        return
+    therapist = staff["therapist@demo.kaemdr.test"]
+    first = demo_past_session(pathway=pathway, staff=staff, days_ago=26, dose_mg=70)
+    _follow_ups_at_demo_time(first)
+    _note(
+        therapist=therapist,
+        pathway=pathway,
+        session=first,
+        days_after=2,
+        answers={
+            "perception_shift": "Could look at the accident memory 'from the hillside' without bracing.",
+            "newly_possible": "Saying 'I did what I could' without arguing back.",
+            "afraid_of_losing": "The part that keeps watch is afraid of being caught off guard again.",
+            "free_notes": "Grounded well at close; container used.",
+        },
+        add=(
+            ("sleep", "Lights out by 23:00 on weeknights, phone charging outside the bedroom."),
+            ("self_attack", "Notice the 'useless' voice and answer it with one kind sentence."),
+        ),
+    )
+    _check_ins_done(
+        first,
+        therapist,
+        {1: "Reached by phone: tired, settled.", 3: "Reached: sleeping better.", 7: "Reached."},
+    )
+    second = demo_past_session(pathway=pathway, staff=staff, days_ago=12, dose_mg=70)
+    _follow_ups_at_demo_time(second)
+    _note(
+        therapist=therapist,
+        pathway=pathway,
+        session=second,
+        days_after=2,
+        answers={
+            "perception_shift": "The sense of threat in crowds felt 'further away'.",
+            "newly_possible": "Going to the Saturday market with his sister.",
+            "afraid_of_losing": "Feeling prepared; worried that relaxing means forgetting.",
+        },
+        add=(("avoidance", "Walk through the market for ten minutes on Saturday, with his sister."),),
+        review=(
+            (
+                "Lights out by 23:00 on weeknights, phone charging outside the bedroom.",
+                "tried",
+                "Four nights of five.",
+            ),
+            (
+                "Notice the 'useless' voice and answer it with one kind sentence.",
+                "kept",
+                "Now does it without prompting.",
+            ),
+        ),
+    )
+    _check_ins_done(
+        second,
+        therapist,
+        {1: "Reached by phone.", 3: "Left a message; called back the same day.", 7: "Reached."},
+    )
+    latest = demo_past_session(pathway=pathway, staff=staff, days_ago=5, dose_mg=70)
+    _follow_ups_at_demo_time(latest)
+    _check_ins_done(
+        latest,
+        therapist,
+        {1: "Reached by phone: a little flat, safety plan reviewed.", 3: "Reached: settled, sleeping."},
+    )

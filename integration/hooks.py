@@ -1,0 +1,128 @@
+"""How integration plugs into the pathway: event handlers that schedule and close follow-ups inside
+the transactions that cause them, the pathway page's integration section, the overdue follow-ups on
+the dashboards, next actions, and the demo clinic's notes and follow-ups."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.utils import timezone
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.registry import BOOKING_CHANGED
+from pathways.registry import MEASURE_RECORDED
+from pathways.registry import MONITORING_FORM_FILED
+from pathways.registry import PATHWAY_STAGE_CHANGED
+from pathways.registry import SESSION_COMPLETED
+from pathways.registry import SESSION_OPENED
+from pathways.registry import DashboardPanel
+from pathways.registry import registry
+from pathways.rules import NextAction
+
+from . import rules
+from . import selectors
+from . import services
+from .models import FollowUp
+from .models import FollowUpStatus
+from .models import NoteStatus
+
+
+def integration_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    """Live experiments, notes and open follow-ups of the pathway."""
+    if not has_capability(user, Capability.INTEGRATION_VIEW) and not has_capability(
+        user, Capability.FOLLOW_UP_VIEW
+    ):
+        return None
+    can_read_notes = has_capability(user, Capability.INTEGRATION_VIEW)
+    experiments = selectors.pathway_experiments(pathway) if can_read_notes else []
+    notes = selectors.pathway_notes(pathway) if can_read_notes else []
+    context = {
+        "pathway": pathway,
+        "can_read_notes": can_read_notes,
+        "live_experiments": [e for e in experiments if e.is_live],
+        "settled_experiments": [e for e in experiments if not e.is_live],
+        "notes": notes,
+        "draft": next((n for n in notes if n.status == NoteStatus.DRAFT), None),
+        "follow_ups": selectors.pathway_follow_ups(pathway),
+        "now": timezone.now(),
+        "can_write": has_capability(user, Capability.INTEGRATION_WRITE)
+        and pathway.therapist_id == user.pk
+        and pathway.is_open,
+    }
+    return DashboardPanel(
+        title="Integration", template_name="integration/pathway_panel.html", context=context, order=40
+    )
+
+
+def overdue_panel(*, user: User) -> DashboardPanel | None:
+    """The user's overdue follow-ups; clinic admins and prescribers also see the clinic's."""
+    if not has_capability(user, Capability.FOLLOW_UP_VIEW):
+        return None
+    mine, mine_count = selectors.overdue_follow_ups(user, mine=True)
+    clinic_wide = has_capability(user, Capability.PATIENT_VIEW_ALL) and user.role in (
+        "clinic_admin",
+        "prescriber",
+    )
+    clinic, clinic_count = selectors.overdue_follow_ups(user, mine=False) if clinic_wide else ([], 0)
+    return DashboardPanel(
+        title="Overdue follow-ups",
+        template_name="integration/overdue_panel.html",
+        context={
+            "mine": mine,
+            "mine_count": mine_count,
+            "clinic": clinic,
+            "clinic_count": clinic_count,
+            "clinic_wide": clinic_wide,
+            "now": timezone.now(),
+        },
+        order=4,
+    )
+
+
+def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
+    """Open integration sessions and check-ins, soonest first (one query for all the pathways)."""
+    if not pathways:
+        return {}
+    actions: dict[int, list[NextAction]] = defaultdict(list)
+    now = timezone.now()
+    open_work = (
+        FollowUp.objects.filter(
+            pathway__in=[p.pk for p in pathways],
+            status=FollowUpStatus.OPEN,
+            kind__in=[rules.FollowUpKind.INTEGRATION_SESSION, rules.FollowUpKind.CHECK_IN],
+        )
+        .order_by("due_at")
+        .only("pathway_id", "kind", "due_at", "sequence")
+    )
+    for follow_up in open_work:
+        if len(actions[follow_up.pathway_id]) >= 2:
+            continue
+        due = timezone.localtime(follow_up.due_at)
+        overdue = rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=now)
+        label = (
+            "Hold the integration session"
+            if follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
+            else f"Day-{follow_up.sequence} check-in"
+        )
+        actions[follow_up.pathway_id].append(
+            NextAction(label, f"{'Overdue since' if overdue else 'Due by'} {due:%a %-d %b %H:%M}.")
+        )
+    return dict(actions)
+
+
+def register() -> None:
+    registry.register_event_handler(SESSION_COMPLETED, services.follow_ups_schedule_after_session)
+    registry.register_event_handler(BOOKING_CHANGED, services.visit_reminder_sync)
+    registry.register_event_handler(SESSION_OPENED, services.visit_reminder_close_on_arrival)
+    registry.register_event_handler(MONITORING_FORM_FILED, services.monitoring_form_filed)
+    registry.register_event_handler(MEASURE_RECORDED, services.measures_recorded)
+    registry.register_event_handler(PATHWAY_STAGE_CHANGED, services.pathway_closed)
+    registry.register_pathway_panel(integration_panel)
+    registry.register_dashboard_panel(overdue_panel)
+    registry.register_next_actions(next_actions)
+    from .demo import demo_integration
+
+    registry.register_demo_seeder(demo_integration)

@@ -1,0 +1,177 @@
+"""Reads for integration: who may see which notes and follow-ups, and the lists the pages show.
+
+Each list is one query (or a fixed few) however much data there is; visibility always starts from
+`pathways.selectors.pathway_qs_for_user`, so a therapist sees their own care team's and nobody
+sees another clinic's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.db.models import Prefetch
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.selectors import pathway_qs_for_user
+from sessions.models import DosingSession
+from sessions.models import SessionStatus
+
+from . import rules
+from .models import Experiment
+from .models import ExperimentUpdate
+from .models import FollowUp
+from .models import FollowUpStatus
+from .models import IntegrationNote
+from .models import IntegrationSettings
+from .models import NoteAddendum
+
+
+def integration_settings_for(clinic_id: int) -> IntegrationSettings:
+    """The clinic's follow-up settings (defaults until an admin changes them)."""
+    found = IntegrationSettings.objects.filter(clinic_id=clinic_id).first()
+    return found if found is not None else IntegrationSettings(clinic_id=clinic_id)
+
+
+# --- Notes and experiments ---------------------------------------------------------------------------
+
+
+def note_qs_for_user(user: User) -> QuerySet[IntegrationNote]:
+    """Notes the user may read: prescribers the clinic's, therapists their care team's."""
+    if not has_capability(user, Capability.INTEGRATION_VIEW):
+        return IntegrationNote.objects.none()
+    return IntegrationNote.objects.filter(pathway__in=pathway_qs_for_user(user).values("pk")).select_related(
+        "pathway__patient", "pathway__therapist", "author", "dosing_session__booking"
+    )
+
+
+def get_note_for_user_or_404(user: User, public_id: uuid.UUID | str) -> IntegrationNote:
+    try:
+        return note_qs_for_user(user).get(public_id=public_id)
+    except (IntegrationNote.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such note.") from None
+
+
+def experiment_qs_for_user(user: User) -> QuerySet[Experiment]:
+    if not has_capability(user, Capability.INTEGRATION_VIEW):
+        return Experiment.objects.none()
+    return Experiment.objects.filter(pathway__in=pathway_qs_for_user(user).values("pk"))
+
+
+def get_experiment_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Experiment:
+    try:
+        return experiment_qs_for_user(user).select_related("pathway").get(public_id=public_id)
+    except (Experiment.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such experiment.") from None
+
+
+def pathway_notes(pathway: Pathway) -> list[IntegrationNote]:
+    return list(
+        IntegrationNote.objects.filter(pathway=pathway)
+        .select_related("author", "dosing_session__booking")
+        .order_by("-held_at", "-id")
+    )
+
+
+def pathway_experiments(pathway: Pathway) -> list[Experiment]:
+    """Every experiment of the pathway, live ones first, with their history (two queries)."""
+    experiments = list(
+        Experiment.objects.filter(pathway=pathway)
+        .prefetch_related(
+            Prefetch(
+                "updates", queryset=ExperimentUpdate.objects.select_related("note").order_by("created_at")
+            )
+        )
+        .order_by("created_at", "id")
+    )
+    return sorted(experiments, key=lambda e: (not e.is_live, e.created_at))
+
+
+@dataclass(frozen=True)
+class NoteDetail:
+    addenda: list[NoteAddendum]
+    agreed: list[Experiment]
+    reviewed: list[ExperimentUpdate]
+    live: list[Experiment]
+
+
+def note_detail(note: IntegrationNote) -> NoteDetail:
+    """What a note's page shows: its addenda, the experiments agreed in it and reviewed in it, and
+    (for a draft) the pathway's live experiments to review. A fixed number of queries."""
+    return NoteDetail(
+        addenda=list(note.addenda.select_related("author")),
+        agreed=list(note.experiments_agreed.order_by("created_at", "id")),
+        reviewed=list(note.experiment_updates.select_related("experiment").order_by("created_at", "id")),
+        live=[e for e in pathway_experiments(note.pathway) if e.is_live] if not note.is_signed else [],
+    )
+
+
+def completed_sessions(pathway: Pathway) -> list[DosingSession]:
+    """The pathway's signed dosing sessions, newest first: what an integration note can follow."""
+    return list(
+        DosingSession.objects.filter(booking__pathway=pathway, status=SessionStatus.SIGNED)
+        .select_related("booking")
+        .order_by("-dose_started_at", "-id")
+    )
+
+
+# --- Follow-ups --------------------------------------------------------------------------------------
+
+
+def follow_up_qs_for_user(user: User) -> QuerySet[FollowUp]:
+    """Follow-ups on pathways the user may see, with what a list row shows loaded in the same query."""
+    if not has_capability(user, Capability.FOLLOW_UP_VIEW):
+        return FollowUp.objects.none()
+    visible = FollowUp.objects.filter(clinic_id=user.member_clinic_id)
+    if not has_capability(user, Capability.PATIENT_VIEW_ALL):
+        visible = visible.filter(pathway__in=pathway_qs_for_user(user).values("pk"))
+    return visible.select_related("patient", "pathway", "responsible", "done_by", "booking")
+
+
+def get_follow_up_for_user_or_404(user: User, public_id: uuid.UUID | str) -> FollowUp:
+    try:
+        return follow_up_qs_for_user(user).get(public_id=public_id)
+    except (FollowUp.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such follow-up.") from None
+
+
+def _work(qs: QuerySet[FollowUp]) -> QuerySet[FollowUp]:
+    return qs.filter(status=FollowUpStatus.OPEN).exclude(kind__in=list(rules.NOTICE_ONLY_KINDS))
+
+
+def follow_ups_list(
+    user: User, *, scope: str = "mine", show: str = "open", now: dt.datetime | None = None
+) -> QuerySet[FollowUp]:
+    """The follow-ups page: `scope` "mine" (responsible) or "clinic"; `show` "open", "overdue",
+    "reminders" (the messages to patients before a visit) or "closed"."""
+    now = now or timezone.now()
+    visible = follow_up_qs_for_user(user)
+    if scope == "mine":
+        visible = visible.filter(responsible=user)
+    if show == "overdue":
+        return _work(visible).filter(due_at__lt=now).order_by("due_at", "id")
+    if show == "reminders":
+        return visible.filter(kind__in=list(rules.NOTICE_ONLY_KINDS)).order_by("-due_at", "-id")
+    if show == "closed":
+        return visible.exclude(status=FollowUpStatus.OPEN).order_by("-done_at", "-due_at", "-id")
+    return _work(visible).order_by("due_at", "id")
+
+
+def overdue_follow_ups(user: User, *, mine: bool, limit: int = 10) -> tuple[list[FollowUp], int]:
+    """The first `limit` overdue follow-ups (the user's own, or the clinic's) and how many there are."""
+    qs = follow_ups_list(user, scope="mine" if mine else "clinic", show="overdue")
+    return list(qs[:limit]), qs.count()
+
+
+def pathway_follow_ups(pathway: Pathway) -> list[FollowUp]:
+    """The pathway's open follow-ups, soonest first."""
+    return list(
+        _work(FollowUp.objects.filter(pathway=pathway)).select_related("responsible").order_by("due_at", "id")
+    )

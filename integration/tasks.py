@@ -1,0 +1,18 @@
+"""Background work for follow-ups. The beat entry `follow-ups-dispatch` (settings) runs
+`follow_ups_dispatch` every minute; services also enqueue it on commit when something is due at once.
+Both are safe to run any number of times, at once: the rows decide what is sent, not the messages."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from kaemdr.request_context import set_request_id
+
+from .services import follow_ups_dispatch_due
+
+
+@shared_task(ignore_result=True)
+def follow_ups_dispatch(limit: int = 1000) -> int:
+    """Send every follow-up that is due (up to `limit` a run); returns how many were sent."""
+    set_request_id(None)
+    return follow_ups_dispatch_due(limit=limit)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("pathways/<uuid:public_id>/notes/", views.note_open, name="integration_note_open"),
+    path("notes/<uuid:public_id>/", views.note_detail, name="integration_note"),
+    path("notes/<uuid:public_id>/save/", views.note_save, name="integration_note_save"),
+    path("notes/<uuid:public_id>/experiments/", views.experiment_add, name="integration_experiment_add"),
+    path(
+        "notes/<uuid:public_id>/experiments/<uuid:experiment_id>/",
+        views.experiment_review,
+        name="integration_experiment_review",
+    ),
+    path("notes/<uuid:public_id>/addenda/", views.addendum_add, name="integration_addendum_add"),
+    path("follow-ups/", views.follow_up_list, name="follow_up_list"),
+    path("follow-ups/<uuid:public_id>/", views.follow_up_detail, name="follow_up_detail"),
+    path("settings/", views.integration_settings, name="integration_settings"),
+]

@@ -1,0 +1,316 @@
+"""Integration pages: the note (draft and signed), its experiments, the follow-ups list and page,
+and the clinic's follow-up settings. Views only translate HTTP to services and selectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from kaemdr.models import User
+from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
+from kaemdr.views import form_errors_from
+from kaemdr.views import request_user as _user
+from kaemdr.views import require_capability
+from pathways.selectors import get_pathway_for_user_or_404
+from sessions.models import DosingSession
+
+from . import rules
+from . import selectors
+from . import services
+from .forms import AddendumForm
+from .forms import ExperimentForm
+from .forms import ExperimentReviewForm
+from .forms import FollowUpDoneForm
+from .forms import IntegrationSettingsForm
+from .forms import NoteForm
+from .models import FollowUp
+from .models import IntegrationNote
+
+FOLLOW_UPS_PER_PAGE = 25
+
+
+def _tz(user: User) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+
+
+def _note_url(note: IntegrationNote, anchor: str = "") -> str:
+    return reverse("integration_note", args=[note.public_id]) + (f"#{anchor}" if anchor else "")
+
+
+@require_POST
+def note_open(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Start an integration note on a pathway (or go back to its draft)."""
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.INTEGRATION_WRITE)
+    session = None
+    if request.POST.get("dosing_session"):
+        session = DosingSession.objects.filter(
+            public_id__in=[request.POST["dosing_session"]], booking__pathway=pathway
+        ).first()
+    try:
+        note = services.note_open(actor=user, pathway=pathway, dosing_session=session)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]) + "#integration")
+    return HttpResponseRedirect(_note_url(note))
+
+
+def _review_forms(
+    note: IntegrationNote, live: list[Any], bound: dict[int, ExperimentReviewForm]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "experiment": experiment,
+            "form": bound.get(experiment.pk)
+            or ExperimentReviewForm(prefix=f"e{experiment.pk}", initial={"state": experiment.state}),
+        }
+        for experiment in live
+    ]
+
+
+def _render_note(
+    request: HttpRequest,
+    note: IntegrationNote,
+    *,
+    note_form: NoteForm | None = None,
+    experiment_form: ExperimentForm | None = None,
+    review_forms: dict[int, ExperimentReviewForm] | None = None,
+    addendum_form: AddendumForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = _user(request)
+    detail = selectors.note_detail(note)
+    can_edit = not note.is_signed and note.author_id == user.pk
+    held = timezone.localtime(note.held_at, _tz(user))
+    context = {
+        "title": f"Integration note of {note.pathway.patient.full_name}",
+        "note": note,
+        "pathway": note.pathway,
+        "patient": note.pathway.patient,
+        "session": note.dosing_session,
+        "detail": detail,
+        "can_edit": can_edit,
+        "can_add_addendum": note.is_signed and note.author_id == user.pk,
+        "note_form": note_form
+        or NoteForm(
+            initial={
+                "held_date": held.date(),
+                "held_time": held.time().replace(second=0, microsecond=0),
+                **{name: getattr(note, name) for name in services.NOTE_FIELDS},
+            }
+        ),
+        "experiment_form": experiment_form or ExperimentForm(),
+        "reviews": _review_forms(note, detail.live, review_forms or {}) if can_edit else [],
+        "addendum_form": addendum_form or AddendumForm(),
+        "area_labels": rules.EXPERIMENT_AREA_LABELS,
+    }
+    services.note_viewed(actor=user, note=note, via="page")
+    return render(request, "integration/note.html", context, status=status)
+
+
+def note_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    return _render_note(request, selectors.get_note_for_user_or_404(_user(request), public_id))
+
+
+def _note_for_writing(request: HttpRequest, public_id: str) -> IntegrationNote:
+    note = selectors.get_note_for_user_or_404(_user(request), public_id)
+    require_capability(request, Capability.INTEGRATION_WRITE)
+    return note
+
+
+@require_POST
+def note_save(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Save the answers; with `sign`, save and sign in one step."""
+    user = _user(request)
+    note = _note_for_writing(request, public_id)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        held_at = dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=_tz(user))
+        try:
+            services.note_update(
+                actor=user, note=note, held_at=held_at, **{name: data[name] for name in services.NOTE_FIELDS}
+            )
+            if "sign" in request.POST:
+                services.note_sign(actor=user, note=note)
+        except ValidationError as error:
+            form_errors_from(form, error, field_map={"held_at": "held_date"})
+        else:
+            if "sign" in request.POST:
+                messages.success(request, "The note is signed. Corrections from now on are addenda.")
+            else:
+                messages.success(request, "The note is saved.")
+            return HttpResponseRedirect(_note_url(note))
+    return _render_note(request, note, note_form=form, status=400)
+
+
+@require_POST
+def experiment_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    note = _note_for_writing(request, public_id)
+    form = ExperimentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.experiment_add(actor=user, note=note, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The experiment is agreed.")
+            return HttpResponseRedirect(_note_url(note, "experiments"))
+    return _render_note(request, note, experiment_form=form, status=400)
+
+
+@require_POST
+def experiment_review(request: HttpRequest, public_id: str, experiment_id: str) -> HttpResponse:
+    user = _user(request)
+    note = _note_for_writing(request, public_id)
+    experiment = selectors.get_experiment_for_user_or_404(user, experiment_id)
+    form = ExperimentReviewForm(request.POST, prefix=f"e{experiment.pk}")
+    if form.is_valid():
+        try:
+            services.experiment_review(actor=user, note=note, experiment=experiment, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, f"“{experiment.description}” is {form.cleaned_data['state']}.")
+            return HttpResponseRedirect(_note_url(note, "experiments"))
+    return _render_note(request, note, review_forms={experiment.pk: form}, status=400)
+
+
+@require_POST
+def addendum_add(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    note = _note_for_writing(request, public_id)
+    form = AddendumForm(request.POST)
+    if form.is_valid():
+        try:
+            services.note_addendum_add(actor=user, note=note, text=form.cleaned_data["text"])
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The addendum is added.")
+            return HttpResponseRedirect(_note_url(note, "addenda"))
+    return _render_note(request, note, addendum_form=form, status=400)
+
+
+# --- Follow-ups --------------------------------------------------------------------------------------
+
+SCOPES = {"mine": "Mine", "clinic": "Whole clinic"}
+SHOWS = {"open": "Open", "overdue": "Overdue", "reminders": "Visit reminders", "closed": "Closed"}
+
+
+def follow_up_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.FOLLOW_UP_VIEW)
+    user = _user(request)
+    scope = request.GET.get("scope", "mine")
+    scope = scope if scope in SCOPES else "mine"
+    show = request.GET.get("show", "open")
+    show = show if show in SHOWS else "open"
+    page = Paginator(selectors.follow_ups_list(user, scope=scope, show=show), FOLLOW_UPS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "title": "Follow-ups",
+        "page": page,
+        "scope": scope,
+        "show": show,
+        "scopes": SCOPES,
+        "shows": SHOWS,
+        "extra": urlencode({"scope": scope, "show": show}),
+        "now": timezone.now(),
+    }
+    return render(request, "integration/follow_up_list.html", context)
+
+
+def _done_form(follow_up: FollowUp, data: Any = None) -> FollowUpDoneForm:
+    if follow_up.kind == rules.FollowUpKind.CHECK_IN:
+        return FollowUpDoneForm(
+            data, label="How did the check-in go?", help_text="Reached, left a message, no answer…"
+        )
+    return FollowUpDoneForm(
+        data, label="Reason for closing by hand", help_text="It closes by itself when its record is made."
+    )
+
+
+def _can_complete(user: User, follow_up: FollowUp) -> bool:
+    if not follow_up.is_open or follow_up.kind in rules.NOTICE_ONLY_KINDS:
+        return False
+    needed = (
+        Capability.FOLLOW_UP_CHECK_IN
+        if follow_up.kind == rules.FollowUpKind.CHECK_IN
+        else Capability.FOLLOW_UP_CLOSE
+    )
+    return has_capability(user, needed)
+
+
+def follow_up_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    follow_up = selectors.get_follow_up_for_user_or_404(user, public_id)
+    form = _done_form(follow_up, request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not _can_complete(user, follow_up):
+            raise Http404()  # the same answer as a missing follow-up
+        if form.is_valid():
+            try:
+                services.follow_up_complete(
+                    actor=user, follow_up=follow_up, outcome=form.cleaned_data["outcome"]
+                )
+            except ValidationError as error:
+                form_errors_from(form, error)
+            else:
+                messages.success(request, f"{follow_up.get_kind_display()} recorded as done.")
+                return HttpResponseRedirect(reverse("follow_up_detail", args=[follow_up.public_id]))
+        status = 400
+    context = {
+        "title": f"{follow_up.get_kind_display()} for {follow_up.patient.full_name}",
+        "follow_up": follow_up,
+        "overdue": follow_up.is_open
+        and rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=timezone.now()),
+        "form": form if _can_complete(user, follow_up) else None,
+        "can_write_note": follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
+        and has_capability(user, Capability.INTEGRATION_WRITE)
+        and follow_up.pathway.therapist_id == user.pk,
+    }
+    services.follow_up_viewed(actor=user, follow_up=follow_up, via="page")
+    return render(request, "integration/follow_up_detail.html", context, status=status)
+
+
+def integration_settings(request: HttpRequest) -> HttpResponse:
+    """The clinic's follow-up timings, for clinic admins."""
+    require_capability(request, Capability.CLINIC_SETTINGS_MANAGE)
+    user = _user(request)
+    current = selectors.integration_settings_for(user.member_clinic_id)
+    form = IntegrationSettingsForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.integration_settings_update(
+                actor=user, **{name: form.cleaned_data[name] for name in services.SETTINGS_FIELDS}
+            )
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(request, "The follow-up settings are saved.")
+            return HttpResponseRedirect(reverse("integration_settings"))
+    return render(
+        request,
+        "integration/settings.html",
+        {"title": "Follow-up settings", "form": form},
+        status=400 if form.errors else 200,
+    )
