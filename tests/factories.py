@@ -7,6 +7,7 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
+from integration.models import FollowUp
 from kaemdr.models import Clinic
 from kaemdr.models import Role
 from kaemdr.models import User
@@ -125,3 +126,19 @@ class RoomFactory(factory.django.DjangoModelFactory[Room]):
                 RoomOpeningHours(room=obj, weekday=day, opens=dt.time(7, 0), closes=dt.time(20, 0))
                 for day in range(7)
             )
+
+
+class FollowUpFactory(factory.django.DjangoModelFactory[FollowUp]):
+    """A follow-up on its own (no dosing session), due now: what the dispatcher picks up next."""
+
+    class Meta:
+        model = FollowUp
+
+    pathway = factory.SubFactory(PathwayFactory)
+    clinic = factory.SelfAttribute("pathway.clinic")
+    patient = factory.SelfAttribute("pathway.patient")
+    kind = "check_in"
+    sequence = factory.Sequence(lambda n: n % 30000 + 1)
+    responsible = factory.SelfAttribute("pathway.therapist")
+    due_at = factory.LazyFunction(timezone.now)
+    notify_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(minutes=1))
