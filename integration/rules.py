@@ -166,8 +166,11 @@ def follow_ups_after_session(
       dose, when they never were), due no earlier than now;
     - for esketamine, the REMS monitoring form by the end of the 7th day after the session.
     The messages for the integration session and the form go out at once; a check-in's and the
-    measures' when they fall due.
+    measures' when they fall due. Every time returned is in UTC.
     """
+    # Python adds to an aware datetime on its wall clock when it carries a zone: durations are added
+    # in UTC so that 72 hours stay 72 hours across a clock change.
+    completed_at, dosed_at = completed_at.astimezone(dt.UTC), dosed_at.astimezone(dt.UTC)
     planned = [
         PlannedFollowUp(
             FollowUpKind.INTEGRATION_SESSION,
@@ -206,6 +209,7 @@ def visit_reminder_at(
     before the visit, or at once when that has passed. None when the visit itself has begun."""
     if starts_at <= now:
         return None
+    now = now.astimezone(dt.UTC)
     day_before = starts_at.astimezone(tz).date() - dt.timedelta(days=1)
     at = dt.datetime.combine(day_before, dt.time(reminder_hour), tzinfo=tz).astimezone(dt.UTC)
     return max(at, now)

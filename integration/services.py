@@ -702,9 +702,12 @@ def follow_up_dispatch_next(
             return DispatchOutcome(follow_up.pk, sent=False)
         send_to_patient = integration_settings_for(follow_up.clinic_id).patient_emails_enabled
         messages = _messages_for(follow_up, send_to_patient=send_to_patient)
+        connection_ = mail_connection or mail.get_connection()
         try:
-            (mail_connection or mail.get_connection()).send_messages(messages)
-        except Exception as error:
+            connection_.open()  # no-op when already open: one connection serves a whole run
+            connection_.send_messages(messages)
+        except Exception as error:  # whatever stops the hand-over, the row waits for a retry
+            _close_quietly(connection_)
             failure = f"{type(error).__name__}: {error}"[:300]
             logger.warning("follow-up %s not sent: %s", follow_up.public_id, failure)
             attempts = follow_up.attempts + 1
@@ -740,7 +743,8 @@ def follow_ups_dispatch_due(*, limit: int = 1000) -> int:
     """Send up to `limit` due follow-ups over one mail connection; returns how many were sent.
     Stops early when the mail server fails three times in a row (the rows wait for the next run)."""
     sent = failures_in_a_row = 0
-    with mail.get_connection() as mail_connection:
+    mail_connection = mail.get_connection()
+    try:
         for _ in range(limit):
             outcome = follow_up_dispatch_next(mail_connection=mail_connection)
             if outcome is None:
@@ -752,7 +756,16 @@ def follow_ups_dispatch_due(*, limit: int = 1000) -> int:
                 failures_in_a_row += 1
                 if failures_in_a_row >= 3:
                     break
+    finally:
+        _close_quietly(mail_connection)
     return sent
+
+
+def _close_quietly(mail_connection: Any) -> None:
+    try:
+        mail_connection.close()
+    except Exception:  # a broken connection is dropped either way
+        logger.debug("closing the mail connection failed", exc_info=True)
 
 
 # --- Settings ----------------------------------------------------------------------------------------
