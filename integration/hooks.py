@@ -25,27 +25,22 @@ from pathways.rules import NextAction
 from . import rules
 from . import selectors
 from . import services
-from .models import FollowUp
-from .models import FollowUpStatus
-from .models import NoteStatus
 
 
 def integration_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
-    """Live experiments, notes and open follow-ups of the pathway."""
+    """Live experiments and open follow-ups of the pathway (one query each; the follow-ups are
+    shared with the next actions), with a link to its notes."""
     if not has_capability(user, Capability.INTEGRATION_VIEW) and not has_capability(
         user, Capability.FOLLOW_UP_VIEW
     ):
         return None
     can_read_notes = has_capability(user, Capability.INTEGRATION_VIEW)
     experiments = selectors.pathway_experiments(pathway) if can_read_notes else []
-    notes = selectors.pathway_notes(pathway) if can_read_notes else []
     context = {
         "pathway": pathway,
         "can_read_notes": can_read_notes,
         "live_experiments": [e for e in experiments if e.is_live],
         "settled_experiments": [e for e in experiments if not e.is_live],
-        "notes": notes,
-        "draft": next((n for n in notes if n.status == NoteStatus.DRAFT), None),
         "follow_ups": selectors.pathway_follow_ups(pathway),
         "now": timezone.now(),
         "can_write": has_capability(user, Capability.INTEGRATION_WRITE)
@@ -88,28 +83,19 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
         return {}
     actions: dict[int, list[NextAction]] = defaultdict(list)
     now = timezone.now()
-    open_work = (
-        FollowUp.objects.filter(
-            pathway__in=[p.pk for p in pathways],
-            status=FollowUpStatus.OPEN,
-            kind__in=[rules.FollowUpKind.INTEGRATION_SESSION, rules.FollowUpKind.CHECK_IN],
-        )
-        .order_by("due_at")
-        .only("pathway_id", "kind", "due_at", "sequence")
-    )
-    for follow_up in open_work:
-        if len(actions[follow_up.pathway_id]) >= 2:
-            continue
-        due = timezone.localtime(follow_up.due_at)
-        overdue = rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=now)
-        label = (
-            "Hold the integration session"
-            if follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
-            else f"Day-{follow_up.sequence} check-in"
-        )
-        actions[follow_up.pathway_id].append(
-            NextAction(label, f"{'Overdue since' if overdue else 'Due by'} {due:%a %-d %b %H:%M}.")
-        )
+    wanted = (rules.FollowUpKind.INTEGRATION_SESSION, rules.FollowUpKind.CHECK_IN)
+    for pathway_id, open_work in selectors.open_follow_ups_for(pathways).items():
+        for follow_up in [f for f in open_work if f.kind in wanted][:2]:
+            due = timezone.localtime(follow_up.due_at)
+            overdue = rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=now)
+            label = (
+                "Hold the integration session"
+                if follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
+                else f"Day-{follow_up.sequence} check-in"
+            )
+            actions[pathway_id].append(
+                NextAction(label, f"{'Overdue since' if overdue else 'Due by'} {due:%a %-d %b %H:%M}.")
+            )
     return dict(actions)
 
 

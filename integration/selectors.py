@@ -80,17 +80,15 @@ def pathway_notes(pathway: Pathway) -> list[IntegrationNote]:
     )
 
 
-def pathway_experiments(pathway: Pathway) -> list[Experiment]:
-    """Every experiment of the pathway, live ones first, with their history (two queries)."""
-    experiments = list(
-        Experiment.objects.filter(pathway=pathway)
-        .prefetch_related(
+def pathway_experiments(pathway: Pathway, *, with_history: bool = False) -> list[Experiment]:
+    """Every experiment of the pathway, live ones first (one query; two with their history)."""
+    experiments = Experiment.objects.filter(pathway=pathway).order_by("created_at", "id")
+    if with_history:
+        experiments = experiments.prefetch_related(
             Prefetch(
                 "updates", queryset=ExperimentUpdate.objects.select_related("note").order_by("created_at")
             )
         )
-        .order_by("created_at", "id")
-    )
     return sorted(experiments, key=lambda e: (not e.is_live, e.created_at))
 
 
@@ -170,8 +168,33 @@ def overdue_follow_ups(user: User, *, mine: bool, limit: int = 10) -> tuple[list
     return list(qs[:limit]), qs.count()
 
 
+def open_follow_ups_for(pathways: list[Pathway]) -> dict[int, list[FollowUp]]:
+    """Each pathway's open work (not reminders), soonest first, in one query for all of them.
+
+    The result is kept on each pathway object, so that the pathway page's next actions and its
+    integration section, which both need it, share the one query."""
+    missing = [p for p in pathways if not hasattr(p, "_open_follow_ups")]
+    if missing:
+        found: dict[int, list[FollowUp]] = {p.pk: [] for p in missing}
+        rows = _work(FollowUp.objects.filter(pathway__in=[p.pk for p in missing])).select_related(
+            "responsible"
+        )
+        for follow_up in rows.order_by("due_at", "id"):
+            found[follow_up.pathway_id].append(follow_up)
+        for pathway in missing:
+            pathway._open_follow_ups = found[pathway.pk]  # type: ignore[attr-defined]
+    return {p.pk: p._open_follow_ups for p in pathways}  # type: ignore[attr-defined]
+
+
 def pathway_follow_ups(pathway: Pathway) -> list[FollowUp]:
     """The pathway's open follow-ups, soonest first."""
+    return open_follow_ups_for([pathway])[pathway.pk]
+
+
+def pathway_all_follow_ups(pathway: Pathway) -> list[FollowUp]:
+    """Every follow-up of the pathway, newest due first: its integration page's history."""
     return list(
-        _work(FollowUp.objects.filter(pathway=pathway)).select_related("responsible").order_by("due_at", "id")
+        FollowUp.objects.filter(pathway=pathway)
+        .select_related("responsible", "done_by")
+        .order_by("-due_at", "-id")
     )

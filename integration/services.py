@@ -61,6 +61,7 @@ class IntegrationAuditAction:
     NOTE_SIGNED = "integration.note_signed"
     NOTE_ADDENDUM = "integration.note_addendum_added"
     NOTE_VIEWED = "integration.note_viewed"
+    PATHWAY_VIEWED = "integration.pathway_viewed"
     EXPERIMENT_ADDED = "integration.experiment_added"
     EXPERIMENT_REVIEWED = "integration.experiment_reviewed"
     FOLLOW_UPS_SCHEDULED = "follow_up.scheduled"
@@ -266,6 +267,16 @@ def note_addendum_add(*, actor: User, note: IntegrationNote, text: str) -> NoteA
 
 def note_viewed(*, actor: User, note: IntegrationNote, via: str) -> None:
     _note_audit(actor, IntegrationAuditAction.NOTE_VIEWED, note, via=via)
+
+
+def pathway_integration_viewed(*, actor: User, pathway: Pathway) -> None:
+    audit_record(
+        actor=actor,
+        action=IntegrationAuditAction.PATHWAY_VIEWED,
+        target_type="pathways.Pathway",
+        target_public_id=pathway.public_id,
+        patient_public_id=pathway.patient.public_id,
+    )
 
 
 # --- Experiments -------------------------------------------------------------------------------------

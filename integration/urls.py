@@ -5,6 +5,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
+    path("pathways/<uuid:public_id>/", views.pathway_integration, name="pathway_integration"),
     path("pathways/<uuid:public_id>/notes/", views.note_open, name="integration_note_open"),
     path("notes/<uuid:public_id>/", views.note_detail, name="integration_note"),
     path("notes/<uuid:public_id>/save/", views.note_save, name="integration_note_save"),

@@ -71,6 +71,29 @@ def note_open(request: HttpRequest, public_id: str) -> HttpResponse:
     return HttpResponseRedirect(_note_url(note))
 
 
+def pathway_integration(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A pathway's integration: its notes, every experiment with its history, and its follow-ups."""
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    require_capability(request, Capability.INTEGRATION_VIEW)
+    notes = selectors.pathway_notes(pathway)
+    context = {
+        "title": f"Integration of {pathway.patient.full_name}",
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "notes": notes,
+        "draft": next((n for n in notes if not n.is_signed), None),
+        "experiments": selectors.pathway_experiments(pathway, with_history=True),
+        "follow_ups": selectors.pathway_all_follow_ups(pathway),
+        "now": timezone.now(),
+        "can_write": has_capability(user, Capability.INTEGRATION_WRITE)
+        and pathway.therapist_id == user.pk
+        and pathway.is_open,
+    }
+    services.pathway_integration_viewed(actor=user, pathway=pathway)
+    return render(request, "integration/pathway.html", context)
+
+
 def _review_forms(
     note: IntegrationNote, live: list[Any], bound: dict[int, ExperimentReviewForm]
 ) -> list[dict[str, Any]]:

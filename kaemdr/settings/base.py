@@ -176,6 +176,10 @@ SPECTACULAR_SETTINGS = {
         "Instrument": "screening.models.INSTRUMENT_CHOICES",
         "Agent": "screening.models.AGENT_CHOICES",
         "Route": "screening.models.ROUTE_CHOICES",
+        "ExperimentState": "integration.models.EXPERIMENT_STATE_CHOICES",
+        "ExperimentArea": "integration.models.AREA_CHOICES",
+        "FollowUpKind": "integration.models.FOLLOW_UP_KIND_CHOICES",
+        "EmdrKind": "sessions.models.EMDR_KIND_CHOICES",
     },
 }
 

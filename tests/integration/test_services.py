@@ -68,12 +68,14 @@ def test_the_pathways_therapist_writes_signs_and_then_only_adds(
     therapist = staff[Role.THERAPIST]
     pathway = session.booking.pathway
     note = services.note_open(actor=therapist, pathway=pathway)
-    assert note.dosing_session == session and note.status == "draft"
+    assert note.dosing_session == session
+    assert note.status == "draft"
     # a second tab (or a double click) opens the same draft
     assert services.note_open(actor=therapist, pathway=pathway).pk == note.pk
     services.note_update(actor=therapist, note=note, perception_shift="The memory felt further away.")
     signed = services.note_sign(actor=therapist, note=note)
-    assert signed.status == "signed" and signed.signed_at is not None
+    assert signed.status == "signed"
+    assert signed.signed_at is not None
     with pytest.raises(ValidationError, match="read-only"):
         services.note_update(actor=therapist, note=note, free_notes="changed after signing")
     with pytest.raises(ValidationError, match="read-only"):
@@ -181,7 +183,8 @@ def test_experiments_are_agreed_and_tracked_from_note_to_note(
     kept = services.experiment_review(
         actor=therapist, note=second, experiment=sleep, state="kept", what_happened="Five nights of five."
     )
-    assert kept.state == "kept" and kept.what_happened == "Five nights of five."
+    assert kept.state == "kept"
+    assert kept.what_happened == "Five nights of five."
     history = list(sleep.updates.order_by("id").values_list("from_state", "to_state", "note_id"))
     assert history == [("planned", "tried", second.pk), ("tried", "kept", second.pk)]
     assert {
@@ -350,7 +353,8 @@ def test_moving_and_cancelling_a_booking_moves_and_cancels_its_reminder(
     later = dt.datetime.combine(day + dt.timedelta(days=2), dt.time(11, 0), tzinfo=tz)
     dosing.booking_move(actor=staff[Role.CLINIC_ADMIN], booking=booking, starts_at=later)
     reminder.refresh_from_db()
-    assert reminder.due_at == later and reminder.notified_at is None  # goes out again for the new day
+    assert reminder.due_at == later
+    assert reminder.notified_at is None
     assert reminder.notify_at == dt.datetime.combine(
         later.date() - dt.timedelta(days=1), dt.time(10), tzinfo=tz
     )
@@ -413,7 +417,8 @@ def test_dispatch_sends_what_is_due_once(staff: dict[str, Any], session: DosingS
     mail.outbox.clear()
     sent = services.follow_ups_dispatch_due()
     integration = follow_ups(session.booking.pathway)[("integration_session", 0)]
-    assert sent == 1 and integration.notified_at is not None  # only the integration notice is due yet
+    assert sent == 1
+    assert integration.notified_at is not None
     assert [m.to for m in mail.outbox] == [[staff[Role.THERAPIST].email]]
     message = mail.outbox[0]
     assert message.subject.startswith("Integration session due ")
@@ -477,7 +482,9 @@ def test_a_failed_send_is_kept_for_a_retry(
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 1  # nothing listens
     assert services.follow_ups_dispatch_due() == 0
     integration = follow_ups(session.booking.pathway)[("integration_session", 0)]
-    assert integration.notified_at is None and integration.attempts == 1 and integration.last_error
+    assert integration.notified_at is None
+    assert integration.attempts == 1
+    assert integration.last_error
     assert integration.notify_at > timezone.now()  # tried again in a minute
     assert AuditEvent.objects.filter(
         action="follow_up.send_failed", target_public_id=integration.public_id
@@ -485,7 +492,8 @@ def test_a_failed_send_is_kept_for_a_retry(
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     FollowUp.objects.filter(pk=integration.pk).update(notify_at=timezone.now())
     mail.outbox.clear()
-    assert services.follow_ups_dispatch_due() == 1 and len(mail.outbox) == 1
+    assert services.follow_ups_dispatch_due() == 1
+    assert len(mail.outbox) == 1
 
 
 def test_a_reminder_for_a_visit_already_begun_is_not_sent(staff: dict[str, Any], dosing_pathway: Any) -> None:
@@ -506,7 +514,8 @@ def test_a_reminder_for_a_visit_already_begun_is_not_sent(staff: dict[str, Any],
     )
     FollowUp.objects.filter(pk=follow_up.pk).update(booking=booking)
     mail.outbox.clear()
-    assert services.follow_ups_dispatch_due() == 0 and mail.outbox == []
+    assert services.follow_ups_dispatch_due() == 0
+    assert mail.outbox == []
     assert FollowUp.objects.get(pk=follow_up.pk).status == "cancelled"
 
 

@@ -84,6 +84,10 @@ def test_who_reads_a_note(world: dict[str, Any], client_for: Callable[[User | No
         assert client_for(user).get(url).status_code == 404, user.role
         assert api_for(user).get(f"/api/v1/integration-notes/{world['note'].public_id}/").status_code == 404
     assert client_for(None).get(url).status_code == 302
+    page = reverse("pathway_integration", args=[world["pathway"].public_id])
+    assert "Bed by 23:00." in client_for(staff[Role.PRESCRIBER]).get(page).content.decode()
+    for user in (staff[Role.MONITOR], staff[Role.CLINIC_ADMIN], world["other_therapist"], world["outsider"]):
+        assert client_for(user).get(page).status_code == 404, user.role
     viewed = AuditEvent.objects.filter(
         action="integration.note_viewed", target_public_id=world["note"].public_id
     )
@@ -178,7 +182,8 @@ def test_the_therapist_writes_adds_experiments_and_signs_through_the_page(
         reverse("integration_note_save", args=[note.public_id]),
         {"held_date": today.isoformat(), "held_time": "09:00", "perception_shift": "Changed after signing."},
     )
-    assert again.status_code == 400 and "read-only" in again.content.decode()
+    assert again.status_code == 400
+    assert "read-only" in again.content.decode()
     assert IntegrationNote.objects.get(pk=note.pk).perception_shift == "Less braced."
 
 
@@ -196,7 +201,8 @@ def test_the_api_runs_the_same_note(world: dict[str, Any]) -> None:
         {"area": "relationships", "description": "Call his brother on Sunday."},
         format="json",
     )
-    assert added.status_code == 201 and added.json()["state"] == "planned"
+    assert added.status_code == 201
+    assert added.json()["state"] == "planned"
     reviewed = api.post(
         f"/api/v1/integration-notes/{note.public_id}/reviews/",
         {"experiment": str(world["experiment"].public_id), "state": "kept"},
@@ -213,7 +219,8 @@ def test_the_api_runs_the_same_note(world: dict[str, Any]) -> None:
         == 200
     )
     signed = api.post(f"/api/v1/integration-notes/{note.public_id}/sign/")
-    assert signed.status_code == 200 and signed.json()["status"] == "signed"
+    assert signed.status_code == 200
+    assert signed.json()["status"] == "signed"
     listed = api.get(f"/api/v1/experiments/?pathway={world['pathway'].public_id}").json()
     assert {e["description"] for e in listed["results"]} == {"Bed by 23:00.", "Call his brother on Sunday."}
 
@@ -258,13 +265,15 @@ def test_a_check_in_is_recorded_by_page_and_api_and_refused_to_the_admin(
     )
     assert integration_snapshot() == before
     empty = client_for(staff[Role.MONITOR]).post(url, {"outcome": ""})
-    assert empty.status_code == 400 and "This field is required." in empty.content.decode()
+    assert empty.status_code == 400
+    assert "This field is required." in empty.content.decode()
     done = client_for(staff[Role.MONITOR]).post(url, {"outcome": "Reached by phone."}, follow=True)
     assert "Check-in recorded as done." in done.content.decode()
     again = api_for(staff[Role.THERAPIST]).post(
         f"/api/v1/follow-ups/{check_in.public_id}/complete/", {"outcome": "Again."}, format="json"
     )
-    assert again.status_code == 400 and {e["code"] for e in again.json()["errors"]} == {"closed"}
+    assert again.status_code == 400
+    assert {e["code"] for e in again.json()["errors"]} == {"closed"}
 
 
 def test_settings_page_and_api(world: dict[str, Any], client_for: Callable[[User | None], Client]) -> None:
@@ -320,7 +329,7 @@ def test_the_pathway_page_shows_experiments_notes_and_follow_ups(
     url = reverse("pathway_detail", args=[world["pathway"].public_id])
     therapist_page = client_for(world["staff"][Role.THERAPIST]).get(url).content.decode()
     assert "Bed by 23:00." in therapist_page
-    assert "Continue the draft note" in therapist_page
+    assert "Write an integration note" in therapist_page
     assert "Check-in (day 1)" in therapist_page
     monitor_page = client_for(world["staff"][Role.MONITOR]).get(url).content.decode()
     assert "Check-in (day 1)" in monitor_page
@@ -346,8 +355,10 @@ def test_query_counts_stay_flat_as_follow_ups_grow(
         (admin, reverse("dashboard")),
         (therapist, reverse("pathway_detail", args=[world["pathway"].public_id])),
         (therapist, reverse("integration_note", args=[world["note"].public_id])),
+        (therapist, reverse("pathway_integration", args=[world["pathway"].public_id])),
         (therapist, reverse("follow_up_detail", args=[world["check_in"].public_id])),
     ]
+
     def grow(count: int) -> None:
         for index in range(count):
             pathway = PathwayFactory(
