@@ -29,6 +29,16 @@ def _follow_ups_at_demo_time(session: DosingSession) -> None:
     for follow_up in FollowUp.objects.filter(dosing_session=session, notify_at__lte=now):
         follow_up.notified_at = follow_up.notify_at
         follow_up.save(update_fields=["notified_at"])
+    # The visit's reminder went out the day before, as it would have.
+    booking = session.booking
+    FollowUp.objects.filter(booking=booking, kind="visit_reminder").update(
+        due_at=booking.starts_at,
+        notify_at=booking.starts_at - dt.timedelta(days=1),
+        notified_at=booking.starts_at - dt.timedelta(days=1),
+        status=FollowUpStatus.DONE,
+        done_at=booking.starts_at - dt.timedelta(days=1),
+        outcome="Reminder sent.",
+    )
 
 
 def _check_ins_done(session: DosingSession, by: User, outcomes: dict[int, str]) -> None:

@@ -712,11 +712,11 @@ def follow_up_dispatch_next(
             _cancel(None, follow_up, "The visit had begun or was no longer booked when the reminder was due.")
             return DispatchOutcome(follow_up.pk, sent=False)
         send_to_patient = integration_settings_for(follow_up.clinic_id).patient_emails_enabled
-        messages = _messages_for(follow_up, send_to_patient=send_to_patient)
+        staff_message, *patient_messages = _messages_for(follow_up, send_to_patient=send_to_patient)
         connection_ = mail_connection or mail.get_connection()
         try:
             connection_.open()  # no-op when already open: one connection serves a whole run
-            connection_.send_messages(messages)
+            connection_.send_messages([staff_message])
         except Exception as error:  # whatever stops the hand-over, the row waits for a retry
             _close_quietly(connection_)
             failure = f"{type(error).__name__}: {error}"[:300]
@@ -730,9 +730,21 @@ def follow_up_dispatch_next(
             )
             _follow_up_audit(None, IntegrationAuditAction.FOLLOW_UP_SEND_FAILED, follow_up, attempts=attempts)
             return DispatchOutcome(follow_up.pk, sent=False, error=failure)
+        # The staff email is out; a refused patient address must not send it again, so the patient's
+        # copy is tried once and a refusal is recorded on the row for the clinic to see.
+        follow_up.last_error = ""
+        patient_sent = False
+        if patient_messages:
+            try:
+                connection_.send_messages(patient_messages)
+                patient_sent = True
+            except Exception as error:  # the patient's copy only: the follow-up itself is sent
+                _close_quietly(connection_)
+                follow_up.last_error = f"Patient email not sent: {type(error).__name__}: {error}"[:300]
+                logger.warning("follow-up %s: %s", follow_up.public_id, follow_up.last_error)
+        messages = [staff_message, *patient_messages] if patient_sent else [staff_message]
         follow_up.notified_at, follow_up.patient_notified = now, len(messages) > 1
         fields = ["notified_at", "patient_notified", "last_error", "updated_at"]
-        follow_up.last_error = ""
         if follow_up.kind in rules.NOTICE_ONLY_KINDS:
             follow_up.status, follow_up.done_at, follow_up.outcome = (
                 FollowUpStatus.DONE,

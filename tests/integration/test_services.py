@@ -4,6 +4,7 @@ follow-ups scheduled and closed by the records that cause them, and the dispatch
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.core.mail.backends import locmem
 from django.db import connection
 from django.utils import timezone
 
@@ -570,3 +572,34 @@ def test_settings_are_validated_and_audited(staff: dict[str, Any]) -> None:
             with pytest.raises(NotFoundOrForbidden):
                 services.integration_settings_update(actor=actor, reminder_hour=11)
     assert IntegrationSettings.objects.get(clinic=admin.clinic).reminder_hour == 9
+
+
+class RefusingPatientsBackend(locmem.EmailBackend):
+    """The mail server accepts staff and refuses the patient's address (a permanent 550)."""
+
+    def send_messages(self, messages: Any) -> int:
+        for message in messages:
+            if any(to.endswith("@refused.example") for to in message.to):
+                raise smtplib.SMTPRecipientsRefused({message.to[0]: (550, b"5.1.1 No such user")})
+        return super().send_messages(messages)
+
+
+def test_a_refused_patient_address_does_not_send_the_staff_email_again(
+    staff: dict[str, Any], session: DosingSession, clinic: Any, settings: Any
+) -> None:
+    settings.EMAIL_BACKEND = "tests.integration.test_services.RefusingPatientsBackend"
+    IntegrationSettings.objects.create(clinic=clinic, patient_emails_enabled=True)
+    patient = session.booking.patient
+    patient.email = "gone@refused.example"
+    patient.save()
+    check_in = follow_ups(session.booking.pathway)[("check_in", 1)]
+    FollowUp.objects.filter(dosing_session=session).exclude(pk=check_in.pk).update(notified_at=timezone.now())
+    FollowUp.objects.filter(pk=check_in.pk).update(notify_at=timezone.now() - dt.timedelta(minutes=1))
+    mail.outbox.clear()
+    assert services.follow_ups_dispatch_due() == 1
+    assert services.follow_ups_dispatch_due() == 0
+    assert [m.to for m in mail.outbox] == [[staff[Role.THERAPIST].email]]
+    check_in.refresh_from_db()
+    assert check_in.notified_at is not None
+    assert not check_in.patient_notified
+    assert check_in.last_error.startswith("Patient email not sent: SMTPRecipientsRefused")
