@@ -28,9 +28,10 @@ class NoteForm(forms.Form):
     """The seeds' prompts, in their order, with the session's date and time."""
 
     held_date = forms.DateField(
-        label="Date of the integration session", widget=forms.DateInput(attrs={"type": "date"})
+        label="Date of the integration session",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
-    held_time = forms.TimeField(label="Time", widget=forms.TimeInput(attrs={"type": "time"}))
+    held_time = forms.TimeField(label="Time", widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
     perception_shift = forms.CharField(
         required=False,
         label="What shifted in perception",
@@ -67,9 +68,7 @@ class ExperimentForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.helper = _helper(
-            Row(Column("area", css_class="col-md-4"), Column("description", css_class="col-md-8"))
-        )
+        self.helper = _helper()
 
 
 class ExperimentReviewForm(forms.Form):
@@ -80,9 +79,7 @@ class ExperimentReviewForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.helper = _helper(
-            Row(Column("state", css_class="col-md-3"), Column("what_happened", css_class="col-md-9"))
-        )
+        self.helper = _helper()
 
 
 class AddendumForm(forms.Form):

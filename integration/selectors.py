@@ -102,12 +102,14 @@ class NoteDetail:
 
 def note_detail(note: IntegrationNote) -> NoteDetail:
     """What a note's page shows: its addenda, the experiments agreed in it and reviewed in it, and
-    (for a draft) the pathway's live experiments to review. A fixed number of queries."""
+    (for a draft) the live experiments agreed in earlier notes, to review. A fixed number of queries."""
     return NoteDetail(
         addenda=list(note.addenda.select_related("author")),
         agreed=list(note.experiments_agreed.order_by("created_at", "id")),
         reviewed=list(note.experiment_updates.select_related("experiment").order_by("created_at", "id")),
-        live=[e for e in pathway_experiments(note.pathway) if e.is_live] if not note.is_signed else [],
+        live=[e for e in pathway_experiments(note.pathway) if e.is_live and e.agreed_in_id != note.pk]
+        if not note.is_signed
+        else [],
     )
 
 
