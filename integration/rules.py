@@ -69,6 +69,9 @@ _EXPERIMENT_MOVES: dict[ExperimentState, frozenset[ExperimentState]] = {
 }
 
 
+WHAT_HAPPENED_NEEDED = "Say what happened: the next session starts from it."
+
+
 def experiment_move_problem(current: str, new: str, *, what_happened: str) -> str | None:
     """Why an experiment may not go from `current` to `new` (None when it may). Staying put is fine.
     Saying an experiment was kept or dropped needs what happened: that is what the next session reads."""
@@ -85,7 +88,7 @@ def experiment_move_problem(current: str, new: str, *, what_happened: str) -> st
             f"become {EXPERIMENT_STATE_LABELS[target].lower()}."
         )
     if target in (ExperimentState.KEPT, ExperimentState.DROPPED) and not what_happened.strip():
-        return "Say what happened: the next session starts from it."
+        return WHAT_HAPPENED_NEEDED
     return None
 
 

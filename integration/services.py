@@ -169,8 +169,17 @@ def note_open(
         raise NotFoundOrForbidden()
     if not locked.is_open:
         raise ValidationError("This pathway is closed.", code="pathway_closed")
-    draft = IntegrationNote.objects.filter(pathway=locked, status=NoteStatus.DRAFT).first()
+    draft = (
+        IntegrationNote.objects.filter(pathway=locked, status=NoteStatus.DRAFT)
+        .select_related("author")
+        .first()
+    )
     if draft is not None:
+        if draft.author_id != actor.pk:
+            raise ValidationError(
+                f"{draft.author.full_name} has a draft note open on this pathway; it is signed first.",
+                code="draft_open",
+            )
         return draft
     session = _session_for_note(locked, dosing_session)
     when = held_at or timezone.now()
@@ -327,7 +336,7 @@ def experiment_review(
         raise NotFoundOrForbidden()
     problem = rules.experiment_move_problem(locked.state, state, what_happened=what_happened)
     if problem:
-        field = "what_happened" if state in (locked.state,) or "happened" in problem else "state"
+        field = "what_happened" if problem == rules.WHAT_HAPPENED_NEEDED else "state"
         raise ValidationError({field: ValidationError(problem, code="invalid_move")})
     ExperimentUpdate.objects.create(
         experiment=locked,

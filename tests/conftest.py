@@ -20,6 +20,8 @@ from kaemdr.models import User
 from .factories import ClinicFactory
 from .factories import PathwayFactory
 from .factories import PatientFactory
+from .factories import RoomFactory
+from .factories import SignedScreeningFactory
 from .factories import UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -155,3 +157,22 @@ def client_for() -> Callable[[User | None], Client]:
         return client
 
     return make
+
+
+@pytest.fixture
+def room(clinic: Clinic) -> Any:
+    return RoomFactory(clinic=clinic, name="Harbour Room")
+
+
+@pytest.fixture
+def dosing_pathway(clinic: Clinic, prescriber: User, therapist: User) -> Any:
+    """A pathway in dosing with a current signed screening planning sublingual racemic ketamine."""
+    pathway = PathwayFactory(
+        clinic=clinic,
+        prescriber=prescriber,
+        therapist=therapist,
+        stage="dosing",
+        patient__registered_by=prescriber,
+    )
+    SignedScreeningFactory(pathway=pathway)
+    return pathway

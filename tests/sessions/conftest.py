@@ -8,31 +8,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from pathways.models import Stage
-
-from ..factories import PathwayFactory
-from ..factories import RoomFactory
-from ..factories import SignedScreeningFactory
-
-
-@pytest.fixture
-def room(clinic: Any) -> Any:
-    return RoomFactory(clinic=clinic, name="Harbour Room")
-
-
-@pytest.fixture
-def dosing_pathway(clinic: Any, prescriber: Any, therapist: Any) -> Any:
-    """A pathway in dosing with a current signed screening planning sublingual racemic ketamine."""
-    pathway = PathwayFactory(
-        clinic=clinic,
-        prescriber=prescriber,
-        therapist=therapist,
-        stage=Stage.DOSING,
-        patient__registered_by=prescriber,
-    )
-    SignedScreeningFactory(pathway=pathway)
-    return pathway
-
 
 @pytest.fixture
 def slot(clinic: Any) -> Callable[..., dt.datetime]:
