@@ -5,6 +5,7 @@ the dashboards, next actions, and the demo clinic's notes and follow-ups."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from django.utils import timezone
 
@@ -109,6 +110,30 @@ def register() -> None:
     registry.register_pathway_panel(integration_panel)
     registry.register_dashboard_panel(overdue_panel)
     registry.register_next_actions(next_actions)
+    registry.register_record_action(summary_action)
     from .demo import demo_integration
 
     registry.register_demo_seeder(demo_integration)
+
+
+SUMMARISABLE = {
+    "dosing_session": lambda record: record.status == "signed",
+    "emdr_session": lambda record: True,
+    "integration_note": lambda record: record.status == "signed",
+    "pathway": lambda record: True,
+}
+
+
+def summary_action(*, kind: str, record: Any, user: User) -> DashboardPanel | None:
+    """A "Summary (PDF)" button on signed records (the pathway's for its clinicians only)."""
+    ready = SUMMARISABLE.get(kind)
+    if ready is None or not ready(record):
+        return None
+    if kind == "pathway" and not has_capability(user, Capability.INTEGRATION_VIEW):
+        return None
+    label = "Pathway summary (PDF)" if kind == "pathway" else "Summary (PDF)"
+    return DashboardPanel(
+        title=label,
+        template_name="integration/_summary_button.html",
+        context={"kind": kind, "record": record.public_id, "label": label},
+    )

@@ -239,3 +239,49 @@ class FollowUp(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status == FollowUpStatus.OPEN
+
+
+class SummaryKind(models.TextChoices):
+    DOSING_SESSION = "dosing_session", "Dosing session"
+    EMDR_SESSION = "emdr_session", "EMDR session"
+    INTEGRATION_NOTE = "integration_note", "Integration note"
+    PATHWAY = "pathway", "Whole pathway"
+
+
+class SummaryStatus(models.TextChoices):
+    PENDING = "pending", "Being made"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Summary(BaseModel):
+    """A PDF summary of one version of a record, made by a Celery task and stored privately.
+
+    `version` is a digest of the data the summary shows: asking again for an unchanged record
+    returns the stored file, and any change (an addendum, a new session) makes a new summary. The
+    file lives under `KAEMDR_PRIVATE_DIR`, never under a public path, and is served only through a
+    view that checks access to the record again."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    pathway = models.ForeignKey(Pathway, on_delete=models.PROTECT, related_name="summaries")
+    kind = models.CharField(max_length=20, choices=SummaryKind.choices)
+    record_public_id = models.UUIDField()
+    version = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=SummaryStatus.choices, default=SummaryStatus.PENDING)
+    file_name = models.CharField(max_length=120, blank=True)
+    page_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    byte_size = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "record_public_id", "version"], name="summary_one_per_record_version"
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "record_public_id"], name="summary_record")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} summary ({self.get_status_display()})"

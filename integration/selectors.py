@@ -7,6 +7,7 @@ sees another clinic's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .models import FollowUpStatus
 from .models import IntegrationNote
 from .models import IntegrationSettings
 from .models import NoteAddendum
+from .models import Summary
 
 
 def integration_settings_for(clinic_id: int) -> IntegrationSettings:
@@ -200,3 +202,19 @@ def pathway_all_follow_ups(pathway: Pathway) -> list[FollowUp]:
         .select_related("responsible", "done_by")
         .order_by("-due_at", "-id")
     )
+
+
+def get_summary_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Summary:
+    """A summary whose record the user may see (the record's own access check), else 404."""
+    from .summaries import NotSummarisable
+    from .summaries import source_for
+
+    try:
+        summary = Summary.objects.select_related("pathway__patient", "pathway__clinic").get(
+            public_id=public_id, clinic_id=user.member_clinic_id
+        )
+    except (Summary.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such summary.") from None
+    with contextlib.suppress(NotSummarisable):  # signed when summarised: access is what matters
+        source_for(user, summary.kind, summary.record_public_id)
+    return summary

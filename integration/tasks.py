@@ -16,3 +16,13 @@ def follow_ups_dispatch(limit: int = 1000) -> int:
     """Send every follow-up that is due (up to `limit` a run); returns how many were sent."""
     set_request_id(None)
     return follow_ups_dispatch_due(limit=limit)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def summary_render_task(summary_public_id: str) -> bool:
+    """Render a queued PDF summary; safe to run twice (the second run finds it done)."""
+    from .summary_services import summary_render
+
+    set_request_id(None)
+    summary = summary_render(summary_public_id=summary_public_id)
+    return summary is not None and summary.status == "ready"

@@ -19,4 +19,8 @@ urlpatterns = [
     path("follow-ups/", views.follow_up_list, name="follow_up_list"),
     path("follow-ups/<uuid:public_id>/", views.follow_up_detail, name="follow_up_detail"),
     path("settings/", views.integration_settings, name="integration_settings"),
+    path("summaries/", views.summary_request, name="summary_request"),
+    path("summaries/<uuid:public_id>/", views.summary_detail, name="summary_detail"),
+    path("summaries/<uuid:public_id>/status/", views.summary_status, name="summary_status"),
+    path("summaries/<uuid:public_id>/download/", views.summary_download, name="summary_download"),
 ]

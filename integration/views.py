@@ -11,15 +11,19 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import FileResponse
 from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseRedirect
+from django.http import JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -32,6 +36,7 @@ from sessions.models import DosingSession
 from . import rules
 from . import selectors
 from . import services
+from . import summary_services
 from .forms import AddendumForm
 from .forms import ExperimentForm
 from .forms import ExperimentReviewForm
@@ -40,6 +45,7 @@ from .forms import IntegrationSettingsForm
 from .forms import NoteForm
 from .models import FollowUp
 from .models import IntegrationNote
+from .models import SummaryStatus
 
 FOLLOW_UPS_PER_PAGE = 25
 
@@ -337,3 +343,65 @@ def integration_settings(request: HttpRequest) -> HttpResponse:
         {"title": "Follow-up settings", "form": form},
         status=400 if form.errors else 200,
     )
+
+
+# --- Summaries ---------------------------------------------------------------------------------------
+
+
+@require_POST
+def summary_request(request: HttpRequest) -> HttpResponse:
+    """Ask for a record's PDF summary, then watch it being made on its page."""
+    user = _user(request)
+    try:
+        summary = summary_services.summary_request(
+            actor=user, kind=request.POST.get("kind", ""), record_public_id=request.POST.get("record", "")
+        )
+    except NotFoundOrForbidden:
+        raise Http404() from None
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(request.POST.get("next") or reverse("dashboard"))
+    return HttpResponseRedirect(reverse("summary_detail", args=[summary.public_id]))
+
+
+def summary_detail(request: HttpRequest, public_id: str) -> HttpResponse:
+    summary = selectors.get_summary_for_user_or_404(_user(request), public_id)
+    context = {
+        "title": f"{summary.get_kind_display()} summary of {summary.pathway.patient.full_name}",
+        "summary": summary,
+        "patient": summary.pathway.patient,
+    }
+    return render(request, "integration/summary.html", context)
+
+
+def summary_status(request: HttpRequest, public_id: str) -> JsonResponse:
+    """The summary's state for the page's script, which offers the download when it is ready."""
+    summary = selectors.get_summary_for_user_or_404(_user(request), public_id)
+    return JsonResponse(
+        {
+            "status": summary.status,
+            "pages": summary.page_count,
+            "error": summary.error,
+            "download_url": reverse("summary_download", args=[summary.public_id])
+            if summary.status == SummaryStatus.READY
+            else None,
+        }
+    )
+
+
+def summary_download(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    user = _user(request)
+    summary = selectors.get_summary_for_user_or_404(user, public_id)
+    try:
+        path = summary_services.summary_for_download(actor=user, summary=summary)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return HttpResponseRedirect(reverse("summary_detail", args=[summary.public_id]))
+    patient = summary.pathway.patient
+    made = timezone.localdate(summary.ready_at)
+    name = f"{patient.record_number}-{summary.kind.replace('_', '-')}-{made:%Y-%m-%d}.pdf"
+    response = FileResponse(
+        path.open("rb"), as_attachment=True, filename=name, content_type="application/pdf"
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response

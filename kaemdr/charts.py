@@ -35,6 +35,9 @@ _STYLE = Style(
     opacity="1",
 )
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
+# pygal gives every chart's legend the same element ids (for its scripts, removed here): dropped, so
+# that several charts on one page or in one PDF never repeat an id.
+_LEGEND_ID = re.compile(r'\s(?:id="activate-serie-\d+"|xlink:href="#activate-serie-\d+")')
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ def line_chart_svg(
     tz: dt.tzinfo | None = None,
     width: int = 640,
     height: int = 280,
+    x_format: str = "%-d %b %Y",
 ) -> str:
     """A dated line chart, with dashed horizontal lines for thresholds, as an `<svg>` string."""
     chart = pygal.DateTimeLine(
@@ -75,9 +79,7 @@ def line_chart_svg(
         js=[],
         disable_xml_declaration=True,
         explicit_size=False,
-        x_value_formatter=lambda when: (
-            when.astimezone(tz).strftime("%-d %b %Y") if tz else when.strftime("%-d %b %Y")
-        ),
+        x_value_formatter=lambda when: (when.astimezone(tz) if tz else when).strftime(x_format),
         print_values=False,
         show_x_guides=False,
         truncate_label=-1,
@@ -96,5 +98,5 @@ def line_chart_svg(
                 show_dots=False,
                 stroke_style={"width": 1.5, "dasharray": "6, 4"},
             )
-    svg: str = _SCRIPT.sub("", chart.render(is_unicode=True))  # pygal's tooltip config; no scripts here
+    svg: str = _LEGEND_ID.sub("", _SCRIPT.sub("", chart.render(is_unicode=True)))  # pygal's tooltip config; no scripts here
     return svg.replace("<svg ", '<svg role="img" focusable="false" ', 1)

@@ -8,6 +8,7 @@ app must take part in something the pathway owns, it registers a callable here f
 - a *next-action provider* adds items to a pathway's next actions;
 - a *dashboard panel* adds a panel to a role's dashboard, a *pathway panel* a section to the
   pathway page;
+- a *record action* adds a button to a record's page (the PDF summary of a session, say);
 - a *demo seeder* adds the app's part of the demo clinic for `make run`;
 - an *event handler* runs inside the transaction that emitted the event (a completed dosing
   session creating its follow-ups, say), so both land or neither does.
@@ -62,6 +63,12 @@ class PathwayPanelProvider(Protocol):
         ...
 
 
+class RecordActionProvider(Protocol):
+    def __call__(self, *, kind: str, record: Any, user: User) -> DashboardPanel | None:
+        """An action offered on a record's page (a PDF summary, say), or None."""
+        ...
+
+
 EventHandler = Callable[..., object]
 DemoSeeder = Callable[..., None]
 
@@ -76,6 +83,7 @@ class PathwayRegistry:
         self.pathway_panels: list[PathwayPanelProvider] = []
         self.event_handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self.demo_seeders: list[DemoSeeder] = []
+        self.record_actions: list[RecordActionProvider] = []
 
     def register_stage_gate(self, gate: StageGate) -> StageGate:
         if gate not in self.stage_gates:
@@ -109,6 +117,19 @@ class PathwayRegistry:
         if seeder not in self.demo_seeders:
             self.demo_seeders.append(seeder)
         return seeder
+
+    def register_record_action(self, provider: RecordActionProvider) -> RecordActionProvider:
+        """`provider(kind=..., record=..., user=...)` adds an action to a record's page, where the page
+        places `{% record_actions "kind" record %}` (kinds: dosing_session, emdr_session, pathway, ...)."""
+        if provider not in self.record_actions:
+            self.record_actions.append(provider)
+        return provider
+
+    def record_actions_for(self, *, kind: str, record: Any, user: User) -> list[DashboardPanel]:
+        actions = [
+            a for provider in self.record_actions if (a := provider(kind=kind, record=record, user=user))
+        ]
+        return sorted(actions, key=lambda action: action.order)
 
     def stage_gate_refusals(self, *, pathway: Pathway, to_stage: str) -> list[str]:
         return [reason for gate in self.stage_gates for reason in gate(pathway=pathway, to_stage=to_stage)]

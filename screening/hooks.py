@@ -4,9 +4,7 @@ screening section, the safety-alert dashboard panel and the demo data."""
 from __future__ import annotations
 
 import zoneinfo
-from typing import Any
 
-from kaemdr import charts
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -23,16 +21,6 @@ from .models import AssessmentStatus
 from .models import SafetyAlert
 
 GATED_STAGES = (Stage.PREPARATION, Stage.DOSING)
-
-CHARTED = {
-    rules.Instrument.PHQ9: (27, [charts.Threshold("Moderate (10)", 10)]),
-    rules.Instrument.GAD7: (21, [charts.Threshold("Evaluate further (10)", 10)]),
-    rules.Instrument.PCL5: (
-        80,
-        [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)],
-    ),
-    rules.Instrument.DES2: (100, [charts.Threshold("High (30)", rules.DES2_HIGH)]),
-}
 
 
 def eligibility_gate(*, pathway: Pathway, to_stage: str) -> list[str]:
@@ -88,32 +76,6 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
     return actions
 
 
-def _charts(pathway: Pathway, tz: Any) -> list[dict[str, Any]]:
-    history = selectors.measure_history(pathway)
-    rendered = []
-    for instrument, (y_max, thresholds) in CHARTED.items():
-        points = history.get(instrument, [])
-        if not points:
-            continue
-        label = rules.INSTRUMENTS[instrument].label
-        rendered.append(
-            {
-                "label": label,
-                "points": points,
-                "svg": charts.line_chart_svg(
-                    title=label,
-                    series=[charts.Series(label, [(p.when, p.total) for p in points])],
-                    y_min=0,
-                    y_max=y_max,
-                    thresholds=thresholds,
-                    tz=tz,
-                    height=240,
-                ),
-            }
-        )
-    return rendered
-
-
 def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     """The screening section of the pathway page: status, gate, alerts, and measures over time."""
     if not has_capability(user, Capability.SCREENING_VIEW):
@@ -127,7 +89,7 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
         "current": status.current,
         "refusals": status.refusals if pathway.is_open else [],
         "alerts": selectors.open_alerts(pathway),
-        "charts": _charts(pathway, tz),
+        "charts": selectors.measure_charts(selectors.measure_history(pathway), tz),
         "can_edit": has_capability(user, Capability.SCREENING_EDIT) and pathway.is_open,
         "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.is_open,
         "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),

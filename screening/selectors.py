@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Prefetch
 from django.db.models import Q
@@ -13,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from kaemdr import charts
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -255,3 +257,41 @@ def measure_history(pathway: Pathway) -> dict[str, list[SeriesPoint]]:
     for row in rows.only("instrument", "total", "band_label", "administered_at"):
         series[row.instrument].append(SeriesPoint(row.administered_at, float(row.total), row.band_label))
     return dict(series)
+
+
+CHARTED = {
+    rules.Instrument.PHQ9: (27, [charts.Threshold("Moderate (10)", 10)]),
+    rules.Instrument.GAD7: (21, [charts.Threshold("Evaluate further (10)", 10)]),
+    rules.Instrument.PCL5: (
+        80,
+        [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)],
+    ),
+    rules.Instrument.DES2: (100, [charts.Threshold("High (30)", rules.DES2_HIGH)]),
+}
+
+
+def measure_charts(history: dict[str, list[SeriesPoint]], tz: Any) -> list[dict[str, Any]]:
+    """Each charted measure over time (from `measure_history`) as an SVG line chart with its
+    threshold: the same charts on the pathway page and in the pathway summary PDF."""
+    rendered = []
+    for instrument, (y_max, thresholds) in CHARTED.items():
+        points = history.get(instrument, [])
+        if not points:
+            continue
+        label = rules.INSTRUMENTS[instrument].label
+        rendered.append(
+            {
+                "label": label,
+                "points": points,
+                "svg": charts.line_chart_svg(
+                    title=label,
+                    series=[charts.Series(label, [(p.when, p.total) for p in points])],
+                    y_min=0,
+                    y_max=y_max,
+                    thresholds=thresholds,
+                    tz=tz,
+                    height=240,
+                ),
+            }
+        )
+    return rendered

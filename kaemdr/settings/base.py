@@ -129,6 +129,10 @@ USE_I18N = True
 USE_TZ = True
 KAEMDR_DEFAULT_CLINIC_TIME_ZONE = "Europe/London"
 
+# Files that must never be public (PDF summaries): outside STATIC_ROOT and any media path, served
+# only by views that check access.
+KAEMDR_PRIVATE_DIR = Path(env("KAEMDR_PRIVATE_DIR", default=str(VAR_DIR / "private")))
+
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)

@@ -24,3 +24,22 @@ def get_item(mapping: dict[Any, Any], key: Any) -> Any:
 def stage_badge(stage: str) -> str:
     """A coloured badge with the stage's name (the colour is never the only cue: the text says it)."""
     return format_html('<span class="badge stage-badge stage-{}">{}</span>', stage, _LABELS.get(stage, stage))
+
+
+@register.simple_tag(takes_context=True)
+def record_actions(context: template.Context, kind: str, record: Any) -> str:
+    """The actions later apps offer on this record's page (see `registry.register_record_action`)."""
+    from django.template.loader import render_to_string
+    from django.utils.html import format_html_join
+
+    from pathways.registry import registry
+
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or record is None:
+        return ""
+    parts = (
+        (render_to_string(action.template_name, {**action.context, "request": request}, request=request),)
+        for action in registry.record_actions_for(kind=kind, record=record, user=user)
+    )
+    return format_html_join("", "{}", parts)  # each part is a rendered, auto-escaped template
