@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins
@@ -27,6 +29,7 @@ from sessions.models import DosingSession
 
 from . import selectors
 from . import services
+from . import summary_services
 from .models import AREA_CHOICES
 from .models import EXPERIMENT_STATE_CHOICES
 from .models import FOLLOW_UP_KIND_CHOICES
@@ -36,6 +39,9 @@ from .models import FollowUp
 from .models import IntegrationNote
 from .models import IntegrationSettings
 from .models import NoteAddendum
+from .models import Summary
+from .models import SummaryKind
+from .models import SummaryStatus
 
 
 def _actor(request: Request) -> User:
@@ -376,3 +382,79 @@ class IntegrationSettingsView(APIView):
         body.is_valid(raise_exception=True)
         row = services.integration_settings_update(actor=_actor(request), **body.validated_data)
         return Response(IntegrationSettingsSerializer(row).data)
+
+
+class SummarySerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    record = serializers.UUIDField(source="record_public_id", read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Summary
+        fields = (
+            "id",
+            "kind",
+            "record",
+            "version",
+            "status",
+            "page_count",
+            "byte_size",
+            "error",
+            "ready_at",
+            "download_url",
+        )
+        read_only_fields = fields
+
+    def get_download_url(self, summary: Summary) -> str | None:
+        if summary.status != SummaryStatus.READY:
+            return None
+        return f"/api/v1/summaries/{summary.public_id}/download/"
+
+
+class SummaryRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=SummaryKind.choices)
+    record = serializers.UUIDField()
+
+
+@extend_schema(tags=["summaries"])
+class SummaryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """PDF summaries of signed records: ask (202 while it is made), poll, download."""
+
+    serializer_class = SummarySerializer
+    permission_classes = (permissions.IsAuthenticated,)
+    lookup_url_kwarg = "id"
+    queryset = Summary.objects.none()
+
+    def get_object(self) -> Summary:
+        return selectors.get_summary_for_user_or_404(_actor(self.request), self.kwargs["id"])
+
+    @extend_schema(
+        request=SummaryRequestSerializer,
+        responses={200: SummarySerializer, 202: SummarySerializer, 400: ErrorBody, 404: ErrorBody},
+    )
+    def create(self, request: Request) -> Response:
+        body = SummaryRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        summary = summary_services.summary_request(
+            actor=_actor(request),
+            kind=body.validated_data["kind"],
+            record_public_id=body.validated_data["record"],
+        )
+        ready = summary.status == SummaryStatus.READY
+        return Response(
+            SummarySerializer(summary).data, status=status.HTTP_200_OK if ready else status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, 400: ErrorBody, 404: ErrorBody})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, id: str) -> FileResponse:
+        summary = self.get_object()
+        path = summary_services.summary_for_download(actor=_actor(request), summary=summary)
+        response = FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=f"{summary.kind}.pdf",
+            content_type="application/pdf",
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response

@@ -98,5 +98,6 @@ def line_chart_svg(
                 show_dots=False,
                 stroke_style={"width": 1.5, "dasharray": "6, 4"},
             )
-    svg: str = _LEGEND_ID.sub("", _SCRIPT.sub("", chart.render(is_unicode=True)))  # pygal's tooltip config; no scripts here
+    # pygal's tooltip configuration is a script: none is kept.
+    svg: str = _LEGEND_ID.sub("", _SCRIPT.sub("", chart.render(is_unicode=True)))
     return svg.replace("<svg ", '<svg role="img" focusable="false" ', 1)

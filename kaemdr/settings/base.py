@@ -184,6 +184,7 @@ SPECTACULAR_SETTINGS = {
         "ExperimentArea": "integration.models.AREA_CHOICES",
         "FollowUpKind": "integration.models.FOLLOW_UP_KIND_CHOICES",
         "EmdrKind": "sessions.models.EMDR_KIND_CHOICES",
+        "SummaryKind": "integration.models.SummaryKind",
     },
 }
 
