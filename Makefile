@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install serve migrate demo clean
+.PHONY: run test lint install serve migrate demo clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ run: demo
 ## test: the whole suite; real PostgreSQL and Redis when reachable (required when CI=true)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmark's figures on a database of its own (PostgreSQL when reachable), under var/bench/
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kaemdr_bench
+bench: install
+	$(BIN)/python -c "import psycopg2, sys; c = psycopg2.connect('$(BENCH_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres'); c.autocommit = True; cur = c.cursor(); cur.execute(\"SELECT 1 FROM pg_database WHERE datname = 'kaemdr_bench'\"); cur.fetchone() or cur.execute('CREATE DATABASE kaemdr_bench')"
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
+	DATABASE_URL=$(BENCH_DATABASE_URL) KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 ## lint: ruff and mypy
 lint: install
