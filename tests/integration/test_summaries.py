@@ -316,7 +316,7 @@ def test_building_the_pathway_summary_takes_the_same_queries_for_1_and_20_sessio
         )
         integration_services.note_sign(actor=therapist, note=note)
 
-    def queries() -> int:
+    def queries() -> tuple[int, dict[str, Any]]:
         source = summaries.source_unscoped("pathway", dosing_pathway.public_id)
         with CaptureQueriesContext(connection) as captured:
             data = summaries.summary_data(source)
