@@ -14,13 +14,17 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework import mixins
 from rest_framework import permissions
 from rest_framework import serializers
+from rest_framework import throttling
 from rest_framework import viewsets
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -254,3 +258,49 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             occurred_to=data.get("occurred_to"),
             tz=zoneinfo.ZoneInfo(user.clinic.time_zone),  # type: ignore[union-attr]
         )
+
+
+class TokenRequestSerializer(AuthTokenSerializer):
+    """Email and password, and the second factor for anyone who signs in with one."""
+
+    otp = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="A code from the authenticator app, or a recovery code.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        from django_otp import devices_for_user
+
+        from .permissions import two_factor_required
+        from .two_factor import has_device
+
+        attrs = super().validate(attrs)
+        user = attrs["user"]
+        if not (two_factor_required(user) or has_device(user)):
+            return attrs
+        if not has_device(user):
+            raise exceptions.ValidationError(
+                {"otp": ["Set up two-factor sign-in in the web app first."]}, code="two_factor_setup"
+            )
+        code = str(attrs.get("otp", "")).replace(" ", "")
+        for device in devices_for_user(user, confirmed=True):
+            if code and device.verify_is_allowed()[0] and device.verify_token(code):
+                return attrs
+        raise exceptions.ValidationError(
+            {"otp": ["Give the current code from your authenticator app."]}, code="otp"
+        )
+
+
+class TokenObtainView(ObtainAuthToken):
+    """`POST` email (as `username`), password and, with two-factor sign-in, `otp`: the user's token."""
+
+    serializer_class = TokenRequestSerializer
+    throttle_classes = (throttling.AnonRateThrottle,)
+
+
+class SecondFactorSessionScheme(SessionScheme):
+    """The OpenAPI description of the session cookie (which needs the second factor passed)."""
+
+    target_class = "kaemdr.api_permissions.SecondFactorSessionAuthentication"

@@ -73,3 +73,40 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
         if request.path_info.startswith("/api/"):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class TwoFactorMiddleware:
+    """After the password, the second factor: a signed-in user who must pass one (or set one up)
+    reaches no page but the verify or set-up page and signing out. The API checks for itself
+    (`kaemdr.api_permissions.SecondFactorPassed`)."""
+
+    EXEMPT = frozenset({"two_factor_verify", "two_factor_setup", "two_factor_recovery_codes", "logout"})
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponseBase],
+        view_args: tuple[Any, ...],
+        view_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        from django.shortcuts import redirect
+        from django.urls import reverse
+        from django.utils.http import urlencode
+
+        from .two_factor import needs_second_factor
+
+        if request.path_info.startswith("/api/"):
+            return None
+        match = request.resolver_match
+        if match is not None and match.url_name in self.EXEMPT:
+            return None
+        step = needs_second_factor(request)
+        if step is None:
+            return None
+        return redirect(f"{reverse(f'two_factor_{step}')}?{urlencode({'next': request.get_full_path()})}")

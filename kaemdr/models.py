@@ -38,6 +38,10 @@ class Clinic(BaseModel):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
     time_zone = models.CharField(max_length=64, default="Europe/London", validators=[validate_time_zone])
+    two_factor_for_everyone = models.BooleanField(
+        default=False,
+        help_text="Require two-factor sign-in of every member of staff, not only prescribers and admins.",
+    )
 
     class Meta:
         ordering = ("name",)
@@ -80,6 +84,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="May sign in to the Django admin.")
     date_joined = models.DateTimeField(default=timezone.now)
     invitation_sent_at = models.DateTimeField(null=True, blank=True)
+    # Kept by `kaemdr.two_factor`: whether a confirmed authenticator exists, and a counter bumped at
+    # every enrolment, reset or switch-off, so that a session's "second factor passed" mark (the
+    # counter it saw) is checked against the user row already loaded, without a query per page.
+    two_factor_enabled = models.BooleanField(default=False, editable=False)
+    two_factor_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 

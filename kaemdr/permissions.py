@@ -144,3 +144,14 @@ def can_see_patients(user: Any) -> bool:
     return has_capability(user, Capability.PATIENT_VIEW_ALL) or has_capability(
         user, Capability.PATIENT_VIEW_CARE_TEAM
     )
+
+
+TWO_FACTOR_ROLES = frozenset({Role.PRESCRIBER, Role.CLINIC_ADMIN})
+
+
+def two_factor_required(user: Any) -> bool:
+    """Prescribers and clinic admins always sign in with a second factor; everyone else when their
+    clinic asks for it (anyone may choose to)."""
+    if user is None or not getattr(user, "is_authenticated", False) or user.clinic_id is None:
+        return False
+    return user.role in TWO_FACTOR_ROLES or bool(user.clinic.two_factor_for_everyone)

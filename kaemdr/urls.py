@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView
 from drf_spectacular.views import SpectacularRedocView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from . import two_factor_views
 from . import views
 
 DOCS_STYLES = csp_update({"style-src": ["'unsafe-inline'"]})
@@ -31,7 +32,26 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="registration/password_change_done.html"),
         name="password_change_done",
     ),
+    path("accounts/two-factor/", two_factor_views.verify, name="two_factor_verify"),
+    path("accounts/two-factor/setup/", two_factor_views.setup, name="two_factor_setup"),
+    path(
+        "accounts/two-factor/recovery-codes/",
+        two_factor_views.recovery_codes,
+        name="two_factor_recovery_codes",
+    ),
+    path(
+        "accounts/two-factor/recovery-codes/new/",
+        two_factor_views.recovery_codes_regenerate,
+        name="two_factor_recovery_codes_regenerate",
+    ),
+    path("accounts/two-factor/off/", two_factor_views.disable, name="two_factor_disable"),
+    path("accounts/", two_factor_views.account, name="account"),
     path("staff/", views.staff_list, name="staff_list"),
+    path(
+        "staff/<uuid:public_id>/two-factor-reset/",
+        two_factor_views.staff_reset,
+        name="staff_two_factor_reset",
+    ),
     path("staff/add/", views.StaffInviteView.as_view(), name="staff_invite"),
     path("staff/<uuid:public_id>/deactivate/", views.staff_deactivate, name="staff_deactivate"),
     path("staff/<uuid:public_id>/reactivate/", views.staff_reactivate, name="staff_reactivate"),

@@ -16,6 +16,8 @@ from django.utils import timezone
 from kaemdr.models import Clinic
 from kaemdr.models import Role
 from kaemdr.models import User
+from kaemdr.permissions import two_factor_required
+from kaemdr.two_factor import enrol_with_key
 
 from . import services
 from .models import Pathway
@@ -26,6 +28,10 @@ from .registry import registry
 
 DEMO_CLINIC_SLUG = "harbour-demo"
 DEMO_PASSWORD = "kaemdr-demo-2026"
+# The demo's authenticator key (published: demo data only). Prescribers and the clinic admin sign in
+# with a code from it: add the base32 secret to an authenticator app, or run `manage.py demo_code`.
+DEMO_TOTP_KEY = "6b61656d64722d64656d6f2d746f74702d6b6579"
+DEMO_TOTP_DEVICE = "Demo authenticator"
 
 DEMO_STAFF: tuple[tuple[str, str, str], ...] = (
     ("admin@demo.kaemdr.test", "Jo Whitfield", Role.CLINIC_ADMIN),
@@ -125,6 +131,8 @@ def demo_clinic_load() -> DemoResult:
             user = User.objects.create_user(
                 email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, clinic=clinic
             )
+            if two_factor_required(user):
+                enrol_with_key(user=user, key_hex=DEMO_TOTP_KEY, name=DEMO_TOTP_DEVICE)
         staff[email] = user
     prescriber = staff["prescriber@demo.kaemdr.test"]
     therapists = [staff["therapist@demo.kaemdr.test"], staff["therapist2@demo.kaemdr.test"]]

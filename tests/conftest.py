@@ -15,10 +15,13 @@ import pytest
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from kaemdr import two_factor
 from kaemdr.models import Clinic
 from kaemdr.models import Role
 from kaemdr.models import User
+from kaemdr.permissions import two_factor_required
 from sessions import services as dosing
 from sessions.models import DosingSession
 from sessions.models import VitalsReading
@@ -154,12 +157,26 @@ def patient(clinic: Clinic, prescriber: User) -> Any:
     return PatientFactory(clinic=clinic, registered_by=prescriber)
 
 
+def sign_in_verified(client: Client, user: User) -> Client:
+    """The test helper for two-factor sign-in: sign `user` in, and, when their role signs in with a
+    second factor, give them an authenticator and mark this session as having passed it (as
+    `django_otp.login` does). Tests of the sign-in itself go through the real pages instead."""
+    client.force_login(user)
+    if two_factor_required(user) or two_factor.has_device(user):
+        if not two_factor.has_device(user):
+            two_factor.enrol_with_key(user=user, key_hex=TOTPDevice().key, name="Test authenticator")
+        session = client.session
+        session[two_factor.SESSION_KEY] = user.two_factor_epoch
+        session.save()
+    return client
+
+
 @pytest.fixture
 def client_for() -> Callable[[User | None], Client]:
     def make(user: User | None) -> Client:
         client = Client()
         if user is not None:
-            client.force_login(user)
+            sign_in_verified(client, user)
         return client
 
     return make

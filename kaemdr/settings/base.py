@@ -37,6 +37,9 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "bootstrap",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "django_celery_beat",
     "kaemdr",
     "pathways",
@@ -55,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "kaemdr.middleware.PagesLoginRequiredMiddleware",
+    "kaemdr.middleware.TwoFactorMiddleware",
     "kaemdr.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -156,7 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that an unauthenticated call answers 401 with a WWW-Authenticate header.
         "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "kaemdr.api_permissions.SecondFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -172,6 +176,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env("KAEMDR_API_RATE_USER", default="1200/minute"),
         "token": env("KAEMDR_API_RATE_TOKEN", default="600/minute"),
+        "anon": env("KAEMDR_API_RATE_ANON", default="30/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -284,3 +289,8 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
         "usb",
     )
 }
+
+# --- Two-factor sign-in (django-otp: TOTP, and single-use recovery codes) ---------------------------
+OTP_TOTP_ISSUER = "kaemdr"
+OTP_TOTP_THROTTLE_FACTOR = 1  # after a wrong code, wait 1, 2, 4 ... seconds before the next try
+KAEMDR_RECOVERY_CODES = 10

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core import mail
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 from kaemdr.models import Role
 from kaemdr.models import User
+from kaemdr.two_factor import current_code
 from pathways.models import Pathway
 from pathways.models import Stage
 
@@ -25,11 +28,36 @@ from .conftest import shot
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+SIGNED_IN_OR_SECOND_STEP = re.compile("^(Dashboard|Two-factor sign-in|Set up two-factor sign-in)$")
+
+
+def totp_code(secret_base32: str) -> str:
+    """What an authenticator app with this secret shows now."""
+    from django_otp.oath import TOTP
+
+    key = base64.b32decode(secret_base32.replace(" ", "") + "=" * (-len(secret_base32.replace(" ", "")) % 8))
+    return f"{TOTP(key).token():06d}"
+
+
 def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
+    """Sign in as a person would: the password, then the second factor when their role has one (a
+    code from their authenticator, or setting one up from the QR page's secret)."""
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+    heading = page.get_by_role("heading", name=SIGNED_IN_OR_SECOND_STEP)
+    expect(heading).to_be_visible()
+    step = heading.inner_text()
+    if step == "Set up two-factor sign-in":
+        page.get_by_label("Code").fill(totp_code(page.get_by_test_id("totp-secret").inner_text()))
+        page.get_by_role("button", name="Turn on two-factor sign-in").click()
+        expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+        page.get_by_role("link", name="I have kept them: continue").click()
+    elif step == "Two-factor sign-in":
+        device = TOTPDevice.objects.get(user__email=email, confirmed=True)
+        page.get_by_label("Code").fill(current_code(device))
+        page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from kaemdr.models import User
 
+from ..conftest import sign_in_verified
 from ..factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +78,7 @@ def test_the_api_and_its_schema_need_a_signed_in_user() -> None:
 def test_sessions_expire_after_idle_minutes(prescriber: User) -> None:
     assert settings.SESSION_COOKIE_AGE == settings.SESSION_IDLE_MINUTES * 60 == 30 * 60
     client = Client()
-    client.force_login(prescriber)
+    sign_in_verified(client, prescriber)
     key = client.session.session_key
     # Twenty-five idle minutes later: five minutes of the session are left.
     session = client.session
@@ -155,7 +156,7 @@ def test_production_refuses_to_start_without_a_secret() -> None:
 
 def test_bootstrap_is_served_locally(prescriber: User) -> None:
     client = Client()
-    client.force_login(prescriber)
+    sign_in_verified(client, prescriber)
     body = client.get(reverse("dashboard")).content.decode()
     assert "/static/bootstrap/css/bootstrap.min.css" in body
     assert "cdn" not in body.lower()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -291,15 +292,42 @@ def test_api_retrieve_is_audited(pathway: Pathway, monitor: User) -> None:
     ]
 
 
-def test_token_is_issued_for_valid_credentials(prescriber: User) -> None:
+def test_token_is_issued_for_valid_credentials_and_the_second_factor(prescriber: User, monitor: User) -> None:
+    from kaemdr.two_factor import current_code
+    from kaemdr.two_factor import enrol_with_key
+
     client = APIClient()
-    response = client.post(
-        "/api/v1/auth/token/", {"username": prescriber.email, "password": "correct-horse-battery-staple"}
+    credentials = {"username": prescriber.email, "password": "correct-horse-battery-staple"}
+    no_device = client.post("/api/v1/auth/token/", credentials)
+    assert no_device.status_code == 400
+    assert no_device.json()["errors"] == [
+        {
+            "field": "otp",
+            "code": "two_factor_setup",
+            "message": "Set up two-factor sign-in in the web app first.",
+        }
+    ]
+    device = enrol_with_key(user=prescriber, key_hex="00" * 20, name="Phone")
+    assert (
+        client.post(
+            "/api/v1/auth/token/",
+            {**credentials, "otp": "000000" if current_code(device) != "000000" else "111111"},
+        ).status_code
+        == 400
     )
+    # after a wrong code, even the right one waits a moment (django-otp's throttling)
+    assert client.post("/api/v1/auth/token/", {**credentials, "otp": current_code(device)}).status_code == 400
+    time.sleep(1.1)
+    response = client.post("/api/v1/auth/token/", {**credentials, "otp": current_code(device)})
     assert response.status_code == 200
     token = response.json()["token"]
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/pathways/").status_code == 200
+    # a monitor's role signs in with a password alone (unless the clinic asks for more)
+    plain = APIClient().post(
+        "/api/v1/auth/token/", {"username": monitor.email, "password": "correct-horse-battery-staple"}
+    )
+    assert plain.status_code == 200, plain.json()
 
 
 def test_deactivated_staff_token_stops_working(prescriber: User, clinic_admin: User) -> None:

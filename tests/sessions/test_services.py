@@ -24,6 +24,7 @@ from sessions.models import Booking
 from sessions.models import ChairTimeSetting
 
 from ..conftest import require_postgres
+from ..conftest import sign_in_verified
 from ..factories import PathwayFactory
 from ..factories import RoomFactory
 from ..factories import SignedScreeningFactory
@@ -404,7 +405,7 @@ def test_parallel_page_requests_for_one_slot_book_it_once(
     clients = []
     for _ in range(6):
         client = Client()
-        client.force_login(staff[Role.CLINIC_ADMIN])
+        sign_in_verified(client, staff[Role.CLINIC_ADMIN])
         clients.append(client)
     barrier = threading.Barrier(6)
     statuses: list[tuple[int, str]] = []
