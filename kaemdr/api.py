@@ -17,6 +17,7 @@ from django.http import Http404
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
 from rest_framework import exceptions
 from rest_framework import mixins
 from rest_framework import permissions
@@ -24,12 +25,13 @@ from rest_framework import serializers
 from rest_framework import throttling
 from rest_framework import viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from . import accounts
 from . import services
 from .models import AuditEvent
 from .models import Role
@@ -293,11 +295,69 @@ class TokenRequestSerializer(AuthTokenSerializer):
         )
 
 
-class TokenObtainView(ObtainAuthToken):
-    """`POST` email (as `username`), password and, with two-factor sign-in, `otp`: the user's token."""
+class TokenIssuedSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once.")
+    token_key = serializers.CharField(help_text="The token's visible prefix, to list and revoke it.")
+    expiry = serializers.DateTimeField()
+
+
+class TokenObtainView(GenericAPIView):
+    """`POST` email (as `username`), password and, with two-factor sign-in, `otp`: a new API token
+    (hashed at rest, expiring after `KAEMDR_API_TOKEN_DAYS`)."""
 
     serializer_class = TokenRequestSerializer
+    authentication_classes = ()
+    permission_classes = (permissions.AllowAny,)
     throttle_classes = (throttling.AnonRateThrottle,)
+
+    @extend_schema(tags=["account"], responses={200: TokenIssuedSerializer, 400: ErrorBody})
+    def post(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, secret = accounts.api_token_issue(user=serializer.validated_data["user"])
+        return Response({"token": secret, "token_key": token.token_key, "expiry": token.expiry})
+
+
+class ApiTokenSerializer(serializers.Serializer):
+    token_key = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(read_only=True)
+    expiry = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+@extend_schema(tags=["account"])
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The signed-in user's own API tokens: list them, revoke one (by its `token_key`)."""
+
+    serializer_class = ApiTokenSerializer
+    pagination_class = None
+    lookup_field = "token_key"
+    lookup_value_regex = "[A-Za-z0-9_-]{1,25}"
+
+    def get_queryset(self) -> Any:
+        return accounts.api_tokens_for(self.request.user)  # type: ignore[arg-type]
+
+    @extend_schema(responses={204: None, 404: ErrorBody})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        accounts.api_token_revoke(actor=request.user, token_key=kwargs["token_key"])  # type: ignore[arg-type]
+        return Response(status=204)
+
+
+class SignedOutEverywhereSerializer(serializers.Serializer):
+    tokens_revoked = serializers.IntegerField()
+
+
+class SignOutEverywhereView(GenericAPIView):
+    """`POST`: end every session of the signed-in user and revoke all their API tokens (the one
+    making this call included; a browser session making it stays signed in)."""
+
+    serializer_class = SignedOutEverywhereSerializer
+
+    @extend_schema(tags=["account"], request=None, responses={200: SignedOutEverywhereSerializer})
+    def post(self, request: Request) -> Response:
+        result = accounts.sign_out_everywhere(actor=request.user)  # type: ignore[arg-type]
+        if request.successful_authenticator is not None and not isinstance(request.auth, AuthToken):
+            accounts.keep_session(request._request, result)
+        return Response({"tokens_revoked": result.tokens_revoked})
 
 
 class SecondFactorSessionScheme(SessionScheme):

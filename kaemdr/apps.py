@@ -7,3 +7,12 @@ class KaemdrConfig(AppConfig):
     name = "kaemdr"
     verbose_name = "kaemdr: clinics, staff and audit"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+        from django.contrib.auth.signals import user_logged_out
+
+        from . import signals
+
+        user_logged_in.connect(signals.on_signed_in, dispatch_uid="kaemdr.signed_in")
+        user_logged_out.connect(signals.on_signed_out, dispatch_uid="kaemdr.signed_out")

@@ -21,6 +21,16 @@ class SignInForm(AuthenticationForm):
         self.helper.add_input(Submit("submit", "Sign in", css_class="w-100"))
 
 
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(label="Email", help_text="The address you sign in with.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].widget.attrs.update({"autocomplete": "email", "autofocus": True})
+        self.helper = FormHelper()
+        self.helper.add_input(Submit("submit", "Email me a link", css_class="w-100"))
+
+
 class StaffInviteForm(forms.Form):
     full_name = forms.CharField(max_length=150, label="Full name")
     email = forms.EmailField(

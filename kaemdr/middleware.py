@@ -59,6 +59,26 @@ def _keep_session_alive(request: HttpRequest) -> None:
         request.session[_LAST_SEEN_KEY] = now
 
 
+class SessionLimitsMiddleware:
+    """Ends a signed-in session past its absolute limit or after its owner signed out everywhere
+    (`kaemdr.accounts`), before any view runs: the request goes on anonymous, so a page redirects
+    to sign-in (which says why) and the API answers 401."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from .accounts import session_end
+        from .accounts import session_end_reason
+
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            reason = session_end_reason(request, user)
+            if reason is not None:
+                session_end(request, user, reason)
+        return self.get_response(request)
+
+
 class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
     """Django's login-required default for every page; the API answers for itself (session or
     token authentication, with a JSON 401/403 rather than a redirect to the login page)."""

@@ -89,6 +89,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # counter it saw) is checked against the user row already loaded, without a query per page.
     two_factor_enabled = models.BooleanField(default=False, editable=False)
     two_factor_epoch = models.PositiveIntegerField(default=0, editable=False)
+    # Bumped by "sign out everywhere" (`kaemdr.accounts`): a session signed in under an older value
+    # is ended at its next request, again without a query.
+    sessions_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 

@@ -17,7 +17,7 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         token = request.auth
-        key = getattr(token, "key", None)
+        key = getattr(token, "digest", None)
         if not key:
             return None  # not a token call: the per-user limit applies alone
         return self.cache_format % {"scope": self.scope, "ident": key}

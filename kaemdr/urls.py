@@ -11,7 +11,7 @@ from drf_spectacular.views import SpectacularAPIView
 from drf_spectacular.views import SpectacularRedocView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
-from . import two_factor_views
+from . import account_views
 from . import views
 
 DOCS_STYLES = csp_update({"style-src": ["'unsafe-inline'"]})
@@ -21,6 +21,7 @@ admin.site.site_header = "kaemdr platform admin"
 urlpatterns = [
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password-reset/", views.password_reset_request, name="password_reset"),
     path("accounts/set-password/<uidb64>/<token>/", views.PasswordSetView.as_view(), name="password_set"),
     path(
         "accounts/password/",
@@ -32,24 +33,26 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(template_name="registration/password_change_done.html"),
         name="password_change_done",
     ),
-    path("accounts/two-factor/", two_factor_views.verify, name="two_factor_verify"),
-    path("accounts/two-factor/setup/", two_factor_views.setup, name="two_factor_setup"),
+    path("accounts/two-factor/", account_views.verify, name="two_factor_verify"),
+    path("accounts/two-factor/setup/", account_views.setup, name="two_factor_setup"),
     path(
         "accounts/two-factor/recovery-codes/",
-        two_factor_views.recovery_codes,
+        account_views.recovery_codes,
         name="two_factor_recovery_codes",
     ),
     path(
         "accounts/two-factor/recovery-codes/new/",
-        two_factor_views.recovery_codes_regenerate,
+        account_views.recovery_codes_regenerate,
         name="two_factor_recovery_codes_regenerate",
     ),
-    path("accounts/two-factor/off/", two_factor_views.disable, name="two_factor_disable"),
-    path("accounts/", two_factor_views.account, name="account"),
+    path("accounts/two-factor/off/", account_views.disable, name="two_factor_disable"),
+    path("accounts/", account_views.account, name="account"),
+    path("accounts/sign-out-everywhere/", account_views.sign_out_everywhere, name="sign_out_everywhere"),
+    path("accounts/tokens/<str:token_key>/revoke/", account_views.token_revoke, name="api_token_revoke"),
     path("staff/", views.staff_list, name="staff_list"),
     path(
         "staff/<uuid:public_id>/two-factor-reset/",
-        two_factor_views.staff_reset,
+        account_views.staff_reset,
         name="staff_two_factor_reset",
     ),
     path("staff/add/", views.StaffInviteView.as_view(), name="staff_invite"),

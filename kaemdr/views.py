@@ -21,7 +21,9 @@ from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
+from . import accounts
 from . import services
+from .forms import PasswordResetRequestForm
 from .forms import SignInForm
 from .forms import StaffInviteForm
 from .models import User
@@ -61,10 +63,34 @@ class SignInView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["session_ended"] = self.request.session.pop(accounts.ENDED_KEY, None)
+        return context
+
+
+@login_not_required
+def password_reset_request(request: HttpRequest) -> HttpResponse:
+    """Ask for a link to choose a new password. The answer is the same whether or not the address
+    is known; too many requests (per address, per client) are refused for a while."""
+    form = PasswordResetRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        if accounts.password_reset_limited(request, email):
+            form.add_error(None, "Too many requests for a new password. Try again in an hour.")
+            context = {"form": form, "title": "Forgotten password"}
+            return render(request, "registration/password_reset_request.html", context, status=429)
+        accounts.password_reset_request(email=email)
+        return render(request, "registration/password_reset_sent.html", {"title": "Check your email"})
+    status = 400 if form.errors else 200
+    context = {"form": form, "title": "Forgotten password"}
+    return render(request, "registration/password_reset_request.html", context, status=status)
+
 
 @method_decorator(login_not_required, name="dispatch")
 class PasswordSetView(auth_views.PasswordResetConfirmView):
-    """Where an invited member of staff chooses a password. The link carries their public id."""
+    """Where an invited member of staff, or one who asked for a reset, chooses a password. The link
+    carries their public id."""
 
     template_name = "registration/password_set.html"
     post_reset_login = False
@@ -81,6 +107,7 @@ class PasswordSetView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         response = super().form_valid(form)
+        accounts.password_set(user=form.user)
         messages.success(self.request, "Your password is set. Sign in with your email and new password.")
         return response
 

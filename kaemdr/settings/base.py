@@ -6,6 +6,7 @@ file-based Celery broker under `var/celery/`, so `make run` needs nothing beyond
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -30,7 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "crispy_forms",
@@ -57,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kaemdr.middleware.SessionLimitsMiddleware",
     "kaemdr.middleware.PagesLoginRequiredMiddleware",
     "kaemdr.middleware.TwoFactorMiddleware",
     "kaemdr.middleware.RequestContextMiddleware",
@@ -120,6 +122,11 @@ SESSION_IDLE_MINUTES = env.int("KAEMDR_SESSION_IDLE_MINUTES", default=30)
 SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
 SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# However active, a session ends this long after its sign-in (`kaemdr.accounts`).
+SESSION_MAX_HOURS = env.float("KAEMDR_SESSION_MAX_HOURS", default=12)
+# Password reset requests (`kaemdr.accounts.password_reset_limited`, django-ratelimit's rate format).
+KAEMDR_PASSWORD_RESET_RATE_PER_EMAIL = env("KAEMDR_PASSWORD_RESET_RATE_PER_EMAIL", default="3/h")
+KAEMDR_PASSWORD_RESET_RATE_PER_IP = env("KAEMDR_PASSWORD_RESET_RATE_PER_IP", default="20/h")
 
 # django-axes: lock a username + address pair out after repeated failures.
 AXES_FAILURE_LIMIT = env.int("KAEMDR_LOGIN_FAILURE_LIMIT", default=5)
@@ -159,7 +166,7 @@ KAEMDR_BASE_URL = env("KAEMDR_BASE_URL", default="http://127.0.0.1:8000")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that an unauthenticated call answers 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "kaemdr.api_permissions.SecondFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -294,3 +301,10 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 OTP_TOTP_ISSUER = "kaemdr"
 OTP_TOTP_THROTTLE_FACTOR = 1  # after a wrong code, wait 1, 2, 4 ... seconds before the next try
 KAEMDR_RECOVERY_CODES = 10
+
+# --- API tokens (django-rest-knox: hashed at rest, with an expiry) -----------------------------------
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env.int("KAEMDR_API_TOKEN_DAYS", default=30)),
+    "AUTO_REFRESH": False,
+}
+KAEMDR_API_TOKENS_PER_USER = 10

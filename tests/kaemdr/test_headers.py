@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 from rest_framework.throttling import UserRateThrottle
 
@@ -90,9 +90,9 @@ def low_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_api_is_throttled_per_token_and_per_user(staff: dict[str, User], low_limits: None) -> None:
     prescriber = staff[Role.PRESCRIBER]
-    token = Token.objects.create(user=prescriber)
+    _, token = AuthToken.objects.create(user=prescriber)
     with_token = APIClient()
-    with_token.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with_token.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert [with_token.get("/api/v1/patients/").status_code for _ in range(4)] == [200, 200, 200, 429]
     limited = with_token.get("/api/v1/patients/").json()
     assert limited["status"] == 429

@@ -28,7 +28,7 @@ from ..factories import TEST_PASSWORD
 pytestmark = pytest.mark.django_db
 
 # The room feed is reached by calendar clients with a secret token instead of a session.
-PUBLIC_PAGES = {"login", "password_set", "room_calendar_feed"}
+PUBLIC_PAGES = {"login", "password_reset", "password_set", "room_calendar_feed"}
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from kaemdr.models import AuditEvent
@@ -41,7 +41,7 @@ def api_for(user: User | None, *, token: bool = False) -> APIClient:
     client = APIClient()
     if user is not None:
         if token:
-            client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=user)[1]}")
         else:
             client.force_authenticate(user)
     return client

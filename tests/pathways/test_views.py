@@ -352,6 +352,7 @@ def test_viewing_a_patient_and_a_pathway_is_audited(
     client.get(reverse("patient_list"))
     actions = list(
         AuditEvent.objects.filter(actor_public_id=monitor.public_id)
+        .exclude(action__startswith="auth.")
         .order_by("id")
         .values_list("action", "patient_public_id")
     )
@@ -360,7 +361,9 @@ def test_viewing_a_patient_and_a_pathway_is_audited(
         ("pathway.viewed", pathway.patient.public_id),
         ("patient.list_viewed", None),
     ]
-    request_ids = set(AuditEvent.objects.values_list("request_id", flat=True))
+    request_ids = set(
+        AuditEvent.objects.exclude(action__startswith="auth.").values_list("request_id", flat=True)
+    )
     assert len(request_ids) == 3
     assert "" not in request_ids
 

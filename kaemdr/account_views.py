@@ -1,14 +1,17 @@
-"""Two-factor pages: verify after the password, set up an authenticator (QR code and secret), the
-recovery codes shown once, the account page, and a clinic admin's reset of a colleague's device."""
+"""Account pages: two-factor sign-in (verify after the password, set up an authenticator from a QR
+code, recovery codes shown once, a clinic admin's reset of a colleague's device), and the account
+page with its API tokens and "sign out everywhere"."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Any
 
 import segno
 from crispy_forms.helper import FormHelper
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -19,6 +22,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from . import accounts
 from . import two_factor
 from .permissions import Capability
 from .permissions import two_factor_required
@@ -105,14 +109,36 @@ def recovery_codes(request: HttpRequest) -> HttpResponse:
 
 
 def account(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's account: two-factor sign-in, and its recovery codes."""
+    """The signed-in user's account: two-factor sign-in and its recovery codes, this session, the
+    API tokens, and signing out everywhere."""
     user = request_user(request)
+    signed_in_at = request.session.get(accounts.SIGNED_IN_AT_KEY)
     context = {
         "title": "Your account",
         "has_device": two_factor.has_device(user),
         "required": two_factor_required(user),
+        "signed_in_at": dt.datetime.fromtimestamp(signed_in_at, tz=dt.UTC) if signed_in_at else None,
+        "session_max_hours": settings.SESSION_MAX_HOURS,
+        "tokens": accounts.api_tokens_for(user),
     }
     return render(request, "kaemdr/account.html", context)
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """End the user's other sessions and revoke their API tokens; this one stays signed in."""
+    result = accounts.sign_out_everywhere(actor=request_user(request))
+    accounts.keep_session(request, result)
+    revoked = f" and revoked {result.tokens_revoked} API token(s)" if result.tokens_revoked else ""
+    messages.success(request, f"Signed out of every other session{revoked}.")
+    return HttpResponseRedirect(reverse("account"))
+
+
+@require_POST
+def token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
+    accounts.api_token_revoke(actor=request_user(request), token_key=token_key)
+    messages.success(request, "The API token is revoked.")
+    return HttpResponseRedirect(reverse("account"))
 
 
 @require_POST
