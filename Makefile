@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install serve migrate demo clean bench
+.PHONY: run test lint install serve migrate demo clean bench backup restore
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ bench: install
 	$(BIN)/python -c "import psycopg2, sys; c = psycopg2.connect('$(BENCH_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres'); c.autocommit = True; cur = c.cursor(); cur.execute(\"SELECT 1 FROM pg_database WHERE datname = 'kaemdr_bench'\"); cur.fetchone() or cur.execute('CREATE DATABASE kaemdr_bench')"
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
 	DATABASE_URL=$(BENCH_DATABASE_URL) KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)
+
+## backup: the configured database (and KAEMDR_PRIVATE_DIR as tar.gz) under var/backups/, UTC-stamped
+backup: install
+	$(BIN)/python manage.py backup
+
+## restore: make restore BACKUP=var/backups/kaemdr-….dump [FORCE=1 to replace a database that has tables]
+restore: install
+	$(BIN)/python manage.py restore $(BACKUP) $(if $(FORCE),--force)
 
 ## lint: ruff and mypy
 lint: install
