@@ -50,11 +50,23 @@ backup: install
 restore: install
 	$(BIN)/python manage.py restore $(BACKUP) $(if $(FORCE),--force)
 
-## lint: ruff and mypy
+## lint: ruff, mypy, bandit, and pip-audit (which says so, and does not fail lint, when its service is out of reach)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/bandit -c pyproject.toml -r kaemdr pathways screening sessions integration -q
+	@echo "$(BIN)/pip-audit --skip-editable"
+	@out=$$($(BIN)/pip-audit --skip-editable --progress-spinner off 2>&1); status=$$?; \
+	if [ $$status -eq 0 ] && echo "$$out" | grep -qE '^pip +Dependency not found on PyPI'; then \
+		echo "pip-audit could not reach its vulnerability service: PyPI's JSON API does not know even pip here,"; \
+		echo "so no package was audited (not counted as a lint failure)."; \
+	elif [ $$status -ne 0 ] && echo "$$out" | grep -qE 'ConnectionError|NameResolutionError|Max retries exceeded'; then \
+		echo "pip-audit could not reach its vulnerability service (not counted as a lint failure):"; \
+		echo "$$out" | grep -m1 -E 'ConnectionError|NameResolutionError|Max retries exceeded' | cut -c1-300; \
+	else \
+		echo "$$out"; exit $$status; \
+	fi
 
 clean:
 	rm -rf var/kaemdr.sqlite3 var/celery var/test-output

@@ -136,6 +136,7 @@ class IntegrationNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
     serializer_class = NoteSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = IntegrationNote.objects.none()  # for the schema; requests use get_queryset
 
@@ -246,6 +247,7 @@ class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = ExperimentSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = Experiment.objects.none()
 
@@ -299,22 +301,28 @@ class FollowUpDoneSerializer(serializers.Serializer):
     outcome = serializers.CharField(allow_blank=True, max_length=300)
 
 
+class FollowUpFilterSerializer(serializers.Serializer):
+    """The follow-up list's filters: an unknown value is refused rather than replaced by the default."""
+
+    scope = serializers.ChoiceField(choices=("mine", "clinic"), default="mine")
+    show = serializers.ChoiceField(choices=("open", "overdue", "reminders", "closed"), default="open")
+
+
 @extend_schema(tags=["integration"])
 class FollowUpViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """What must follow each dose, and the reminders before each visit."""
 
     serializer_class = FollowUpSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = FollowUp.objects.none()
 
     def get_queryset(self) -> Any:
-        scope = self.request.query_params.get("scope", "mine")
-        show = self.request.query_params.get("show", "open")
+        filters = FollowUpFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
         return selectors.follow_ups_list(
-            _actor(self.request),
-            scope="clinic" if scope == "clinic" else "mine",
-            show=show if show in ("open", "overdue", "reminders", "closed") else "open",
+            _actor(self.request), scope=filters.validated_data["scope"], show=filters.validated_data["show"]
         )
 
     def get_object(self) -> FollowUp:
@@ -422,6 +430,7 @@ class SummaryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = SummarySerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = Summary.objects.none()
 

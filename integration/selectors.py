@@ -12,6 +12,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.db.models import QuerySet
 from django.http import Http404
@@ -57,7 +58,7 @@ def note_qs_for_user(user: User) -> QuerySet[IntegrationNote]:
 def get_note_for_user_or_404(user: User, public_id: uuid.UUID | str) -> IntegrationNote:
     try:
         return note_qs_for_user(user).get(public_id=public_id)
-    except (IntegrationNote.DoesNotExist, ValueError, TypeError):
+    except (IntegrationNote.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such note.") from None
 
 
@@ -70,7 +71,7 @@ def experiment_qs_for_user(user: User) -> QuerySet[Experiment]:
 def get_experiment_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Experiment:
     try:
         return experiment_qs_for_user(user).select_related("pathway").get(public_id=public_id)
-    except (Experiment.DoesNotExist, ValueError, TypeError):
+    except (Experiment.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such experiment.") from None
 
 
@@ -140,7 +141,7 @@ def follow_up_qs_for_user(user: User) -> QuerySet[FollowUp]:
 def get_follow_up_for_user_or_404(user: User, public_id: uuid.UUID | str) -> FollowUp:
     try:
         return follow_up_qs_for_user(user).get(public_id=public_id)
-    except (FollowUp.DoesNotExist, ValueError, TypeError):
+    except (FollowUp.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such follow-up.") from None
 
 
@@ -213,7 +214,7 @@ def get_summary_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Summa
         summary = Summary.objects.select_related("pathway__patient", "pathway__clinic").get(
             public_id=public_id, clinic_id=user.member_clinic_id
         )
-    except (Summary.DoesNotExist, ValueError, TypeError):
+    except (Summary.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such summary.") from None
     with contextlib.suppress(NotSummarisable):  # signed when summarised: access is what matters
         source_for(user, summary.kind, summary.record_public_id)

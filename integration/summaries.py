@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count
 from django.db.models import QuerySet
@@ -75,7 +76,7 @@ def source_for(user: User, kind: str, public_id: uuid.UUID | str) -> SummarySour
     if kind == SummaryKind.EMDR_SESSION:
         try:
             log = _emdr_logs().get(plan__in=emdr_selectors.plan_qs_for_user(user), public_id=public_id)
-        except (EmdrSessionLog.DoesNotExist, ValueError, TypeError):
+        except (EmdrSessionLog.DoesNotExist, ValidationError, ValueError, TypeError):
             raise Http404("No such session.") from None
         return _source(kind, log)
     if kind == SummaryKind.INTEGRATION_NOTE:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
@@ -43,10 +44,10 @@ class AccountAuditAction:
     SIGNED_OUT = "auth.signed_out"
     SESSION_EXPIRED = "auth.session_expired"
     SIGNED_OUT_EVERYWHERE = "auth.signed_out_everywhere"
-    PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"
-    PASSWORD_SET = "auth.password_set"
-    TOKEN_ISSUED = "auth.api_token_issued"
-    TOKEN_REVOKED = "auth.api_token_revoked"
+    PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"  # nosec B105  # an audit action, not a secret
+    PASSWORD_SET = "auth.password_set"  # nosec B105  # an audit action, not a secret
+    TOKEN_ISSUED = "auth.api_token_issued"  # nosec B105  # an audit action, not a secret
+    TOKEN_REVOKED = "auth.api_token_revoked"  # nosec B105  # an audit action, not a secret
 
 
 def _audit(actor: User | None, action: str, user: User, **data: object) -> None:
@@ -150,7 +151,7 @@ def password_reset_request(*, email: str) -> None:
     user = (
         User.objects.select_related("clinic")
         .filter(email__iexact=email.strip(), is_active=True)
-        .exclude(password__startswith="!")
+        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX)
         .first()
     )
     if user is None:

@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import shutil
 import sqlite3
-import subprocess
+import subprocess  # nosec B404  # pg_dump and pg_restore, run with an argument list and no shell
 import tarfile
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -279,7 +279,8 @@ def _pg_connection_args(database: DatabaseSettings) -> tuple[list[str], dict[str
 
 def _run(args: list[str], env: dict[str, str], what: str) -> None:
     try:
-        subprocess.run(args, check=True, env=env, capture_output=True, text=True)  # noqa: S603
+        # An argument list (no shell), the tool resolved on PATH by `_require_tool`, our own arguments.
+        subprocess.run(args, check=True, env=env, capture_output=True, text=True)  # noqa: S603  # nosec B603
     except subprocess.CalledProcessError as error:
         detail = (error.stderr or error.stdout or "").strip()
         raise BackupError(f"{what} failed (exit {error.returncode}): {detail}") from error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -29,7 +30,7 @@ def get_staff_for_user_or_404(user: User, public_id: uuid.UUID | str) -> User:
     """One member of staff, or 404 alike for missing, another clinic's, or a role that may not manage."""
     try:
         return staff_qs_for_user(user).get(public_id=public_id)
-    except (User.DoesNotExist, ValueError, TypeError):
+    except (User.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such member of staff.") from None
 
 

@@ -27,7 +27,7 @@ from .models import Stage
 from .registry import registry
 
 DEMO_CLINIC_SLUG = "harbour-demo"
-DEMO_PASSWORD = "kaemdr-demo-2026"
+DEMO_PASSWORD = "kaemdr-demo-2026"  # nosec B105  # the demo clinic's sign-in, published in the README
 # The demo's authenticator key (published: demo data only). Prescribers and the clinic admin sign in
 # with a code from it: add the base32 secret to an authenticator app, or run `manage.py demo_code`.
 DEMO_TOTP_KEY = "6b61656d64722d64656d6f2d746f74702d6b6579"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.db.models import Prefetch
 from django.db.models import Q
@@ -42,7 +43,7 @@ def patient_qs_for_user(user: User) -> QuerySet[Patient]:
 def get_patient_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Patient:
     try:
         return patient_qs_for_user(user).select_related("registered_by").get(public_id=public_id)
-    except (Patient.DoesNotExist, ValueError, TypeError):
+    except (Patient.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such patient.") from None
 
 
@@ -59,7 +60,7 @@ def pathway_qs_for_user(user: User) -> QuerySet[Pathway]:
 def get_pathway_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathway:
     try:
         return pathway_qs_for_user(user).get(public_id=public_id)
-    except (Pathway.DoesNotExist, ValueError, TypeError):
+    except (Pathway.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such pathway.") from None
 
 

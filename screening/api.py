@@ -177,6 +177,7 @@ class AssessmentViewSet(
 
     serializer_class = AssessmentSerializer
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     http_method_names = ("get", "post", "patch", "head", "options")
 
@@ -350,16 +351,25 @@ class AcknowledgeSerializer(serializers.Serializer):
     action_taken = serializers.CharField(max_length=4000)
 
 
+class SafetyAlertFilterSerializer(serializers.Serializer):
+    """The alert list's filter: an unknown status is refused rather than ignored."""
+
+    status = serializers.ChoiceField(choices=("open", "acknowledged"), required=False)
+
+
 @extend_schema(tags=["screening"])
 class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = SafetyAlertSerializer
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
 
     def get_queryset(self) -> Any:
         alerts = selectors.alert_qs_for_user(self.request.user)  # type: ignore[arg-type]
-        wanted = self.request.query_params.get("status")
-        return alerts.filter(status=wanted) if wanted in ("open", "acknowledged") else alerts
+        filters = SafetyAlertFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data.get("status")
+        return alerts.filter(status=wanted) if wanted else alerts
 
     def get_object(self) -> SafetyAlert:
         return selectors.get_alert_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
@@ -57,7 +58,7 @@ def assessment_qs_for_user(user: User) -> QuerySet[Assessment]:
 def get_assessment_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Assessment:
     try:
         return assessment_qs_for_user(user).get(public_id=public_id)
-    except (Assessment.DoesNotExist, ValueError, TypeError):
+    except (Assessment.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such assessment.") from None
 
 
@@ -78,7 +79,7 @@ def alert_qs_for_user(user: User) -> QuerySet[SafetyAlert]:
 def get_alert_for_user_or_404(user: User, public_id: uuid.UUID | str) -> SafetyAlert:
     try:
         return alert_qs_for_user(user).get(public_id=public_id)
-    except (SafetyAlert.DoesNotExist, ValueError, TypeError):
+    except (SafetyAlert.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such alert.") from None
 
 

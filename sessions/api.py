@@ -63,6 +63,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     serializer_class = RoomSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = Room.objects.none()  # for the schema; requests use get_queryset
 
@@ -163,6 +164,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = BookingSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = Booking.objects.none()  # for the schema; requests use get_queryset
 
@@ -414,6 +416,7 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = SessionSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = DosingSession.objects.none()  # for the schema; requests use get_object
 

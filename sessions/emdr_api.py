@@ -159,6 +159,7 @@ class EmdrPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     serializer_class = PlanSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = EmdrPlan.objects.none()  # for the schema; requests use get_queryset
 
@@ -265,6 +266,7 @@ class OverrideInputSerializer(serializers.Serializer):
 class EmdrTargetViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = TargetSerializer
     permission_classes = (permissions.IsAuthenticated,)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     queryset = EmdrTarget.objects.none()  # for the schema; requests use get_object
 

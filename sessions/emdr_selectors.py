@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -35,7 +36,7 @@ def plan_qs_for_user(user: User) -> QuerySet[EmdrPlan]:
 def get_plan_for_user_or_404(user: User, public_id: uuid.UUID | str) -> EmdrPlan:
     try:
         return plan_qs_for_user(user).get(public_id=public_id)
-    except (EmdrPlan.DoesNotExist, ValueError, TypeError):
+    except (EmdrPlan.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such plan.") from None
 
 
@@ -44,7 +45,7 @@ def get_target_for_user_or_404(user: User, public_id: uuid.UUID | str) -> EmdrTa
         return EmdrTarget.objects.select_related("plan__pathway__patient").get(
             public_id=public_id, plan__in=plan_qs_for_user(user)
         )
-    except (EmdrTarget.DoesNotExist, ValueError, TypeError):
+    except (EmdrTarget.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such target.") from None
 
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
@@ -39,7 +40,7 @@ def room_qs_for_user(user: User) -> QuerySet[Room]:
 def get_room_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Room:
     try:
         return room_qs_for_user(user).get(public_id=public_id)
-    except (Room.DoesNotExist, ValueError, TypeError):
+    except (Room.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such room.") from None
 
 
@@ -56,7 +57,7 @@ def booking_qs_for_user(user: User) -> QuerySet[Booking]:
 def get_booking_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Booking:
     try:
         return booking_qs_for_user(user).get(public_id=public_id)
-    except (Booking.DoesNotExist, ValueError, TypeError):
+    except (Booking.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such booking.") from None
 
 
@@ -225,7 +226,7 @@ def session_qs_for_user(user: User) -> QuerySet[DosingSession]:
 def get_session_for_user_or_404(user: User, public_id: uuid.UUID | str) -> DosingSession:
     try:
         return session_qs_for_user(user).get(public_id=public_id)
-    except (DosingSession.DoesNotExist, ValueError, TypeError):
+    except (DosingSession.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such session.") from None
 
 

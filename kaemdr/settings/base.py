@@ -170,7 +170,7 @@ REST_FRAMEWORK = {
         "kaemdr.api_permissions.SecondFactorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "kaemdr.api_schema.ApiSchema",  # adds the errors every endpoint shares
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kaemdr.api.exception_handler",
