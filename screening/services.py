@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from decimal import InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -134,12 +135,19 @@ def _clean_fields(assessment: Assessment, fields: dict[str, Any]) -> None:
         else:
             fields["condition_codes"] = sorted(set(codes))
     if fields.get("weight_kg") is not None:
-        fields["weight_kg"] = Decimal(str(fields["weight_kg"])).quantize(Decimal("0.1"))
+        try:
+            fields["weight_kg"] = Decimal(str(fields["weight_kg"])).quantize(Decimal("0.1"))
+        except (InvalidOperation, ValueError):
+            # Not a number, or too large to hold: `full_clean` below names it against the field.
+            fields["weight_kg"] = Decimal("NaN")
     for name, value in fields.items():
         setattr(assessment, name, value)
-    problem = rules.route_error(assessment.agent or None, assessment.route or None)
-    if problem:
-        errors.setdefault("route", []).append(ValidationError(problem, code="route_mismatch"))
+    # An agent or route outside the catalogue is refused by `full_clean` below, against its field.
+    agents, routes = {a.value for a in rules.Agent}, {r.value for r in rules.Route}
+    if assessment.agent in agents and assessment.route in routes:
+        problem = rules.route_error(assessment.agent, assessment.route)
+        if problem:
+            errors.setdefault("route", []).append(ValidationError(problem, code="route_mismatch"))
     if (
         assessment.systolic is not None
         and assessment.diastolic is not None

@@ -56,6 +56,9 @@ from .selectors import pmf_facts
 from .selectors import vital_limits
 
 BOOKABLE_STAGES = (Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION)
+BOOKING_HORIZON = dt.timedelta(days=2 * 366)
+"""How far ahead a session can be booked. It also keeps a start's end (start + chair time) inside the
+calendar: a start late on 31 December 9999 would otherwise overflow."""
 
 
 class DosingAuditAction:
@@ -200,10 +203,13 @@ def rems_enrolment_record(
     _require(actor, Capability.REMS_ENROL, patient.clinic_id)
     if enrolled_on > timezone.localdate():
         raise ValidationError({"enrolled_on": ValidationError("This date is in the future.", code="future")})
-    enrolment, _ = RemsEnrolment.objects.update_or_create(
-        patient=patient,
-        defaults={"enrolled_on": enrolled_on, "reference": reference.strip(), "recorded_by": actor},
+    values = {"enrolled_on": enrolled_on, "reference": reference.strip(), "recorded_by": actor}
+    # The row's own checks (the reference's length) before writing, so a caller without the page
+    # form gets a ValidationError at the field rather than a database error.
+    RemsEnrolment(patient=patient, **values).full_clean(
+        exclude=["patient", "recorded_by"], validate_unique=False, validate_constraints=False
     )
+    enrolment, _ = RemsEnrolment.objects.update_or_create(patient=patient, defaults=values)
     audit_record(
         actor=actor,
         action=DosingAuditAction.REMS_ENROLLED,
@@ -248,6 +254,14 @@ def _booking_refusals(*, pathway: Pathway, room: Room, agent: str) -> list[Valid
             )
         )
     return errors
+
+
+def _check_horizon(starts_at: dt.datetime) -> None:
+    """Refuse a start beyond the booking horizon, before any arithmetic on it."""
+    if starts_at - timezone.now() > BOOKING_HORIZON:
+        raise ValidationError(
+            {"starts_at": ValidationError("Book within the next two years.", code="too_far_ahead")}
+        )
 
 
 def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id: int | None) -> None:
@@ -331,6 +345,7 @@ def booking_create(
         raise ValidationError(errors)
     assert plan is not None
     chair = chair_time_for(pathway.clinic_id, agent=plan.agent, route=plan.route)
+    _check_horizon(starts_at)
     booking = Booking(
         clinic_id=pathway.clinic_id,
         pathway=pathway,
@@ -383,6 +398,7 @@ def booking_move(
     errors = _booking_refusals(pathway=locked.pathway, room=target, agent=locked.agent)
     if errors:
         raise ValidationError(errors)
+    _check_horizon(starts_at)
     interval = rules.moved(rules.Interval(locked.starts_at, locked.ends_at), starts_at)
     before = (locked.room_id, locked.starts_at)
     locked.room, locked.starts_at, locked.ends_at = target, interval.starts_at, interval.ends_at
@@ -706,10 +722,17 @@ def dose_start(
         dose = Decimal(str(dose_mg))
     except (InvalidOperation, ValueError):
         dose = Decimal(0)
+    if not dose.is_finite():  # NaN cannot even be compared; infinity is no dose either
+        dose = Decimal(0)
     if dose <= 0 or dose > 1000:
         errors.setdefault("dose_mg", []).append(ValidationError("Enter the dose in mg.", code="invalid_dose"))
+    lot_limit = DosingSession._meta.get_field("lot_number").max_length or 0
     if not lot_number.strip():
         errors.setdefault("lot_number", []).append(ValidationError("Enter the lot number.", code="required"))
+    elif len(lot_number.strip()) > lot_limit:
+        errors.setdefault("lot_number", []).append(
+            ValidationError(f"Keep the lot number to {lot_limit} characters.", code="too_long")
+        )
     times = sorted(device_times or [])
     if booking.agent == Agent.ESKETAMINE:
         for problem in rules.esketamine_device_problems(times, float(dose)):
