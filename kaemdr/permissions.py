@@ -21,6 +21,7 @@ class Capability(enum.StrEnum):
     PATIENT_VIEW_CARE_TEAM = "patient.view_care_team"
     PATIENT_REGISTER = "patient.register"
     PATIENT_EDIT = "patient.edit"
+    PATIENT_EXPORT = "patient.export"  # the whole record, for a subject access request
     PATHWAY_OPEN = "pathway.open"
     PATHWAY_MOVE = "pathway.move"
     CARE_TEAM_ASSIGN = "pathway.assign_care_team"
@@ -53,6 +54,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.PATIENT_VIEW_ALL,
             Capability.PATIENT_REGISTER,
             Capability.PATIENT_EDIT,
+            Capability.PATIENT_EXPORT,
             Capability.PATHWAY_OPEN,
             Capability.PATHWAY_MOVE,
             Capability.CARE_TEAM_ASSIGN,

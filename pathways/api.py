@@ -167,6 +167,7 @@ class PatientViewSet(
 
     serializer_class = PatientSerializer
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
     http_method_names = ("get", "post", "patch", "head", "options")
 
@@ -208,6 +209,21 @@ class PatientViewSet(
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return self.partial_update(request, *args, **kwargs)
 
+    @extend_schema(
+        summary="The patient's whole record, for a subject access request (prescribers; audited)",
+        responses={200: OpenApiTypes.OBJECT, 404: ErrorBody},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, id: str) -> Response:
+        patient = self.get_object()
+        return Response(services.patient_export(actor=self._user(), patient=patient))
+
+
+class PathwayFilterSerializer(serializers.Serializer):
+    """The pathway list's filter: an unknown stage is refused rather than ignored."""
+
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+
 
 @extend_schema(tags=["pathways"])
 class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -215,6 +231,7 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     serializer_class = PathwaySerializer
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
+    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
 
     def _user(self) -> User:
@@ -222,8 +239,10 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> Any:
         pathways = selectors.pathway_qs_for_user(self._user()).order_by("-stage_changed_at", "id")
-        stage = self.request.query_params.get("stage")
-        return pathways.filter(stage=stage) if stage in Stage.values else pathways
+        filters = PathwayFilterSerializer(data=self.request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        stage = filters.validated_data.get("stage")
+        return pathways.filter(stage=stage) if stage else pathways
 
     def get_object(self) -> Pathway:
         return selectors.get_pathway_for_user_or_404(self._user(), self.kwargs["id"])

@@ -37,6 +37,7 @@ class PathwayAuditAction:
     PATIENT_REGISTERED = "patient.registered"
     PATIENT_UPDATED = "patient.updated"
     PATIENT_VIEWED = "patient.viewed"
+    PATIENT_EXPORTED = "patient.exported"
     PATIENT_LIST_VIEWED = "patient.list_viewed"
     PATHWAY_OPENED = "pathway.opened"
     PATHWAY_VIEWED = "pathway.viewed"
@@ -356,6 +357,24 @@ def patient_record_viewed(*, actor: User, patient: Patient, via: str) -> None:
         patient_public_id=patient.public_id,
         data={"via": via},
     )
+
+
+def patient_export(*, actor: User, patient: Patient) -> dict[str, Any]:
+    """The patient's whole record as a JSON document, for a subject access request (prescribers
+    only; see `pathways.export`). Audited, with how many records went out."""
+    from .export import patient_export_data
+
+    _require(actor, Capability.PATIENT_EXPORT, patient.clinic_id)
+    data = patient_export_data(patient, actor=actor)
+    audit_record(
+        actor=actor,
+        action=PathwayAuditAction.PATIENT_EXPORTED,
+        target_type="pathways.Patient",
+        target_public_id=patient.public_id,
+        patient_public_id=patient.public_id,
+        data={"format": "json", "records": sum(len(rows) for rows in data["records"].values()) + 1},
+    )
+    return data
 
 
 def pathway_record_viewed(*, actor: User, pathway: Pathway, via: str) -> None:

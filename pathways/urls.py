@@ -10,6 +10,12 @@ urlpatterns = [
     path("patients/new/", views.patient_register, name="patient_register"),
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient_detail"),
     path("patients/<uuid:public_id>/edit/", views.patient_edit, name="patient_edit"),
+    path("patients/<uuid:public_id>/export/", views.patient_export, name="patient_export"),
+    path(
+        "patients/<uuid:public_id>/export/record.json",
+        views.patient_export_download,
+        name="patient_export_download",
+    ),
     path("patients/<uuid:public_id>/pathways/new/", views.pathway_open, name="pathway_open"),
     path("pathways/<uuid:public_id>/", views.pathway_detail, name="pathway_detail"),
     path("pathways/<uuid:public_id>/move/", views.pathway_move, name="pathway_move"),

@@ -11,8 +11,11 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseRedirect
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from kaemdr.models import Role
@@ -111,8 +114,32 @@ def patient_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "can_edit": has_capability(user, Capability.PATIENT_EDIT),
             "can_open_pathway": has_capability(user, Capability.PATHWAY_OPEN),
             "can_view_audit": has_capability(user, Capability.AUDIT_VIEW),
+            "can_export": has_capability(user, Capability.PATIENT_EXPORT),
         },
     )
+
+
+def patient_export(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A subject access request: the whole record as JSON, and each pathway's PDF summary."""
+    user = _user(request)
+    patient = selectors.get_patient_for_user_or_404(user, public_id)
+    require_capability(request, Capability.PATIENT_EXPORT)
+    pathways = selectors.patient_pathways(user, patient=patient)
+    services.patient_record_viewed(actor=user, patient=patient, via="export_page")
+    context = {"title": f"Export the record of {patient.full_name}", "patient": patient, "pathways": pathways}
+    return render(request, "pathways/patient_export.html", context)
+
+
+def patient_export_download(request: HttpRequest, public_id: str) -> HttpResponse:
+    user = _user(request)
+    patient = selectors.get_patient_for_user_or_404(user, public_id)
+    require_capability(request, Capability.PATIENT_EXPORT)
+    data = services.patient_export(actor=user, patient=patient)
+    response = JsonResponse(data, json_dumps_params={"indent": 2, "ensure_ascii": False})
+    name = f"kaemdr-{slugify(patient.record_number)}-{timezone.localdate():%Y-%m-%d}.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def patient_edit(request: HttpRequest, public_id: str) -> HttpResponse:
