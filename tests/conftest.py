@@ -26,6 +26,7 @@ from sessions import services as dosing
 from sessions.models import DosingSession
 from sessions.models import VitalsReading
 
+from . import audit_guard
 from .factories import ClinicFactory
 from .factories import PathwayFactory
 from .factories import PatientFactory
@@ -34,6 +35,9 @@ from .factories import SignedScreeningFactory
 from .factories import UserFactory
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Every service call in the suite must audit what it writes (before any test module imports one).
+audit_guard.install()
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("KAEMDR_CHROMIUM", "/usr/bin/chromium")

@@ -18,18 +18,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from knox.models import AuthToken
 from django.test import Client
 from django.urls import URLPattern
 from django.urls import URLResolver
 from django.urls import get_resolver
 from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from integration import services as integration_services
 from integration import summary_services
 from integration.models import FollowUp
-from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.models import Stage

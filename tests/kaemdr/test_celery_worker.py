@@ -14,6 +14,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from kombu import pools as kombu_pools
 
 from kaemdr import celery_app
 from kaemdr import services
@@ -47,6 +48,7 @@ def _drop_broker_connections() -> None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    kombu_pools.reset()  # kombu keeps its own pools per broker URL, closed ones included
 
 
 @pytest.fixture
