@@ -11,8 +11,10 @@ class KaemdrConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
         from django.contrib.auth.signals import user_logged_out
+        from django.db.backends.signals import connection_created
 
         from . import signals
 
         user_logged_in.connect(signals.on_signed_in, dispatch_uid="kaemdr.signed_in")
         user_logged_out.connect(signals.on_signed_out, dispatch_uid="kaemdr.signed_out")
+        connection_created.connect(signals.on_connection_created, dispatch_uid="kaemdr.refuse_nul_characters")

@@ -184,3 +184,15 @@ def test_dose_start_with_an_over_long_lot_number_names_the_field(monitor: User, 
 
     assert [error.code for error in refused.value.error_dict["lot_number"]] == ["too_long"]
     assert DosingSession.objects.get(pk=session.pk).dose_started_at is None
+
+
+def test_a_service_called_directly_with_a_nul_byte_names_the_field_and_writes_nothing(
+    prescriber: User, patient: Patient
+) -> None:
+    from pathways import services as pathway_services
+
+    with pytest.raises(ValidationError) as refused:
+        pathway_services.patient_update(actor=prescriber, patient=patient, given_name="An\x00n")
+    assert refused.value.messages == ["Remove the NUL character from the text."]
+    patient.refresh_from_db()
+    assert "\x00" not in patient.given_name

@@ -51,13 +51,9 @@ pytestmark = pytest.mark.django_db
 
 REFUSALS = (ValidationError, NotFoundOrForbidden)
 
-texts = st.one_of(st.sampled_from(["Plain", "MRN-1"]), hostile_text).map(
-    lambda text: text.replace("\x00", "")
-)
-"""Hostile text without NUL bytes. Services take text already cleaned by a page form or an API
-serializer, which both refuse NUL (`ProhibitNullCharactersValidator`; DRF's `CharField`); see
-`test_nul_bytes_are_refused_before_the_services` in `test_regressions.py`. A service called with NUL
-directly still reaches PostgreSQL, which refuses it with ValueError: a caller's contract, reported."""
+texts = st.one_of(st.sampled_from(["Plain", "MRN-1"]), hostile_text)
+"""Hostile text, NUL bytes included: forms and the API refuse them at the field, and a service
+called directly refuses them before the database (`kaemdr.signals.refuse_nul_characters`)."""
 ints = st.one_of(
     st.sampled_from([0, 1, 7, 10, 120, 32767, 32768, 2**31, 2**63, -1, -(2**63) - 1]),
     st.integers(min_value=-(10**30), max_value=10**30),
