@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 from typing import Any
 
 import segno
@@ -70,8 +71,12 @@ def verify(request: HttpRequest) -> HttpResponse:
 
 
 def _qr_data_uri(config_url: str) -> str:
-    svg = segno.make(config_url, error="m").svg_inline(scale=5, border=2, dark="#111", light="#fff")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    # A standalone SVG document: an <img> shows SVG only with its namespace, which `svg_inline` leaves out.
+    svg = io.BytesIO()
+    segno.make(config_url, error="m").save(
+        svg, kind="svg", xmldecl=False, scale=5, border=2, dark="#111", light="#fff"
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.getvalue()).decode()
 
 
 def setup(request: HttpRequest) -> HttpResponse:
