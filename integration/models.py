@@ -2,7 +2,7 @@
 
 A follow-up is a row with its due time and state, never only a message on the broker: the beat
 task sends what is due from these rows, so a broker that restarts empty or a worker that dies loses
-nothing (`services.follow_up_dispatch_next` says how nothing is sent twice).
+nothing (`services.follow_ups_dispatch_due` says how nothing is sent twice).
 """
 
 from __future__ import annotations

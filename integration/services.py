@@ -636,6 +636,7 @@ class DispatchOutcome:
     follow_up_id: int
     sent: bool
     error: str = ""
+    cancelled: bool = False
 
 
 def _messages_for(follow_up: FollowUp, *, send_to_patient: bool) -> list[mail.EmailMessage]:
@@ -680,88 +681,111 @@ def _messages_for(follow_up: FollowUp, *, send_to_patient: bool) -> list[mail.Em
     return messages
 
 
-def _due_for_sending(now: dt.datetime) -> Any:
-    due = FollowUp.objects.filter(status=FollowUpStatus.OPEN, notified_at__isnull=True, notify_at__lte=now)
+DISPATCH_BATCH = 200
+
+
+def _due_candidates(now: dt.datetime, limit: int) -> list[FollowUp]:
+    """The next due follow-ups, oldest first, with what their messages need, in one query and
+    without locks: each is claimed (or skipped) in its own transaction by `_claim`."""
+    return list(
+        FollowUp.objects.filter(status=FollowUpStatus.OPEN, notified_at__isnull=True, notify_at__lte=now)
+        .select_related("clinic", "patient", "responsible", "booking")
+        .order_by("notify_at", "id")[:limit]
+    )
+
+
+def _still_due(candidate: FollowUp, now: dt.datetime) -> Any:
+    """The candidate's row if it is still exactly as read: open, unsent, due, and unchanged since
+    (`updated_at` moves with every edit, so a reminder moved or handed to someone else meanwhile
+    waits for the next round with its new values)."""
+    return FollowUp.objects.filter(
+        pk=candidate.pk,
+        status=FollowUpStatus.OPEN,
+        notified_at__isnull=True,
+        notify_at__lte=now,
+        updated_at=candidate.updated_at,
+    )
+
+
+def _claim(candidate: FollowUp, now: dt.datetime, **sent_fields: Any) -> bool:
+    """Inside the caller's transaction: take the row for sending and write it as sent, in one
+    statement (the transaction commits only after the mail server accepts; a failed send undoes
+    it in the same transaction).
+
+    On PostgreSQL the row is locked with SKIP LOCKED: another dispatcher holding it is passed over,
+    never waited for. On SQLite, which has no row locks, the conditional update itself claims it:
+    the second writer waits for the first and then finds the row taken."""
+    still_due = _still_due(candidate, now)
     if connection.features.has_select_for_update_skip_locked:
-        # Two dispatchers (two beats by mistake, or many workers) each take a different row.
-        due = due.select_for_update(skip_locked=True, of=("self",))
-    return due.select_related("clinic", "patient", "responsible", "booking").order_by("notify_at", "id")
+        locked = still_due.select_for_update(skip_locked=True).values("pk")
+        return FollowUp.objects.filter(pk__in=locked).update(**sent_fields) == 1
+    return still_due.update(**sent_fields) == 1
 
 
-def follow_up_dispatch_next(
-    *, mail_connection: Any = None, now: dt.datetime | None = None
-) -> DispatchOutcome | None:
-    """Send the next due follow-up's messages, exactly once; None when nothing is due.
+def _visit_no_longer_ahead(follow_up: FollowUp, now: dt.datetime) -> bool:
+    """For a visit reminder: whether its booking (read again, inside the claim) has begun or gone."""
+    if follow_up.kind != Kind.VISIT_REMINDER or follow_up.booking_id is None:
+        return False
+    booking = Booking.objects.filter(pk=follow_up.booking_id).values_list("status", "starts_at").first()
+    return booking is None or booking[0] != BookingStatus.BOOKED or booking[1] <= now
 
-    The row is locked and marked sent in the same transaction as the send, and the transaction only
-    commits once the mail server has accepted the message:
-    - two dispatchers never take the same row (SKIP LOCKED, and on SQLite the conditional update
-      below, which waits for the other writer and then finds the row taken);
-    - a worker that dies before the mail server accepts leaves the row unsent, and the next run
-      sends it;
-    - a broker that restarts empty loses nothing, since the rows are the queue.
-    The one window left is between the server's acceptance and the commit, milliseconds long; the
-    fixed Message-ID lets the mail system spot a duplicate from it.
-    """
-    now = now or timezone.now()
+
+def _dispatch_one(
+    follow_up: FollowUp, *, mail_connection: Any, now: dt.datetime, send_to_patient: bool
+) -> DispatchOutcome:
+    """Send one follow-up's messages, exactly once (see `follow_ups_dispatch_due`): two statements
+    in the common case, the claim that marks the row sent and its audit event."""
+    staff_message, *patient_messages = _messages_for(follow_up, send_to_patient=send_to_patient)
+    sent_fields: dict[str, Any] = {
+        "notified_at": now,
+        "patient_notified": bool(patient_messages),
+        "last_error": "",
+        "updated_at": timezone.now(),
+    }
+    if follow_up.kind in rules.NOTICE_ONLY_KINDS:
+        sent_fields.update(status=FollowUpStatus.DONE, done_at=now, outcome="Reminder sent.")
     with transaction.atomic():
-        follow_up = _due_for_sending(now).first()
-        if follow_up is None:
-            return None
-        claimed = FollowUp.objects.filter(
-            pk=follow_up.pk, notified_at__isnull=True, status=FollowUpStatus.OPEN
-        ).update(notified_at=now)
-        if not claimed:
-            return DispatchOutcome(follow_up.pk, sent=False)
-        if (
-            follow_up.kind == Kind.VISIT_REMINDER
-            and follow_up.booking is not None
-            and (follow_up.booking.status != BookingStatus.BOOKED or follow_up.booking.starts_at <= now)
-        ):
+        if _visit_no_longer_ahead(follow_up, now):
+            if not _claim(follow_up, now, updated_at=timezone.now()):
+                return DispatchOutcome(follow_up.pk, sent=False)
             _cancel(None, follow_up, "The visit had begun or was no longer booked when the reminder was due.")
+            return DispatchOutcome(follow_up.pk, sent=False, cancelled=True)
+        if not _claim(follow_up, now, **sent_fields):
             return DispatchOutcome(follow_up.pk, sent=False)
-        send_to_patient = integration_settings_for(follow_up.clinic_id).patient_emails_enabled
-        staff_message, *patient_messages = _messages_for(follow_up, send_to_patient=send_to_patient)
-        connection_ = mail_connection or mail.get_connection()
         try:
-            connection_.open()  # no-op when already open: one connection serves a whole run
-            connection_.send_messages([staff_message])
+            mail_connection.open()  # no-op when already open: one connection serves a whole run
+            mail_connection.send_messages([staff_message])
         except Exception as error:  # whatever stops the hand-over, the row waits for a retry
-            _close_quietly(connection_)
+            _close_quietly(mail_connection)
             failure = f"{type(error).__name__}: {error}"[:300]
             logger.warning("follow-up %s not sent: %s", follow_up.public_id, failure)
             attempts = follow_up.attempts + 1
             FollowUp.objects.filter(pk=follow_up.pk).update(
                 notified_at=None,
+                patient_notified=False,
+                status=FollowUpStatus.OPEN,
+                done_at=None,
+                outcome="",
                 attempts=F("attempts") + 1,
                 last_error=failure,
                 notify_at=now + rules.retry_delay(attempts),
+                updated_at=timezone.now(),
             )
             _follow_up_audit(None, IntegrationAuditAction.FOLLOW_UP_SEND_FAILED, follow_up, attempts=attempts)
             return DispatchOutcome(follow_up.pk, sent=False, error=failure)
         # The staff email is out; a refused patient address must not send it again, so the patient's
         # copy is tried once and a refusal is recorded on the row for the clinic to see.
-        follow_up.last_error = ""
-        patient_sent = False
         if patient_messages:
             try:
-                connection_.send_messages(patient_messages)
-                patient_sent = True
+                mail_connection.send_messages(patient_messages)
             except Exception as error:  # the patient's copy only: the follow-up itself is sent
-                _close_quietly(connection_)
-                follow_up.last_error = f"Patient email not sent: {type(error).__name__}: {error}"[:300]
-                logger.warning("follow-up %s: %s", follow_up.public_id, follow_up.last_error)
-        messages = [staff_message, *patient_messages] if patient_sent else [staff_message]
-        follow_up.notified_at, follow_up.patient_notified = now, len(messages) > 1
-        fields = ["notified_at", "patient_notified", "last_error", "updated_at"]
-        if follow_up.kind in rules.NOTICE_ONLY_KINDS:
-            follow_up.status, follow_up.done_at, follow_up.outcome = (
-                FollowUpStatus.DONE,
-                now,
-                "Reminder sent.",
-            )
-            fields += ["status", "done_at", "outcome"]
-        follow_up.save(update_fields=fields)
+                _close_quietly(mail_connection)
+                refused = f"Patient email not sent: {type(error).__name__}: {error}"[:300]
+                logger.warning("follow-up %s: %s", follow_up.public_id, refused)
+                sent_fields.update(patient_notified=False, last_error=refused)
+                FollowUp.objects.filter(pk=follow_up.pk).update(patient_notified=False, last_error=refused)
+        for name, value in sent_fields.items():
+            setattr(follow_up, name, value)
         _follow_up_audit(
             None,
             IntegrationAuditAction.FOLLOW_UP_SENT,
@@ -771,23 +795,50 @@ def follow_up_dispatch_next(
         return DispatchOutcome(follow_up.pk, sent=True)
 
 
-def follow_ups_dispatch_due(*, limit: int = 1000) -> int:
-    """Send up to `limit` due follow-ups over one mail connection; returns how many were sent.
-    Stops early when the mail server fails three times in a row (the rows wait for the next run)."""
+def follow_ups_dispatch_due(*, limit: int = 1000, now: dt.datetime | None = None) -> int:
+    """Send up to `limit` due follow-ups over one mail connection, each exactly once; returns how
+    many were sent. Stops early when the mail server fails three times in a row (the rows wait for
+    the next run).
+
+    The due rows are read in batches (one query for a batch and one for their clinics' settings);
+    each row is then claimed and marked sent in its own transaction with the send, which commits
+    only once the mail server has accepted the message:
+    - two dispatchers never send the same row (`_claim`);
+    - a worker that dies before the mail server accepts leaves the row unsent, and the next run
+      sends it;
+    - a broker that restarts empty loses nothing, since the rows are the queue.
+    The one window left is between the server's acceptance and the commit, milliseconds long, for
+    one message at most; the fixed Message-ID lets the mail system spot a duplicate from it.
+    """
+    now = now or timezone.now()
     sent = failures_in_a_row = 0
     mail_connection = mail.get_connection()
+    patient_emails: dict[int, bool] = {}
     try:
-        for _ in range(limit):
-            outcome = follow_up_dispatch_next(mail_connection=mail_connection)
-            if outcome is None:
+        while sent < limit:
+            batch = _due_candidates(now, min(DISPATCH_BATCH, limit - sent))
+            if not batch:
                 break
-            if outcome.sent:
-                sent += 1
-                failures_in_a_row = 0
-            elif outcome.error:
-                failures_in_a_row += 1
-                if failures_in_a_row >= 3:
-                    break
+            for clinic_id in {f.clinic_id for f in batch} - set(patient_emails):
+                patient_emails[clinic_id] = integration_settings_for(clinic_id).patient_emails_enabled
+            progressed = False
+            for follow_up in batch:
+                outcome = _dispatch_one(
+                    follow_up,
+                    mail_connection=mail_connection,
+                    now=now,
+                    send_to_patient=patient_emails[follow_up.clinic_id],
+                )
+                progressed = progressed or outcome.sent or outcome.cancelled or bool(outcome.error)
+                if outcome.sent:
+                    sent += 1
+                    failures_in_a_row = 0
+                elif outcome.error:
+                    failures_in_a_row += 1
+                    if failures_in_a_row >= 3:
+                        return sent
+            if not progressed:
+                break  # what is left is another dispatcher's, or changed meanwhile: the next run takes it
     finally:
         _close_quietly(mail_connection)
     return sent
