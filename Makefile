@@ -38,6 +38,7 @@ test: install
 ## bench: the benchmark's figures on a database of its own (PostgreSQL when reachable), under var/bench/
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kaemdr_bench
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "make bench drives the pages with wrk: installing it (apt-get install wrk)"; apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -c "import psycopg2, sys; c = psycopg2.connect('$(BENCH_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres'); c.autocommit = True; cur = c.cursor(); cur.execute(\"SELECT 1 FROM pg_database WHERE datname = 'kaemdr_bench'\"); cur.fetchone() or cur.execute('CREATE DATABASE kaemdr_bench')"
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
 	DATABASE_URL=$(BENCH_DATABASE_URL) KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)

@@ -1,10 +1,18 @@
 """The benchmark behind `make bench`: figures measured in one run, with their targets.
 
-So far it measures what the integration app owns: the render time per page of a pathway summary PDF
-with many dosing sessions (target 0.25 s a page), the queries that summary's data takes, and
-follow-ups dispatched per second by one worker (target 1,000), each sent exactly once. The data is
-the demo clinic plus one long-treated patient, made through the services in a database of the
-benchmark's own (`make bench` points `DATABASE_URL` at it) and reused when it is there.
+In a database of the benchmark's own (`make bench` points `DATABASE_URL` at it), made once and
+reused: the demo clinic, and a clinic network at scale (`integration.bench_data`: 50 clinics,
+20,000 patients, 200,000 bookings, 2,000,000 vitals readings, one patient with 500 sessions). Then:
+
+- each main page served by gunicorn as in production and driven by wrk over HTTP
+  (`integration.bench_http`): requests/s, p50 and p99, and the ratio to a trivial view of the same
+  app measured in the same run (the floor); the worker's memory after 10,000 requests;
+- queries per request of each of those pages on the demo clinic and on the network;
+- in the server: the pathway page of the patient with 500 sessions, and refusing a booking that
+  clashes, among all the bookings;
+- the render time per page of a pathway summary PDF with 20 sessions;
+- follow-ups dispatched per second by one worker, each exactly once.
+
 Timings are reported, never asserted: a small run of the same code is part of the test suite.
 """
 
@@ -22,9 +30,13 @@ from typing import Any
 from django.conf import settings
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
+from kaemdr.models import Role
+from kaemdr.models import User
 from pathways.demo import demo_clinic_load
 from pathways.models import Pathway
 from sessions.demo import demo_past_session
@@ -44,6 +56,7 @@ class Figure:
     unit: str
     target: str
     met: bool | None
+    ratio_to_floor: float | None = None
 
 
 def _long_pathway(sessions: int) -> Pathway:
@@ -119,17 +132,316 @@ def dispatch_figures(*, follow_ups: int) -> list[Figure]:
     ]
 
 
-def run(*, sessions: int = 20, repeats: int = 3, follow_ups: int = 2000) -> list[Figure]:
-    return [*summary_figures(sessions=sessions, repeats=repeats), *dispatch_figures(follow_ups=follow_ups)]
+# --- Pages ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    name: str
+    path: str
+    role: str
+
+
+def main_pages(
+    *,
+    pathway: Any,
+    room: Any,
+    week: dt.date,
+    session: Any,
+    plan: Any,
+    integration_pathway: Any,
+) -> list[Page]:
+    """The main pages of the issue: each role's dashboard, the pathway page, the room's week calendar,
+    a dosing session record, the EMDR plan and the integration notes, with who opens them."""
+    return [
+        Page("dashboard, prescriber", reverse("dashboard"), Role.PRESCRIBER),
+        Page("dashboard, therapist", reverse("dashboard"), Role.THERAPIST),
+        Page("dashboard, monitor", reverse("dashboard"), Role.MONITOR),
+        Page("dashboard, clinic admin", reverse("dashboard"), Role.CLINIC_ADMIN),
+        Page("pathway page", reverse("pathway_detail", args=[pathway.public_id]), Role.PRESCRIBER),
+        Page(
+            "room week calendar",
+            f"{reverse('room_calendar')}?week={week.isoformat()}&room={room.public_id}",
+            Role.CLINIC_ADMIN,
+        ),
+        Page("dosing session record", reverse("session_detail", args=[session.public_id]), Role.MONITOR),
+        Page("EMDR plan", reverse("emdr_plan", args=[plan.public_id]), Role.THERAPIST),
+        Page(
+            "integration notes",
+            reverse("pathway_integration", args=[integration_pathway.public_id]),
+            Role.THERAPIST,
+        ),
+    ]
+
+
+def _signed_in_client(user: User) -> Client:
+    from .bench_http import signed_in_session
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = signed_in_session(user, secret_key=settings.SECRET_KEY)
+    return client
+
+
+def _get(client: Client, path: str) -> int:
+    """GET `path` in the server, in process; the number of queries it took (a refused page raises)."""
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    if response.status_code != 200:
+        raise RuntimeError(f"{path} answered {response.status_code}")
+    return len(captured)
+
+
+def page_queries(pages: list[Page], users: dict[str, User]) -> dict[str, int]:
+    """Queries per request of each page (a warm request: the session's once-a-minute refresh done)."""
+    clients = {role: _signed_in_client(user) for role, user in users.items()}
+    counts = {}
+    for page in pages:
+        _get(clients[page.role], page.path)
+        counts[page.name] = _get(clients[page.role], page.path)
+    return counts
+
+
+def _demo_pages() -> tuple[list[Page], dict[str, User]]:
+    """The same pages on the demo clinic (its integration patient, HB-1006, has them all)."""
+    from sessions.models import EmdrPlan
+    from sessions.models import Room
+
+    demo = demo_clinic_load()
+    pathway = Pathway.objects.get(patient__record_number=LONG_PATIENT, clinic=demo.clinic)
+    session = (
+        DosingSession.objects.filter(booking__pathway=pathway, status="signed")
+        .order_by("dose_started_at")
+        .first()
+    )
+    assert session is not None
+    room = Room.objects.filter(clinic=demo.clinic).order_by("name").first()
+    plan = EmdrPlan.objects.filter(pathway__clinic=demo.clinic).order_by("id").first()
+    pages = main_pages(
+        pathway=pathway,
+        room=room,
+        week=timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday()),
+        session=session,
+        plan=plan,
+        integration_pathway=pathway,
+    )
+    roles = {
+        Role.PRESCRIBER: pathway.prescriber,
+        Role.THERAPIST: plan.pathway.therapist if plan else pathway.therapist,
+        Role.MONITOR: session.booking.monitor,
+        Role.CLINIC_ADMIN: User.objects.filter(clinic=demo.clinic, role=Role.CLINIC_ADMIN).first(),
+    }
+    return pages, {role: user for role, user in roles.items() if user is not None}
+
+
+def _network_pages(handles: Any) -> tuple[list[Page], dict[str, User]]:
+    from sessions.models import EmdrPlan
+    from sessions.models import Room
+
+    pages = main_pages(
+        pathway=Pathway.objects.get(public_id=handles.pathway_public_id),
+        room=Room.objects.get(public_id=handles.room_public_id),
+        week=handles.week,
+        session=DosingSession.objects.get(public_id=handles.session_30_vitals_public_id),
+        plan=EmdrPlan.objects.get(public_id=handles.emdr_plan_public_id),
+        integration_pathway=Pathway.objects.get(public_id=handles.integration_pathway_public_id),
+    )
+    users = {role: User.objects.get(public_id=public_id) for role, public_id in handles.users.items()}
+    return pages, users
+
+
+def query_figures(network: Any) -> list[Figure]:
+    """Queries per page on the demo clinic and on the network: at most 12, and the same on both."""
+    demo_pages, demo_users = _demo_pages()
+    net_pages, net_users = _network_pages(network.handles)
+    demo = page_queries(demo_pages, demo_users)
+    net = page_queries(net_pages, net_users)
+    figures = []
+    for name in demo:
+        met = demo[name] == net[name] <= 12
+        figures.append(
+            Figure(f"{name}: queries, demo / network", net[name], f"(demo {demo[name]})", "<= 12, same", met)
+        )
+    return figures
+
+
+def _median_seconds(action: Any, repeats: int) -> float:
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def long_pathway_figures(network: Any, *, repeats: int = 7) -> list[Figure]:
+    """The pathway page of the patient with the most sessions, timed in the server (in process)."""
+    handles = network.handles
+    prescriber = User.objects.get(public_id=handles.users[Role.PRESCRIBER])
+    client = _signed_in_client(prescriber)
+    path = reverse("pathway_detail", args=[handles.long_pathway_public_id])
+    queries = _get(client, path)
+    seconds = _median_seconds(lambda: _get(client, path), repeats)
+    return [
+        Figure(
+            f"pathway page, {handles.long_sessions} sessions: ms in the server",
+            seconds * 1000,
+            "ms",
+            "<= 100",
+            seconds <= 0.1,
+        ),
+        Figure(
+            f"pathway page, {handles.long_sessions} sessions: queries",
+            queries,
+            "queries",
+            "<= 12",
+            queries <= 12,
+        ),
+    ]
+
+
+def conflict_figures(network: Any, *, repeats: int = 21) -> list[Figure]:
+    """Refusing a booking into a taken room and time, through the service the pages and API use."""
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from sessions import services as dosing
+    from sessions.models import Booking
+    from sessions.models import Room
+
+    conflict = network.handles.conflict
+    admin = User.objects.select_related("clinic").get(public_id=conflict.admin_public_id)
+    arguments = {
+        "actor": admin,
+        "pathway": Pathway.objects.select_related("patient", "clinic").get(
+            public_id=conflict.pathway_public_id
+        ),
+        "room": Room.objects.get(public_id=conflict.room_public_id),
+        "starts_at": conflict.starts_at,
+        "prescriber": User.objects.get(public_id=conflict.prescriber_public_id),
+        "monitor": User.objects.get(public_id=conflict.monitor_public_id),
+    }
+    refused: list[bool] = []
+
+    def attempt() -> None:
+        with transaction.atomic():
+            try:
+                dosing.booking_create(**arguments)
+            except ValidationError:
+                refused.append(True)
+            else:
+                refused.append(False)
+            transaction.set_rollback(True)  # never keep a booking made by the benchmark
+
+    seconds = _median_seconds(attempt, repeats)
+    bookings = Booking.objects.count()
+    return [
+        Figure(
+            f"conflicting booking refused among {bookings:,} bookings: ms in the server",
+            seconds * 1000,
+            "ms",
+            "<= 5",
+            seconds <= 0.005 and all(refused),
+        )
+    ]
+
+
+def http_figures(network: Any, *, duration_s: float, connections: int, rss_requests: int) -> list[Figure]:
+    """Each main page over HTTP against the floor, and the worker's memory after the run."""
+    from .bench_http import PageSpec
+    from .bench_http import run_http
+
+    pages, users = _network_pages(network.handles)
+    long_page = Page(
+        f"pathway page, {network.handles.long_sessions} sessions",
+        reverse("pathway_detail", args=[network.handles.long_pathway_public_id]),
+        Role.PRESCRIBER,
+    )
+    specs = [PageSpec(page.name, page.path, users[page.role]) for page in [*pages, long_page]]
+    results = run_http(
+        specs, duration_s=duration_s, connections=connections, min_requests_for_rss=rss_requests
+    )
+    figures = [
+        Figure("trivial view (the floor): requests/s", results.floor.rps, "/s", "", None, 1.0),
+    ]
+    for page in results.pages:
+        figures.append(
+            Figure(
+                f"{page.name}: requests/s (p50 {page.p50_ms:.1f} ms, p99 {page.p99_ms:.1f} ms)",
+                page.rps,
+                "/s",
+                ">= 0.15x floor",
+                page.ok and page.ratio_to_floor >= 0.15,
+                page.ratio_to_floor,
+            )
+        )
+    figures.append(
+        Figure(
+            f"web worker RSS after {results.requests_before_rss:,} requests",
+            results.rss_mb,
+            "MB",
+            "<= 150",
+            results.rss_ok and results.rss_mb <= 150,
+        )
+    )
+    return figures
+
+
+def run(
+    *,
+    scale: float = 1.0,
+    long_sessions: int = 500,
+    duration_s: float = 10,
+    connections: int = 4,
+    rss_requests: int = 10_000,
+    sessions: int = 20,
+    repeats: int = 3,
+    follow_ups: int = 2000,
+    log: Any = print,
+) -> list[Figure]:
+    """Every figure of the benchmark, in one run (the data built first, or reused)."""
+    from .bench_data import build_network
+
+    network = build_network(scale=scale, long_sessions=long_sessions, log=log)
+    log(f"network data: {'built' if network.created else 'reused'} in {network.elapsed_seconds:.1f} s")
+    figures = [
+        Figure(
+            "network data set: seconds to " + ("build" if network.created else "find (reused)"),
+            network.elapsed_seconds,
+            "s",
+            "",
+            None,
+        ),
+        *(
+            Figure(f"network data set: {name}", count, "rows", "", None)
+            for name, count in network.counts.items()
+        ),
+    ]
+    log("pages over HTTP ...")
+    figures += http_figures(
+        network, duration_s=duration_s, connections=connections, rss_requests=rss_requests
+    )
+    log("queries per page ...")
+    figures += query_figures(network)
+    log("the long pathway and a clashing booking ...")
+    figures += long_pathway_figures(network)
+    figures += conflict_figures(network)
+    log("summary PDF ...")
+    figures += summary_figures(sessions=sessions, repeats=repeats)
+    log("follow-up dispatch ...")
+    figures += dispatch_figures(follow_ups=follow_ups)
+    return figures
 
 
 def write_report(figures: list[Figure], folder: Path) -> str:
     """The figures as a Markdown table (returned, and written beside a JSON copy under `folder`)."""
     folder.mkdir(parents=True, exist_ok=True)
-    rows = ["| figure | value | target | met |", "|---|---|---|---|"]
+    rows = ["| figure | value | target | ratio to floor | met |", "|---|---|---|---|---|"]
     for figure in figures:
         met = "" if figure.met is None else ("yes" if figure.met else "**no**")
-        rows.append(f"| {figure.name} | {figure.value:,.3f} {figure.unit} | {figure.target} | {met} |")
+        ratio = "" if figure.ratio_to_floor is None else f"{figure.ratio_to_floor:.2f}x"
+        rows.append(
+            f"| {figure.name} | {figure.value:,.3f} {figure.unit} | {figure.target} | {ratio} | {met} |"
+        )
     table = "\n".join(rows) + "\n"
     payload: dict[str, Any] = {
         "measured_at": timezone.now().isoformat(),

@@ -19,6 +19,7 @@ DOCS_STYLES = csp_update({"style-src": ["'unsafe-inline'"]})
 admin.site.site_header = "kaemdr platform admin"
 
 urlpatterns = [
+    path("healthz", views.health, name="health"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password-reset/", views.password_reset_request, name="password_reset"),

@@ -57,6 +57,13 @@ def form_errors_from(form: Any, error: ValidationError, *, field_map: dict[str, 
         form.add_error(None, error)
 
 
+@login_not_required
+def health(request: HttpRequest) -> HttpResponse:
+    """`ok` for load balancers and the benchmark's floor: no session, no query, no template, so it
+    shows the cost of the server and the middleware alone."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
 @method_decorator(login_not_required, name="dispatch")
 class SignInView(auth_views.LoginView):
     form_class = SignInForm

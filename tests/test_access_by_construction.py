@@ -52,6 +52,7 @@ PUBLIC = {
     "password_set": "an invited member of staff chooses a password from the emailed link (token-checked)",
     "room_calendar_feed": "calendar apps cannot sign in; a private token guards each feed (initials only)",
     "api-token": "exchanging an email and password for an API token",
+    "health": "load balancers and the benchmark probe it; it answers `ok` and reads nothing",
 }
 
 

@@ -27,8 +27,9 @@ from ..factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-# The room feed is reached by calendar clients with a secret token instead of a session.
-PUBLIC_PAGES = {"login", "password_reset", "password_set", "room_calendar_feed"}
+# The room feed is reached by calendar clients with a secret token instead of a session; load balancers
+# probe the health check without one.
+PUBLIC_PAGES = {"login", "password_reset", "password_set", "room_calendar_feed", "health"}
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
