@@ -340,8 +340,15 @@ def conflict_figures(network: Any, *, repeats: int = 21) -> list[Figure]:
             seconds * 1000,
             "ms",
             "<= 5",
-            seconds <= 0.005 and all(refused),
-        )
+            seconds <= 0.005,
+        ),
+        Figure(
+            "conflicting booking refused every time",
+            1.0 if all(refused) else 0.0,
+            "yes/no",
+            "yes",
+            all(refused),
+        ),
     ]
 
 
