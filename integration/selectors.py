@@ -13,8 +13,10 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.db.models import Count
 from django.db.models import Prefetch
 from django.db.models import QuerySet
+from django.db.models import Window
 from django.http import Http404
 from django.utils import timezone
 
@@ -168,9 +170,15 @@ def follow_ups_list(
 
 
 def overdue_follow_ups(user: User, *, mine: bool, limit: int = 10) -> tuple[list[FollowUp], int]:
-    """The first `limit` overdue follow-ups (the user's own, or the clinic's) and how many there are."""
+    """The first `limit` overdue follow-ups (the user's own, or the clinic's) and how many there are.
+
+    One query: the total is a window count over the whole filtered set, computed before the LIMIT,
+    so the dashboard panel costs the same with ten overdue follow-ups as with ten thousand.
+    """
     qs = follow_ups_list(user, scope="mine" if mine else "clinic", show="overdue")
-    return list(qs[:limit]), qs.count()
+    rows: list[FollowUp] = list(qs.annotate(overdue_total=Window(Count("id")))[:limit])
+    total: int = getattr(rows[0], "overdue_total", 0) if rows else 0
+    return rows, total
 
 
 def open_follow_ups_for(pathways: list[Pathway]) -> dict[int, list[FollowUp]]:

@@ -187,29 +187,20 @@ def pathway_open(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def _pathway_page(
-    request: HttpRequest,
-    pathway: Pathway,
-    *,
-    move_form: PathwayMoveForm | None = None,
-    care_team_form: CareTeamForm | None = None,
-    status: int = 200,
+    request: HttpRequest, pathway: Pathway, *, move_form: PathwayMoveForm | None = None, status: int = 200
 ) -> HttpResponse:
+    """The pathway page: every stage's section, through the registry, in a fixed number of queries
+    (at most 12, whatever the length of the treatment; `tests/test_query_counts.py`).
+
+    Changing the care team has its own page (`pathway_care_team`): its form lists the clinic's
+    clinicians, a query every view of this page would otherwise pay for a rare change.
+    """
     user = _user(request)
     allowed = allowed_moves(stage=pathway.stage, stage_before_hold=pathway.stage_before_hold)
     can_move = has_capability(user, Capability.PATHWAY_MOVE) and bool(allowed)
-    can_assign = has_capability(user, Capability.CARE_TEAM_ASSIGN) and pathway.is_open
     if can_move and move_form is None:
         move_form = PathwayMoveForm(
             allowed=allowed, initial={"expected_stage": pathway.stage, "to_stage": allowed[0]}
-        )
-    if can_assign and care_team_form is None:
-        care_team_form = CareTeamForm(
-            initial={
-                "prescriber": pathway.prescriber.public_id,
-                "therapist": getattr(pathway.therapist, "public_id", None),
-            },
-            clinicians=list(clinic_clinicians(user, roles=(Role.PRESCRIBER, Role.THERAPIST))),
-            submit_label="Save care team",
         )
     services.pathway_record_viewed(actor=user, pathway=pathway, via="page")
     context = {
@@ -221,7 +212,7 @@ def _pathway_page(
         "stage_track": _stage_track(pathway),
         "move_form": move_form if can_move else None,
         "panels": registry.pathway_panels_for(pathway=pathway, user=user),
-        "care_team_form": care_team_form if can_assign else None,
+        "can_assign": has_capability(user, Capability.CARE_TEAM_ASSIGN) and pathway.is_open,
     }
     return render(request, "pathways/pathway_detail.html", context, status=status)
 
@@ -269,17 +260,21 @@ def pathway_move(request: HttpRequest, public_id: str) -> HttpResponse:
     return _pathway_page(request, pathway, move_form=form, status=400)
 
 
-@require_POST
 def pathway_care_team(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Change the pathway's prescriber and therapist (the form lists the clinic's clinicians)."""
     user = _user(request)
     pathway = selectors.get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.CARE_TEAM_ASSIGN)
     form = CareTeamForm(
-        request.POST,
+        request.POST or None,
+        initial={
+            "prescriber": pathway.prescriber.public_id,
+            "therapist": getattr(pathway.therapist, "public_id", None),
+        },
         clinicians=list(clinic_clinicians(user, roles=(Role.PRESCRIBER, Role.THERAPIST))),
         submit_label="Save care team",
     )
-    if form.is_valid():
+    if request.method == "POST" and form.is_valid():
         try:
             services.pathway_assign_care_team(actor=user, pathway=pathway, **form.cleaned_data)
         except ValidationError as error:
@@ -287,7 +282,8 @@ def pathway_care_team(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, "The care team is saved.")
             return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
-    return _pathway_page(request, pathway, care_team_form=form, status=400)
+    context = {"title": "Change the care team", "form": form, "pathway": pathway, "patient": pathway.patient}
+    return render(request, "pathways/care_team.html", context, status=400 if form.errors else 200)
 
 
 def audit_log(request: HttpRequest) -> HttpResponse:

@@ -7,7 +7,12 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.db.models import Exists
+from django.db.models import OuterRef
 from django.db.models import QuerySet
+from django.db.models import Subquery
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
@@ -22,9 +27,9 @@ from screening.models import SafetyAlert
 
 from . import emdr_rules
 from .models import DosingSession
+from .models import DosingSettings
 from .models import EmdrPlan
 from .models import EmdrTarget
-from .selectors import dosing_settings_for
 
 
 def plan_qs_for_user(user: User) -> QuerySet[EmdrPlan]:
@@ -68,16 +73,64 @@ def plan_targets(plan: EmdrPlan) -> list[EmdrTarget]:
     return list(plan.targets.prefetch_related("belongs_to").order_by("order", "id"))
 
 
+@dataclass(frozen=True)
+class TargetBadge:
+    title: str
+    state: str
+    state_label: str
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """The pathway page's view of an EMDR plan: its id for the link, and each target's title and state."""
+
+    public_id: uuid.UUID
+    targets: list[TargetBadge]
+
+
+def plan_summary(pathway: Pathway) -> PlanSummary | None:
+    """The pathway's plan with its targets in order, or None when no plan is open yet.
+
+    One query whether or not the plan has targets (the plan LEFT JOINed to its targets), so the
+    pathway page costs the same before and after the first target is added.
+    """
+    rows = list(
+        EmdrPlan.objects.filter(pathway=pathway)
+        .values("public_id", "targets__title", "targets__state")
+        .order_by("targets__order", "targets__id")
+    )
+    if not rows:
+        return None
+    labels = dict(EmdrTarget._meta.get_field("state").choices or [])
+    targets = [
+        TargetBadge(row["targets__title"], row["targets__state"], str(labels.get(row["targets__state"], "")))
+        for row in rows
+        if row["targets__state"] is not None
+    ]
+    return PlanSummary(public_id=rows[0]["public_id"], targets=targets)
+
+
 def readiness_facts(plan: EmdrPlan, targets: list[EmdrTarget]) -> emdr_rules.ReadinessFacts:
-    """The readiness criteria from the plan, the screening and the measures (three queries)."""
+    """The readiness criteria from the plan, the screening and the measures (two queries: the
+    screening's versions, then the latest DES-II and any open high-risk alert together). Read afresh
+    on every call: `target_start` decides its gate on it."""
     pathway: Pathway = plan.pathway
     current = screening_selectors.current_screening(pathway)
-    des2 = (
-        MeasureResponse.objects.filter(pathway=pathway, instrument="des2", carried_from__isnull=True)
+    latest_des2 = (
+        MeasureResponse.objects.filter(pathway=OuterRef("pk"), instrument="des2", carried_from__isnull=True)
         .order_by("-administered_at", "-id")
-        .values_list("total", flat=True)
-        .first()
+        .values("total")[:1]
     )
+    high_risk_alerts = SafetyAlert.objects.filter(
+        pathway=OuterRef("pk"), status="open", code__in=["cssrs_high", "phq9_item9"]
+    )
+    signals = (
+        Pathway.objects.filter(pk=pathway.pk)
+        .annotate(des2=Subquery(latest_des2), high_risk_alert_open=Exists(high_risk_alerts))
+        .values("des2", "high_risk_alert_open")
+        .get()
+    )
+    des2 = signals["des2"]
     stabilisation = [t for t in targets if t.kind in emdr_rules.STABILISATION_KINDS]
     return emdr_rules.ReadinessFacts(
         resource_installed=any(t.kind == emdr_rules.Kind.RESOURCE and t.state == "resolved" for t in targets),
@@ -85,9 +138,7 @@ def readiness_facts(plan: EmdrPlan, targets: list[EmdrTarget]) -> emdr_rules.Rea
         stabilisation_at_sud_0_1=bool(stabilisation)
         and all(t.state == "resolved" and (t.sud or 0) <= emdr_rules.SUD_RESOLVED for t in stabilisation),
         current_crisis=current.current_crisis if current is not None else None,
-        high_risk_alert_open=SafetyAlert.objects.filter(
-            pathway=pathway, status="open", code__in=["cssrs_high", "phq9_item9"]
-        ).exists(),
+        high_risk_alert_open=signals["high_risk_alert_open"],
         des2_mean=float(des2) if des2 is not None else None,
         dissociation_interview_recorded=plan.dissociation_interview_recorded,
     )
@@ -104,19 +155,26 @@ class DosingWindow:
         return self.opens_at <= timezone.now() <= self.closes_at
 
 
-def dosing_windows(plan: EmdrPlan) -> list[DosingWindow]:
-    """Each dosed session of the pathway with the window in which EMDR counts as tied to it."""
+DOSING_WINDOWS_SHOWN = 10
+"""How many of the latest doses the plan page and the session log offer: an EMDR session ties to a
+recent dose (72 hours by default), and a patient treated for years has hundreds."""
+
+
+def dosing_windows(plan: EmdrPlan, *, limit: int = DOSING_WINDOWS_SHOWN) -> list[DosingWindow]:
+    """The latest `limit` dosed sessions of the pathway, oldest first, each with the window in which
+    EMDR counts as tied to it. One query: the clinic's window length (or the default, while the
+    clinic has not saved its dosing settings) comes with each session."""
+    default_hours = DosingSettings._meta.get_field("emdr_window_hours").get_default()
+    clinic_hours = DosingSettings.objects.filter(clinic_id=OuterRef("clinic_id")).values("emdr_window_hours")
     sessions = list(
-        DosingSession.objects.filter(
-            booking__pathway_id=plan.pathway_id, dose_started_at__isnull=False
-        ).order_by("dose_started_at")
+        DosingSession.objects.filter(booking__pathway_id=plan.pathway_id, dose_started_at__isnull=False)
+        .annotate(window_hours=Coalesce(Subquery(clinic_hours[:1]), Value(default_hours)))
+        .order_by("-dose_started_at", "-id")[:limit]
     )
-    if not sessions:
-        return []
-    hours = dosing_settings_for(plan.clinic_id).emdr_window_hours
     windows = []
-    for session in sessions:
+    for session in reversed(sessions):
         started = session.dose_started_at
         assert started is not None
+        hours = session.window_hours
         windows.append(DosingWindow(session, started, started + dt.timedelta(hours=hours)))
     return windows

@@ -13,14 +13,17 @@ from . import selectors
 
 
 def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    """The pathway page's dosing sessions: the latest few (one query), linking to the full list."""
     if not (
         has_capability(user, Capability.SCHEDULE_VIEW)
         or has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM)
     ):
         return None
+    latest = selectors.pathway_latest_bookings(pathway)
     context = {
         "pathway": pathway,
-        "bookings": selectors.pathway_bookings(pathway),
+        "bookings": latest.bookings,
+        "has_earlier": latest.has_earlier,
         "can_book": has_capability(user, Capability.BOOKING_MANAGE) and pathway.is_open,
     }
     return DashboardPanel(
@@ -69,17 +72,14 @@ def monitoring_forms_panel(*, user: User) -> DashboardPanel | None:
 
 
 def emdr_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
-    """The EMDR plan at a glance: targets by state and the proposed next one (two queries)."""
+    """The EMDR plan at a glance: targets by state (one query, `emdr_selectors.plan_summary`)."""
     if not has_capability(user, Capability.EMDR_VIEW):
         return None
     from . import emdr_rules
-    from .models import EmdrPlan
-    from .models import EmdrTarget
+    from . import emdr_selectors
 
-    targets = list(
-        EmdrTarget.objects.filter(plan__pathway=pathway).select_related("plan").order_by("order", "id")
-    )
-    plan = targets[0].plan if targets else EmdrPlan.objects.filter(pathway=pathway).first()
+    plan = emdr_selectors.plan_summary(pathway)
+    targets = plan.targets if plan is not None else []
     counts = {state: sum(1 for t in targets if t.state == state) for state in emdr_rules.State}
     context = {
         "pathway": pathway,

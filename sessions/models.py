@@ -188,6 +188,9 @@ class Booking(BaseModel):
             models.Index(fields=["clinic", "starts_at"], name="booking_clinic_start"),
             models.Index(fields=["monitor", "starts_at"], name="booking_monitor_start"),
             models.Index(fields=["patient", "starts_at"], name="booking_patient_start"),
+            # The pathway page's latest dosing sessions and their full list, newest first: an index
+            # scan that stops after a page, however long the treatment.
+            models.Index(fields=["pathway", "-starts_at", "-id"], name="booking_pathway_latest"),
         ]
 
     def __str__(self) -> str:

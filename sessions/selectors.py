@@ -194,12 +194,33 @@ def todays_board(user: User, *, day: dt.date) -> list[Booking]:
     return list(bookings)
 
 
-def pathway_bookings(pathway: Any) -> list[Booking]:
-    return list(
+PATHWAY_BOOKINGS_SHOWN = 10
+"""How many bookings the pathway page shows: the latest (upcoming ones included), with a link to
+the full list. A patient treated for years has hundreds; the page must not grow with them."""
+
+
+def pathway_bookings_qs(pathway: Any) -> QuerySet[Booking]:
+    """The pathway's bookings, newest first, with what a row shows (room, monitor) in the same query."""
+    return (
         Booking.objects.filter(pathway=pathway)
         .select_related("room", "monitor", "prescriber")
-        .order_by("starts_at")
+        .order_by("-starts_at", "-id")
     )
+
+
+@dataclass(frozen=True)
+class LatestBookings:
+    bookings: list[Booking]
+    """The latest bookings, oldest first."""
+    has_earlier: bool
+    """Whether the pathway has more bookings than shown (then the page links to the full list)."""
+
+
+def pathway_latest_bookings(pathway: Any, *, limit: int = PATHWAY_BOOKINGS_SHOWN) -> LatestBookings:
+    """The pathway page's dosing sessions: the latest `limit`, in one query (one more row is read
+    to know whether there are earlier ones, instead of counting them all)."""
+    rows = list(pathway_bookings_qs(pathway)[: limit + 1])
+    return LatestBookings(bookings=rows[:limit][::-1], has_earlier=len(rows) > limit)
 
 
 def dosing_settings_for(clinic_id: int) -> DosingSettings:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("settings/", views.dosing_settings, name="dosing_settings"),
     path("pathways/<uuid:public_id>/book/", views.booking_create, name="booking_create"),
     path("pathways/<uuid:public_id>/rems/", views.rems_enrol, name="rems_enrol"),
+    path("pathways/<uuid:public_id>/sessions/", views.pathway_bookings, name="pathway_bookings"),
     path("bookings/<uuid:public_id>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:public_id>/move/", views.booking_move, name="booking_move"),
     path("bookings/<uuid:public_id>/cancel/", views.booking_cancel, name="booking_cancel"),

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
@@ -27,6 +28,7 @@ from kaemdr.selectors import clinic_clinicians
 from kaemdr.views import form_errors_from
 from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
+from pathways import services as pathway_services
 from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
 
@@ -228,6 +230,32 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
         "rems_form": RemsEnrolmentForm() if has_capability(user, Capability.REMS_ENROL) else None,
     }
     return render(request, "sessions/booking_form.html", context, status=400 if form.errors else 200)
+
+
+BOOKINGS_PER_PAGE = 25
+
+
+def pathway_bookings(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Every dosing session booked on a pathway, newest first, a page at a time: the pathway page
+    shows only the latest few, and a patient treated for years has hundreds."""
+    user = _user(request)
+    pathway = get_pathway_for_user_or_404(user, public_id)
+    if not (
+        has_capability(user, Capability.SCHEDULE_VIEW)
+        or has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM)
+    ):
+        raise Http404()  # the same answer as a missing pathway
+    page = Paginator(selectors.pathway_bookings_qs(pathway), BOOKINGS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="dosing_sessions_page")
+    context = {
+        "title": f"Dosing sessions of {pathway.patient.full_name}",
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "page": page,
+    }
+    return render(request, "sessions/pathway_bookings.html", context)
 
 
 @require_POST

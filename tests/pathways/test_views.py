@@ -471,6 +471,6 @@ def test_detail_pages_query_count_does_not_grow(
             )
     large = measure()
     assert small == large, f"{url_name}: {small} queries before, {large} with 30 more rows"
-    # The pathway page gathers every stage's section (screening, dosing, EMDR, integration): 14 for
-    # now; issue 9 (performance) brings every page to 12 with one selector for the whole page.
-    assert small <= (14 if url_name == "pathway_detail" else 12)
+    # Issue 9: every page within 12 queries, the pathway page with all its stages' sections included
+    # (every page at two data sizes: tests/test_query_counts.py).
+    assert small <= 12
