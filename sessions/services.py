@@ -157,6 +157,11 @@ def room_closure_add(
         raise ValidationError({"ends_at": ValidationError("The end must be after the start.", code="order")})
     if not reason.strip():
         raise ValidationError({"reason": ValidationError("Give the reason.", code="required")})
+    limit = RoomClosure._meta.get_field("reason").max_length or 0
+    if len(reason.strip()) > limit:
+        raise ValidationError(
+            {"reason": ValidationError(f"Keep the reason to {limit} characters.", code="too_long")}
+        )
     affected = (
         Booking.objects.filter(room=room, starts_at__lt=ends_at, ends_at__gt=starts_at)
         .exclude(status=BookingStatus.CANCELLED)

@@ -196,3 +196,19 @@ def test_a_service_called_directly_with_a_nul_byte_names_the_field_and_writes_no
     assert refused.value.messages == ["Remove the NUL character from the text."]
     patient.refresh_from_db()
     assert "\x00" not in patient.given_name
+
+
+def test_a_room_closure_with_an_over_long_reason_names_the_field(clinic_admin: User, room: Room) -> None:
+    from sessions.models import RoomClosure
+
+    starts = dt.datetime(2030, 1, 7, 9, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
+    with pytest.raises(ValidationError) as refused:
+        dosing.room_closure_add(
+            actor=clinic_admin,
+            room=room,
+            starts_at=starts,
+            ends_at=starts + dt.timedelta(hours=2),
+            reason="x" * 201,
+        )
+    assert refused.value.message_dict == {"reason": ["Keep the reason to 200 characters."]}
+    assert not RoomClosure.objects.filter(room=room).exists()
