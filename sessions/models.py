@@ -294,6 +294,15 @@ class DosingSession(BaseModel):
                 | Q(signed_by__isnull=False, signed_at__isnull=False, status="signed"),
             ),
         ]
+        indexes = [
+            # The dashboards' "monitoring forms due": a clinic's dosed sessions without a filed form,
+            # oldest first (`selectors.pmf_due`), without reading the clinic's signed history.
+            models.Index(
+                fields=["clinic", "dose_started_at"],
+                condition=Q(pmf_filed_at__isnull=True, dose_started_at__isnull=False),
+                name="session_pmf_unfiled",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Session of booking {self.booking_id} ({self.status})"

@@ -308,8 +308,13 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
         user, Capability.SCHEDULE_VIEW
     ):
         return []
+    # Scoped by the session's own clinic (the roles here read the whole clinic's schedule), so the
+    # partial index `session_pmf_unfiled` serves it instead of a join over every booking.
+    sessions = session_qs_for_user_unscoped().filter(clinic_id=user.member_clinic_id)
+    if not has_capability(user, Capability.SCHEDULE_VIEW):
+        sessions = sessions.filter(booking__in=booking_qs_for_user(user))
     return list(
-        session_qs_for_user(user)
-        .filter(booking__agent="esketamine", dose_started_at__isnull=False, pmf_filed_at__isnull=True)
-        .order_by("dose_started_at")[:limit]
+        sessions.filter(
+            booking__agent="esketamine", dose_started_at__isnull=False, pmf_filed_at__isnull=True
+        ).order_by("dose_started_at")[:limit]
     )
