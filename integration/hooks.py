@@ -29,19 +29,20 @@ from . import services
 
 
 def integration_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
-    """Live experiments and open follow-ups of the pathway (one query each; the follow-ups are
-    shared with the next actions), with a link to its notes."""
+    """Live experiments, the latest settled ones, and open follow-ups of the pathway (one query each;
+    the follow-ups are shared with the next actions), with a link to its integration page."""
     if not has_capability(user, Capability.INTEGRATION_VIEW) and not has_capability(
         user, Capability.FOLLOW_UP_VIEW
     ):
         return None
     can_read_notes = has_capability(user, Capability.INTEGRATION_VIEW)
-    experiments = selectors.pathway_experiments(pathway) if can_read_notes else []
+    experiments = selectors.pathway_panel_experiments(pathway) if can_read_notes else None
     context = {
         "pathway": pathway,
         "can_read_notes": can_read_notes,
-        "live_experiments": [e for e in experiments if e.is_live],
-        "settled_experiments": [e for e in experiments if not e.is_live],
+        "live_experiments": experiments.live if experiments else [],
+        "settled_experiments": experiments.settled.rows if experiments else [],
+        "settled_total": experiments.settled.total if experiments else 0,
         "follow_ups": selectors.pathway_follow_ups(pathway),
         "now": timezone.now(),
         "can_write": has_capability(user, Capability.INTEGRATION_WRITE)

@@ -11,12 +11,22 @@ import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Generic
+from typing import TypeVar
 
 from django.core.exceptions import ValidationError
+from django.db.models import BooleanField
 from django.db.models import Count
+from django.db.models import Exists
+from django.db.models import ExpressionWrapper
+from django.db.models import F
+from django.db.models import Model
+from django.db.models import OuterRef
 from django.db.models import Prefetch
+from django.db.models import Q
 from django.db.models import QuerySet
 from django.db.models import Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 from django.utils import timezone
 
@@ -36,6 +46,7 @@ from .models import FollowUpStatus
 from .models import IntegrationNote
 from .models import IntegrationSettings
 from .models import NoteAddendum
+from .models import NoteStatus
 from .models import Summary
 
 
@@ -77,11 +88,69 @@ def get_experiment_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Ex
         raise Http404("No such experiment.") from None
 
 
-def pathway_notes(pathway: Pathway) -> list[IntegrationNote]:
-    return list(
+PATHWAY_NOTES_SHOWN = 10
+"""How many notes the integration page shows: the latest, with a link to the full list. A patient
+treated for years has hundreds; the page must not grow with them."""
+
+PATHWAY_OPEN_FOLLOW_UPS_SHOWN = 25
+"""How many open follow-ups the integration page shows (soonest due first). A pathway has a handful
+open at a time; the cap only keeps a neglected one's page bounded."""
+
+PATHWAY_CLOSED_FOLLOW_UPS_SHOWN = 10
+"""How many closed follow-ups the integration page shows: the latest, with a link to the full list."""
+
+PANEL_SETTLED_EXPERIMENTS_SHOWN = 10
+"""How many settled experiments the pathway page's integration panel names: the latest ones."""
+
+
+def pathway_notes_qs(pathway: Pathway) -> QuerySet[IntegrationNote]:
+    """The pathway's notes, newest first, with what a row shows (author, the dose it follows)."""
+    return (
         IntegrationNote.objects.filter(pathway=pathway)
         .select_related("author", "dosing_session__booking")
         .order_by("-held_at", "-id")
+    )
+
+
+RowT = TypeVar("RowT", bound=Model)
+
+
+@dataclass(frozen=True)
+class Latest(Generic[RowT]):
+    """The first rows of a longer list, and how many rows the whole list has."""
+
+    rows: list[RowT]
+    total: int
+
+    @property
+    def has_more(self) -> bool:
+        """Whether the list has more rows than shown (then the page links to the full list)."""
+        return self.total > len(self.rows)
+
+
+def _latest(qs: QuerySet[RowT], limit: int) -> Latest[RowT]:
+    """The first `limit` rows of `qs` and its total, in one query: the total is a window count over
+    the whole filtered set, computed before the LIMIT (as in `overdue_follow_ups`)."""
+    rows: list[RowT] = list(qs.annotate(list_total=Window(Count("id")))[:limit])
+    return Latest(rows=rows, total=getattr(rows[0], "list_total", 0) if rows else 0)
+
+
+@dataclass(frozen=True)
+class LatestNotes(Latest[IntegrationNote]):
+    has_draft: bool
+    """Whether the pathway has a draft note (shown or not): the page offers to continue it."""
+
+
+def pathway_latest_notes(pathway: Pathway, *, limit: int = PATHWAY_NOTES_SHOWN) -> LatestNotes:
+    """The integration page's notes: the latest `limit`, how many there are, and whether one is a
+    draft, in one query however many notes the pathway has."""
+    draft = IntegrationNote.objects.filter(pathway=OuterRef("pathway"), status=NoteStatus.DRAFT)
+    notes: QuerySet[IntegrationNote] = pathway_notes_qs(pathway).annotate(pathway_has_draft=Exists(draft))
+    latest = _latest(notes, limit)
+    return LatestNotes(
+        rows=latest.rows,
+        total=latest.total,
+        has_draft=bool(latest.rows) and getattr(latest.rows[0], "pathway_has_draft", False),
     )
 
 
@@ -95,6 +164,42 @@ def pathway_experiments(pathway: Pathway, *, with_history: bool = False) -> list
             )
         )
     return sorted(experiments, key=lambda e: (not e.is_live, e.created_at))
+
+
+@dataclass(frozen=True)
+class PanelExperiments:
+    live: list[Experiment]
+    """Every live (planned or tried) experiment, oldest first."""
+    settled: Latest[Experiment]
+    """The latest settled (kept or dropped) experiments, most recently settled first, and how many."""
+
+
+def pathway_panel_experiments(
+    pathway: Pathway, *, settled_limit: int = PANEL_SETTLED_EXPERIMENTS_SHOWN
+) -> PanelExperiments:
+    """The pathway page's integration panel: the live experiments and the latest settled ones, in one
+    query however many have been settled over the years (the rest are on the integration page).
+
+    Window functions number and count each side (live, settled) before the filter keeps every live
+    one and the first `settled_limit` settled ones."""
+    live = Q(state__in=sorted(rules.LIVE_EXPERIMENT_STATES))
+    side = ExpressionWrapper(live, output_field=BooleanField())
+    rows: list[Experiment] = list(
+        Experiment.objects.filter(pathway=pathway)
+        .annotate(
+            side_rank=Window(
+                RowNumber(), partition_by=[side], order_by=[F("updated_at").desc(), F("id").desc()]
+            ),
+            side_total=Window(Count("id"), partition_by=[side]),
+        )
+        .filter(live | Q(side_rank__lte=settled_limit))
+        .order_by("created_at", "id")
+    )
+    settled = sorted((e for e in rows if not e.is_live), key=lambda e: getattr(e, "side_rank", 0))
+    return PanelExperiments(
+        live=[e for e in rows if e.is_live],
+        settled=Latest(rows=settled, total=getattr(settled[0], "side_total", 0) if settled else 0),
+    )
 
 
 @dataclass(frozen=True)
@@ -204,12 +309,40 @@ def pathway_follow_ups(pathway: Pathway) -> list[FollowUp]:
     return open_follow_ups_for([pathway])[pathway.pk]
 
 
-def pathway_all_follow_ups(pathway: Pathway) -> list[FollowUp]:
-    """Every follow-up of the pathway, newest due first: its integration page's history."""
-    return list(
+def pathway_all_follow_ups_qs(pathway: Pathway) -> QuerySet[FollowUp]:
+    """Every follow-up of the pathway, newest due first: its full history, a page at a time."""
+    return (
         FollowUp.objects.filter(pathway=pathway)
         .select_related("responsible", "done_by")
         .order_by("-due_at", "-id")
+    )
+
+
+@dataclass(frozen=True)
+class PathwayFollowUps:
+    open: Latest[FollowUp]
+    """The open follow-ups (visit reminders included), soonest due first."""
+    closed: Latest[FollowUp]
+    """The latest closed (done or cancelled) follow-ups, latest closed first."""
+
+
+def pathway_follow_ups_overview(
+    pathway: Pathway,
+    *,
+    open_limit: int = PATHWAY_OPEN_FOLLOW_UPS_SHOWN,
+    closed_limit: int = PATHWAY_CLOSED_FOLLOW_UPS_SHOWN,
+) -> PathwayFollowUps:
+    """The integration page's follow-ups: what is open and the latest closed, with their totals (two
+    queries however long the pathway's history; the rest is on the full list)."""
+    rows = FollowUp.objects.filter(pathway=pathway).select_related("responsible", "done_by")
+    return PathwayFollowUps(
+        open=_latest(rows.filter(status=FollowUpStatus.OPEN).order_by("due_at", "id"), open_limit),
+        closed=_latest(
+            rows.exclude(status=FollowUpStatus.OPEN).order_by(
+                F("done_at").desc(nulls_last=True), "-due_at", "-id"
+            ),
+            closed_limit,
+        ),
     )
 
 

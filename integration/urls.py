@@ -7,6 +7,16 @@ from . import views
 urlpatterns = [
     path("pathways/<uuid:public_id>/", views.pathway_integration, name="pathway_integration"),
     path("pathways/<uuid:public_id>/notes/", views.note_open, name="integration_note_open"),
+    path(
+        "pathways/<uuid:public_id>/notes/all/",
+        views.pathway_integration_notes,
+        name="pathway_integration_notes",
+    ),
+    path(
+        "pathways/<uuid:public_id>/follow-ups/all/",
+        views.pathway_integration_follow_ups,
+        name="pathway_integration_follow_ups",
+    ),
     path("notes/<uuid:public_id>/", views.note_detail, name="integration_note"),
     path("notes/<uuid:public_id>/save/", views.note_save, name="integration_note_save"),
     path("notes/<uuid:public_id>/experiments/", views.experiment_add, name="integration_experiment_add"),

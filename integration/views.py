@@ -1,5 +1,6 @@
-"""Integration pages: the note (draft and signed), its experiments, the follow-ups list and page,
-and the clinic's follow-up settings. Views only translate HTTP to services and selectors."""
+"""Integration pages: a pathway's integration and its full lists of notes and follow-ups, the note
+(draft and signed), its experiments, the follow-ups list and page, and the clinic's follow-up
+settings. Views only translate HTTP to services and selectors."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from kaemdr.permissions import has_capability
 from kaemdr.views import form_errors_from
 from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
+from pathways.models import Pathway
 from pathways.selectors import get_pathway_for_user_or_404
 from sessions.models import DosingSession
 
@@ -48,6 +50,7 @@ from .models import IntegrationNote
 from .models import SummaryStatus
 
 FOLLOW_UPS_PER_PAGE = 25
+NOTES_PER_PAGE = 25
 
 
 def _tz(user: User) -> dt.tzinfo:
@@ -77,20 +80,30 @@ def note_open(request: HttpRequest, public_id: str) -> HttpResponse:
     return HttpResponseRedirect(_note_url(note))
 
 
-def pathway_integration(request: HttpRequest, public_id: str) -> HttpResponse:
-    """A pathway's integration: its notes, every experiment with its history, and its follow-ups."""
-    user = _user(request)
-    pathway = get_pathway_for_user_or_404(user, public_id)
+def _pathway_for_integration(request: HttpRequest, public_id: str) -> Pathway:
+    """The pathway, if the user may read its integration (its notes are therapy notes), else 404."""
+    pathway = get_pathway_for_user_or_404(_user(request), public_id)
     require_capability(request, Capability.INTEGRATION_VIEW)
-    notes = selectors.pathway_notes(pathway)
+    return pathway
+
+
+def pathway_integration(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A pathway's integration: its latest notes, every experiment with its history, and its open and
+    latest closed follow-ups, each list linking to its full, paginated list (a patient treated for
+    years has hundreds of notes and thousands of follow-ups; the page must not grow with them)."""
+    user = _user(request)
+    pathway = _pathway_for_integration(request, public_id)
+    notes = selectors.pathway_latest_notes(pathway)
+    follow_ups = selectors.pathway_follow_ups_overview(pathway)
     context = {
         "title": f"Integration of {pathway.patient.full_name}",
         "pathway": pathway,
         "patient": pathway.patient,
         "notes": notes,
-        "draft": next((n for n in notes if not n.is_signed), None),
+        "draft": notes.has_draft,
         "experiments": selectors.pathway_experiments(pathway, with_history=True),
-        "follow_ups": selectors.pathway_all_follow_ups(pathway),
+        "follow_ups": follow_ups,
+        "follow_ups_total": follow_ups.open.total + follow_ups.closed.total,
         "now": timezone.now(),
         "can_write": has_capability(user, Capability.INTEGRATION_WRITE)
         and pathway.therapist_id == user.pk
@@ -98,6 +111,41 @@ def pathway_integration(request: HttpRequest, public_id: str) -> HttpResponse:
     }
     services.pathway_integration_viewed(actor=user, pathway=pathway)
     return render(request, "integration/pathway.html", context)
+
+
+def pathway_integration_notes(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Every integration note of a pathway, newest first, a page at a time (the integration page shows
+    the latest few). The same readers as the integration page, and audited as a view of it."""
+    user = _user(request)
+    pathway = _pathway_for_integration(request, public_id)
+    page = Paginator(selectors.pathway_notes_qs(pathway), NOTES_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "title": f"Integration notes of {pathway.patient.full_name}",
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "page": page,
+    }
+    services.pathway_integration_viewed(actor=user, pathway=pathway)
+    return render(request, "integration/pathway_notes.html", context)
+
+
+def pathway_integration_follow_ups(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Every follow-up of a pathway, open and closed, newest due first, a page at a time (the
+    integration page shows the open ones and the latest closed). Readers and audit as that page's."""
+    user = _user(request)
+    pathway = _pathway_for_integration(request, public_id)
+    page = Paginator(selectors.pathway_all_follow_ups_qs(pathway), FOLLOW_UPS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "title": f"Follow-ups of {pathway.patient.full_name}",
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "page": page,
+        "now": timezone.now(),
+    }
+    services.pathway_integration_viewed(actor=user, pathway=pathway)
+    return render(request, "integration/pathway_follow_ups.html", context)
 
 
 def _review_forms(

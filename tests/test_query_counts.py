@@ -379,6 +379,14 @@ PAGES: dict[str, tuple[str, UrlFor]] = {
         Role.THERAPIST,
         lambda w: reverse("pathway_integration", args=[w.pathway.public_id]),
     ),
+    "pathway_integration_notes": (
+        Role.THERAPIST,
+        lambda w: reverse("pathway_integration_notes", args=[w.pathway.public_id]),
+    ),
+    "pathway_integration_follow_ups": (
+        Role.PRESCRIBER,
+        lambda w: reverse("pathway_integration_follow_ups", args=[w.pathway.public_id]),
+    ),
     "integration_note-signed": (
         Role.THERAPIST,
         lambda w: reverse("integration_note", args=[w.note.public_id]),

@@ -5,6 +5,7 @@ views audited, and query counts that do not grow with the data."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -356,6 +357,8 @@ def test_query_counts_stay_flat_as_follow_ups_grow(
         (therapist, reverse("pathway_detail", args=[world["pathway"].public_id])),
         (therapist, reverse("integration_note", args=[world["note"].public_id])),
         (therapist, reverse("pathway_integration", args=[world["pathway"].public_id])),
+        (therapist, reverse("pathway_integration_notes", args=[world["pathway"].public_id])),
+        (therapist, reverse("pathway_integration_follow_ups", args=[world["pathway"].public_id])),
         (therapist, reverse("follow_up_detail", args=[world["check_in"].public_id])),
     ]
 
@@ -387,3 +390,158 @@ def test_query_counts_stay_flat_as_follow_ups_grow(
     large = [_count(client, url) for client, url in urls]
     assert large == small, list(zip(urls, small, large, strict=True))
     assert max(large) <= 30
+
+
+# --- Long histories: the latest few on the page, the rest on paginated full lists --------------------
+
+
+def _history(world: dict[str, Any], *, notes: int, closed: int) -> None:
+    """`notes` more signed notes (newer than the draft) and `closed` more done follow-ups on the
+    world's pathway, bulk-written: a patient treated for years, without years of service calls."""
+    therapist, pathway = world["staff"][Role.THERAPIST], world["pathway"]
+    now = timezone.now()
+    start = IntegrationNote.objects.filter(pathway=pathway).count()
+    IntegrationNote.objects.bulk_create(
+        IntegrationNote(
+            clinic=pathway.clinic,
+            pathway=pathway,
+            dosing_session=world["session"],
+            author=therapist,
+            held_at=now + dt.timedelta(minutes=start + index + 1),
+            perception_shift=f"Shift {start + index}.",
+            status="signed",
+            signed_at=now,
+        )
+        for index in range(notes)
+    )
+    FollowUpFactory.create_batch(
+        closed,
+        pathway=pathway,
+        status="done",
+        done_by=therapist,
+        done_at=now,
+        due_at=now - dt.timedelta(days=3),
+        outcome="Reached.",
+    )
+
+
+def _listed(html: str, testid: str) -> int:
+    """How many rows the list or table body marked `data-testid=testid` holds."""
+    found = re.search(rf'<(ul|tbody)[^>]*data-testid="{testid}"[^>]*>(.*?)</\1>', html, re.S)
+    assert found is not None, testid
+    tag, body = found.groups()
+    return body.count("<li" if tag == "ul" else "<tr")
+
+
+def test_the_integration_page_shows_the_latest_notes_and_follow_ups_and_links_to_the_rest(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    _history(world, notes=15, closed=30)
+    pathway = world["pathway"]
+    html = client_for(world["staff"][Role.THERAPIST]).get(
+        reverse("pathway_integration", args=[pathway.public_id])
+    )
+    page = html.content.decode()
+    assert _listed(page, "latest-notes") == 10
+    assert "Shift 15." in page
+    assert "Shift 5." not in page
+    assert reverse("pathway_integration_notes", args=[pathway.public_id]) in page
+    assert "All 16 notes" in page  # the 15 signed and the draft
+    assert "Continue the draft note" in page  # the draft is older than the ten shown, and still found
+    open_count = FollowUp.objects.filter(pathway=pathway, status="open").count()
+    assert open_count > 0
+    assert _listed(page, "open-follow-ups") == open_count
+    assert _listed(page, "closed-follow-ups") == 10
+    assert reverse("pathway_integration_follow_ups", args=[pathway.public_id]) in page
+    assert f"All {FollowUp.objects.filter(pathway=pathway).count()} follow-ups" in page
+
+
+def test_the_full_lists_paginate(world: dict[str, Any], client_for: Callable[[User | None], Client]) -> None:
+    _history(world, notes=30, closed=30)
+    pathway = world["pathway"]
+    client = client_for(world["staff"][Role.PRESCRIBER])
+    notes = reverse("pathway_integration_notes", args=[pathway.public_id])
+    first = client.get(notes).content.decode()
+    assert _listed(first, "notes") == 25
+    assert "Shift 30." in first
+    assert "31 in all" in first
+    assert 'aria-label="Pages"' in first
+    assert "Page 1 of 2" in first
+    second = client.get(notes + "?page=2").content.decode()
+    assert _listed(second, "notes") == 6
+    assert "Page 2 of 2" in second
+    assert "Draft" in second
+    # Out of range or not a number: the last or the first page, as every paginated page of the app.
+    assert "Page 2 of 2" in client.get(notes + "?page=99").content.decode()
+    assert "Page 1 of 2" in client.get(notes + "?page=x").content.decode()
+    follow_ups = reverse("pathway_integration_follow_ups", args=[pathway.public_id])
+    total = FollowUp.objects.filter(pathway=pathway).count()
+    pages = -(-total // 25)
+    assert _listed(client.get(follow_ups).content.decode(), "follow-ups") == 25
+    last = client.get(follow_ups + f"?page={pages}").content.decode()
+    assert _listed(last, "follow-ups") == total - 25 * (pages - 1)
+    assert f"Page {pages} of {pages}" in client.get(follow_ups + "?page=99").content.decode()
+
+
+def test_the_full_lists_have_the_integration_pages_readers_and_are_audited(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    staff, pathway = world["staff"], world["pathway"]
+    urls = [
+        reverse("pathway_integration_notes", args=[pathway.public_id]),
+        reverse("pathway_integration_follow_ups", args=[pathway.public_id]),
+    ]
+    viewed = AuditEvent.objects.filter(
+        action="integration.pathway_viewed", target_public_id=pathway.public_id
+    )
+    before = viewed.count()
+    for url in urls:
+        for reader in (staff[Role.THERAPIST], staff[Role.PRESCRIBER]):
+            assert client_for(reader).get(url).status_code == 200
+        # Notes are therapy notes: not the monitor's or the clinic admin's; nothing of another clinic.
+        for user in (
+            staff[Role.MONITOR],
+            staff[Role.CLINIC_ADMIN],
+            world["other_therapist"],
+            world["outsider"],
+            world["outsider_admin"],
+        ):
+            assert client_for(user).get(url).status_code == 404, (url, user.role)
+        assert client_for(None).get(url).status_code == 302
+    assert viewed.count() == before + 4
+
+
+def test_the_pathway_panel_names_only_the_latest_settled_experiments(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    therapist, note = world["staff"][Role.THERAPIST], world["note"]
+    for index in range(15):
+        services.experiment_add(actor=therapist, note=note, area="other", description=f"Settled {index}.")
+    Experiment.objects.filter(description__startswith="Settled").update(state="kept")
+    html = client_for(therapist).get(reverse("pathway_detail", args=[world["pathway"].public_id]))
+    page = html.content.decode()
+    settled = page.split('data-testid="settled-experiments"', 1)[1].split("</p>", 1)[0]
+    assert settled.count("badge") == 10
+    assert "the latest 10 of 15" in settled
+    assert reverse("pathway_integration", args=[world["pathway"].public_id]) + "#experiments" in settled
+    assert "Bed by 23:00." in page  # the live experiment is still listed
+
+
+def test_query_counts_of_the_full_lists_do_not_grow_with_the_history(
+    world: dict[str, Any], client_for: Callable[[User | None], Client]
+) -> None:
+    client, pathway = client_for(world["staff"][Role.THERAPIST]), world["pathway"]
+    urls = [
+        reverse("pathway_integration", args=[pathway.public_id]),
+        reverse("pathway_integration_notes", args=[pathway.public_id]),
+        reverse("pathway_integration_notes", args=[pathway.public_id]) + "?page=2",
+        reverse("pathway_integration_follow_ups", args=[pathway.public_id]),
+        reverse("pathway_integration_follow_ups", args=[pathway.public_id]) + "?page=2",
+    ]
+    _history(world, notes=30, closed=30)
+    for url in urls:
+        client.get(url)
+    small = [_count(client, url) for url in urls]
+    _history(world, notes=120, closed=240)
+    large = [_count(client, url) for url in urls]
+    assert large == small, list(zip(urls, small, large, strict=True))
