@@ -177,7 +177,8 @@ def main_pages(
 def _signed_in_client(user: User) -> Client:
     from .bench_http import signed_in_session
 
-    client = Client()
+    # A host the settings allow (outside the test runner, "testserver" is not one).
+    client = Client(HTTP_HOST=next((h for h in settings.ALLOWED_HOSTS if h and "*" not in h), "localhost"))
     client.cookies[settings.SESSION_COOKIE_NAME] = signed_in_session(user, secret_key=settings.SECRET_KEY)
     return client
 
@@ -404,6 +405,7 @@ def run(
     repeats: int = 3,
     follow_ups: int = 2000,
     log: Any = print,
+    report_folder: Path | None = None,
 ) -> list[Figure]:
     """Every figure of the benchmark, in one run (the data built first, or reused)."""
     from .bench_data import build_network
@@ -423,19 +425,26 @@ def run(
             for name, count in network.counts.items()
         ),
     ]
-    log("pages over HTTP ...")
-    figures += http_figures(
-        network, duration_s=duration_s, connections=connections, rss_requests=rss_requests
-    )
-    log("queries per page ...")
-    figures += query_figures(network)
-    log("the long pathway and a clashing booking ...")
-    figures += long_pathway_figures(network)
-    figures += conflict_figures(network)
-    log("summary PDF ...")
-    figures += summary_figures(sessions=sessions, repeats=repeats)
-    log("follow-up dispatch ...")
-    figures += dispatch_figures(follow_ups=follow_ups)
+    # The quick, in-process figures first; each step's figures are kept (and written, when a folder
+    # is given) before the next, so a long run that stops late keeps what it measured.
+    steps: list[tuple[str, Any]] = [
+        ("queries per page", lambda: query_figures(network)),
+        ("the long pathway", lambda: long_pathway_figures(network)),
+        ("a clashing booking", lambda: conflict_figures(network)),
+        ("summary PDF", lambda: summary_figures(sessions=sessions, repeats=repeats)),
+        ("follow-up dispatch", lambda: dispatch_figures(follow_ups=follow_ups)),
+        (
+            "pages over HTTP",
+            lambda: http_figures(
+                network, duration_s=duration_s, connections=connections, rss_requests=rss_requests
+            ),
+        ),
+    ]
+    for name, step in steps:
+        log(f"{name} ...")
+        figures += step()
+        if report_folder is not None:
+            write_report(figures, report_folder)
     return figures
 
 

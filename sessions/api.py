@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework import status
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -522,9 +523,11 @@ def _settings_body(clinic_id: int) -> dict[str, Any]:
 
 @extend_schema(tags=["dosing"])
 class DosingSettingsView(APIView):
-    """The clinic's dosing limits and chair times, for clinic admins."""
+    """The clinic's dosing limits and chair times, for clinic admins. JSON only: the chair times are a
+    list of objects, which a form body cannot carry (a form's `chair_times` would be dropped)."""
 
     permission_classes = (permissions.IsAuthenticated,)
+    parser_classes = (JSONParser,)
 
     @extend_schema(responses={200: DosingSettingsSerializer, 404: ErrorBody})
     def get(self, request: Request) -> Response:

@@ -41,5 +41,6 @@ class Command(BaseCommand):
             repeats=options["repeats"],
             follow_ups=options["follow_ups"],
             log=lambda message: self.stderr.write(message),
+            report_folder=settings.VAR_DIR / "bench",
         )
         self.stdout.write(bench.write_report(figures, settings.VAR_DIR / "bench"))
