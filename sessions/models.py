@@ -137,6 +137,9 @@ class BookingStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
 
 
+LIVE_BOOKING = ~Q(status="cancelled")
+
+
 class Booking(BaseModel):
     """A dosing session booked in a room: chair time from `starts_at` to `ends_at`.
 
@@ -191,6 +194,15 @@ class Booking(BaseModel):
             # The pathway page's latest dosing sessions and their full list, newest first: an index
             # scan that stops after a page, however long the treatment.
             models.Index(fields=["pathway", "-starts_at", "-id"], name="booking_pathway_latest"),
+            # Clash checks (`selectors.conflicts`): live bookings of a room, patient or monitor that end
+            # after the asked start. Reading by end, they skip the years of past bookings before it.
+            models.Index(fields=["room", "ends_at"], name="booking_room_live_end", condition=LIVE_BOOKING),
+            models.Index(
+                fields=["patient", "ends_at"], name="booking_patient_live_end", condition=LIVE_BOOKING
+            ),
+            models.Index(
+                fields=["monitor", "ends_at"], name="booking_monitor_live_end", condition=LIVE_BOOKING
+            ),
         ]
 
     def __str__(self) -> str:
