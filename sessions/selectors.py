@@ -309,8 +309,11 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
     ):
         return []
     # Scoped by the session's own clinic (the roles here read the whole clinic's schedule), so the
-    # partial index `session_pmf_unfiled` serves it instead of a join over every booking.
-    sessions = session_qs_for_user_unscoped().filter(clinic_id=user.member_clinic_id)
+    # partial index `session_pmf_unfiled` serves it instead of a join over every booking; and only
+    # what the panel shows is joined (eleven tables took PostgreSQL 25 ms to plan).
+    sessions = DosingSession.objects.select_related("booking__patient").filter(
+        clinic_id=user.member_clinic_id
+    )
     if not has_capability(user, Capability.SCHEDULE_VIEW):
         sessions = sessions.filter(booking__in=booking_qs_for_user(user))
     return list(
