@@ -130,7 +130,7 @@ class Latest(Generic[RowT]):
 
 def _latest(qs: QuerySet[RowT], limit: int) -> Latest[RowT]:
     """The first `limit` rows of `qs` and its total, in one query: the total is a window count over
-    the whole filtered set, computed before the LIMIT (as in `overdue_follow_ups`)."""
+    the whole filtered set, computed before the LIMIT."""
     rows: list[RowT] = list(qs.annotate(list_total=Window(Count("id")))[:limit])
     return Latest(rows=rows, total=getattr(rows[0], "list_total", 0) if rows else 0)
 
@@ -280,10 +280,8 @@ def overdue_follow_ups(user: User, *, mine: bool, limit: int = 10) -> tuple[list
     One query: the total is a window count over the whole filtered set, computed before the LIMIT,
     so the dashboard panel costs the same with ten overdue follow-ups as with ten thousand.
     """
-    qs = follow_ups_list(user, scope="mine" if mine else "clinic", show="overdue")
-    rows: list[FollowUp] = list(qs.annotate(overdue_total=Window(Count("id")))[:limit])
-    total: int = getattr(rows[0], "overdue_total", 0) if rows else 0
-    return rows, total
+    overdue = _latest(follow_ups_list(user, scope="mine" if mine else "clinic", show="overdue"), limit)
+    return overdue.rows, overdue.total
 
 
 def open_follow_ups_for(pathways: list[Pathway]) -> dict[int, list[FollowUp]]:

@@ -14,10 +14,7 @@ from . import selectors
 
 def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     """The pathway page's dosing sessions: the latest few (one query), linking to the full list."""
-    if not (
-        has_capability(user, Capability.SCHEDULE_VIEW)
-        or has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM)
-    ):
+    if not selectors.can_see_pathway_bookings(user):
         return None
     latest = selectors.pathway_latest_bookings(pathway)
     context = {

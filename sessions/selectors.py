@@ -199,6 +199,14 @@ PATHWAY_BOOKINGS_SHOWN = 10
 the full list. A patient treated for years has hundreds; the page must not grow with them."""
 
 
+def can_see_pathway_bookings(user: User) -> bool:
+    """Whether the user may see a pathway's dosing sessions (on the pathway page and their full list):
+    schedule readers, and the care team's therapist."""
+    return has_capability(user, Capability.SCHEDULE_VIEW) or has_capability(
+        user, Capability.PATIENT_VIEW_CARE_TEAM
+    )
+
+
 def pathway_bookings_qs(pathway: Any) -> QuerySet[Booking]:
     """The pathway's bookings, newest first, with what a row shows (room, monitor) in the same query."""
     return (

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.db import transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from kaemdr.audit import audit_record
@@ -145,6 +146,15 @@ def room_set_hours(*, actor: User, room: Room, hours: list[tuple[int, dt.time, d
     return room
 
 
+def _too_long(model: type[Model], field: str, value: str, label: str) -> ValidationError | None:
+    """The refusal of text longer than the model's column holds (stripped, as it is saved), else None:
+    a direct caller of a service gets a message next to the field, not a database error."""
+    limit = getattr(model._meta.get_field(field), "max_length", None) or 0
+    if len(value.strip()) <= limit:
+        return None
+    return ValidationError(f"Keep {label} to {limit} characters.", code="too_long")
+
+
 @transaction.atomic
 def room_closure_add(
     *, actor: User, room: Room, starts_at: dt.datetime, ends_at: dt.datetime, reason: str
@@ -157,11 +167,9 @@ def room_closure_add(
         raise ValidationError({"ends_at": ValidationError("The end must be after the start.", code="order")})
     if not reason.strip():
         raise ValidationError({"reason": ValidationError("Give the reason.", code="required")})
-    limit = RoomClosure._meta.get_field("reason").max_length or 0
-    if len(reason.strip()) > limit:
-        raise ValidationError(
-            {"reason": ValidationError(f"Keep the reason to {limit} characters.", code="too_long")}
-        )
+    too_long = _too_long(RoomClosure, "reason", reason, "the reason")
+    if too_long:
+        raise ValidationError({"reason": too_long})
     affected = (
         Booking.objects.filter(room=room, starts_at__lt=ends_at, ends_at__gt=starts_at)
         .exclude(status=BookingStatus.CANCELLED)
@@ -731,13 +739,10 @@ def dose_start(
         dose = Decimal(0)
     if dose <= 0 or dose > 1000:
         errors.setdefault("dose_mg", []).append(ValidationError("Enter the dose in mg.", code="invalid_dose"))
-    lot_limit = DosingSession._meta.get_field("lot_number").max_length or 0
     if not lot_number.strip():
         errors.setdefault("lot_number", []).append(ValidationError("Enter the lot number.", code="required"))
-    elif len(lot_number.strip()) > lot_limit:
-        errors.setdefault("lot_number", []).append(
-            ValidationError(f"Keep the lot number to {lot_limit} characters.", code="too_long")
-        )
+    elif too_long := _too_long(DosingSession, "lot_number", lot_number, "the lot number"):
+        errors.setdefault("lot_number", []).append(too_long)
     times = sorted(device_times or [])
     if booking.agent == Agent.ESKETAMINE:
         for problem in rules.esketamine_device_problems(times, float(dose)):

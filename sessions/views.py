@@ -240,10 +240,7 @@ def pathway_bookings(request: HttpRequest, public_id: str) -> HttpResponse:
     shows only the latest few, and a patient treated for years has hundreds."""
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
-    if not (
-        has_capability(user, Capability.SCHEDULE_VIEW)
-        or has_capability(user, Capability.PATIENT_VIEW_CARE_TEAM)
-    ):
+    if not selectors.can_see_pathway_bookings(user):
         raise Http404()  # the same answer as a missing pathway
     page = Paginator(selectors.pathway_bookings_qs(pathway), BOOKINGS_PER_PAGE).get_page(
         request.GET.get("page")
