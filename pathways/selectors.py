@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.db.models import F
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
+from django.db.models import Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 
 from kaemdr.models import User
@@ -110,27 +113,62 @@ def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
     return pathways_next_actions([pathway])[pathway.pk]
 
 
+DASHBOARD_PATHWAYS_PER_STAGE = 10
+"""How many of a clinician's pathways the dashboard lists in each stage: the longest waiting ones,
+with the stage's total and a link to all of them (`my_open_pathways_in_stage`)."""
+
+
 @dataclass(frozen=True)
 class StageGroup:
     stage: str
     label: str
     pathways: list[Pathway]
+    total: int
+
+    @property
+    def has_more(self) -> bool:
+        return self.total > len(self.pathways)
 
 
-def my_open_pathways_by_stage(user: User) -> list[StageGroup]:
-    """The prescriber's or therapist's own open pathways, grouped by stage in pathway order."""
-    mine = (
+def _my_open_pathways(user: User) -> QuerySet[Pathway]:
+    """The open pathways that name the user as prescriber or therapist, longest in their stage first."""
+    return (
         pathway_qs_for_user(user)
         .exclude(stage__in=CLOSED_STAGES)
         .filter(Q(prescriber=user) | Q(therapist=user))
+        .order_by("stage_changed_at", "id")
     )
-    pathways = list(mine.order_by("stage_changed_at", "id"))
+
+
+def my_open_pathways_by_stage(
+    user: User, *, per_stage: int = DASHBOARD_PATHWAYS_PER_STAGE
+) -> list[StageGroup]:
+    """The prescriber's or therapist's own open pathways, grouped by stage in pathway order: in each
+    stage the `per_stage` longest waiting, and how many there are. One query, however long the
+    caseload: the rank and the total are window functions over each stage."""
+    in_stage_order = [F("stage_changed_at").asc(), F("id").asc()]
+    ranked = (
+        _my_open_pathways(user)
+        .annotate(
+            stage_rank=Window(RowNumber(), partition_by=[F("stage")], order_by=in_stage_order),
+            stage_total=Window(Count("id"), partition_by=[F("stage")]),
+        )
+        .filter(stage_rank__lte=per_stage)
+    )
+    pathways = list(ranked)
     groups: list[StageGroup] = []
     for stage, label in Stage.choices:
         members = [p for p in pathways if p.stage == stage]
         if members:
-            groups.append(StageGroup(stage=stage, label=label, pathways=members))
+            total = getattr(members[0], "stage_total", len(members))
+            groups.append(StageGroup(stage=stage, label=label, pathways=members, total=total))
     return groups
+
+
+def my_open_pathways_in_stage(user: User, *, stage: str) -> QuerySet[Pathway]:
+    """All of the user's own open pathways in `stage`, longest waiting first (the dashboard's
+    "all in this stage" list, paginated by the page)."""
+    return _my_open_pathways(user).filter(stage=stage)
 
 
 def clinic_stage_counts(user: User) -> dict[str, int]:

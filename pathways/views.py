@@ -8,6 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.http import HttpRequest
 from django.http import HttpResponse
 from django.http import HttpResponseRedirect
@@ -43,6 +44,7 @@ from .registry import registry
 from .rules import allowed_moves
 
 PATIENTS_PER_PAGE = 25
+PATHWAYS_PER_PAGE = 25
 AUDIT_EVENTS_PER_PAGE = 50
 
 
@@ -61,6 +63,31 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["recent_patients"] = selectors.recent_patients(user)
         context["stage_counts"] = selectors.clinic_stage_counts(user)
     return render(request, "pathways/dashboard.html", context)
+
+
+def my_pathways_in_stage(request: HttpRequest, stage: str) -> HttpResponse:
+    """Every open pathway of the clinician's own in one stage (the dashboard lists the first few),
+    paginated, with each one's next action."""
+    user = _user(request)
+    labels = dict(Stage.choices)
+    if user.role not in (Role.PRESCRIBER, Role.THERAPIST) or stage not in labels:
+        raise Http404()
+    page = Paginator(selectors.my_open_pathways_in_stage(user, stage=stage), PATHWAYS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    pathways = list(page.object_list)
+    actions = selectors.pathways_next_actions(pathways)
+    services.patient_list_viewed(actor=user, count=len(pathways), via=f"my pathways in {stage}")
+    return render(
+        request,
+        "pathways/my_pathways_in_stage.html",
+        {
+            "title": f"Your pathways in {labels[stage].lower()}",
+            "stage_label": labels[stage],
+            "page": page,
+            "rows": [(p, actions[p.pk]) for p in pathways],
+        },
+    )
 
 
 def patient_list(request: HttpRequest) -> HttpResponse:

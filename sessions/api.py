@@ -422,8 +422,8 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = DosingSession.objects.none()  # for the schema; requests use get_object
 
     def get_object(self) -> DosingSession:
-        found = selectors.get_session_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
-        return selectors.session_with_parts(found)
+        user = self.request.user
+        return selectors.get_session_for_user_or_404(user, self.kwargs["id"], with_parts=True)  # type: ignore[arg-type]
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         session = self.get_object()

@@ -252,20 +252,47 @@ def session_qs_for_user(user: User) -> QuerySet[DosingSession]:
     return session_qs_for_user_unscoped().filter(booking__in=booking_qs_for_user(user))
 
 
-def get_session_for_user_or_404(user: User, public_id: uuid.UUID | str) -> DosingSession:
+SESSION_PARTS = ("vitals", "scales", "adverse_events", "addenda__author")
+SESSION_STAFF = ("override_by", "dosed_by", "discharged_by", "signed_by")
+BOOKING_STAFF = ("monitor", "prescriber")
+
+
+def _session_record_qs() -> QuerySet[DosingSession]:
+    """One record with its booking, room, patient and pathway joined; its staff come separately
+    (`_with_staff`): with the six staff joins too, PostgreSQL took 15 ms to plan the statement."""
+    return DosingSession.objects.select_related("booking__room", "booking__patient", "booking__pathway")
+
+
+def _with_staff(session: DosingSession) -> DosingSession:
+    """Attach the staff the record and its booking name, read in one query."""
+    booking = session.booking
+    ids = {getattr(session, f"{field}_id") for field in SESSION_STAFF}
+    ids |= {getattr(booking, f"{field}_id") for field in BOOKING_STAFF}
+    staff = User.objects.in_bulk(ids - {None})
+    for field in SESSION_STAFF:
+        setattr(session, field, staff.get(getattr(session, f"{field}_id")))
+    for field in BOOKING_STAFF:
+        setattr(booking, field, staff[getattr(booking, f"{field}_id")])
+    return session
+
+
+def get_session_for_user_or_404(
+    user: User, public_id: uuid.UUID | str, *, with_parts: bool = False
+) -> DosingSession:
+    """The record if the user may see its booking (else 404), with its staff; `with_parts` loads its
+    vitals, scales, adverse events and addenda too, as `session_with_parts` does."""
+    records = _session_record_qs().filter(booking__in=booking_qs_for_user(user))
+    if with_parts:
+        records = records.prefetch_related(*SESSION_PARTS)
     try:
-        return session_qs_for_user(user).get(public_id=public_id)
+        return _with_staff(records.get(public_id=public_id))
     except (DosingSession.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such session.") from None
 
 
 def session_with_parts(session: DosingSession) -> DosingSession:
-    """The record with its vitals, scales, adverse events and addenda loaded (four queries)."""
-    return (
-        session_qs_for_user_unscoped()
-        .prefetch_related("vitals", "scales", "adverse_events", "addenda__author")
-        .get(pk=session.pk)
-    )
+    """The record read again, with its staff, vitals, scales, adverse events and addenda (six queries)."""
+    return _with_staff(_session_record_qs().prefetch_related(*SESSION_PARTS).get(pk=session.pk))
 
 
 def session_qs_for_user_unscoped() -> QuerySet[DosingSession]:

@@ -435,10 +435,16 @@ def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
 
 
 def _render_session(
-    request: HttpRequest, session: DosingSession, *, bound: tuple[str, Any] | None = None, status: int = 200
+    request: HttpRequest,
+    session: DosingSession,
+    *,
+    bound: tuple[str, Any] | None = None,
+    status: int = 200,
+    parts_loaded: bool = False,
 ) -> HttpResponse:
+    """The record's page; the record is read again with its parts unless the caller just did."""
     user = _user(request)
-    full = selectors.session_with_parts(session)
+    full = session if parts_loaded else selectors.session_with_parts(session)
     forms = _session_forms(full, user)
     if bound is not None:
         forms[bound[0]] = bound[1]
@@ -505,7 +511,8 @@ def _rems_medication_classes(session: DosingSession) -> list[str]:
 
 
 def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    return _render_session(request, selectors.get_session_for_user_or_404(_user(request), public_id))
+    session = selectors.get_session_for_user_or_404(_user(request), public_id, with_parts=True)
+    return _render_session(request, session, parts_loaded=True)
 
 
 SESSION_ACTIONS = (

@@ -263,7 +263,11 @@ def test_every_route_with_an_id_answers_404_for_another_clinics_object(
     with_ids = [
         (name, fill(route, foreign_value))
         for name, route in routes()
-        if name not in PUBLIC and PLACEHOLDER.search(route) and name not in ("pathway_measure",)
+        if name not in PUBLIC
+        and PLACEHOLDER.search(route)
+        # pathway_measure is added below; my_pathways_in_stage names a stage, not an object, and
+        # lists only the user's own pathways (tests/pathways/test_views.py)
+        and name not in ("pathway_measure", "my_pathways_in_stage")
     ]
     assert unknown == [], f"routes with ids of an unknown kind: {unknown}"
     # pathway_measure takes a pathway id and an instrument: included through the same mapping

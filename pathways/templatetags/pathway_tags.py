@@ -28,7 +28,12 @@ def stage_badge(stage: str) -> str:
 
 @register.simple_tag(takes_context=True)
 def record_actions(context: template.Context, kind: str, record: Any) -> str:
-    """The actions later apps offer on this record's page (see `registry.register_record_action`)."""
+    """The actions later apps offer on this record's page (see `registry.register_record_action`).
+
+    Each is rendered with the request and its CSRF token only: the page's context processors
+    (navigation, messages) would run again for every button of a list.
+    """
+    from django.middleware.csrf import get_token
     from django.template.loader import render_to_string
     from django.utils.html import format_html_join
 
@@ -36,10 +41,11 @@ def record_actions(context: template.Context, kind: str, record: Any) -> str:
 
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or record is None:
+    if request is None or user is None or record is None:
         return ""
+    token = get_token(request)
     parts = (
-        (render_to_string(action.template_name, {**action.context, "request": request}, request=request),)
+        (render_to_string(action.template_name, {**action.context, "request": request, "csrf_token": token}),)
         for action in registry.record_actions_for(kind=kind, record=record, user=user)
     )
     return format_html_join("", "{}", parts)  # each part is a rendered, auto-escaped template

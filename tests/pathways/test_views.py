@@ -474,3 +474,76 @@ def test_detail_pages_query_count_does_not_grow(
     # Issue 9: every page within 12 queries, the pathway page with all its stages' sections included
     # (every page at two data sizes: tests/test_query_counts.py).
     assert small <= 12
+
+
+def test_dashboard_lists_the_longest_waiting_of_each_stage_and_links_to_all(
+    staff: dict[str, User], clinic: Any, client_for: Callable[[User | None], Client]
+) -> None:
+    from pathways.selectors import DASHBOARD_PATHWAYS_PER_STAGE
+
+    prescriber, therapist = staff[Role.PRESCRIBER], staff[Role.THERAPIST]
+    count = DASHBOARD_PATHWAYS_PER_STAGE + 3
+    _seed_pathways(clinic, prescriber, therapist, count)
+    mine = list(Pathway.objects.filter(prescriber=prescriber).order_by("stage_changed_at", "id"))
+    stage = mine[0].stage
+    assert all(p.stage == stage for p in mine)
+    body = client_for(prescriber).get(reverse("dashboard")).content.decode()
+    link = reverse("my_pathways_in_stage", args=[stage])
+    assert f"the {DASHBOARD_PATHWAYS_PER_STAGE} longest waiting of {count}" in body
+    assert f'href="{link}"' in body
+    shown = [p for p in mine if reverse("pathway_detail", args=[p.public_id]) in body]
+    assert shown == mine[:DASHBOARD_PATHWAYS_PER_STAGE]
+
+
+def test_my_pathways_in_stage_lists_only_the_users_own_paginated_and_audited(
+    staff: dict[str, User], clinic: Any, client_for: Callable[[User | None], Client]
+) -> None:
+    from pathways.views import PATHWAYS_PER_PAGE
+
+    prescriber, therapist = staff[Role.PRESCRIBER], staff[Role.THERAPIST]
+    _seed_pathways(clinic, prescriber, therapist, PATHWAYS_PER_PAGE + 2)
+    colleague = UserFactory(clinic=clinic, role=Role.PRESCRIBER)
+    theirs = PathwayFactory(
+        clinic=clinic, prescriber=colleague, therapist=None, patient__registered_by=colleague
+    )
+    stage = theirs.stage
+    url = reverse("my_pathways_in_stage", args=[stage])
+    client = client_for(prescriber)
+    before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    first = client.get(url)
+    assert first.status_code == 200
+    viewed = list(AuditEvent.objects.filter(id__gt=before, action="patient.list_viewed"))
+    assert [(e.actor_public_id, e.data) for e in viewed] == [
+        (prescriber.public_id, {"via": f"my pathways in {stage}", "rows": PATHWAYS_PER_PAGE})
+    ]
+    body = first.content.decode()
+    assert f"{PATHWAYS_PER_PAGE + 2} pathways" in body
+    assert reverse("pathway_detail", args=[theirs.public_id]) not in body
+    assert "Page 1 of 2" in body
+    second = client.get(url, {"page": 2}).content.decode()
+    on_second = [p for p in Pathway.objects.filter(prescriber=prescriber) if str(p.public_id) in second]
+    assert len(on_second) == 2
+    # The therapist on the care team sees the same list; other roles and unknown stages get 404.
+    assert client_for(therapist).get(url).status_code == 200
+    for role in (Role.MONITOR, Role.CLINIC_ADMIN):
+        assert client_for(staff[role]).get(url).status_code == 404
+    assert client.get(reverse("my_pathways_in_stage", args=["no-such-stage"])).status_code == 404
+
+
+def test_my_pathways_in_stage_query_count_does_not_grow(
+    staff: dict[str, User], clinic: Any, client_for: Callable[[User | None], Client]
+) -> None:
+    prescriber, therapist = staff[Role.PRESCRIBER], staff[Role.THERAPIST]
+    client = client_for(prescriber)
+
+    def queries_for(extra: int) -> int:
+        _seed_pathways(clinic, prescriber, therapist, extra)
+        url = reverse("my_pathways_in_stage", args=[Pathway.objects.filter(prescriber=prescriber)[0].stage])
+        client.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    small = queries_for(3)
+    large = queries_for(40)
+    assert small == large <= 12
