@@ -372,6 +372,18 @@ def http_figures(network: Any, *, duration_s: float, connections: int, rss_reque
     figures = [
         Figure("trivial view (the floor): requests/s", results.floor.rps, "/s", "", None, 1.0),
     ]
+    signed_in = results.signed_in_floor
+    if signed_in is not None:
+        figures.append(
+            Figure(
+                f"trivial view signed in, session and user read (p50 {signed_in.p50_ms:.1f} ms): requests/s",
+                signed_in.rps,
+                "/s",
+                "",
+                None,
+                signed_in.ratio_to_floor,
+            )
+        )
     for page in results.pages:
         figures.append(
             Figure(

@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from .bench import Figure
 
 FLOOR_NAME = "trivial view (floor)"
+SIGNED_IN_FLOOR_NAME = "trivial view, signed in"
 RATIO_TARGET = 0.15
 RSS_TARGET_MB = 150.0
 WRK_MARK = "KAEMDR_WRK "
@@ -127,6 +128,9 @@ class HttpResults:
     worker_pid: int
     connections: int
     duration_s: int
+    signed_in_floor: PageResult | None = None
+    """The same trivial view with a signed-in session: what reading the session and the user costs
+    every page before it does anything (None when no page is signed in)."""
 
     def figures(self) -> list[Figure]:
         """The results as the benchmark's figures: the floor, then per page its requests/s (target
@@ -634,6 +638,16 @@ def run_http(
         say(f"{FLOOR_NAME} {floor_spec.path}")
         floor, _ = _measure_page(server, floor_spec, "", duration_s=seconds, connections=connections)
         floor = replace(floor, ratio_to_floor=1.0 if floor.ok else 0.0)
+        signed_in_floor = None
+        signed_in = next((spec for spec in pages if spec.user is not None), None)
+        if signed_in is not None and signed_in.user is not None:
+            spec = PageSpec(SIGNED_IN_FLOOR_NAME, reverse("health"), signed_in.user)
+            say(f"{SIGNED_IN_FLOOR_NAME} {spec.path}")
+            measured, _ = _measure_page(
+                server, spec, cookies[signed_in.user.pk], duration_s=seconds, connections=connections
+            )
+            ratio = measured.rps / floor.rps if measured.ok and floor.ok and floor.rps else 0.0
+            signed_in_floor = replace(measured, ratio_to_floor=ratio)
         results = []
         for spec in pages:
             say(f"{spec.name} {spec.path}")
@@ -682,6 +696,7 @@ def run_http(
             worker_pid=server.worker_pid,
             connections=connections,
             duration_s=seconds,
+            signed_in_floor=signed_in_floor,
         )
     finally:
         server.stop()

@@ -6,7 +6,7 @@ from . import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
-    path("my-pathways/<slug:stage>/", views.my_pathways_in_stage, name="my_pathways_in_stage"),
+    path("my-pathways/<str:stage>/", views.my_pathways_in_stage, name="my_pathways_in_stage"),
     path("patients/", views.patient_list, name="patient_list"),
     path("patients/new/", views.patient_register, name="patient_register"),
     path("patients/<uuid:public_id>/", views.patient_detail, name="patient_detail"),
