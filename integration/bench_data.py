@@ -1702,7 +1702,8 @@ class _Builder:
                 "override_by_id override_at dose_mg weight_kg lot_number device_times dose_started_at "
                 "dose_ended_at dosed_by_id alert_and_oriented escort_present_at_discharge discharged_at "
                 "discharged_by_id pmf_first_treatment pmf_sedation pmf_dissociation "
-                "pmf_respiratory_depression pmf_ready_minutes pmf_filed_at signed_by_id signed_at"
+                "pmf_respiratory_depression pmf_ready_minutes pmf_required pmf_filed_at "
+                "signed_by_id signed_at"
             ),
         )
         scales = self.copy(
@@ -1772,6 +1773,7 @@ class _Builder:
                     session.discharged_at,
                     monitor,
                     *pmf,
+                    esketamine,
                     pmf_filed,
                     monitor,
                     session.signed_at,

@@ -99,7 +99,7 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD),
     ),
     DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
-    DemoPatient("HB-1010", "Samuel", "Achterberg", dt.date(1958, 7, 23), (Stage.ASSESSMENT,), 1),
+    DemoPatient("HB-1010", "Samuel", "Achterberg", dt.date(1958, 7, 23), (Stage.ASSESSMENT,)),
 )
 
 _SIDE_REASONS: dict[str, str] = {

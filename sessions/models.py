@@ -286,6 +286,12 @@ class DosingSession(BaseModel):
         blank=True,
         help_text="When the patient would have been ready without the 2-hour rule (minutes).",
     )
+    pmf_required = models.BooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text="Whether a REMS monitoring form is due: the booking's agent is esketamine.",
+    )
     pmf_filed_at = models.DateTimeField(null=True, blank=True)
 
     signed_by = models.ForeignKey(
@@ -307,12 +313,13 @@ class DosingSession(BaseModel):
             ),
         ]
         indexes = [
-            # The dashboards' "monitoring forms due": a clinic's dosed sessions without a filed form,
-            # oldest first (`selectors.pmf_due`), without reading the clinic's signed history.
+            # The dashboards' "monitoring forms due": a clinic's dosed esketamine sessions without a
+            # filed form, oldest first (`selectors.pmf_due`), without reading the clinic's history or
+            # its ketamine sessions, which never file one.
             models.Index(
                 fields=["clinic", "dose_started_at"],
-                condition=Q(pmf_filed_at__isnull=True, dose_started_at__isnull=False),
-                name="session_pmf_unfiled",
+                condition=Q(pmf_required=True, pmf_filed_at__isnull=True, dose_started_at__isnull=False),
+                name="session_pmf_due",
             )
         ]
 

@@ -344,7 +344,7 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
     ):
         return []
     # Scoped by the session's own clinic (the roles here read the whole clinic's schedule), so the
-    # partial index `session_pmf_unfiled` serves it instead of a join over every booking; and only
+    # partial index `session_pmf_due` serves it instead of a join over every booking; and only
     # what the panel shows is joined (eleven tables took PostgreSQL 25 ms to plan).
     sessions = DosingSession.objects.select_related("booking__patient").filter(
         clinic_id=user.member_clinic_id
@@ -352,7 +352,7 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
     if not has_capability(user, Capability.SCHEDULE_VIEW):
         sessions = sessions.filter(booking__in=booking_qs_for_user(user))
     return list(
-        sessions.filter(
-            booking__agent="esketamine", dose_started_at__isnull=False, pmf_filed_at__isnull=True
-        ).order_by("dose_started_at")[:limit]
+        sessions.filter(pmf_required=True, dose_started_at__isnull=False, pmf_filed_at__isnull=True).order_by(
+            "dose_started_at"
+        )[:limit]
     )

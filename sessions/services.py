@@ -577,6 +577,7 @@ def session_open(*, actor: User, booking: Booking) -> DosingSession:
         opened_by=actor,
         fasting_confirmed=locked.fasting_confirmed,
         escort_present=False,
+        pmf_required=locked.agent == Agent.ESKETAMINE,
     )
     _session_audit(actor, RecordAuditAction.OPENED, session)
     registry.emit(SESSION_OPENED, session=session, actor=actor)

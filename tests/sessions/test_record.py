@@ -4,6 +4,7 @@ discharge criteria, the REMS monitoring form, sign-off and addenda."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -364,3 +365,28 @@ def test_only_monitors_and_prescribers_keep_the_record(
     with pytest.raises(NotFoundOrForbidden):
         services.session_open(actor=staff[role], booking=booked)
     assert not DosingSession.objects.exists()
+
+
+def test_monitoring_forms_due_lists_dosed_esketamine_sessions_until_filed(
+    staff: dict[str, Any], booked: Booking
+) -> None:
+    from sessions.selectors import pmf_due
+
+    monitor = staff[Role.MONITOR]
+    Booking.objects.filter(pk=booked.pk).update(agent="esketamine", route="intranasal")
+    esketamine = services.session_open(actor=monitor, booking=Booking.objects.get(pk=booked.pk))
+    assert esketamine.pmf_required
+    ketamine_booking = Booking.objects.get(pk=booked.pk)
+    ketamine_booking.pk, ketamine_booking.public_id = None, uuid.uuid4()
+    ketamine_booking.agent, ketamine_booking.route = "ketamine", "sublingual"
+    ketamine_booking.starts_at += dt.timedelta(days=1)
+    ketamine_booking.ends_at += dt.timedelta(days=1)
+    ketamine_booking.save()
+    ketamine = services.session_open(actor=monitor, booking=ketamine_booking)
+    assert not ketamine.pmf_required
+    assert pmf_due(monitor) == []  # not dosed yet
+
+    DosingSession.objects.filter(pk__in=[esketamine.pk, ketamine.pk]).update(dose_started_at=timezone.now())
+    assert [s.pk for s in pmf_due(monitor)] == [esketamine.pk]
+    DosingSession.objects.filter(pk=esketamine.pk).update(pmf_filed_at=timezone.now())
+    assert pmf_due(monitor) == []
