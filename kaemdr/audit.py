@@ -1,13 +1,47 @@
-"""Writing audit events. Services call `audit_record` inside their own transaction."""
+"""Writing audit events. Services call `audit_record` inside their own transaction; work that writes
+many at once (the follow-up dispatcher) builds them with `audit_event` and appends them together
+with `audit_record_many`, in the same transaction as the change they record."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from .models import AuditEvent
 from .models import User
 from .request_context import current_request_id
+
+
+def audit_event(
+    *,
+    actor: User | None,
+    action: str,
+    target_type: str,
+    target_public_id: uuid.UUID | None = None,
+    clinic_public_id: uuid.UUID | None = None,
+    patient_public_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """One audit event, built but not saved (its `occurred_at` is now). `data` must hold identifiers
+    and codes only, never clinical free text.
+
+    The clinic defaults to the actor's, so a caller only names it for events with no actor
+    (a background task acting for the clinic).
+    """
+    if clinic_public_id is None and actor is not None and actor.clinic is not None:
+        clinic_public_id = actor.clinic.public_id
+    return AuditEvent(
+        clinic_public_id=clinic_public_id,
+        actor_public_id=actor.public_id if actor is not None else None,
+        actor_label=actor.email if actor is not None else "system",
+        action=action,
+        target_type=target_type,
+        target_public_id=target_public_id,
+        patient_public_id=patient_public_id,
+        request_id=current_request_id(),
+        data=data or {},
+    )
 
 
 def audit_record(
@@ -20,21 +54,22 @@ def audit_record(
     patient_public_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. `data` must hold identifiers and codes only, never clinical free text.
-
-    The clinic defaults to the actor's, so a caller only names it for events with no actor
-    (a background task acting for the clinic).
-    """
-    if clinic_public_id is None and actor is not None and actor.clinic is not None:
-        clinic_public_id = actor.clinic.public_id
-    return AuditEvent.objects.create(
-        clinic_public_id=clinic_public_id,
-        actor_public_id=actor.public_id if actor is not None else None,
-        actor_label=actor.email if actor is not None else "system",
+    """Append one audit event (see `audit_event` for what it holds)."""
+    event = audit_event(
+        actor=actor,
         action=action,
         target_type=target_type,
         target_public_id=target_public_id,
+        clinic_public_id=clinic_public_id,
         patient_public_id=patient_public_id,
-        request_id=current_request_id(),
-        data=data or {},
+        data=data,
     )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_record_many(events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    """Append events built by `audit_event` in one INSERT. Each keeps the time it was built at, so a
+    batch records when each thing happened, not when the batch was written. Events are only ever
+    inserted, so the bulk insert skipping `AuditEvent.save` loses nothing (it only refuses updates)."""
+    return AuditEvent.objects.bulk_create(events) if events else []

@@ -155,7 +155,7 @@ def my_open_pathways_by_stage(
         )
         .filter(stage_rank__lte=per_stage)
     )
-    pathways = list(ranked)
+    pathways: list[Pathway] = list(ranked)
     groups: list[StageGroup] = []
     for stage, label in Stage.choices:
         members = [p for p in pathways if p.stage == stage]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import smtplib
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.mail.backends import locmem
+from django.db import OperationalError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from integration import services
@@ -21,6 +24,7 @@ from integration.models import Experiment
 from integration.models import FollowUp
 from integration.models import IntegrationNote
 from integration.models import IntegrationSettings
+from kaemdr.audit import audit_record_many
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
@@ -415,6 +419,32 @@ def test_a_check_in_in_another_clinic_is_refused(staff: dict[str, Any], other_cl
 # --- follow-ups: dispatch ----------------------------------------------------------------------------
 
 
+def staff_message_id(follow_up: FollowUp) -> str:
+    return f"<follow-up-{follow_up.public_id}-staff@kaemdr.local>"
+
+
+def refuse_staff_emails_of(monkeypatch: pytest.MonkeyPatch, refused: list[FollowUp]) -> None:
+    """The mail server drops the connection on the staff email of each of `refused` (a retryable
+    failure), and accepts every other message."""
+    refused_ids = {staff_message_id(follow_up) for follow_up in refused}
+    original_send = locmem.EmailBackend.send_messages
+
+    def send_messages(self: locmem.EmailBackend, messages: Any) -> int:
+        if any(message.extra_headers["Message-ID"] in refused_ids for message in messages):
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return original_send(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", send_messages)
+
+
+def sent_message_ids() -> Counter[str]:
+    return Counter(message.extra_headers["Message-ID"] for message in mail.outbox)
+
+
+def audited(action: str, follow_up: FollowUp) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action, target_public_id=follow_up.public_id))
+
+
 def test_dispatch_sends_what_is_due_once(staff: dict[str, Any], session: DosingSession) -> None:
     mail.outbox.clear()
     sent = services.follow_ups_dispatch_due()
@@ -518,12 +548,20 @@ def test_a_reminder_for_a_visit_already_begun_is_not_sent(staff: dict[str, Any],
     mail.outbox.clear()
     assert services.follow_ups_dispatch_due() == 0
     assert mail.outbox == []
-    assert FollowUp.objects.get(pk=follow_up.pk).status == "cancelled"
+    cancelled = FollowUp.objects.get(pk=follow_up.pk)
+    assert cancelled.status == "cancelled"
+    assert cancelled.done_at is not None
+    assert cancelled.notified_at is None
+    assert cancelled.outcome == "The visit had begun or was no longer booked when the reminder was due."
+    assert cancelled.updated_at > follow_up.updated_at
+    assert [event.actor_label for event in audited("follow_up.cancelled", follow_up)] == ["system"]
+    assert audited("follow_up.sent", follow_up) == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_dispatchers_at_once_send_each_follow_up_once() -> None:
+def test_two_dispatchers_at_once_send_each_follow_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
     require_postgres()
+    monkeypatch.setattr(services, "DISPATCH_ROWS_PER_COMMIT", 5)  # eight batches to share out
     rows = FollowUpFactory.create_batch(40)
     mail.outbox.clear()
     barrier = threading.Barrier(2)
@@ -546,6 +584,146 @@ def test_two_dispatchers_at_once_send_each_follow_up_once() -> None:
     assert len(ids) == len(set(ids)) == 40
     assert {f"<follow-up-{r.public_id}-staff@kaemdr.local>" for r in rows} == set(ids)
     assert not FollowUp.objects.filter(notified_at__isnull=True).exists()
+
+
+def test_dispatch_failing_mid_batch_keeps_that_row_for_a_retry_and_sends_the_others_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = FollowUpFactory.create_batch(5, pathway=PathwayFactory())
+    failing = rows[2]
+    refuse_staff_emails_of(monkeypatch, [failing])
+    mail.outbox.clear()
+    now = timezone.now()
+
+    assert services.follow_ups_dispatch_due(now=now) == 4
+
+    others = [row for row in rows if row != failing]
+    assert sent_message_ids() == {staff_message_id(row): 1 for row in others}
+    assert not FollowUp.objects.filter(pk__in=[row.pk for row in others], notified_at__isnull=True).exists()
+    for row in others:
+        assert [event.data for event in audited("follow_up.sent", row)] == [
+            {"kind": "check_in", "patient_notified": False}
+        ]
+    kept = FollowUp.objects.get(pk=failing.pk)
+    assert kept.notified_at is None
+    assert kept.attempts == 1
+    assert kept.notify_at == now + dt.timedelta(minutes=1)  # rules.retry_delay(1)
+    assert kept.last_error == "SMTPServerDisconnected: Connection unexpectedly closed"
+    assert audited("follow_up.sent", kept) == []
+    assert [event.data for event in audited("follow_up.send_failed", kept)] == [
+        {"kind": "check_in", "attempts": 1}
+    ]
+
+    monkeypatch.undo()
+    assert services.follow_ups_dispatch_due(now=now) == 0  # not before its back-off
+    assert services.follow_ups_dispatch_due(now=now + dt.timedelta(minutes=1)) == 1
+    assert sent_message_ids() == {staff_message_id(row): 1 for row in rows}
+    kept.refresh_from_db()
+    assert (kept.attempts, kept.last_error) == (1, "")
+    assert kept.notified_at is not None
+
+
+def test_dispatch_stops_at_three_failures_in_a_row_and_leaves_the_rest_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = FollowUpFactory.create_batch(6, pathway=PathwayFactory())
+    refuse_staff_emails_of(monkeypatch, rows[1:4])
+    mail.outbox.clear()
+
+    assert services.follow_ups_dispatch_due() == 1
+
+    assert sent_message_ids() == {staff_message_id(rows[0]): 1}
+    assert FollowUp.objects.get(pk=rows[0].pk).notified_at is not None
+    assert len(audited("follow_up.sent", rows[0])) == 1
+    for row in rows[1:4]:
+        failed = FollowUp.objects.get(pk=row.pk)
+        assert (failed.notified_at, failed.attempts) == (None, 1)
+        assert len(audited("follow_up.send_failed", row)) == 1
+    for row in rows[4:]:  # never tried
+        untried = FollowUp.objects.get(pk=row.pk)
+        assert (untried.notified_at, untried.attempts, untried.last_error) == (None, 0, "")
+        assert untried.notify_at == row.notify_at
+        assert not AuditEvent.objects.filter(target_public_id=row.public_id).exists()
+
+
+def lose_the_database_at_recording(monkeypatch: pytest.MonkeyPatch, *, call: int) -> None:
+    """The `call`-th batch's recording fails, after its messages went out and before its commit: what a
+    worker killed, or a database lost, at that moment leaves behind."""
+    original = services.audit_record_many
+    calls = 0
+
+    def recording(events: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == call:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(events)
+
+    monkeypatch.setattr(services, "audit_record_many", recording)
+
+
+def test_dispatch_batch_lost_before_its_commit_is_sent_again_and_no_more_than_that_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "DISPATCH_ROWS_PER_COMMIT", 2)
+    rows = FollowUpFactory.create_batch(5, pathway=PathwayFactory())
+    lose_the_database_at_recording(monkeypatch, call=2)
+    mail.outbox.clear()
+
+    with pytest.raises(OperationalError):
+        services.follow_ups_dispatch_due()
+
+    # The first batch is recorded; the second went out but is not; the fifth row was never tried.
+    assert sent_message_ids() == {staff_message_id(row): 1 for row in rows[:4]}
+    assert set(FollowUp.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == {
+        rows[0].pk,
+        rows[1].pk,
+    }
+    assert AuditEvent.objects.filter(action="follow_up.sent").count() == 2
+
+    monkeypatch.setattr(services, "audit_record_many", audit_record_many)
+    assert services.follow_ups_dispatch_due() == 3
+    assert sent_message_ids() == {
+        staff_message_id(rows[0]): 1,
+        staff_message_id(rows[1]): 1,
+        staff_message_id(rows[2]): 2,  # the lost batch: the duplicate the fixed Message-ID lets a
+        staff_message_id(rows[3]): 2,  # mail system recognise, at most DISPATCH_ROWS_PER_COMMIT rows
+        staff_message_id(rows[4]): 1,
+    }
+    assert AuditEvent.objects.filter(action="follow_up.sent").count() == 5
+
+
+def test_dispatch_with_slow_sends_commits_a_batch_once_its_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(services, "DISPATCH_SECONDS_PER_COMMIT", 0.0)  # every send counts as slow
+    rows = FollowUpFactory.create_batch(3, pathway=PathwayFactory())
+    lose_the_database_at_recording(monkeypatch, call=2)
+    mail.outbox.clear()
+
+    with pytest.raises(OperationalError):
+        services.follow_ups_dispatch_due()
+
+    # One row a batch: the first is recorded, the second lost with its batch, the third never tried.
+    assert sent_message_ids() == {staff_message_id(rows[0]): 1, staff_message_id(rows[1]): 1}
+    assert list(FollowUp.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == [
+        rows[0].pk
+    ]
+
+
+def test_dispatch_takes_the_same_queries_however_many_rows_a_batch_holds() -> None:
+    def dispatch_queries(rows: int) -> int:
+        FollowUpFactory.create_batch(rows, pathway=PathwayFactory())
+        with CaptureQueriesContext(connection) as captured:
+            assert services.follow_ups_dispatch_due() == rows
+        return len(captured)
+
+    # The batch between a savepoint and its release (the test's transaction stands in for the
+    # commit): the rows read and locked, the clinic's settings, one UPDATE marking every row sent and
+    # one INSERT of their audit events; then a batch that finds nothing more (savepoint, read, release).
+    # SQLite, which has no row locks, adds the write that takes the database's lock after each read.
+    per_batch = 6 if connection.features.has_select_for_update_skip_locked else 7
+    assert dispatch_queries(3) == dispatch_queries(9) == per_batch + 3
 
 
 def test_settings_are_validated_and_audited(staff: dict[str, Any]) -> None:

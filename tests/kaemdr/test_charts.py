@@ -38,7 +38,12 @@ def test_a_kept_chart_is_the_same_drawing_and_is_not_drawn_again(monkeypatch: py
     assert drawn.startswith('<svg role="img"')
     calls: list[str] = []
     real_draw = charts._draw
-    monkeypatch.setattr(charts, "_draw", lambda **kwargs: calls.append("drawn") or real_draw(**kwargs))
+
+    def counted_draw(**kwargs: Any) -> str:
+        calls.append("drawn")
+        return real_draw(**kwargs)
+
+    monkeypatch.setattr(charts, "_draw", counted_draw)
     assert charts.line_chart_svg(**_arguments()) == drawn
     assert calls == []
 
@@ -60,7 +65,12 @@ def test_any_change_to_what_is_drawn_is_a_new_drawing(
     charts.line_chart_svg(**_arguments())
     calls: list[str] = []
     real_draw = charts._draw
-    monkeypatch.setattr(charts, "_draw", lambda **kwargs: calls.append("drawn") or real_draw(**kwargs))
+
+    def counted_draw(**kwargs: Any) -> str:
+        calls.append("drawn")
+        return real_draw(**kwargs)
+
+    monkeypatch.setattr(charts, "_draw", counted_draw)
     changed = charts.line_chart_svg(**_arguments(**changes))
     assert calls == ["drawn"]
     fresh = real_draw(**_arguments(**changes), width=640, height=280, x_format="%-d %b %Y")
