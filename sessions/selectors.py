@@ -18,7 +18,12 @@ from django.http import Http404
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
+from pathways.models import Pathway
+from pathways.models import Patient
 from pathways.selectors import pathway_qs_for_user
+from screening.models import Assessment
+from screening.selectors import ScreeningStatus
+from screening.selectors import screening_status_of
 
 from . import rules
 from .models import Booking
@@ -61,16 +66,52 @@ def get_booking_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Booki
         raise Http404("No such booking.") from None
 
 
+SCREENING_GATE_FIELDS = ("version", "status", "decision", "valid_until", "agent", "route")
+"""What `screening_status_of` reads of a screening version, and the plan a booking takes from it."""
+
+_PATHWAY_FIELDS = tuple(f"pathway__{field.name}" for field in Pathway._meta.concrete_fields)
+
+
+def pathway_for_booking(pathway: Pathway, *, now: dt.datetime) -> tuple[Pathway, ScreeningStatus]:
+    """The pathway read afresh, and its screening gate, for booking it: one query.
+
+    The pathway's screening versions are read newest first with the pathway joined, and
+    `screening_status_of` decides from them: the gate every other caller gets from `screening_status`,
+    which reads the versions whole with their signers for the pages that show them. Here only the
+    gate's fields and the plan are read (`SCREENING_GATE_FIELDS`): the versions go no further than
+    the booking. A pathway with no screening yet, which the gate refuses, is read on its own.
+
+    The patient is not read again: a pathway's patient never changes, so the one `pathway` holds
+    (every page and the API load it with the pathway) comes along; without it, it loads when used.
+    """
+    versions = list(
+        Assessment.objects.filter(pathway_id=pathway.pk)
+        .select_related("pathway")
+        .only(*SCREENING_GATE_FIELDS, *_PATHWAY_FIELDS)
+        .order_by("-version")
+    )
+    fresh = versions[0].pathway if versions else Pathway.objects.get(pk=pathway.pk)
+    if Pathway.patient.is_cached(pathway) and fresh.patient_id == pathway.patient_id:
+        fresh.patient = pathway.patient
+    return fresh, screening_status_of(versions, now=now)
+
+
 def chair_time_for(clinic_id: int, *, agent: str, route: str) -> rules.ChairTime:
-    """The clinic's chair time for the agent and route, or the default."""
-    setting = ChairTimeSetting.objects.filter(clinic_id=clinic_id, agent=agent, route=route).first()
-    if setting is not None:
-        return rules.ChairTime(setting.dosing_minutes, setting.monitoring_minutes, setting.turnover_minutes)
+    """The clinic's chair time for the agent and route, or the default.
+
+    A clinic has at most one setting per agent and route (`chair_time_one_per_route`), so the row is
+    read as it comes, without the ordering `first()` would add."""
+    for minutes in ChairTimeSetting.objects.filter(clinic_id=clinic_id, agent=agent, route=route).values_list(
+        "dosing_minutes", "monitoring_minutes", "turnover_minutes"
+    ):
+        return rules.ChairTime(*minutes)
     return rules.DEFAULT_CHAIR_TIMES[(agent, route)]
 
 
 def opening_hours(room: Room) -> list[rules.OpeningHours]:
-    return [rules.OpeningHours(h.weekday, h.opens, h.closes) for h in room.opening_hours.all()]
+    """The room's weekly opening hours, as the rules take them (plain rows, no model instances)."""
+    rows = RoomOpeningHours.objects.filter(room_id=room.pk).values_list("weekday", "opens", "closes")
+    return [rules.OpeningHours(*row) for row in rows]
 
 
 def conflicts(
@@ -78,44 +119,58 @@ def conflicts(
     clinic_id: int,
     room: Room,
     patient_id: int,
-    monitor_id: int,
+    monitor: User,
     interval: rules.Interval,
     tz: dt.tzinfo,
     exclude_booking_id: int | None = None,
 ) -> list[rules.Conflict]:
     """Everything the interval clashes with: live bookings of the same room, patient or monitor
-    (one query), and the room's out-of-service periods (one query)."""
-    clashing = (
-        Booking.objects.filter(
-            clinic_id=clinic_id, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at
-        )
-        .exclude(status=BookingStatus.CANCELLED)
-        .filter(Q(room=room) | Q(patient_id=patient_id) | Q(monitor_id=monitor_id))
-        .select_related("room", "patient", "monitor")
-        .order_by("starts_at")
-    )
+    (one query), and the room's out-of-service periods (one query).
+
+    Both read only what the messages name, as plain rows: the clash is checked on every booking and
+    move, and building model instances cost more than running the query. A booking that clashes
+    through the monitor has `monitor` as its monitor, so the monitor's name is not read again (a join
+    fewer for PostgreSQL to plan). The bookings are found through the partial indexes on live
+    bookings' ends (room, patient, monitor: migration 0007)."""
+    clashing = Booking.objects.filter(
+        Q(room_id=room.pk) | Q(patient_id=patient_id) | Q(monitor_id=monitor.pk),
+        ~Q(status=BookingStatus.CANCELLED),
+        clinic_id=clinic_id,
+        starts_at__lt=interval.ends_at,
+        ends_at__gt=interval.starts_at,
+    ).order_by("starts_at")
     if exclude_booking_id is not None:
         clashing = clashing.exclude(pk=exclude_booking_id)
+    rows = clashing.values_list(
+        "room_id",
+        "patient_id",
+        "starts_at",
+        "ends_at",
+        "room__name",
+        "patient__given_name",
+        "patient__family_name",
+    )
     found: list[rules.Conflict] = []
-    for booking in clashing:
-        if booking.room_id == room.pk:
-            what, kind = f"The room is booked for {booking.patient.full_name}", "room"
-        elif booking.patient_id == patient_id:
+    for room_id, clash_patient_id, starts_at, ends_at, room_name, given_name, family_name in rows:
+        if room_id == room.pk:
+            patient = Patient(given_name=given_name, family_name=family_name)  # the model words the name
+            what, kind = f"The room is booked for {patient.full_name}", "room"
+        elif clash_patient_id == patient_id:
             what, kind = "The patient is already booked", "patient"
         else:
-            what, kind = f"The monitor {booking.monitor.full_name} is already booked", "monitor"
-        text = rules.describe_clash(
-            what=what, starts_at=booking.starts_at, ends_at=booking.ends_at, room=booking.room.name, tz=tz
-        )
+            what, kind = f"The monitor {monitor.full_name} is already booked", "monitor"
+        text = rules.describe_clash(what=what, starts_at=starts_at, ends_at=ends_at, room=room_name, tz=tz)
         found.append(rules.Conflict(kind, text))
-    closures = RoomClosure.objects.filter(
-        room=room, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at
+    closures = (
+        RoomClosure.objects.filter(room=room, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at)
+        .order_by("starts_at")
+        .values_list("starts_at", "ends_at", "reason")
     )
-    for closure in closures:
+    for starts_at, ends_at, reason in closures:
         text = rules.describe_clash(
-            what=f"The room is out of service ({closure.reason})",
-            starts_at=closure.starts_at,
-            ends_at=closure.ends_at,
+            what=f"The room is out of service ({reason})",
+            starts_at=starts_at,
+            ends_at=ends_at,
             room=room.name,
             tz=tz,
         )

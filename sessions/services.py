@@ -53,6 +53,7 @@ from .selectors import chair_time_for
 from .selectors import conflicts
 from .selectors import dosing_settings_for
 from .selectors import opening_hours
+from .selectors import pathway_for_booking
 from .selectors import pmf_facts
 from .selectors import vital_limits
 
@@ -236,8 +237,15 @@ def rems_enrolment_record(
 # --- Bookings ------------------------------------------------------------------------------------------
 
 
-def _booking_refusals(*, pathway: Pathway, room: Room, agent: str) -> list[ValidationError]:
-    """The gates before any time is looked at: pathway stage, screening, REMS, room and equipment."""
+def _booking_refusals(
+    *, pathway: Pathway, room: Room, agent: str, screening_refusals: list[str]
+) -> list[ValidationError]:
+    """The gates before any time is looked at: pathway stage, screening, REMS, room and equipment.
+
+    `screening_refusals` is the pathway's screening gate (`ScreeningStatus.refusals`) as the caller
+    read it: `booking_create` needs the same status for the planned agent and route, so the screening
+    is read once, not once for the plan and again for the gate.
+    """
     errors: list[ValidationError] = []
     if pathway.stage not in BOOKABLE_STAGES:
         errors.append(
@@ -246,7 +254,7 @@ def _booking_refusals(*, pathway: Pathway, room: Room, agent: str) -> list[Valid
                 code="wrong_stage",
             )
         )
-    for refusal in screening_selectors.screening_gate_refusals(pathway):
+    for refusal in screening_refusals:
         errors.append(ValidationError(refusal, code="screening_gate"))
     if agent == Agent.ESKETAMINE and not RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
         errors.append(
@@ -278,6 +286,10 @@ def _check_horizon(starts_at: dt.datetime) -> None:
 
 
 def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id: int | None) -> None:
+    """Refuse a time that has passed, one outside the room's opening hours, or one that clashes (in
+    this order). Called with the room locked: its hours, closures and bookings are read after the
+    lock, each in a statement of its own, so a booking that waited for the lock sees what the holder
+    committed (hours changed, a closure or a booking added)."""
     tz = _tz(actor)
     interval = rules.Interval(booking.starts_at, booking.ends_at)
     if booking.starts_at < timezone.now():
@@ -297,7 +309,7 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
         clinic_id=booking.clinic_id,
         room=room,
         patient_id=booking.patient_id,
-        monitor_id=booking.monitor_id,
+        monitor=booking.monitor,
         interval=interval,
         tz=tz,
         exclude_booking_id=exclude_booking_id,
@@ -343,17 +355,22 @@ def booking_create(
 
     The room row is locked first, so bookings of one room are decided one at a time; on PostgreSQL
     exclusion constraints back this up for the room, the patient and the monitor.
+
+    Every gate is decided afresh, in a fixed number of reads whatever the number of bookings: the room
+    locked; the pathway with its screening versions, the screening read once for the gate and the
+    plan alike (`pathway_for_booking`); the patient's REMS enrolment (esketamine only); the chair
+    time; then the room's opening hours, clashing bookings and closures (`_check_time`). The staff
+    are checked on the users given, without a read.
     """
     _require(actor, Capability.BOOKING_MANAGE, pathway.clinic_id)
     if room.clinic_id != actor.clinic_id:
         raise NotFoundOrForbidden()
     room = Room.objects.select_for_update().get(pk=room.pk)
-    pathway = Pathway.objects.select_related("patient").get(pk=pathway.pk)
+    pathway, status = pathway_for_booking(pathway, now=timezone.now())
     _check_staff(actor=actor, prescriber=prescriber, monitor=monitor)
-    status = screening_selectors.screening_status(pathway)
     plan = status.current
     agent = plan.agent if plan is not None else ""
-    errors = _booking_refusals(pathway=pathway, room=room, agent=agent)
+    errors = _booking_refusals(pathway=pathway, room=room, agent=agent, screening_refusals=status.refusals)
     if errors:
         raise ValidationError(errors)
     assert plan is not None
@@ -403,12 +420,19 @@ def booking_move(
     rooms = sorted({booking.room_id, target_room.pk})
     locked_rooms = {r.pk: r for r in Room.objects.select_for_update().filter(pk__in=rooms).order_by("pk")}
     locked = (
-        Booking.objects.select_for_update(of=("self",)).select_related("pathway__patient").get(pk=booking.pk)
+        Booking.objects.select_for_update(of=("self",))
+        .select_related("pathway__patient", "monitor")
+        .get(pk=booking.pk)
     )
     if locked.status != BookingStatus.BOOKED:
         raise ValidationError("Only a booked session can be moved.", code="not_booked")
     target = locked_rooms[target_room.pk]
-    errors = _booking_refusals(pathway=locked.pathway, room=target, agent=locked.agent)
+    errors = _booking_refusals(
+        pathway=locked.pathway,
+        room=target,
+        agent=locked.agent,
+        screening_refusals=screening_selectors.screening_gate_refusals(locked.pathway),
+    )
     if errors:
         raise ValidationError(errors)
     _check_horizon(starts_at)

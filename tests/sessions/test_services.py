@@ -122,6 +122,55 @@ def test_back_to_back_bookings_are_allowed(
     assert second.starts_at == first.ends_at
 
 
+def test_a_clashing_booking_is_refused_in_the_same_queries_however_many_bookings_there_are(
+    staff: dict[str, Any],
+    dosing_pathway: Any,
+    room: Any,
+    slot: Callable[..., dt.datetime],
+    clinic: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    """Nine queries: the savepoint; the room locked; the pathway with its screening versions (one
+    query, the screening read once for the plan and the gate); the chair time; the opening hours; the
+    clashing bookings; the room's closures; the savepoint rolled back and released."""
+    book(staff, dosing_pathway, room, slot(0, 9))
+    other = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
+    SignedScreeningFactory(pathway=other)
+    other_monitor = UserFactory(clinic=clinic, role=Role.MONITOR)
+    other_room = RoomFactory(clinic=clinic, name="Garden Room")
+
+    def refuse() -> None:
+        with pytest.raises(ValidationError, match="The room is booked for"):
+            book(staff, other, room, slot(0, 10), monitor=other_monitor)
+
+    with django_assert_num_queries(9):
+        refuse()
+    for day in range(1, 16):
+        book(staff, dosing_pathway, room, slot(day, 9))
+        book(staff, other, other_room, slot(day, 9), monitor=other_monitor)
+    assert Booking.objects.count() == 31
+    with django_assert_num_queries(9):
+        refuse()
+
+
+def test_the_gates_are_all_reported_in_their_order(
+    staff: dict[str, Any], clinic: Any, room: Any, slot: Callable[..., dt.datetime]
+) -> None:
+    pathway = PathwayFactory(clinic=clinic, stage=Stage.ASSESSMENT, prescriber=staff[Role.PRESCRIBER])
+    room.is_active, room.has_bp_monitor = False, False
+    room.save()
+
+    with pytest.raises(ValidationError) as refused:
+        book(staff, pathway, room, slot(0, 9))
+
+    assert [(e.code, e.message) for e in refused.value.error_list] == [
+        ("wrong_stage", "A pathway in assessment cannot be booked for dosing."),
+        ("screening_gate", "No screening yet: complete and sign an assessment first."),
+        ("room_inactive", "Harbour Room is not in use."),
+        ("room_equipment", "Harbour Room has no blood-pressure monitor."),
+    ]
+
+
 @pytest.mark.parametrize(
     ("setup", "code"),
     [
