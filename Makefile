@@ -43,7 +43,7 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench drives the pages with wrk: installing it (apt-get install wrk)"; apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -c "import psycopg2, sys; c = psycopg2.connect('$(BENCH_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres'); c.autocommit = True; cur = c.cursor(); name = '$(BENCH_DATABASE_URL)'.rsplit('/', 1)[1]; cur.execute('SELECT 1 FROM pg_database WHERE datname = %s', [name]); cur.fetchone() or cur.execute(f'CREATE DATABASE \"{name}\"')"
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_DEBUG=false KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 ## backup: the configured database (and KAEMDR_PRIVATE_DIR as tar.gz) under var/backups/, UTC-stamped
 backup: install

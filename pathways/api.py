@@ -223,6 +223,7 @@ class PathwayFilterSerializer(serializers.Serializer):
     """The pathway list's filter: an unknown stage is refused rather than ignored."""
 
     stage = serializers.ChoiceField(choices=Stage.choices, required=False)
+    mine = serializers.BooleanField(required=False, default=False)
 
 
 @extend_schema(tags=["pathways"])
@@ -238,18 +239,35 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return self.request.user  # type: ignore[return-value]
 
     def get_queryset(self) -> Any:
-        pathways = selectors.pathway_qs_for_user(self._user()).order_by("-stage_changed_at", "id")
         filters = PathwayFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
+        if filters.validated_data["mine"]:
+            pathways = selectors.my_open_pathways(self._user())
+        else:
+            pathways = selectors.pathway_qs_for_user(self._user()).order_by("-stage_changed_at", "id")
         stage = filters.validated_data.get("stage")
         return pathways.filter(stage=stage) if stage else pathways
 
     def get_object(self) -> Pathway:
         return selectors.get_pathway_for_user_or_404(self._user(), self.kwargs["id"])
 
-    @extend_schema(parameters=[OpenApiParameter("stage", str, enum=Stage.values)])
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("stage", str, enum=Stage.values),
+            OpenApiParameter(
+                "mine",
+                bool,
+                description="Only your own open pathways (you are their prescriber or therapist), "
+                "longest in their stage first: the dashboard's lists.",
+            ),
+        ]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+        response = super().list(request, *args, **kwargs)
+        services.patient_list_viewed(
+            actor=self._user(), count=len(response.data["results"]), via="api pathways"
+        )
+        return response
 
     @extend_schema(responses={200: PathwayDetailSerializer, 404: ErrorBody})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -130,7 +130,7 @@ class StageGroup:
         return self.total > len(self.pathways)
 
 
-def _my_open_pathways(user: User) -> QuerySet[Pathway]:
+def my_open_pathways(user: User) -> QuerySet[Pathway]:
     """The open pathways that name the user as prescriber or therapist, longest in their stage first."""
     return (
         pathway_qs_for_user(user)
@@ -148,7 +148,7 @@ def my_open_pathways_by_stage(
     caseload: the rank and the total are window functions over each stage."""
     in_stage_order = [F("stage_changed_at").asc(), F("id").asc()]
     ranked = (
-        _my_open_pathways(user)
+        my_open_pathways(user)
         .annotate(
             stage_rank=Window(RowNumber(), partition_by=[F("stage")], order_by=in_stage_order),
             stage_total=Window(Count("id"), partition_by=[F("stage")]),
@@ -168,7 +168,7 @@ def my_open_pathways_by_stage(
 def my_open_pathways_in_stage(user: User, *, stage: str) -> QuerySet[Pathway]:
     """All of the user's own open pathways in `stage`, longest waiting first (the dashboard's
     "all in this stage" list, paginated by the page)."""
-    return _my_open_pathways(user).filter(stage=stage)
+    return my_open_pathways(user).filter(stage=stage)
 
 
 def clinic_stage_counts(user: User) -> dict[str, int]:

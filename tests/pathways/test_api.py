@@ -207,6 +207,31 @@ def test_api_lists_are_scoped_to_the_clinic(world: dict[str, Any]) -> None:
     }
 
 
+def test_api_lists_your_own_open_pathways_as_the_dashboard_does(world: dict[str, Any]) -> None:
+    staff = world["staff"]
+    colleague = UserFactory(clinic=world["pathway"].clinic, role=Role.PRESCRIBER)
+    PathwayFactory(
+        clinic=colleague.clinic, prescriber=colleague, therapist=None, patient__registered_by=colleague
+    )
+    closed = PathwayFactory(
+        clinic=colleague.clinic, prescriber=staff[Role.PRESCRIBER], patient__registered_by=colleague
+    )
+    Pathway.objects.filter(pk=closed.pk).update(stage=Stage.DISCONTINUED)
+    before = AuditEvent.objects.filter(action="patient.list_viewed").count()
+    for role in (Role.PRESCRIBER, Role.THERAPIST):
+        body = api_for(staff[role]).get("/api/v1/pathways/", {"mine": "true"}).json()
+        assert [row["id"] for row in body["results"]] == [str(world["pathway"].public_id)], role
+        stage = world["pathway"].stage
+        in_stage = api_for(staff[role]).get("/api/v1/pathways/", {"mine": "true", "stage": stage}).json()
+        assert in_stage["count"] == 1
+    everyone = api_for(staff[Role.PRESCRIBER]).get("/api/v1/pathways/").json()
+    assert everyone["count"] == 3  # without `mine`: every pathway the prescriber may see
+    refused = api_for(staff[Role.PRESCRIBER]).get("/api/v1/pathways/", {"mine": "perhaps"})
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "mine"
+    assert AuditEvent.objects.filter(action="patient.list_viewed").count() == before + 5
+
+
 def test_api_duplicate_record_number_names_the_field(prescriber: User, patient: Patient) -> None:
     before = snapshot()
     response = api_for(prescriber).post(
