@@ -62,6 +62,39 @@ class Threshold:
     value: float
 
 
+@dataclass(frozen=True)
+class _Chart:
+    """Everything a drawing depends on."""
+
+    title: str
+    series: Sequence[Series]
+    y_min: float
+    y_max: float
+    thresholds: Sequence[Threshold]
+    tz: dt.tzinfo | None
+    width: int
+    height: int
+    x_format: str
+
+    def cache_key(self) -> str:
+        """A digest of every field (instants with their offsets, values as exact decimal strings)."""
+        payload = {
+            "version": _DRAWING_VERSION,
+            "title": self.title,
+            "series": [
+                [line.label, [[when.isoformat(), repr(float(v))] for when, v in line.points]]
+                for line in self.series
+            ],
+            "range": [repr(float(self.y_min)), repr(float(self.y_max))],
+            "thresholds": [[t.label, repr(float(t.value))] for t in self.thresholds],
+            "tz": str(self.tz) if self.tz is not None else "",
+            "size": [self.width, self.height],
+            "x_format": self.x_format,
+        }
+        digest = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+        return f"chart-svg:{digest}"
+
+
 def line_chart_svg(
     *,
     title: str,
@@ -80,16 +113,8 @@ def line_chart_svg(
     in the cache under a digest of every argument: a changed reading, limit or time zone is another
     key, so a kept drawing is never out of date. Without a cache it is drawn each time.
     """
-    key = _chart_key(
-        title=title,
-        series=series,
-        y_min=y_min,
-        y_max=y_max,
-        thresholds=thresholds,
-        tz=tz,
-        size=(width, height),
-        x_format=x_format,
-    )
+    chart = _Chart(title, series, y_min, y_max, thresholds, tz, width, height, x_format)
+    key = chart.cache_key()
     try:
         kept = cache.get(key)
     except Exception:  # an unreachable cache only costs the drawing
@@ -97,17 +122,7 @@ def line_chart_svg(
         kept = None
     if isinstance(kept, str):
         return kept
-    svg = _draw(
-        title=title,
-        series=series,
-        y_min=y_min,
-        y_max=y_max,
-        thresholds=thresholds,
-        tz=tz,
-        width=width,
-        height=height,
-        x_format=x_format,
-    )
+    svg = _draw(chart)
     try:
         cache.set(key, svg, CHART_CACHE_SECONDS)
     except Exception:
@@ -115,53 +130,14 @@ def line_chart_svg(
     return svg
 
 
-def _chart_key(
-    *,
-    title: str,
-    series: Sequence[Series],
-    y_min: float,
-    y_max: float,
-    thresholds: Sequence[Threshold],
-    tz: dt.tzinfo | None,
-    size: tuple[int, int],
-    x_format: str,
-) -> str:
-    """A digest of everything the drawing depends on (instants with their offsets, values as exact
-    decimal strings)."""
-    payload = {
-        "version": _DRAWING_VERSION,
-        "title": title,
-        "series": [
-            [line.label, [[when.isoformat(), repr(float(v))] for when, v in line.points]] for line in series
-        ],
-        "range": [repr(float(y_min)), repr(float(y_max))],
-        "thresholds": [[t.label, repr(float(t.value))] for t in thresholds],
-        "tz": str(tz) if tz is not None else "",
-        "size": list(size),
-        "x_format": x_format,
-    }
-    digest = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
-    return f"chart-svg:{digest}"
-
-
-def _draw(
-    *,
-    title: str,
-    series: Sequence[Series],
-    y_min: float,
-    y_max: float,
-    thresholds: Sequence[Threshold],
-    tz: dt.tzinfo | None,
-    width: int,
-    height: int,
-    x_format: str,
-) -> str:
+def _draw(spec: _Chart) -> str:
+    tz, x_format, series = spec.tz, spec.x_format, spec.series
     chart = pygal.DateTimeLine(
         style=_STYLE,
-        width=width,
-        height=height,
-        title=title,
-        range=(y_min, y_max),
+        width=spec.width,
+        height=spec.height,
+        title=spec.title,
+        range=(spec.y_min, spec.y_max),
         show_dots=True,
         dots_size=4,
         x_label_rotation=0,
@@ -179,10 +155,10 @@ def _draw(
     )
     for line in series:
         chart.add(line.label, [(when, value) for when, value in line.points])
-    if thresholds and any(line.points for line in series):
+    if spec.thresholds and any(line.points for line in series):
         every = [when for line in series for when, _ in line.points]
         start, end = min(every), max(every)
-        for threshold in thresholds:
+        for threshold in spec.thresholds:
             chart.add(
                 threshold.label,
                 [(start, threshold.value), (end, threshold.value)],

@@ -33,19 +33,25 @@ def _empty_cache() -> None:
     cache.clear()
 
 
-def test_a_kept_chart_is_the_same_drawing_and_is_not_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    drawn = charts.line_chart_svg(**_arguments())
-    assert drawn.startswith('<svg role="img"')
-    calls: list[str] = []
+@pytest.fixture
+def drawings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The titles of the charts drawn (rather than taken from the cache) from here on."""
+    drawn: list[str] = []
     real_draw = charts._draw
 
-    def counted_draw(**kwargs: Any) -> str:
-        calls.append("drawn")
-        return real_draw(**kwargs)
+    def counted_draw(chart: Any) -> str:
+        drawn.append(chart.title)
+        return real_draw(chart)
 
     monkeypatch.setattr(charts, "_draw", counted_draw)
+    return drawn
+
+
+def test_a_kept_chart_is_the_same_drawing_and_is_not_drawn_again(drawings: list[str]) -> None:
+    drawn = charts.line_chart_svg(**_arguments())
+    assert drawn.startswith('<svg role="img"')
     assert charts.line_chart_svg(**_arguments()) == drawn
-    assert calls == []
+    assert drawings == ["PHQ-9"]  # drawn once, then taken from the cache
 
 
 @pytest.mark.parametrize(
@@ -59,22 +65,13 @@ def test_a_kept_chart_is_the_same_drawing_and_is_not_drawn_again(monkeypatch: py
         {"y_max": 21},
     ],
 )
-def test_any_change_to_what_is_drawn_is_a_new_drawing(
-    changes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    charts.line_chart_svg(**_arguments())
-    calls: list[str] = []
-    real_draw = charts._draw
-
-    def counted_draw(**kwargs: Any) -> str:
-        calls.append("drawn")
-        return real_draw(**kwargs)
-
-    monkeypatch.setattr(charts, "_draw", counted_draw)
+def test_any_change_to_what_is_drawn_is_a_new_drawing(changes: dict[str, Any], drawings: list[str]) -> None:
+    before = charts.line_chart_svg(**_arguments())
     changed = charts.line_chart_svg(**_arguments(**changes))
-    assert calls == ["drawn"]
-    fresh = real_draw(**_arguments(**changes), width=640, height=280, x_format="%-d %b %Y")
-    assert _without_id(changed) == _without_id(fresh)
+    assert len(drawings) == 2  # the changed chart was drawn, not taken from the cache
+    spec = charts._Chart(**{**_arguments(**changes), "width": 640, "height": 280, "x_format": "%-d %b %Y"})
+    assert _without_id(changed) == _without_id(charts._draw(spec))
+    assert _without_id(changed) != _without_id(before)
 
 
 def _without_id(svg: str) -> str:
