@@ -639,12 +639,12 @@ def run_http(
         floor, _ = _measure_page(server, floor_spec, "", duration_s=seconds, connections=connections)
         floor = replace(floor, ratio_to_floor=1.0 if floor.ok else 0.0)
         signed_in_floor = None
-        signed_in = next((spec for spec in pages if spec.user is not None), None)
-        if signed_in is not None and signed_in.user is not None:
-            spec = PageSpec(SIGNED_IN_FLOOR_NAME, reverse("health"), signed_in.user)
+        first_user = next((spec.user for spec in pages if spec.user is not None), None)
+        if first_user is not None:
+            spec = PageSpec(SIGNED_IN_FLOOR_NAME, reverse("health"), first_user)
             say(f"{SIGNED_IN_FLOOR_NAME} {spec.path}")
             measured, _ = _measure_page(
-                server, spec, cookies[signed_in.user.pk], duration_s=seconds, connections=connections
+                server, spec, cookies[first_user.pk], duration_s=seconds, connections=connections
             )
             ratio = measured.rps / floor.rps if measured.ok and floor.ok and floor.rps else 0.0
             signed_in_floor = replace(measured, ratio_to_floor=ratio)

@@ -115,7 +115,7 @@ def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
 
 DASHBOARD_PATHWAYS_PER_STAGE = 10
 """How many of a clinician's pathways the dashboard lists in each stage: the longest waiting ones,
-with the stage's total and a link to all of them (`my_open_pathways_in_stage`)."""
+with the stage's total and a link to all of them (`my_open_pathways`, paginated by its page)."""
 
 
 @dataclass(frozen=True)
@@ -160,15 +160,9 @@ def my_open_pathways_by_stage(
     for stage, label in Stage.choices:
         members = [p for p in pathways if p.stage == stage]
         if members:
-            total = getattr(members[0], "stage_total", len(members))
+            total: int = members[0].stage_total  # type: ignore[attr-defined]  # the window annotation
             groups.append(StageGroup(stage=stage, label=label, pathways=members, total=total))
     return groups
-
-
-def my_open_pathways_in_stage(user: User, *, stage: str) -> QuerySet[Pathway]:
-    """All of the user's own open pathways in `stage`, longest waiting first (the dashboard's
-    "all in this stage" list, paginated by the page)."""
-    return my_open_pathways(user).filter(stage=stage)
 
 
 def clinic_stage_counts(user: User) -> dict[str, int]:

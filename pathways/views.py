@@ -72,7 +72,7 @@ def my_pathways_in_stage(request: HttpRequest, stage: str) -> HttpResponse:
     labels = dict(Stage.choices)
     if user.role not in (Role.PRESCRIBER, Role.THERAPIST) or stage not in labels:
         raise Http404()
-    page = Paginator(selectors.my_open_pathways_in_stage(user, stage=stage), PATHWAYS_PER_PAGE).get_page(
+    page = Paginator(selectors.my_open_pathways(user).filter(stage=stage), PATHWAYS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     pathways = list(page.object_list)

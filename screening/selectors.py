@@ -186,6 +186,11 @@ def screening_status_for_display(pathway: Pathway) -> ScreeningStatus:
     return cached
 
 
+GATE_FIELDS = ("version", "status", "decision", "valid_until")
+"""What `screening_status_of` reads of a screening version: a caller that only needs the gate can
+read just these."""
+
+
 def screening_status_of(versions: list[Assessment], *, now: dt.datetime) -> ScreeningStatus:
     """The gate: a current, signed screening whose decision is eligible or eligible with precautions.
 

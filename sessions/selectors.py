@@ -22,6 +22,7 @@ from pathways.models import Pathway
 from pathways.models import Patient
 from pathways.selectors import pathway_qs_for_user
 from screening.models import Assessment
+from screening.selectors import GATE_FIELDS as SCREENING_GATE_FIELDS
 from screening.selectors import ScreeningStatus
 from screening.selectors import screening_status_of
 
@@ -66,8 +67,8 @@ def get_booking_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Booki
         raise Http404("No such booking.") from None
 
 
-SCREENING_GATE_FIELDS = ("version", "status", "decision", "valid_until", "agent", "route")
-"""What `screening_status_of` reads of a screening version, and the plan a booking takes from it."""
+_SCREENING_FOR_BOOKING = (*SCREENING_GATE_FIELDS, "agent", "route")
+"""The screening's gate fields and the plan (agent and route) a booking takes from it."""
 
 _PATHWAY_FIELDS = tuple(f"pathway__{field.name}" for field in Pathway._meta.concrete_fields)
 
@@ -78,7 +79,7 @@ def pathway_for_booking(pathway: Pathway, *, now: dt.datetime) -> tuple[Pathway,
     The pathway's screening versions are read newest first with the pathway joined, and
     `screening_status_of` decides from them: the gate every other caller gets from `screening_status`,
     which reads the versions whole with their signers for the pages that show them. Here only the
-    gate's fields and the plan are read (`SCREENING_GATE_FIELDS`): the versions go no further than
+    gate's fields and the plan are read (`_SCREENING_FOR_BOOKING`): the versions go no further than
     the booking. A pathway with no screening yet, which the gate refuses, is read on its own.
 
     The patient is not read again: a pathway's patient never changes, so the one `pathway` holds
@@ -87,7 +88,7 @@ def pathway_for_booking(pathway: Pathway, *, now: dt.datetime) -> tuple[Pathway,
     versions = list(
         Assessment.objects.filter(pathway_id=pathway.pk)
         .select_related("pathway")
-        .only(*SCREENING_GATE_FIELDS, *_PATHWAY_FIELDS)
+        .only(*_SCREENING_FOR_BOOKING, *_PATHWAY_FIELDS)
         .order_by("-version")
     )
     fresh = versions[0].pathway if versions else Pathway.objects.get(pk=pathway.pk)
@@ -302,20 +303,17 @@ def vital_limits(settings: DosingSettings) -> rules.VitalLimits:
     )
 
 
-def session_qs_for_user(user: User) -> QuerySet[DosingSession]:
-    """Session records of bookings the user may see."""
-    return session_qs_for_user_unscoped().filter(booking__in=booking_qs_for_user(user))
-
-
 SESSION_PARTS = ("vitals", "scales", "adverse_events", "addenda__author")
 SESSION_STAFF = ("override_by", "dosed_by", "discharged_by", "signed_by")
 BOOKING_STAFF = ("monitor", "prescriber")
 
 
-def _session_record_qs() -> QuerySet[DosingSession]:
-    """One record with its booking, room, patient and pathway joined; its staff come separately
-    (`_with_staff`): with the six staff joins too, PostgreSQL took 15 ms to plan the statement."""
-    return DosingSession.objects.select_related("booking__room", "booking__patient", "booking__pathway")
+def _session_records(*, with_parts: bool) -> QuerySet[DosingSession]:
+    """Records with their booking, room, patient and pathway joined (and their parts prefetched);
+    their staff come separately (`_with_staff`): with the six staff joins too, PostgreSQL took
+    15 ms to plan the statement."""
+    records = DosingSession.objects.select_related("booking__room", "booking__patient", "booking__pathway")
+    return records.prefetch_related(*SESSION_PARTS) if with_parts else records
 
 
 def _with_staff(session: DosingSession) -> DosingSession:
@@ -336,9 +334,7 @@ def get_session_for_user_or_404(
 ) -> DosingSession:
     """The record if the user may see its booking (else 404), with its staff; `with_parts` loads its
     vitals, scales, adverse events and addenda too, as `session_with_parts` does."""
-    records = _session_record_qs().filter(booking__in=booking_qs_for_user(user))
-    if with_parts:
-        records = records.prefetch_related(*SESSION_PARTS)
+    records = _session_records(with_parts=with_parts).filter(booking__in=booking_qs_for_user(user))
     try:
         return _with_staff(records.get(public_id=public_id))
     except (DosingSession.DoesNotExist, ValidationError, ValueError, TypeError):
@@ -347,7 +343,7 @@ def get_session_for_user_or_404(
 
 def session_with_parts(session: DosingSession) -> DosingSession:
     """The record read again, with its staff, vitals, scales, adverse events and addenda (six queries)."""
-    return _with_staff(_session_record_qs().prefetch_related(*SESSION_PARTS).get(pk=session.pk))
+    return _with_staff(_session_records(with_parts=True).get(pk=session.pk))
 
 
 def session_qs_for_user_unscoped() -> QuerySet[DosingSession]:

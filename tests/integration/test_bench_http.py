@@ -47,8 +47,10 @@ def test_a_small_http_run_measures_every_page_and_stops_the_server(
     assert results.floor.rps > 0
     assert results.floor.ratio_to_floor == 1.0
     signed_in = results.signed_in_floor
-    assert signed_in is not None and signed_in.ok, signed_in
-    assert signed_in.rps > 0 and 0 < signed_in.ratio_to_floor
+    assert signed_in is not None
+    assert signed_in.ok, signed_in.problem
+    assert signed_in.rps > 0
+    assert signed_in.ratio_to_floor > 0
     measured, signed_out = results.pages[:3], results.pages[3]
     for page in measured:
         assert page.ok, (page.name, page.problem)
