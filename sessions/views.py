@@ -520,6 +520,7 @@ SESSION_ACTIONS = (
     "vitals",
     "override",
     "dose",
+    "dose_end",
     "scale",
     "adverse_event",
     "discharge",
