@@ -1438,7 +1438,7 @@ class _Builder:
             SafetyAlert,
             _columns(
                 "public_id created_at updated_at clinic_id pathway_id measure_response_id code text status "
-                "raised_at acknowledged_by_id acknowledged_at action_taken"
+                "raised_at acknowledged_by_id acknowledged_at action_taken dosing_override_reason"
             ),
             measures,
         )
@@ -1486,6 +1486,7 @@ class _Builder:
                         ""
                         if recent
                         else "Called the patient the same day; safety plan reviewed, no current intent.",
+                        "",
                     )
             return scored
 

@@ -26,7 +26,6 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from kaemdr import charts
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -436,42 +435,27 @@ def version_of(data: dict[str, Any]) -> str:
 def _charts(data: dict[str, Any], tz: dt.tzinfo) -> list[dict[str, str]]:
     body = data["body"]
     if data["kind"] == SummaryKind.DOSING_SESSION and body["vitals"]:
+        # The record page's own chart (`_render_session`), from the same readings and limits.
         limits = body["limits"]
-        readings = body["vitals"]
-
-        def series(label: str, key: str) -> charts.Series:
-            return charts.Series(
-                label, [(r["taken_at"], float(r[key])) for r in readings if r[key] is not None]
-            )
-
-        return [
-            {
-                "label": "Vitals over the session",
-                "svg": charts.line_chart_svg(
-                    title="Vitals over the session",
-                    series=[
-                        series("Systolic", "systolic"),
-                        series("Diastolic", "diastolic"),
-                        series("Heart rate", "heart_rate"),
-                    ],
-                    y_min=0,
-                    y_max=max(220, limits["systolic_max"] + 20),
-                    thresholds=[
-                        charts.Threshold(
-                            f"Systolic limit ({limits['systolic_max']})", limits["systolic_max"]
-                        ),
-                        charts.Threshold(
-                            f"Diastolic limit ({limits['diastolic_max']})", limits["diastolic_max"]
-                        ),
-                        charts.Threshold(
-                            f"Heart-rate limit ({limits['heart_rate_max']})", limits["heart_rate_max"]
-                        ),
-                    ],
-                    tz=tz,
-                    x_format="%H:%M",
-                ),
-            }
-        ]
+        chart = dosing_selectors.vitals_chart(
+            [
+                (
+                    r["taken_at"],
+                    dosing_rules.Reading(
+                        r["systolic"], r["diastolic"], r["heart_rate"], r["spo2"], r["respiratory_rate"]
+                    ),
+                )
+                for r in body["vitals"]
+            ],
+            dosing_rules.VitalLimits(
+                systolic_max=limits["systolic_max"],
+                diastolic_max=limits["diastolic_max"],
+                heart_rate_max=limits["heart_rate_max"],
+                spo2_min=limits["spo2_min"],
+            ),
+            tz,
+        )
+        return [{"label": chart["label"], "svg": chart["svg"]}] if chart else []
     if data["kind"] == SummaryKind.PATHWAY:
         history = {
             instrument: [screening_selectors.SeriesPoint(p["when"], p["total"], p["band"]) for p in points]

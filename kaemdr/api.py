@@ -33,6 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import accounts
 from . import services
+from .exceptions import error_items
 from .models import AuditEvent
 from .models import Role
 from .models import User
@@ -47,6 +48,14 @@ class ErrorItemSerializer(serializers.Serializer):
     field = serializers.CharField(allow_null=True)
     code = serializers.CharField()
     message = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `source` is also the name of a field's own attribute, so it cannot be declared above.
+        fields = super().get_fields()
+        fields["source"] = serializers.CharField(
+            required=False, help_text="The clinical source of the rule that refused, where a rule did."
+        )
+        return fields
 
 
 class ErrorBodySerializer(serializers.Serializer):
@@ -107,8 +116,11 @@ def _from_django(error: DjangoValidationError) -> exceptions.ValidationError:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus Django's `ValidationError` from services, answered in one body shape."""
+    """DRF's handler, plus Django's `ValidationError` from services, answered in one body shape; a
+    rule's refusal (`Refusal`) adds its clinical source to its item."""
+    sources: list[str | None] = []
     if isinstance(exc, DjangoValidationError):
+        sources = [getattr(item, "source", None) for _, item in error_items(exc) for _ in item.messages]
         exc = _from_django(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -117,6 +129,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None
     assert isinstance(exc, exceptions.APIException)
     errors = _flatten(exc.get_full_details())
+    if len(sources) == len(errors):  # the same errors in the same order (see `_from_django`)
+        errors = [
+            {**item, "source": source} if source else item
+            for item, source in zip(errors, sources, strict=True)
+        ]
     if isinstance(exc, exceptions.ValidationError):
         summary, code = "Check the fields named in errors.", "invalid"
     else:

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pygal
 from django.core.cache import cache
@@ -27,7 +28,7 @@ _DRAWING_VERSION = "1"
 # Dark, distinct colours that keep a 3:1 contrast against white (WCAG 1.4.11 for graphics).
 SERIES_COLOURS = ("#1f3d5a", "#9c3d00", "#146c43", "#5a3e9b", "#842029", "#0a58ca")
 
-_STYLE = Style(
+_STYLE_SETTINGS: dict[str, object] = dict(
     background="white",
     plot_background="white",
     foreground="#212529",
@@ -44,6 +45,7 @@ _STYLE = Style(
     stroke_width="2.5",
     opacity="1",
 )
+_STYLE = Style(**_STYLE_SETTINGS)
 _SCRIPT = re.compile(r"<script.*?</script>", re.DOTALL)
 # pygal gives every chart's legend the same element ids (for its scripts, removed here): dropped, so
 # that several charts on one page or in one PDF never repeat an id.
@@ -58,8 +60,12 @@ class Series:
 
 @dataclass(frozen=True)
 class Threshold:
+    """A dashed horizontal line; `colour_of` names the series whose colour it takes (a limit drawn in
+    its reading's colour), otherwise it takes the next colour after the series."""
+
     label: str
     value: float
+    colour_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class _Chart:
     width: int
     height: int
     x_format: str
+    y_labels: Sequence[float] = ()
+    legend_columns: int = 0
 
     def cache_key(self) -> str:
         """A digest of every field (instants with their offsets, values as exact decimal strings)."""
@@ -86,10 +94,12 @@ class _Chart:
                 for line in self.series
             ],
             "range": [repr(float(self.y_min)), repr(float(self.y_max))],
-            "thresholds": [[t.label, repr(float(t.value))] for t in self.thresholds],
+            "thresholds": [[t.label, repr(float(t.value)), t.colour_of] for t in self.thresholds],
             "tz": str(self.tz) if self.tz is not None else "",
             "size": [self.width, self.height],
             "x_format": self.x_format,
+            "y_labels": [repr(float(y)) for y in self.y_labels],
+            "legend_columns": self.legend_columns,
         }
         digest = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
         return f"chart-svg:{digest}"
@@ -106,14 +116,19 @@ def line_chart_svg(
     width: int = 640,
     height: int = 280,
     x_format: str = "%-d %b %Y",
+    y_labels: Sequence[float] = (),
+    legend_columns: int = 0,
 ) -> str:
-    """A dated line chart, with dashed horizontal lines for thresholds, as an `<svg>` string.
+    """A dated line chart, with dashed horizontal lines for thresholds, as an `<svg>` string;
+    `y_labels` fixes the values labelled on the vertical axis, `legend_columns` the legend's columns.
 
     The drawing is a pure function of the arguments, and drawing it costs 10-15 ms, so it is kept
     in the cache under a digest of every argument: a changed reading, limit or time zone is another
     key, so a kept drawing is never out of date. Without a cache it is drawn each time.
     """
-    chart = _Chart(title, series, y_min, y_max, thresholds, tz, width, height, x_format)
+    chart = _Chart(
+        title, series, y_min, y_max, thresholds, tz, width, height, x_format, y_labels, legend_columns
+    )
     key = chart.cache_key()
     try:
         kept = cache.get(key)
@@ -130,10 +145,27 @@ def line_chart_svg(
     return svg
 
 
+def _style(spec: _Chart) -> Style:
+    """The house style; with a threshold drawn in a series' colour, the colours in drawing order."""
+    if not any(threshold.colour_of for threshold in spec.thresholds):
+        return _STYLE
+    colours = [SERIES_COLOURS[index % len(SERIES_COLOURS)] for index in range(len(spec.series))]
+    by_label = {line.label: colour for line, colour in zip(spec.series, colours, strict=True)}
+    for index, threshold in enumerate(spec.thresholds, start=len(spec.series)):
+        colours.append(by_label.get(threshold.colour_of, SERIES_COLOURS[index % len(SERIES_COLOURS)]))
+    return Style(**{**_STYLE_SETTINGS, "colors": tuple(colours)})
+
+
 def _draw(spec: _Chart) -> str:
     tz, x_format, series = spec.tz, spec.x_format, spec.series
+    # Only when asked for, so that charts without them are drawn as before.
+    extra: dict[str, Any] = {}
+    if spec.y_labels:
+        extra["y_labels"] = list(spec.y_labels)
+    if spec.legend_columns:
+        extra["legend_at_bottom_columns"] = spec.legend_columns
     chart = pygal.DateTimeLine(
-        style=_STYLE,
+        style=_style(spec),
         width=spec.width,
         height=spec.height,
         title=spec.title,
@@ -152,6 +184,7 @@ def _draw(spec: _Chart) -> str:
         truncate_label=-1,
         x_labels_major_count=5,
         show_minor_x_labels=False,
+        **extra,
     )
     for line in series:
         chart.add(line.label, [(when, value) for when, value in line.points])

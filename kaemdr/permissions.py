@@ -30,6 +30,7 @@ class Capability(enum.StrEnum):
     SCREENING_SIGN = "screening.sign"
     MEASURE_RECORD = "screening.record_measure"
     SAFETY_ALERT_ACKNOWLEDGE = "screening.acknowledge_alert"
+    SAFETY_ALERT_DOSING_OVERRIDE = "screening.override_alert_for_dosing"  # dosing despite an open alert
     CLINIC_SETTINGS_MANAGE = "clinic.manage_settings"
     ROOM_MANAGE = "dosing.manage_rooms"
     BOOKING_MANAGE = "dosing.manage_bookings"
@@ -63,6 +64,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCREENING_SIGN,
             Capability.MEASURE_RECORD,
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
+            Capability.SAFETY_ALERT_DOSING_OVERRIDE,
             Capability.SCHEDULE_VIEW,
             Capability.REMS_ENROL,
             Capability.SESSION_RECORD,

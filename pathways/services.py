@@ -29,6 +29,7 @@ from .models import Patient
 from .models import Stage
 from .registry import PATHWAY_STAGE_CHANGED
 from .registry import registry
+from .rules import FORWARD
 from .rules import StageMoveRefused
 from .rules import check_move
 
@@ -242,6 +243,31 @@ def pathway_move(
     The row is locked first, so two moves at once run one after the other.
     """
     _require(actor, Capability.PATHWAY_MOVE)
+    return _move(
+        actor=actor, pathway=pathway, to_stage=to_stage, reason=reason, expected_stage=expected_stage
+    )
+
+
+@transaction.atomic
+def pathway_move_as_step(
+    *, actor: User, pathway: Pathway, to_stage: str, reason: str, via: str
+) -> PathwayStageChange:
+    """A stage move that is one step of another service's write, by whoever may make that write (the
+    first dose, started by the monitor, takes a pathway from preparation into dosing).
+
+    The calling service has checked the actor's capability for its own write; the actor need not hold
+    `PATHWAY_MOVE`, but must be an active member of the pathway's clinic. Everything else is
+    `pathway_move`'s: the row locked, the stage machine, every registered gate, the timeline row
+    (by the actor, with `reason`), the audit event (naming `via`) and the event handlers.
+    """
+    if not (actor.is_active and actor.clinic_id is not None and actor.clinic_id == pathway.clinic_id):
+        raise NotFoundOrForbidden()
+    return _move(actor=actor, pathway=pathway, to_stage=to_stage, reason=reason, expected_stage=None, via=via)
+
+
+def _move(
+    *, actor: User, pathway: Pathway, to_stage: str, reason: str, expected_stage: str | None, via: str = ""
+) -> PathwayStageChange:
     locked = Pathway.objects.select_for_update().select_related("patient").get(pk=pathway.pk)
     if locked.clinic_id != actor.clinic_id:
         raise NotFoundOrForbidden()
@@ -257,6 +283,17 @@ def pathway_move(
                     f"This pathway has moved to {locked.get_stage_display().lower()} since you opened "
                     "the page. Review it and try again.",
                     code="stale_stage",
+                )
+            }
+        )
+    if via and FORWARD.get(locked.stage) != to_stage:  # a step of another write only moves forward
+        labels = dict(Stage.choices)
+        raise ValidationError(
+            {
+                "to_stage": ValidationError(
+                    f"A pathway in {labels[locked.stage].lower()} does not move to "
+                    f"{labels.get(to_stage, to_stage).lower()} as part of this step.",
+                    code="move_refused",
                 )
             }
         )
@@ -298,7 +335,7 @@ def pathway_move(
         target_type="pathways.Pathway",
         target_public_id=locked.public_id,
         patient_public_id=locked.patient.public_id,
-        data={"from_stage": from_stage, "to_stage": to_stage},
+        data={"from_stage": from_stage, "to_stage": to_stage, **({"via": via} if via else {})},
     )
     registry.emit(PATHWAY_STAGE_CHANGED, pathway=locked, change=change, actor=actor)
     pathway.stage, pathway.stage_before_hold, pathway.stage_changed_at = (

@@ -342,13 +342,33 @@ class SafetyAlertSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     pathway = serializers.UUIDField(source="pathway.public_id", read_only=True)
 
+    blocks_dosing = serializers.BooleanField(
+        read_only=True, help_text="Open and not overridden: no dose is booked or started on the pathway."
+    )
+
     class Meta:
         model = SafetyAlert
-        fields = ("id", "pathway", "code", "text", "status", "raised_at", "acknowledged_at", "action_taken")
+        fields = (
+            "id",
+            "pathway",
+            "code",
+            "text",
+            "status",
+            "raised_at",
+            "acknowledged_at",
+            "action_taken",
+            "dosing_override_at",
+            "dosing_override_reason",
+            "blocks_dosing",
+        )
 
 
 class AcknowledgeSerializer(serializers.Serializer):
     action_taken = serializers.CharField(max_length=4000)
+
+
+class DosingOverrideSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=4000)
 
 
 class SafetyAlertFilterSerializer(serializers.Serializer):
@@ -388,6 +408,23 @@ class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         body = AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         done = services.safety_alert_acknowledge(actor=request.user, alert=alert, **body.validated_data)  # type: ignore[arg-type]
+        return Response(SafetyAlertSerializer(done).data)
+
+    @extend_schema(
+        request=DosingOverrideSerializer,
+        responses={200: SafetyAlertSerializer, 400: ErrorBody, 404: ErrorBody},
+        description="A prescriber signs, with a reason, that dosing may go ahead while the alert stays "
+        "open (it stays on the dashboards until the action taken is recorded).",
+    )
+    @action(detail=True, methods=["post"], url_path="dosing-override")
+    def dosing_override(self, request: Request, id: str) -> Response:
+        alert = self.get_object()
+        require_or_404(request.user, Capability.SAFETY_ALERT_DOSING_OVERRIDE)
+        body = DosingOverrideSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        done = services.safety_alert_dosing_override_sign(
+            actor=request.user, alert=alert, **body.validated_data
+        )  # type: ignore[arg-type]
         return Response(SafetyAlertSerializer(done).data)
 
 

@@ -200,6 +200,20 @@ class AlertAcknowledgeForm(forms.Form):
         self.helper.form_tag = False
 
 
+class AlertDosingOverrideForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=4000,
+        label="Why dosing may go ahead while the alert is open",
+        error_messages={"required": "Give the reason dosing may go ahead."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+
 class ScreeningSettingsForm(forms.Form):
     bp_systolic_threshold = forms.IntegerField(
         min_value=100, max_value=220, label="Systolic threshold (mmHg)"

@@ -60,7 +60,13 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
             SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True)
         )
     for pk in alerted:
-        actions[pk].append(NextAction("Urgent: review the safety alert", "Record what was done about it."))
+        actions[pk].append(
+            NextAction(
+                "Urgent: review the safety alert",
+                "Record what was done about it; until then no dose is booked or started, unless a "
+                "prescriber signs a dosing override.",
+            )
+        )
     in_assessment = [p.pk for p in pathways if p.stage == Stage.ASSESSMENT]
     if len(pathways) == 1 and in_assessment:
         only = selectors.screening_status_for_display(pathways[0]).latest
@@ -93,6 +99,7 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
         "can_edit": has_capability(user, Capability.SCREENING_EDIT) and pathway.is_open,
         "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.is_open,
         "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),
+        "can_override": has_capability(user, Capability.SAFETY_ALERT_DOSING_OVERRIDE),
         "can_open": (
             has_capability(user, Capability.SCREENING_EDIT)
             and latest is None

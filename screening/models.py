@@ -241,6 +241,13 @@ class SafetyAlert(BaseModel):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     action_taken = models.TextField(blank=True)
+    dosing_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    dosing_override_at = models.DateTimeField(null=True, blank=True)
+    dosing_override_reason = models.TextField(blank=True)
+    """A prescriber's signed decision that dosing may go ahead while the alert is still open (it stays
+    open, on the dashboards, until the action taken is recorded)."""
 
     class Meta:
         ordering = ("-raised_at",)
@@ -257,8 +264,25 @@ class SafetyAlert(BaseModel):
                     & Q(acknowledged_by__isnull=False)
                 ),
             ),
+            models.CheckConstraint(
+                name="alert_dosing_override_fields_paired",
+                condition=Q(
+                    dosing_override_by__isnull=True,
+                    dosing_override_at__isnull=True,
+                    dosing_override_reason="",
+                )
+                | (
+                    Q(dosing_override_by__isnull=False, dosing_override_at__isnull=False)
+                    & ~Q(dosing_override_reason="")
+                ),
+            ),
         ]
         indexes = [models.Index(fields=["clinic", "status"], name="alert_clinic_status")]
 
     def __str__(self) -> str:
         return f"{self.code} ({self.status})"
+
+    @property
+    def blocks_dosing(self) -> bool:
+        """Open and not overridden for dosing by a prescriber: no dose is booked or started."""
+        return self.status == AlertStatus.OPEN and self.dosing_override_at is None

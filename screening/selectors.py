@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from kaemdr import charts
+from kaemdr.exceptions import Refusal
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -23,6 +24,7 @@ from pathways.models import Pathway
 from pathways.selectors import pathway_qs_for_user
 
 from . import rules
+from .models import AlertStatus
 from .models import Assessment
 from .models import AssessmentStatus
 from .models import MeasureResponse
@@ -72,7 +74,7 @@ def alert_qs_for_user(user: User) -> QuerySet[SafetyAlert]:
     if not has_capability(user, Capability.SCREENING_VIEW):
         return SafetyAlert.objects.none()
     return SafetyAlert.objects.filter(pathway__in=pathway_qs_for_user(user)).select_related(
-        "pathway__patient", "acknowledged_by"
+        "pathway__patient", "acknowledged_by", "dosing_override_by"
     )
 
 
@@ -237,6 +239,38 @@ def open_alerts(pathway: Pathway) -> list[SafetyAlert]:
         cached = list(SafetyAlert.objects.filter(pathway=pathway, status="open").order_by("-raised_at"))
         pathway._open_safety_alerts = cached  # type: ignore[attr-defined]
     return cached
+
+
+ALERT_LABELS = {"phq9_item9": "PHQ-9 item 9 above 0", "cssrs_high": "high suicide risk on the C-SSRS"}
+ALERT_SOURCES = {
+    "phq9_item9": rules.INSTRUMENTS[rules.Instrument.PHQ9].source,
+    "cssrs_high": rules.INSTRUMENTS[rules.Instrument.CSSRS].source,
+}
+DOSING_ALERT_GATE_SOURCE = "design.md (gates: an urgent safety finding is addressed before any dose)"
+
+
+def dosing_blocking_alerts() -> QuerySet[SafetyAlert]:
+    """Alerts that stop dosing: open (no action recorded yet) and not overridden for dosing by a
+    prescriber, whatever raised them (a baseline or a repeat measure) and whenever."""
+    return SafetyAlert.objects.filter(status=AlertStatus.OPEN, dosing_override_at__isnull=True)
+
+
+def dosing_alert_refusal(alert: SafetyAlert) -> Refusal:
+    """What the dosing gates say about one blocking alert: what it is, and what to do."""
+    what = ALERT_LABELS.get(alert.code, alert.text)
+    raised = timezone.localtime(alert.raised_at)
+    return Refusal(
+        f"Record the action taken on the open safety alert ({what}, raised {raised:%-d %b %Y %H:%M}) "
+        "or have a prescriber sign a dosing override with a reason.",
+        code="safety_alert_open",
+        source=f"{ALERT_SOURCES.get(alert.code, 'screening/rules.py')}; {DOSING_ALERT_GATE_SOURCE}",
+    )
+
+
+def dosing_alert_refusals(pathway: Pathway) -> list[Refusal]:
+    """The refusals of the pathway's open, un-overridden urgent alerts, oldest first (one query)."""
+    alerts = dosing_blocking_alerts().filter(pathway_id=pathway.pk).order_by("raised_at", "id")
+    return [dosing_alert_refusal(alert) for alert in alerts.only("code", "text", "raised_at")]
 
 
 def open_alerts_for_dashboard(user: User, *, limit: int = 20) -> list[SafetyAlert]:

@@ -27,6 +27,7 @@ from pathways.registry import MEASURE_RECORDED
 from pathways.registry import registry
 
 from . import rules
+from .models import AlertStatus
 from .models import Assessment
 from .models import AssessmentMedication
 from .models import AssessmentStatus
@@ -51,6 +52,7 @@ class ScreeningAuditAction:
     MEASURE_RECORDED = "measure.recorded"
     ALERT_RAISED = "safety_alert.raised"
     ALERT_ACKNOWLEDGED = "safety_alert.acknowledged"
+    ALERT_DOSING_OVERRIDDEN = "safety_alert.dosing_override_signed"
     SETTINGS_UPDATED = "screening_settings.updated"
 
 
@@ -290,6 +292,9 @@ def measure_record(
 
 
 def _raise_alert(*, actor: User, pathway: Pathway, response: MeasureResponse, code: str, text: str) -> None:
+    # The pathway row is locked as the dosing gates lock it (`sessions.gates`), so an alert and a
+    # booking or dose made at the same moment are decided one after the other: never both unseen.
+    Pathway.objects.select_for_update().filter(pk=pathway.pk).values_list("pk", flat=True).get()
     alert, created = SafetyAlert.objects.get_or_create(
         measure_response=response,
         code=code,
@@ -338,6 +343,48 @@ def safety_alert_acknowledge(*, actor: User, alert: SafetyAlert, action_taken: s
     audit_record(
         actor=actor,
         action=ScreeningAuditAction.ALERT_ACKNOWLEDGED,
+        target_type="screening.SafetyAlert",
+        target_public_id=alert.public_id,
+        patient_public_id=alert.pathway.patient.public_id,
+        data={"code": alert.code},
+    )
+    return alert
+
+
+@transaction.atomic
+def safety_alert_dosing_override_sign(*, actor: User, alert: SafetyAlert, reason: str) -> SafetyAlert:
+    """A prescriber signs, with a reason, that dosing may go ahead while the alert is still open.
+
+    The alert stays open (on the pathway page and the dashboards) until someone records the action
+    taken; only the dosing gates (`sessions.gates`) let a booking and a dose through. Refused on an
+    acknowledged alert (nothing blocks dosing any more), on one already overridden, and without a
+    reason."""
+    _require(actor, Capability.SAFETY_ALERT_DOSING_OVERRIDE, alert.clinic_id)
+    alert = (
+        SafetyAlert.objects.select_for_update(of=("self",))
+        .select_related("pathway__patient")
+        .get(pk=alert.pk)
+    )
+    if alert.status != AlertStatus.OPEN:
+        raise ValidationError(
+            "This alert is acknowledged: it no longer stops dosing, so there is nothing to override.",
+            code="alert_not_open",
+        )
+    if alert.dosing_override_at is not None:
+        raise ValidationError("Dosing is already overridden for this alert.", code="already_overridden")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(
+            {"reason": ValidationError("Give the reason dosing may go ahead.", code="reason_required")}
+        )
+    alert.dosing_override_by, alert.dosing_override_at = actor, timezone.now()
+    alert.dosing_override_reason = reason
+    alert.save(
+        update_fields=["dosing_override_by", "dosing_override_at", "dosing_override_reason", "updated_at"]
+    )
+    audit_record(
+        actor=actor,
+        action=ScreeningAuditAction.ALERT_DOSING_OVERRIDDEN,
         target_type="screening.SafetyAlert",
         target_public_id=alert.public_id,
         patient_public_id=alert.pathway.patient.public_id,

@@ -33,5 +33,10 @@ urlpatterns = [
         name="assessment_new_version",
     ),
     path("alerts/<uuid:public_id>/", views.alert_acknowledge, name="safety_alert_acknowledge"),
+    path(
+        "alerts/<uuid:public_id>/dosing-override/",
+        views.alert_dosing_override,
+        name="safety_alert_dosing_override",
+    ),
     path("settings/", views.screening_settings, name="screening_settings"),
 ]

@@ -25,6 +25,7 @@ from . import rules
 from . import selectors
 from . import services
 from .forms import AlertAcknowledgeForm
+from .forms import AlertDosingOverrideForm
 from .forms import AssessmentForm
 from .forms import MeasureForm
 from .forms import MedicationForm
@@ -277,6 +278,32 @@ def assessment_new_version(request: HttpRequest, public_id: str) -> HttpResponse
     return HttpResponseRedirect(_assessment_url(copy))
 
 
+def _alert_page(
+    request: HttpRequest,
+    alert: Any,
+    *,
+    form: AlertAcknowledgeForm | None = None,
+    override_form: AlertDosingOverrideForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The alert with what can be done about it: record the action taken and, for a prescriber while
+    the alert is open and stops dosing, a dosing override beside it."""
+    user = _user(request)
+    can_override = (
+        has_capability(user, Capability.SAFETY_ALERT_DOSING_OVERRIDE)
+        and alert.status == "open"
+        and alert.dosing_override_at is None
+    )
+    context = {
+        "title": "Safety alert",
+        "alert": alert,
+        "form": form or AlertAcknowledgeForm(),
+        "override_form": override_form or (AlertDosingOverrideForm() if can_override else None),
+        "patient": alert.pathway.patient,
+    }
+    return render(request, "screening/alert_acknowledge.html", context, status=status)
+
+
 def alert_acknowledge(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     alert = selectors.get_alert_for_user_or_404(user, public_id)
@@ -290,9 +317,27 @@ def alert_acknowledge(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, "The alert is acknowledged.")
             return HttpResponseRedirect(reverse("pathway_detail", args=[alert.pathway.public_id]))
-    status = 400 if request.method == "POST" else 200
-    context = {"title": "Safety alert", "alert": alert, "form": form, "patient": alert.pathway.patient}
-    return render(request, "screening/alert_acknowledge.html", context, status=status)
+    return _alert_page(request, alert, form=form, status=400 if request.method == "POST" else 200)
+
+
+@require_POST
+def alert_dosing_override(request: HttpRequest, public_id: str) -> HttpResponse:
+    """A prescriber signs that dosing may go ahead while the alert stays open (with a reason)."""
+    user = _user(request)
+    alert = selectors.get_alert_for_user_or_404(user, public_id)
+    require_capability(request, Capability.SAFETY_ALERT_DOSING_OVERRIDE)
+    form = AlertDosingOverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            services.safety_alert_dosing_override_sign(actor=user, alert=alert, **form.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(form, error)
+        else:
+            messages.success(
+                request, "Dosing override signed: the alert stays open until the action taken is recorded."
+            )
+            return HttpResponseRedirect(reverse("pathway_detail", args=[alert.pathway.public_id]))
+    return _alert_page(request, alert, override_form=form, status=400)
 
 
 def screening_settings(request: HttpRequest) -> HttpResponse:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins
 from rest_framework import permissions
 from rest_framework import serializers
@@ -280,9 +282,24 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 class VitalsReadingSerializer(serializers.ModelSerializer):
+    entered_at = serializers.DateTimeField(source="created_at", read_only=True)
+
     class Meta:
         model = VitalsReading
-        fields = ("taken_at", "is_pre_dose", *services.VITAL_FIELDS, "flags")
+        fields = ("taken_at", "entered_at", "entered_late", "is_pre_dose", *services.VITAL_FIELDS, "flags")
+
+
+class UnmetCriterionSerializer(serializers.Serializer):
+    """An unmet criterion: its code, what to do, and the clinical source that asks for it."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `source` is also the name of a field's own attribute, so it cannot be declared above.
+        fields = super().get_fields()
+        fields["source"] = serializers.CharField()
+        return fields
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -291,6 +308,7 @@ class SessionSerializer(serializers.ModelSerializer):
     vitals = VitalsReadingSerializer(many=True, read_only=True)
     discharge_missing = serializers.SerializerMethodField()
     monitoring_form_missing = serializers.SerializerMethodField()
+    bp_review_by = serializers.CharField(source="bp_review_by.full_name", read_only=True, allow_null=True)
 
     class Meta:
         model = DosingSession
@@ -309,9 +327,18 @@ class SessionSerializer(serializers.ModelSerializer):
             "lot_number",
             "device_times",
             "dose_started_at",
+            "dose_started_entered_at",
+            "dose_ended_at",
+            "dose_ended_entered_at",
+            "bp_review_reason",
+            "bp_review_by",
+            "bp_review_at",
+            "dissociation_resolved",
             "discharged_at",
             *services.PMF_FIELDS,
             "pmf_filed_at",
+            "pmf_medication_classes",
+            "pmf_medications_confirmed_at",
             "signed_at",
             "vitals",
             "discharge_missing",
@@ -319,16 +346,20 @@ class SessionSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
-    def get_discharge_missing(self, session: DosingSession) -> list[str]:
+    @extend_schema_field(UnmetCriterionSerializer(many=True))
+    def get_discharge_missing(self, session: DosingSession) -> list[dict[str, str]]:
+        """What discharge still waits for, assuming alert, oriented and the escort there (the
+        discharge request states those) and dissociation resolved only by a CADSS of 0."""
         if session.status != "dosed":
             return []
         state = services.discharge_state(session, alert_and_oriented=True, escort_present=True)
-        return rules.discharge_missing(state)
+        return [asdict(criterion) for criterion in rules.discharge_missing(state)]
 
-    def get_monitoring_form_missing(self, session: DosingSession) -> list[str]:
+    @extend_schema_field(UnmetCriterionSerializer(many=True))
+    def get_monitoring_form_missing(self, session: DosingSession) -> list[dict[str, str]]:
         if session.booking.agent != "esketamine":
             return []
-        return rules.pmf_missing(selectors.pmf_facts(session))
+        return [asdict(criterion) for criterion in rules.pmf_missing(selectors.pmf_facts(session))]
 
 
 class SessionChecksSerializer(serializers.Serializer):
@@ -337,13 +368,28 @@ class SessionChecksSerializer(serializers.Serializer):
     consent_confirmed = serializers.BooleanField()
 
 
+def _vital_field(name: str) -> serializers.IntegerField:
+    """A reading's field with its allowed range; out of it (or not a whole number) the error
+    names the range and its unit, as the page does (`rules.VITAL_RANGES`)."""
+    allowed = rules.VITAL_RANGES[name]
+    message = allowed.message()
+    bound = message.replace("%", "%%")  # the range validators' messages are %-formatted, "invalid" is not
+    return serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=allowed.low,
+        max_value=allowed.high,
+        error_messages={"min_value": bound, "max_value": bound, "invalid": message},
+    )
+
+
 class VitalsInputSerializer(serializers.Serializer):
     taken_at = serializers.DateTimeField(required=False)
-    systolic = serializers.IntegerField(required=False, allow_null=True, min_value=50, max_value=280)
-    diastolic = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=180)
-    heart_rate = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=250)
-    spo2 = serializers.IntegerField(required=False, allow_null=True, min_value=50, max_value=100)
-    respiratory_rate = serializers.IntegerField(required=False, allow_null=True, min_value=2, max_value=60)
+    systolic = _vital_field("systolic")
+    diastolic = _vital_field("diastolic")
+    heart_rate = _vital_field("heart_rate")
+    spo2 = _vital_field("spo2")
+    respiratory_rate = _vital_field("respiratory_rate")
 
 
 class ReasonSerializer(serializers.Serializer):
@@ -351,27 +397,55 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class DoseSerializer(serializers.Serializer):
-    dose_mg = serializers.DecimalField(max_digits=6, decimal_places=1)
+    dose_mg = serializers.DecimalField(
+        max_digits=6, decimal_places=1, help_text="Esketamine: the dose planned, 28, 56 or 84 mg."
+    )
     lot_number = serializers.CharField(max_length=40)
-    started_at = serializers.DateTimeField(required=False)
-    device_times = serializers.ListField(child=serializers.DateTimeField(), required=False)
+    started_at = serializers.DateTimeField(
+        required=False,
+        help_text="Omit for now (the server's clock). A late entry may go back the clinic's late-entry "
+        "minutes, never before the pre-dose blood pressure. Esketamine: the first device.",
+    )
+
+
+class DeviceSerializer(serializers.Serializer):
+    given_at = serializers.DateTimeField(
+        required=False, help_text="Omit for now; at least 5 minutes after the previous device."
+    )
+
+
+class DoseEndSerializer(serializers.Serializer):
+    ended_at = serializers.DateTimeField(required=False, help_text="Omit for now.")
+
+
+class PmfMedicationsSerializer(serializers.Serializer):
+    classes = serializers.ListField(
+        child=serializers.ChoiceField(choices=[code for code, _label in selectors.rems_medication_classes()]),
+        allow_empty=True,
+        max_length=10,
+    )
 
 
 class ScaleInputSerializer(serializers.Serializer):
     scale = serializers.ChoiceField(choices=["cadss", "moaas", "bprs_plus"])
     value = serializers.IntegerField(min_value=0)
     anchors = serializers.ChoiceField(choices=["", "0-6", "1-7"], required=False, default="")
+    taken_at = serializers.DateTimeField(required=False, help_text="Omit for now.")
 
 
 class AdverseEventInputSerializer(serializers.Serializer):
     description = serializers.CharField(max_length=300)
     severity = serializers.ChoiceField(choices=["mild", "moderate", "severe", "serious"])
     action_taken = serializers.CharField(max_length=300)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Omit for now.")
 
 
 class DischargeSerializer(serializers.Serializer):
     alert_and_oriented = serializers.BooleanField()
     escort_present = serializers.BooleanField()
+    dissociation_resolved = serializers.BooleanField(
+        required=False, default=False, help_text="Not needed when the last CADSS after the dose is 0."
+    )
 
 
 class MonitoringFormSerializer(serializers.Serializer):
@@ -440,8 +514,25 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         "override", ReasonSerializer, Capability.SESSION_OVERRIDE, services.session_override_sign, "override"
     )
     dose = _session_step("dose", DoseSerializer, Capability.SESSION_RECORD, services.dose_start, "dose")
+    devices = _session_step(
+        "devices", DeviceSerializer, Capability.SESSION_RECORD, services.device_record, "devices"
+    )
     dose_end = _session_step(
-        "dose_end", None, Capability.SESSION_RECORD, services.dose_end_record, "dose-end"
+        "dose_end", DoseEndSerializer, Capability.SESSION_RECORD, services.dose_end_record, "dose-end"
+    )
+    bp_review = _session_step(
+        "bp_review",
+        ReasonSerializer,
+        Capability.SESSION_OVERRIDE,
+        services.session_bp_review_sign,
+        "bp-review",
+    )
+    monitoring_form_medications = _session_step(
+        "monitoring_form_medications",
+        PmfMedicationsSerializer,
+        Capability.SESSION_OVERRIDE,
+        services.pmf_medications_confirm,
+        "monitoring-form-medications",
     )
     scales = _session_step(
         "scales", ScaleInputSerializer, Capability.SESSION_RECORD, services.scale_record, "scales"
@@ -476,10 +567,6 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     )
 
 
-class DoseEndSerializer(serializers.Serializer):
-    ended_at = serializers.DateTimeField(required=False)
-
-
 class ChairTimeSerializer(serializers.Serializer):
     agent = serializers.ChoiceField(choices=AGENT_CHOICES)
     route = serializers.ChoiceField(choices=ROUTE_CHOICES)
@@ -499,6 +586,12 @@ class DosingSettingsSerializer(serializers.Serializer):
     respiratory_rate_max = serializers.IntegerField(min_value=12, max_value=40)
     minimum_observation_minutes = serializers.IntegerField(min_value=30, max_value=480)
     vitals_interval_minutes = serializers.IntegerField(min_value=5, max_value=60)
+    late_entry_minutes = serializers.IntegerField(min_value=0, max_value=60, required=False)
+    discharge_bp_window_minutes = serializers.IntegerField(min_value=5, max_value=60, required=False)
+    discharge_systolic_max = serializers.IntegerField(min_value=120, max_value=220, required=False)
+    discharge_diastolic_max = serializers.IntegerField(min_value=70, max_value=140, required=False)
+    bp_rise_systolic_margin = serializers.IntegerField(min_value=10, max_value=80, required=False)
+    bp_rise_diastolic_margin = serializers.IntegerField(min_value=5, max_value=60, required=False)
     chair_times = ChairTimeSerializer(many=True, required=False)
 
 

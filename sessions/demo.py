@@ -3,9 +3,12 @@ and dosing sessions booked for the patients whose pathways have reached dosing."
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import zoneinfo
+from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 from django.utils import timezone
 
@@ -18,6 +21,34 @@ from .models import DosingSession
 from .models import Room
 
 WEEKDAY_HOURS = [(day, dt.time(8, 0), dt.time(18, 0)) for day in range(5)]
+
+
+class SimulatedClock:
+    """The server's clock for a record run through the services in less time than it takes: it
+    starts now and moves only forward, when told (`advance`)."""
+
+    def __init__(self) -> None:
+        self.at = _real_now()
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.at += dt.timedelta(**delta)
+        return self.at
+
+
+_real_now = timezone.now
+
+
+@contextlib.contextmanager
+def simulated_clock() -> Iterator[SimulatedClock]:
+    """Run services on a `SimulatedClock` (the demo's past sessions, and tests of a whole dosing day):
+    every `timezone.now()` reads it, so each time the services check is the time they would see on
+    the day. Rows' own `created_at` keep the real clock, which is never later than the simulated one."""
+    clock = SimulatedClock()
+    with mock.patch("django.utils.timezone.now", clock.now):
+        yield clock
 
 
 def _rooms(admin: User) -> list[Room]:
@@ -75,6 +106,17 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     if record == "HB-1004":
         demo_past_session(pathway=pathway, staff=staff, days_ago=3)
         _demo_emdr(pathway, days_back=emdr_plans[record])
+    if record == "HB-1005":  # a record left unsigned two days ago, and today's dose being monitored
+        demo_past_session(pathway=pathway, staff=staff, days_ago=2, dose_mg=35, state="discharged")
+        demo_past_session(
+            pathway=pathway,
+            staff=staff,
+            days_ago=0,
+            dose_mg=35,
+            state="dosed",
+            until=62,
+            readings=DEMO_READINGS_RISING,
+        )
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     today = timezone.localdate()
     by_name = {room.name: room for room in rooms}
@@ -96,39 +138,146 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
                 fasting_confirmed=True,
                 escort_confirmed=record != "HB-1004",
             )
+        if index == 0 and record == "HB-1004":  # the record opened, its checklist waiting for the escort
+            monitor = staff["monitor@demo.kaemdr.test"]
+            session = services.session_open(actor=monitor, booking=booking)
+            services.session_checks_update(
+                actor=monitor,
+                session=session,
+                fasting_confirmed=True,
+                escort_present=False,
+                consent_confirmed=True,
+            )
 
 
 def demo_past_session(
-    *, pathway: Pathway, staff: dict[str, User], days_ago: int, dose_mg: int = 56
+    *,
+    pathway: Pathway,
+    staff: dict[str, User],
+    days_ago: int,
+    dose_mg: int = 56,
+    state: str = "signed",
+    until: int = 127,
+    readings: tuple[tuple[int, int, int, int], ...] | None = None,
 ) -> DosingSession:
-    """Run a whole dosing session through the services, then move its clock back `days_ago` days.
+    """Run a dosing session through the services on a simulated clock (every time checked as on the
+    day) up to `until` minutes after the dose and to `state` (signed, discharged, or dosed: still being
+    monitored), then move it back `days_ago` days keeping every interval; today's (0) ends just now.
 
     For esketamine (two devices, 56 mg) the demo shows a signed record whose monitoring form is
     still to be filed; for racemic ketamine the dose is `dose_mg`."""
     from django.db.models import F
 
+    from .models import AdverseEvent
     from .models import Booking
+    from .models import ScaleRating
     from .models import VitalsReading
 
     admin, monitor = staff["admin@demo.kaemdr.test"], staff["monitor@demo.kaemdr.test"]
+    prescriber = staff["prescriber@demo.kaemdr.test"]
     room = next(r for r in _rooms(admin) if r.name == "Harbour Room")
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     day = _next_weekday(timezone.localdate(), 7)
-    booking = services.booking_create(
-        actor=admin,
-        pathway=pathway,
-        room=room,
-        starts_at=dt.datetime.combine(day, dt.time(13, 0), tzinfo=tz),
-        prescriber=staff["prescriber@demo.kaemdr.test"],
-        monitor=monitor,
+    with simulated_clock() as clock:
+        booking = services.booking_create(
+            actor=admin,
+            pathway=pathway,
+            room=room,
+            starts_at=dt.datetime.combine(day, dt.time(13, 0), tzinfo=tz),
+            prescriber=prescriber,
+            monitor=monitor,
+        )
+        services.booking_checks_update(
+            actor=admin,
+            booking=booking,
+            fasting_instructions_given=True,
+            fasting_confirmed=True,
+            escort_confirmed=True,
+        )
+        session = _dose_and_monitor(
+            booking=booking,
+            monitor=monitor,
+            prescriber=prescriber,
+            clock=clock,
+            dose_mg=dose_mg,
+            until=until,
+            readings=readings or DEMO_READINGS,
+        )
+        started = session.dose_started_at
+        assert started is not None
+        esketamine = booking.agent == "esketamine"
+        if esketamine and state != "dosed":
+            services.pmf_update(
+                actor=monitor,
+                session=session,
+                pmf_first_treatment=False,
+                pmf_sedation=True,
+                pmf_dissociation=True,
+                pmf_respiratory_depression=False,
+                pmf_ready_minutes=95,
+            )
+        if state == "signed":
+            services.session_sign(actor=monitor, session=session)
+        ended = clock.at
+    # Move the whole session back to its demo day (today's to end now), keeping every interval.
+    if days_ago == 0:
+        shift = ended - timezone.now()
+    else:
+        demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
+        shift = started - dt.datetime.combine(demo_day, dt.time(13, 10), tzinfo=tz)
+    Booking.objects.filter(pk=booking.pk).update(
+        starts_at=started - shift - dt.timedelta(minutes=10),
+        ends_at=started - shift - dt.timedelta(minutes=10) + (booking.ends_at - booking.starts_at),
     )
-    services.booking_checks_update(
-        actor=admin,
-        booking=booking,
-        fasting_instructions_given=True,
-        fasting_confirmed=True,
-        escort_confirmed=True,
+    session.refresh_from_db()
+    DosingSession.objects.filter(pk=session.pk).update(
+        created_at=F("created_at") - shift,
+        dose_started_at=F("dose_started_at") - shift,
+        dose_started_entered_at=F("dose_started_entered_at") - shift,
+        dose_ended_at=F("dose_ended_at") - shift,
+        dose_ended_entered_at=F("dose_ended_entered_at") - shift,
+        discharged_at=F("discharged_at") - shift,
+        signed_at=F("signed_at") - shift,
+        pmf_medications_confirmed_at=F("pmf_medications_confirmed_at") - shift,
+        device_times=[(dt.datetime.fromisoformat(t) - shift).isoformat() for t in session.device_times],
     )
+    for part in (VitalsReading, ScaleRating):
+        part.objects.filter(session=session).update(
+            taken_at=F("taken_at") - shift, created_at=F("created_at") - shift
+        )
+    AdverseEvent.objects.filter(session=session).update(
+        occurred_at=F("occurred_at") - shift, created_at=F("created_at") - shift
+    )
+    session.refresh_from_db()
+    return session
+
+
+# The demo's monitored course, minutes after the first dose: (minutes, systolic, diastolic, heart rate).
+DEMO_READINGS = (
+    (20, 141, 88, 84),
+    (40, 148, 90, 86),
+    (60, 139, 86, 80),
+    (90, 131, 82, 76),
+    (124, 126, 80, 74),
+)
+# A rise from the baseline 132/84 past the clinic's review margin (40/25) at 40 minutes.
+DEMO_READINGS_RISING = ((20, 152, 94, 88), (40, 176, 108, 96), (60, 158, 98, 90))
+
+
+def _dose_and_monitor(
+    *,
+    booking: Any,
+    monitor: User,
+    prescriber: User,
+    clock: SimulatedClock,
+    dose_mg: int,
+    until: int,
+    readings: tuple[tuple[int, int, int, int], ...],
+) -> DosingSession:
+    """Open the record and run it on `clock` as a monitor would at the chair: checks, the pre-dose
+    reading, the dose (esketamine: two devices 5 minutes apart), its end, readings at the clinic's times,
+    sedation and dissociation rated as they wane, and discharge at `until` minutes when that is after
+    the last reading (stopping at the state reached otherwise)."""
     session = services.session_open(actor=monitor, booking=booking)
     services.session_checks_update(
         actor=monitor, session=session, fasting_confirmed=True, escort_present=True, consent_confirmed=True
@@ -142,79 +291,43 @@ def demo_past_session(
         spo2=98,
         respiratory_rate=14,
     )
-    now = timezone.now()
-    started = now - dt.timedelta(minutes=130)
+    clock.advance(minutes=6)
     esketamine = booking.agent == "esketamine"
     if esketamine:
-        services.dose_start(
-            actor=monitor,
-            session=session,
-            dose_mg=56,
-            lot_number="SPR-40917",
-            device_times=[now - dt.timedelta(minutes=5), now],
-        )
-        DosingSession.objects.filter(pk=session.pk).update(
-            dose_started_at=started,
-            device_times=[started.isoformat(), (started + dt.timedelta(minutes=5)).isoformat()],
-        )
+        services.pmf_medications_confirm(actor=prescriber, session=session, classes=[])
+        session = services.dose_start(actor=monitor, session=session, dose_mg=56, lot_number="SPR-40917")
+        clock.advance(minutes=5)
+        services.device_record(actor=monitor, session=session)
     else:
-        services.dose_start(
-            actor=monitor, session=session, dose_mg=dose_mg, lot_number="KET-22871", started_at=started
-        )
-    VitalsReading.objects.filter(session=session).update(taken_at=started - dt.timedelta(minutes=10))
-    for minutes, systolic, diastolic in (
-        (20, 141, 88),
-        (40, 148, 90),
-        (60, 139, 86),
-        (90, 131, 82),
-        (125, 126, 80),
-    ):
+        session = services.dose_start(actor=monitor, session=session, dose_mg=dose_mg, lot_number="KET-22871")
+        clock.advance(minutes=5)
+        services.dose_end_record(actor=monitor, session=session)
+    started = session.dose_started_at
+    assert started is not None
+    for minutes, systolic, diastolic, heart_rate in readings:
+        if minutes > until:
+            return session
+        clock.at = started + dt.timedelta(minutes=minutes)
         services.vitals_record(
             actor=monitor,
             session=session,
-            taken_at=started + dt.timedelta(minutes=minutes),
             systolic=systolic,
             diastolic=diastolic,
-            heart_rate=80,
+            heart_rate=heart_rate,
             spo2=97,
             respiratory_rate=14,
         )
-    services.scale_record(
-        actor=monitor, session=session, scale="moaas", value=4, taken_at=started + dt.timedelta(minutes=40)
+        if minutes == 40:
+            services.scale_record(actor=monitor, session=session, scale="moaas", value=4)
+            services.scale_record(actor=monitor, session=session, scale="cadss", value=14)
+    if until < 125:
+        return session
+    services.scale_record(actor=monitor, session=session, scale="moaas", value=5)
+    services.scale_record(actor=monitor, session=session, scale="cadss", value=0)
+    clock.at = started + dt.timedelta(minutes=until)
+    return services.session_discharge(
+        actor=monitor, session=session, alert_and_oriented=True, escort_present=True
     )
-    services.dose_end_record(actor=monitor, session=session, ended_at=started + dt.timedelta(minutes=5))
-    services.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
-    if esketamine:
-        services.pmf_update(
-            actor=monitor,
-            session=session,
-            pmf_first_treatment=False,
-            pmf_sedation=True,
-            pmf_dissociation=True,
-            pmf_respiratory_depression=False,
-            pmf_ready_minutes=95,
-        )
-    services.session_sign(actor=monitor, session=session)
-    # Move the whole session back to its demo day, keeping every interval.
-    demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
-    shift = started - dt.datetime.combine(demo_day, dt.time(13, 5), tzinfo=tz)
-    Booking.objects.filter(pk=booking.pk).update(
-        starts_at=dt.datetime.combine(demo_day, dt.time(13, 0), tzinfo=tz),
-        ends_at=dt.datetime.combine(demo_day, dt.time(15, 30), tzinfo=tz),
-    )
-    DosingSession.objects.filter(pk=session.pk).update(
-        dose_started_at=F("dose_started_at") - shift,
-        dose_ended_at=F("dose_ended_at") - shift,
-        discharged_at=F("discharged_at") - shift,
-        signed_at=F("signed_at") - shift,
-        device_times=[(started - shift).isoformat(), (started - shift + dt.timedelta(minutes=5)).isoformat()]
-        if esketamine
-        else [],
-    )
-    VitalsReading.objects.filter(session=session).update(taken_at=F("taken_at") - shift)
-    session.scales.update(taken_at=F("taken_at") - shift)
-    session.refresh_from_db()
-    return session
 
 
 def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:

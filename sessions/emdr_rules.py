@@ -145,6 +145,21 @@ def readiness_met(checklist: Sequence[Criterion]) -> bool:
     return all(criterion.met for criterion in checklist)
 
 
+READINESS_SOURCE = "Readiness criteria, pesi.com blog 2188 (domain.md 3)"
+EVERY_SESSION_CRITERIA = {
+    "no_crisis": "record a current screening that finds no crisis",
+    "no_risk_alert": "record the action taken on the open safety alert",
+}
+"""The readiness criteria a past memory must still meet at every session that processes it, not only
+at its first start, each with what to do; the others (a resource, dual awareness, stabilisation,
+dissociation) are reached once and stay reached."""
+
+
+def every_session_problems(facts: ReadinessFacts) -> list[Criterion]:
+    """The criteria of `EVERY_SESSION_CRITERIA` that are not met now."""
+    return [c for c in readiness_checklist(facts) if c.code in EVERY_SESSION_CRITERIA and not c.met]
+
+
 def rating_problems(*, sud: int | None, voc: int | None, prefix: str = "") -> dict[str, str]:
     """SUD outside 0-10 or VOC outside 1-7, by field."""
     errors = {}

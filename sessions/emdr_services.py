@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
+from kaemdr.exceptions import Refusal
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -218,6 +219,32 @@ def target_override_sign(*, actor: User, target: EmdrTarget, reason: str = "") -
     return target
 
 
+def _check_processing_readiness(plan: EmdrPlan, worked: list[EmdrTarget]) -> None:
+    """A past memory is processed only while there is no crisis and no open high-risk alert: checked
+    at every session that works it, not only when it starts, unless its override (the therapist's and
+    a prescriber's signatures) covers the readiness gate. A target never started also passes the
+    whole start gate (`target_start`)."""
+    memories = [t for t in worked if t.kind == emdr_rules.Kind.PAST_MEMORY and not t.override_signed]
+    if not memories:
+        return
+    unmet = emdr_rules.every_session_problems(readiness_facts(plan, plan_targets(plan)))
+    if unmet:
+        raise ValidationError(
+            [
+                Refusal(
+                    f"{target.title}: {criterion.label.lower()} is not met now, so this past memory is not "
+                    f"processed: {emdr_rules.EVERY_SESSION_CRITERIA[criterion.code]} first, or work a "
+                    "stabilising target instead (an override by the therapist and a prescriber also "
+                    "covers it).",
+                    code="not_ready",
+                    source=emdr_rules.READINESS_SOURCE,
+                )
+                for target in memories
+                for criterion in unmet
+            ]
+        )
+
+
 @transaction.atomic
 def session_log(
     *,
@@ -276,6 +303,7 @@ def session_log(
             )
     if errors:
         raise ValidationError(errors)
+    _check_processing_readiness(plan, [targets[work["target"].pk] for work in works])
     log = EmdrSessionLog.objects.create(
         plan=plan,
         therapist=actor,

@@ -11,11 +11,13 @@ from crispy_forms.layout import Layout
 from crispy_forms.layout import Row
 from django import forms
 from django.db.models import QuerySet
+from django.utils.html import format_html
 
 from kaemdr.models import User
 
 from .models import Room
 from .models import Weekday
+from .rules import VITAL_RANGES
 
 
 def _helper(*fields: Any) -> FormHelper:
@@ -211,6 +213,18 @@ def _big(field: forms.Field) -> forms.Field:
     return field
 
 
+def entered_time(label: str = "Time, if entered late") -> forms.TimeField:
+    """An optional time of day for an entry made after the fact; empty means now (the server's clock).
+    The service bounds it: never in the future, never before what it follows, and back at most the
+    clinic's late-entry minutes (`rules.entry_time_problem`)."""
+    return forms.TimeField(
+        required=False,
+        label=label,
+        help_text="Leave empty to use the current time.",
+        widget=forms.TimeInput(attrs={"type": "time"}),
+    )
+
+
 class SessionChecksForm(forms.Form):
     fasting_confirmed = forms.BooleanField(
         required=False, label="Fasting confirmed (no food 2 h, no liquids 30 min)"
@@ -223,12 +237,34 @@ class SessionChecksForm(forms.Form):
         self.helper = _helper()
 
 
+def _vital(name: str, label: str, unit: str) -> forms.Field:
+    """A reading's field with its allowed range (`rules.VITAL_RANGES`, the model's validators): a
+    value outside it, or not a whole number, is answered with the range and its unit.
+
+    A text input with a numeric keypad rather than `type="number"`: a browser sends a number input
+    it cannot parse as empty, so a mistyped value would be saved as "not taken" without a word. The
+    unit goes on a line of its own under the name, so that the five inputs line up in a row."""
+    allowed = VITAL_RANGES[name]
+    message = allowed.message()
+    bound = message.replace("%", "%%")  # the range validators' messages are %-formatted, "invalid" is not
+    return _big(
+        forms.IntegerField(
+            required=False,
+            min_value=allowed.low,
+            max_value=allowed.high,
+            label=format_html('{} <span class="vital-unit">{}</span>', label, unit),
+            widget=forms.TextInput(attrs={"pattern": "[0-9]*"}),
+            error_messages={"min_value": bound, "max_value": bound, "invalid": message},
+        )
+    )
+
+
 class VitalsForm(forms.Form):
-    systolic = _big(forms.IntegerField(required=False, min_value=50, max_value=280, label="Systolic"))
-    diastolic = _big(forms.IntegerField(required=False, min_value=20, max_value=180, label="Diastolic"))
-    heart_rate = _big(forms.IntegerField(required=False, min_value=20, max_value=250, label="Heart rate"))
-    spo2 = _big(forms.IntegerField(required=False, min_value=50, max_value=100, label="SpO2 %"))
-    respiratory_rate = _big(forms.IntegerField(required=False, min_value=2, max_value=60, label="Resp. rate"))
+    systolic = _vital("systolic", "Systolic", "mmHg")
+    diastolic = _vital("diastolic", "Diastolic", "mmHg")
+    heart_rate = _vital("heart_rate", "Heart rate", "bpm")
+    spo2 = _vital("spo2", "SpO2", "%")
+    respiratory_rate = _vital("respiratory_rate", "Resp. rate", "/min")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -251,29 +287,30 @@ class OverrideForm(forms.Form):
 class DoseForm(forms.Form):
     dose_mg = forms.DecimalField(max_digits=6, decimal_places=1, min_value=0.1, label="Dose (mg)")
     lot_number = forms.CharField(max_length=40, label="Lot number")
-    device_1 = forms.TimeField(
-        required=False, label="Device 1 at", widget=forms.TimeInput(attrs={"type": "time"})
-    )
-    device_2 = forms.TimeField(
-        required=False, label="Device 2 at", widget=forms.TimeInput(attrs={"type": "time"})
-    )
-    device_3 = forms.TimeField(
-        required=False, label="Device 3 at", widget=forms.TimeInput(attrs={"type": "time"})
-    )
+    started_at = entered_time("Started at, if entered late")
 
     def __init__(self, *args: Any, esketamine: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not esketamine:
-            for name in ("device_1", "device_2", "device_3"):
-                del self.fields[name]
+        if esketamine:
+            self.fields["dose_mg"] = forms.TypedChoiceField(
+                choices=[
+                    ("56", "56 mg (2 devices)"),
+                    ("84", "84 mg (3 devices)"),
+                    ("28", "28 mg (1 device)"),
+                ],
+                coerce=int,
+                label="Dose planned",
+            )
+            self.fields["started_at"].label = "Device 1 given at, if entered late"
         self.helper = _helper()
 
-    def device_times(self, day: dt.date, tz: dt.tzinfo) -> list[dt.datetime]:
-        return [
-            dt.datetime.combine(day, self.cleaned_data[name], tzinfo=tz)
-            for name in ("device_1", "device_2", "device_3")
-            if self.cleaned_data.get(name)
-        ]
+
+class DeviceForm(forms.Form):
+    given_at = entered_time("Given at, if entered late")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
 
 
 class ScaleForm(forms.Form):
@@ -286,6 +323,7 @@ class ScaleForm(forms.Form):
         choices=[("", "—"), ("0-6", "0-6 per item"), ("1-7", "1-7 per item")],
         label="BPRS+ anchors",
     )
+    taken_at = entered_time()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -294,7 +332,8 @@ class ScaleForm(forms.Form):
                 Column("scale", css_class="col-md-5"),
                 Column("value", css_class="col-6 col-md-3"),
                 Column("anchors", css_class="col-6 col-md-4"),
-            )
+            ),
+            "taken_at",
         )
 
 
@@ -309,6 +348,7 @@ class AdverseEventForm(forms.Form):
         ]
     )
     action_taken = forms.CharField(max_length=300, label="Action taken")
+    occurred_at = entered_time("Happened at, if earlier")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -317,6 +357,11 @@ class AdverseEventForm(forms.Form):
 
 class DischargeForm(forms.Form):
     alert_and_oriented = forms.BooleanField(required=False, label="Alert and oriented")
+    dissociation_resolved = forms.BooleanField(
+        required=False,
+        label="Dissociation has resolved",
+        help_text="Not needed when the last CADSS after the dose is 0.",
+    )
     escort_present = forms.BooleanField(required=False, label="Escort present")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -359,10 +404,39 @@ class AddendumForm(forms.Form):
 
 
 class DoseEndForm(forms.Form):
-    ended_at = forms.TimeField(label="Dose ended at", widget=forms.TimeInput(attrs={"type": "time"}))
+    ended_at = entered_time("Ended at, if entered late")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class BpReviewForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        label="Review of the rise in blood pressure",
+        error_messages={"required": "Give the reason for the review."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class PmfMedicationsForm(forms.Form):
+    """The monitoring form's concomitant medication classes, ticked from the medication review for the
+    prescriber to confirm or correct."""
+
+    classes = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="The patient takes",
+    )
+
+    def __init__(self, *args: Any, choices: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["classes"].choices = choices  # type: ignore[attr-defined]
         self.helper = _helper()
 
 
@@ -381,6 +455,24 @@ class DosingSettingsForm(forms.Form):
         min_value=30, max_value=480, label="Minimum observation, racemic ketamine (minutes)"
     )
     vitals_interval_minutes = forms.IntegerField(min_value=5, max_value=60, label="Vitals every (minutes)")
+    late_entry_minutes = forms.IntegerField(
+        min_value=0, max_value=60, label="A late entry may go back (minutes)"
+    )
+    discharge_bp_window_minutes = forms.IntegerField(
+        min_value=5, max_value=60, label="Discharge: blood pressure taken within (minutes)"
+    )
+    discharge_systolic_max = forms.IntegerField(
+        min_value=120, max_value=220, label="Discharge: systolic at most"
+    )
+    discharge_diastolic_max = forms.IntegerField(
+        min_value=70, max_value=140, label="Discharge: diastolic at most"
+    )
+    bp_rise_systolic_margin = forms.IntegerField(
+        min_value=10, max_value=80, label="Prescriber reviews a systolic rise from baseline of"
+    )
+    bp_rise_diastolic_margin = forms.IntegerField(
+        min_value=5, max_value=60, label="Prescriber reviews a diastolic rise from baseline of"
+    )
 
     def __init__(self, *args: Any, routes: list[tuple[str, str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -401,6 +493,16 @@ class DosingSettingsForm(forms.Form):
                 Column("respiratory_rate_max", css_class="col-6 col-md-3"),
                 Column("minimum_observation_minutes", css_class="col-6 col-md-3"),
                 Column("vitals_interval_minutes", css_class="col-6 col-md-3"),
+            ),
+            Row(
+                Column("late_entry_minutes", css_class="col-6 col-md-4"),
+                Column("discharge_bp_window_minutes", css_class="col-6 col-md-4"),
+            ),
+            Row(
+                Column("discharge_systolic_max", css_class="col-6 col-md-3"),
+                Column("discharge_diastolic_max", css_class="col-6 col-md-3"),
+                Column("bp_rise_systolic_margin", css_class="col-6 col-md-3"),
+                Column("bp_rise_diastolic_margin", css_class="col-6 col-md-3"),
             ),
         ]
         for agent, route, label in routes:

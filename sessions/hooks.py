@@ -1,11 +1,16 @@
-"""How dosing plugs into the pathway: the pathway page's bookings, the monitor's today board, demo data."""
+"""How dosing plugs into the pathway: the pathway page's bookings, the monitor's today board, demo data,
+and the bookings a pathway put on hold, discontinued or completed no longer keeps."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from pathways.models import Pathway
+from pathways.models import PathwayStageChange
+from pathways.registry import PATHWAY_STAGE_CHANGED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
 
@@ -93,7 +98,20 @@ def emdr_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     )
 
 
+def cancel_bookings_on_stage_change(
+    *, pathway: Pathway, change: PathwayStageChange, actor: User, **_: Any
+) -> None:
+    """Putting a pathway on hold, discontinuing or completing it cancels its bookings still to come
+    (those with no record opened), with the move and its reason shown on each."""
+    from . import services
+
+    services.bookings_cancel_for_pathway_move(
+        actor=actor, pathway=pathway, to_stage=change.to_stage, reason=change.reason
+    )
+
+
 def register() -> None:
+    registry.register_event_handler(PATHWAY_STAGE_CHANGED, cancel_bookings_on_stage_change)
     registry.register_pathway_panel(pathway_panel)
     registry.register_pathway_panel(emdr_panel)
     registry.register_dashboard_panel(today_panel)

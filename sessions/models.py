@@ -226,6 +226,26 @@ class DosingSettings(BaseModel):
     respiratory_rate_max = models.PositiveSmallIntegerField(default=24)
     minimum_observation_minutes = models.PositiveSmallIntegerField(default=90)
     vitals_interval_minutes = models.PositiveSmallIntegerField(default=15)
+    late_entry_minutes = models.PositiveSmallIntegerField(
+        default=10,
+        db_default=10,
+        help_text="How far back a time entered late may go (dose, devices, vitals, scales).",
+    )
+    discharge_bp_window_minutes = models.PositiveSmallIntegerField(
+        default=15, db_default=15, help_text="Discharge needs a full blood pressure taken this recently."
+    )
+    discharge_systolic_max = models.PositiveSmallIntegerField(default=180, db_default=180)
+    discharge_diastolic_max = models.PositiveSmallIntegerField(default=110, db_default=110)
+    bp_rise_systolic_margin = models.PositiveSmallIntegerField(
+        default=40,
+        db_default=40,
+        help_text="A systolic rise from baseline this large needs a prescriber's review.",
+    )
+    bp_rise_diastolic_margin = models.PositiveSmallIntegerField(
+        default=25,
+        db_default=25,
+        help_text="A diastolic rise from baseline this large needs a prescriber's review.",
+    )
     emdr_window_hours = models.PositiveSmallIntegerField(
         default=72, help_text="How long after a dose an EMDR session still counts as tied to it."
     )
@@ -267,12 +287,27 @@ class DosingSession(BaseModel):
     lot_number = models.CharField(max_length=40, blank=True)
     device_times = models.JSONField(default=list, blank=True)
     dose_started_at = models.DateTimeField(null=True, blank=True)
+    dose_started_entered_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the start was entered (differs from the start when late)."
+    )
     dose_ended_at = models.DateTimeField(null=True, blank=True)
+    dose_ended_entered_at = models.DateTimeField(null=True, blank=True)
     dosed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
+    bp_review_reason = models.TextField(blank=True, db_default="")
+    bp_review_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    bp_review_at = models.DateTimeField(null=True, blank=True)
+
     alert_and_oriented = models.BooleanField(default=False)
+    dissociation_resolved = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The clinician recorded at discharge that dissociation has resolved.",
+    )
     escort_present_at_discharge = models.BooleanField(default=False)
     discharged_at = models.DateTimeField(null=True, blank=True)
     discharged_by = models.ForeignKey(
@@ -296,6 +331,16 @@ class DosingSession(BaseModel):
         help_text="Whether a REMS monitoring form is due: the booking's agent is esketamine.",
     )
     pmf_filed_at = models.DateTimeField(null=True, blank=True)
+    pmf_medication_classes = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="The REMS medication classes the patient takes, as the prescriber confirmed them.",
+    )
+    pmf_medications_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    pmf_medications_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     signed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -308,6 +353,18 @@ class DosingSession(BaseModel):
                 name="session_override_fields_paired",
                 condition=Q(override_by__isnull=True, override_at__isnull=True)
                 | (Q(override_by__isnull=False, override_at__isnull=False) & ~Q(override_reason="")),
+            ),
+            models.CheckConstraint(
+                name="session_bp_review_fields_paired",
+                condition=Q(bp_review_by__isnull=True, bp_review_at__isnull=True)
+                | (Q(bp_review_by__isnull=False, bp_review_at__isnull=False) & ~Q(bp_review_reason="")),
+            ),
+            models.CheckConstraint(
+                name="session_pmf_medications_fields_paired",
+                condition=Q(
+                    pmf_medications_confirmed_by__isnull=True, pmf_medications_confirmed_at__isnull=True
+                )
+                | Q(pmf_medications_confirmed_by__isnull=False, pmf_medications_confirmed_at__isnull=False),
             ),
             models.CheckConstraint(
                 name="session_signed_fields_paired",
@@ -353,6 +410,11 @@ class VitalsReading(BaseModel):
         null=True, blank=True, validators=[MinValueValidator(2), MaxValueValidator(60)]
     )
     flags = models.JSONField(default=list, blank=True)
+    entered_late = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Entered after the time it was taken (`created_at` is when it was entered).",
+    )
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
@@ -377,6 +439,7 @@ class ScaleRating(BaseModel):
     value = models.PositiveSmallIntegerField()
     anchors = models.CharField(max_length=10, blank=True, help_text="BPRS+ anchor convention: 0-6 or 1-7.")
     taken_at = models.DateTimeField()
+    entered_late = models.BooleanField(default=False, db_default=False)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
@@ -399,6 +462,7 @@ class AdverseEvent(BaseModel):
     description = models.CharField(max_length=300)
     severity = models.CharField(max_length=20, choices=Severity.choices)
     action_taken = models.CharField(max_length=300)
+    entered_late = models.BooleanField(default=False, db_default=False)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:

@@ -226,6 +226,23 @@ def esketamine_device_problems(device_times: Sequence[dt.datetime], dose_mg: flo
     return problems
 
 
+def esketamine_planned_devices(dose_mg: float) -> int | None:
+    """How many 28 mg devices make `dose_mg` (1 to 3), or None when no whole number of them does."""
+    count, rest = divmod(dose_mg, ESKETAMINE_DEVICE_MG)
+    return int(count) if rest == 0 and 1 <= count <= 3 else None
+
+
+def device_gap_problem(*, previous: dt.datetime, given_at: dt.datetime) -> Criterion | None:
+    """A device given less than 5 minutes after the previous one (the label's interval), or None."""
+    if given_at - previous < ESKETAMINE_DEVICE_GAP:
+        return Criterion(
+            "device_gap",
+            f"The previous device was at {previous:%H:%M}: wait 5 minutes between devices.",
+            SOURCE_LABEL_DEVICES,
+        )
+    return None
+
+
 def minimum_observation_minutes(agent: str, clinic_minutes: int) -> int:
     """Esketamine is observed at least 2 hours from the first device; other agents per the clinic."""
     if agent == Agent.ESKETAMINE:
@@ -233,39 +250,355 @@ def minimum_observation_minutes(agent: str, clinic_minutes: int) -> int:
     return clinic_minutes
 
 
+# --- Clinical sources the record's rules cite ---------------------------------------------------------
+
+SOURCE_RECORDS = (
+    "NMC Code 10.1: complete records at the time or as soon as possible after an event, recording if "
+    "the notes are written some time after the event"
+)
+SOURCE_REMS_MONITORING = (
+    "Spravato REMS (FDA REMS 386): monitor at least 2 hours and until sedation, dissociation and "
+    "respiratory depression resolve (domain.md 1.4)"
+)
+SOURCE_LABEL_BP = (
+    "Spravato label: blood pressure peaks about 40 minutes after dosing and lasts about 4 hours; check it "
+    "at about 40 minutes and as warranted until it is acceptable (domain.md 1.1, 1.4)"
+)
+SOURCE_LABEL_BP_RISE = (
+    "Spravato label: 8-19% of patients rose by 40 mmHg systolic and/or 25 mmHg diastolic or more within "
+    "1.5 hours (domain.md 1.1)"
+)
+SOURCE_MOAAS = (
+    "MOAA/S 5, responds readily to name in a normal tone (BMC Anesthesiol s12871-022-01788-1, Table 2); "
+    "REMS: monitor until sedation resolves (domain.md 1.4, 1.6)"
+)
+SOURCE_CADSS = "REMS: monitor until dissociation resolves; CADSS 0 is none (domain.md 1.4, 1.6)"
+SOURCE_RCEM = (
+    "RCEM procedural sedation discharge: alert and oriented, vitals at baseline, a responsible adult "
+    "escort (domain.md 1.5)"
+)
+SOURCE_LABEL_DEVICES = "Spravato label: 28 mg a device, 5 minutes between devices (domain.md 1.4)"
+SOURCE_PMF = (
+    "Spravato REMS Patient Monitoring Form: blood pressure pre-dose, about 40 minutes post-dose and "
+    "pre-discharge; the concomitant medication classes (domain.md 1.3, 1.4)"
+)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """An unmet rule, as the record shows it and the API answers it: a stable code, what to do, and
+    the clinical source that asks for it."""
+
+    code: str
+    message: str
+    source: str
+
+
+# --- Times entered by hand -----------------------------------------------------------------------------
+
+LATE_ENTRY_GRACE = dt.timedelta(minutes=2)
+"""A time this close to the moment it is entered is contemporaneous: a time typed to the minute is up
+to a minute old before it is even saved."""
+
+
+@dataclass(frozen=True)
+class EntryWindow:
+    """When a time entered on the record may lie: not in the future, not before `floor` (the record's
+    opening, the pre-dose reading, the dose), and at most `late_minutes` before now."""
+
+    now: dt.datetime
+    floor: dt.datetime
+    floor_code: str
+    floor_text: str  # "the record was opened (09:02)", worded for the message
+    late_minutes: int
+
+
+def entry_time_problem(when: dt.datetime, window: EntryWindow) -> Criterion | None:
+    """Why `when` cannot be recorded, or None. The server's clock is the record's clock: a late entry
+    may be backdated a little (the clinic sets how far), never into the future or before what it follows."""
+    if when > window.now:
+        return Criterion(
+            "future",
+            "This time is in the future: leave the time empty to use the current time.",
+            SOURCE_RECORDS,
+        )
+    if when < window.floor:
+        return Criterion(
+            window.floor_code,
+            f"This time is before {window.floor_text}: check the time, or leave it empty to use the "
+            "current time.",
+            SOURCE_RECORDS,
+        )
+    if window.now - when > dt.timedelta(minutes=window.late_minutes):
+        return Criterion(
+            "too_late",
+            f"A late entry may go back at most {window.late_minutes} minutes; record what happened earlier "
+            "as an adverse event or an addendum with its time in the text.",
+            SOURCE_RECORDS,
+        )
+    return None
+
+
+def is_late_entry(when: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a time was entered late (and is shown and audited as such)."""
+    return now - when > LATE_ENTRY_GRACE
+
+
+def time_of_day_to_instant(time_of_day: dt.time, now: dt.datetime) -> dt.datetime:
+    """The instant a time of day typed at the chair means: today in `now`'s zone, or yesterday when
+    that would be more than 12 hours ahead (a reading at 23:58 entered at 00:05). A time a little
+    ahead stays ahead, so it is refused as in the future rather than taken as yesterday's."""
+    today = now.replace(hour=time_of_day.hour, minute=time_of_day.minute, second=0, microsecond=0)
+    if today - now > dt.timedelta(hours=12):
+        return today - dt.timedelta(days=1)
+    return today
+
+
+# --- Discharge ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimedReading:
+    """A vitals row after the dose, as the discharge and monitoring-form rules read it."""
+
+    taken_at: dt.datetime
+    systolic: int | None
+    diastolic: int | None
+    out_of_range: bool
+
+    @property
+    def has_blood_pressure(self) -> bool:
+        return self.systolic is not None and self.diastolic is not None
+
+
+@dataclass(frozen=True)
+class DischargeLimits:
+    """The clinic's discharge settings (defaults in the model; sources in domain.md 1.1 and 1.5)."""
+
+    systolic_max: int = 180
+    diastolic_max: int = 110
+    bp_window_minutes: int = 15
+    rise_systolic: int = 40
+    rise_diastolic: int = 25
+
+
 @dataclass(frozen=True)
 class DischargeState:
     now: dt.datetime
     dose_started_at: dt.datetime | None
+    observation_from: dt.datetime | None  # the last device, or the dose's end; None until recorded
+    esketamine: bool
     minimum_minutes: int
-    last_reading_flags: list[str] | None  # None when no reading after the dose
+    baseline: tuple[int, int] | None  # the pre-dose blood pressure
+    readings: tuple[TimedReading, ...]  # after the dose, oldest first
+    limits: DischargeLimits
+    bp_review_at: dt.datetime | None
+    last_moaas: int | None  # after the dose
+    last_cadss: int | None  # after the dose
+    dissociation_resolved: bool
     alert_and_oriented: bool
     escort_present: bool
 
 
-def discharge_missing(state: DischargeState) -> list[str]:
-    """What still stands between the patient and discharge (RCEM criteria; REMS 2-hour rule)."""
-    missing = []
+def _hm(moment: dt.datetime) -> str:
+    return f"{moment:%H:%M}"
+
+
+def bp_rise_needing_review(state: DischargeState) -> TimedReading | None:
+    """The latest reading whose rise from the pre-dose baseline reaches the clinic's margin, if any."""
+    if state.baseline is None:
+        return None
+    base_systolic, base_diastolic = state.baseline
+    risen = [
+        r
+        for r in state.readings
+        if r.has_blood_pressure
+        and (
+            r.systolic - base_systolic >= state.limits.rise_systolic  # type: ignore[operator]
+            or r.diastolic - base_diastolic >= state.limits.rise_diastolic  # type: ignore[operator]
+        )
+    ]
+    return risen[-1] if risen else None
+
+
+def _discharge_bp_missing(state: DischargeState) -> list[Criterion]:
+    limits = state.limits
+    with_bp = [r for r in state.readings if r.has_blood_pressure]
+    window = f"{limits.bp_window_minutes} minutes"
+    if not with_bp:
+        return [
+            Criterion(
+                "discharge_bp_missing",
+                f"Take a full blood pressure (systolic and diastolic) within {window} before discharge.",
+                SOURCE_LABEL_BP,
+            )
+        ]
+    last = with_bp[-1]
+    problems = []
+    if state.now - last.taken_at > dt.timedelta(minutes=limits.bp_window_minutes):
+        problems.append(
+            Criterion(
+                "discharge_bp_stale",
+                f"The last full blood pressure was at {_hm(last.taken_at)}: take another, discharge needs "
+                f"one from the last {window}.",
+                SOURCE_LABEL_BP,
+            )
+        )
+    flagged = [r for r in state.readings if r.out_of_range]
+    if flagged and state.readings.index(flagged[-1]) >= state.readings.index(last):
+        problems.append(
+            Criterion(
+                "out_of_range_since",
+                f"The reading at {_hm(flagged[-1].taken_at)} was out of range: take a full blood pressure "
+                "after it, within the limits, before discharge.",
+                SOURCE_LABEL_BP,
+            )
+        )
+    if last.systolic > limits.systolic_max or last.diastolic > limits.diastolic_max:  # type: ignore[operator]
+        problems.append(
+            Criterion(
+                "discharge_bp_above_limit",
+                f"Blood pressure {last.systolic}/{last.diastolic} is above the clinic's discharge limit "
+                f"{limits.systolic_max}/{limits.diastolic_max}: keep observing and measure again.",
+                SOURCE_LABEL_BP,
+            )
+        )
+    risen = bp_rise_needing_review(state)
+    if risen is not None and (state.bp_review_at is None or state.bp_review_at < risen.taken_at):
+        base_systolic, base_diastolic = state.baseline  # type: ignore[misc]
+        problems.append(
+            Criterion(
+                "bp_rise_review",
+                f"Blood pressure rose to {risen.systolic}/{risen.diastolic} at {_hm(risen.taken_at)} from "
+                f"{base_systolic}/{base_diastolic} before the dose (the clinic reviews a rise of "
+                f"{limits.rise_systolic}/{limits.rise_diastolic} or more): a prescriber must review it and "
+                "sign with a reason before discharge.",
+                SOURCE_LABEL_BP_RISE,
+            )
+        )
+    return problems
+
+
+def discharge_missing(state: DischargeState) -> list[Criterion]:
+    """What still stands between the patient and discharge, each with what to do and its source:
+    the minimum observation from the last dose or device (REMS 2 hours for esketamine); a recent full
+    blood pressure, after any out-of-range reading and within the discharge limits; a prescriber's
+    review of a large rise from baseline; sedation (MOAA/S 5) and dissociation resolved; alert and
+    oriented; the escort present."""
     if state.dose_started_at is None:
-        return ["The dose has not been recorded."]
-    ready_at = state.dose_started_at + dt.timedelta(minutes=state.minimum_minutes)
-    if state.now < ready_at:
-        left = int((ready_at - state.now).total_seconds() // 60) + 1
-        missing.append(f"Observation continues until {ready_at:%H:%M} ({left} more minutes).")
-    if state.last_reading_flags is None:
-        missing.append("Record vitals before discharge.")
-    elif state.last_reading_flags:
-        missing.append("The last vitals are out of range: " + " ".join(state.last_reading_flags))
+        return [Criterion("dose_not_recorded", "Record the dose first.", SOURCE_REMS_MONITORING)]
+    missing = []
+    if state.observation_from is None:
+        missing.append(
+            Criterion(
+                "dose_end_not_recorded",
+                "Record every device given, or the end of the dose: observation counts from the last dose."
+                if state.esketamine
+                else "Record when the dose ended: observation counts from the end of the dose.",
+                SOURCE_REMS_MONITORING,
+            )
+        )
+    else:
+        ready_at = state.observation_from + dt.timedelta(minutes=state.minimum_minutes)
+        if state.now < ready_at:
+            left = int((ready_at - state.now).total_seconds() // 60) + 1
+            missing.append(
+                Criterion(
+                    "observation_time",
+                    f"Observation continues until {_hm(ready_at)} ({left} more minutes, "
+                    f"{state.minimum_minutes} from {_hm(state.observation_from)}).",
+                    SOURCE_REMS_MONITORING,
+                )
+            )
+    missing.extend(_discharge_bp_missing(state))
+    if state.last_moaas is None:
+        missing.append(
+            Criterion(
+                "sedation_not_rated",
+                "Rate sedation (MOAA/S) after the dose: discharge needs 5, responds readily to name.",
+                SOURCE_MOAAS,
+            )
+        )
+    elif state.last_moaas < 5:
+        missing.append(
+            Criterion(
+                "sedation_unresolved",
+                f"The last MOAA/S is {state.last_moaas}: keep observing until the patient responds readily "
+                "to their name (5), and rate it again.",
+                SOURCE_MOAAS,
+            )
+        )
+    if not (state.dissociation_resolved or state.last_cadss == 0):
+        missing.append(
+            Criterion(
+                "dissociation_unresolved",
+                "Rate CADSS again (0 when resolved), or record below that dissociation has resolved."
+                if state.last_cadss
+                else "Rate CADSS after the dose (0 when resolved), or record below that dissociation has "
+                "resolved.",
+                SOURCE_CADSS,
+            )
+        )
     if not state.alert_and_oriented:
-        missing.append("The patient must be alert and oriented.")
+        missing.append(Criterion("not_alert", "The patient must be alert and oriented.", SOURCE_RCEM))
     if not state.escort_present:
-        missing.append("The escort must be present.")
+        missing.append(
+            Criterion("escort_absent", "The escort must be present to take the patient home.", SOURCE_RCEM)
+        )
     return missing
 
 
 def pmf_deadline(session_day: dt.date) -> dt.date:
     """The REMS Patient Monitoring Form is filed within 7 days of the session."""
     return session_day + dt.timedelta(days=PMF_FILING_DAYS)
+
+
+PMF_FORTY_MINUTES_FROM = dt.timedelta(minutes=30)
+PMF_FORTY_MINUTES_TO = dt.timedelta(minutes=50)
+
+
+@dataclass(frozen=True)
+class PmfBloodPressures:
+    """The three blood pressures the monitoring form asks for, each a distinct reading (or None)."""
+
+    pre_dose: TimedReading | None
+    forty_minutes: TimedReading | None
+    pre_discharge: TimedReading | None
+
+
+def pmf_blood_pressures(
+    *,
+    pre_dose: Sequence[TimedReading],
+    after_dose: Sequence[TimedReading],
+    first_device_at: dt.datetime | None,
+    discharged_at: dt.datetime | None,
+    window_minutes: int,
+) -> PmfBloodPressures:
+    """Pick the form's readings: the last pre-dose one; the pre-discharge one, taken within the
+    clinic's discharge window before discharge; and, among the others, the one nearest 40 minutes after
+    the first device (30-50 minutes). One reading never fills two slots."""
+    before = [r for r in pre_dose if r.has_blood_pressure]
+    after = [r for r in after_dose if r.has_blood_pressure]
+    pre_discharge = None
+    if discharged_at is not None:
+        recent = [
+            r
+            for r in after
+            if r.taken_at <= discharged_at
+            and discharged_at - r.taken_at <= dt.timedelta(minutes=window_minutes)
+        ]
+        pre_discharge = recent[-1] if recent else None
+    forty = None
+    if first_device_at is not None:
+        around = [
+            r
+            for r in after
+            if r is not pre_discharge
+            and PMF_FORTY_MINUTES_FROM <= r.taken_at - first_device_at <= PMF_FORTY_MINUTES_TO
+        ]
+        target = first_device_at + dt.timedelta(minutes=40)
+        forty = min(around, key=lambda r: abs(r.taken_at - target), default=None)
+    return PmfBloodPressures(before[-1] if before else None, forty, pre_discharge)
 
 
 @dataclass(frozen=True)
@@ -277,26 +610,141 @@ class PmfFacts:
     dissociation: bool | None
     respiratory_depression: bool | None
     ready_minutes: int | None
-    has_pre_dose_bp: bool
-    has_40_minute_bp: bool
-    has_pre_discharge_bp: bool
+    blood_pressures: PmfBloodPressures
     minutes_monitored: int | None
+    medications_confirmed: bool
 
 
-def pmf_missing(facts: PmfFacts) -> list[str]:
+def pmf_missing(facts: PmfFacts) -> list[Criterion]:
     """The monitoring-form fields still missing before an esketamine record can be signed."""
     missing = []
     answers = (facts.first_treatment, facts.sedation, facts.dissociation, facts.respiratory_depression)
     if any(answer is None for answer in answers):
-        missing.append("Answer first treatment, sedation, dissociation and respiratory depression.")
+        missing.append(
+            Criterion(
+                "pmf_answers",
+                "Answer first treatment, sedation, dissociation and respiratory depression.",
+                SOURCE_PMF,
+            )
+        )
     if facts.ready_minutes is None:
-        missing.append("When would the patient have been ready without the 2-hour rule?")
-    if not facts.has_pre_dose_bp:
-        missing.append("Blood pressure before dosing.")
-    if not facts.has_40_minute_bp:
-        missing.append("Blood pressure about 40 minutes after dosing (30-50 minutes).")
-    if not facts.has_pre_discharge_bp:
-        missing.append("Blood pressure before discharge.")
+        missing.append(
+            Criterion(
+                "pmf_ready_minutes",
+                "When would the patient have been ready without the 2-hour rule?",
+                SOURCE_PMF,
+            )
+        )
+    if not facts.medications_confirmed:
+        missing.append(
+            Criterion(
+                "pmf_medications",
+                "A prescriber confirms the concomitant medication classes (from the medication review).",
+                SOURCE_PMF,
+            )
+        )
+    pressures = facts.blood_pressures
+    if pressures.pre_dose is None:
+        missing.append(Criterion("pmf_bp_pre_dose", "Blood pressure before dosing.", SOURCE_PMF))
+    if pressures.forty_minutes is None:
+        missing.append(
+            Criterion(
+                "pmf_bp_40_minutes",
+                "Blood pressure about 40 minutes after the first device (30-50 minutes), a reading of "
+                "its own.",
+                SOURCE_PMF,
+            )
+        )
+    if pressures.pre_discharge is None:
+        missing.append(
+            Criterion(
+                "pmf_bp_pre_discharge",
+                "Blood pressure before discharge (within the discharge window), a reading of its own.",
+                SOURCE_PMF,
+            )
+        )
     if facts.minutes_monitored is None or facts.minutes_monitored < ESKETAMINE_MINIMUM_MONITORING_MINUTES:
-        missing.append("At least 120 minutes monitored from the first device to the end of monitoring.")
+        missing.append(
+            Criterion(
+                "pmf_minutes_monitored",
+                "At least 120 minutes monitored from the first device to the end of monitoring.",
+                SOURCE_REMS_MONITORING,
+            )
+        )
     return missing
+
+
+# --- At the chair: allowed ranges and near-limit flags (display aids) ---------------------------
+
+
+@dataclass(frozen=True)
+class VitalRange:
+    """What a reading's field may hold at all (the model's validators), worded for the monitor."""
+
+    name: str  # with its article: "a systolic"
+    low: int
+    high: int
+    unit: str
+
+    def message(self) -> str:
+        space = "" if self.unit == "%" else " "
+        return f"Enter {self.name} between {self.low} and {self.high}{space}{self.unit}."
+
+
+VITAL_RANGES: dict[str, VitalRange] = {
+    "systolic": VitalRange("a systolic", 50, 280, "mmHg"),
+    "diastolic": VitalRange("a diastolic", 20, 180, "mmHg"),
+    "heart_rate": VitalRange("a heart rate", 20, 250, "bpm"),
+    "spo2": VitalRange("an SpO2", 50, 100, "%"),
+    "respiratory_rate": VitalRange("a respiratory rate", 2, 60, "breaths/min"),
+}
+
+# How close to a clinic limit a value in range is shown as "near limit" (a display aid, not stored).
+NEAR_LIMIT_MARGINS = {"systolic": 10, "diastolic": 10, "heart_rate": 10, "spo2": 2, "respiratory_rate": 2}
+
+
+@dataclass(frozen=True)
+class NearLimit:
+    field: str
+    message: str
+
+
+def vital_near_flags(reading: Reading, limits: VitalLimits) -> list[NearLimit]:
+    """The values inside the clinic's limits but within a small margin of one (NEAR_LIMIT_MARGINS):
+    systolic, diastolic and heart rate near their maximum, SpO2 near its minimum, the respiratory
+    rate near either bound. A value on the limit itself is in range, so near it; one beyond it is
+    out of range (`vital_flags`), not near."""
+    near = []
+    maxima = (
+        ("systolic", "Systolic", reading.systolic, limits.systolic_max),
+        ("diastolic", "Diastolic", reading.diastolic, limits.diastolic_max),
+        ("heart_rate", "Heart rate", reading.heart_rate, limits.heart_rate_max),
+    )
+    for field, label, value, limit in maxima:
+        if value is not None and limit - NEAR_LIMIT_MARGINS[field] <= value <= limit:
+            near.append(NearLimit(field, f"{label} {value} is near the limit of {limit}."))
+    spo2, spo2_margin = reading.spo2, NEAR_LIMIT_MARGINS["spo2"]
+    if spo2 is not None and limits.spo2_min <= spo2 <= limits.spo2_min + spo2_margin:
+        near.append(NearLimit("spo2", f"SpO2 {spo2}% is near the limit of {limits.spo2_min}%."))
+    rate, rate_margin = reading.respiratory_rate, NEAR_LIMIT_MARGINS["respiratory_rate"]
+    if rate is not None:
+        low, high = limits.respiratory_rate_min, limits.respiratory_rate_max
+        if low <= rate <= min(low + rate_margin, high):
+            near.append(NearLimit("respiratory_rate", f"Respiratory rate {rate} is near the limit of {low}."))
+        elif max(high - rate_margin, low) <= rate <= high:
+            near.append(
+                NearLimit("respiratory_rate", f"Respiratory rate {rate} is near the limit of {high}.")
+            )
+    return near
+
+
+def vital_cell_marks(reading: Reading, limits: VitalLimits) -> dict[str, str]:
+    """Each field of a reading outside the clinic's limits ("out") or near one ("near"), for marking
+    the cells of the readings table; fields in range and away from the limits are left out."""
+    fields = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")
+    marks = {near.field: "near" for near in vital_near_flags(reading, limits)}
+    for field in fields:
+        alone = Reading(**{name: getattr(reading, name) if name == field else None for name in fields})
+        if vital_flags(alone, limits):
+            marks[field] = "out"
+    return marks

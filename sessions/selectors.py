@@ -15,13 +15,17 @@ from django.db.models import Q
 from django.db.models import QuerySet
 from django.http import Http404
 
+from kaemdr import charts
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from pathways.models import Pathway
 from pathways.models import Patient
 from pathways.selectors import pathway_qs_for_user
+from screening import selectors as screening_selectors
 from screening.models import Assessment
+from screening.models import AssessmentMedication
+from screening.rules import MEDICATION_CLASSES
 from screening.selectors import GATE_FIELDS as SCREENING_GATE_FIELDS
 from screening.selectors import ScreeningStatus
 from screening.selectors import screening_status_of
@@ -35,6 +39,7 @@ from .models import DosingSettings
 from .models import Room
 from .models import RoomClosure
 from .models import RoomOpeningHours
+from .models import VitalsReading
 
 
 def room_qs_for_user(user: User) -> QuerySet[Room]:
@@ -304,7 +309,14 @@ def vital_limits(settings: DosingSettings) -> rules.VitalLimits:
 
 
 SESSION_PARTS = ("vitals", "scales", "adverse_events", "addenda__author")
-SESSION_STAFF = ("override_by", "dosed_by", "discharged_by", "signed_by")
+SESSION_STAFF = (
+    "override_by",
+    "dosed_by",
+    "bp_review_by",
+    "discharged_by",
+    "signed_by",
+    "pmf_medications_confirmed_by",
+)
 BOOKING_STAFF = ("monitor", "prescriber")
 
 
@@ -361,31 +373,54 @@ def session_qs_for_user_unscoped() -> QuerySet[DosingSession]:
     )
 
 
-def pmf_facts(session: DosingSession) -> rules.PmfFacts:
-    """The monitoring-form facts from the record; vitals should be prefetched."""
-    readings = [v for v in session.vitals.all() if v.systolic is not None and v.diastolic is not None]
-    pre = [v for v in readings if v.is_pre_dose]
+def pmf_facts(session: DosingSession, *, settings: DosingSettings | None = None) -> rules.PmfFacts:
+    """The monitoring-form facts from the record (vitals should be prefetched): its three blood
+    pressures picked as distinct readings (`rules.pmf_blood_pressures`), minutes from the first device
+    to discharge, and whether a prescriber confirmed the medication classes."""
+    settings = settings or dosing_settings_for(session.clinic_id)
     started = session.dose_started_at
-    forty = [
-        v
-        for v in readings
-        if started is not None
-        and dt.timedelta(minutes=30) <= v.taken_at - started <= dt.timedelta(minutes=50)
-    ]
-    after = [v for v in readings if started is not None and v.taken_at > started]
+
+    def timed(reading: VitalsReading) -> rules.TimedReading:
+        return rules.TimedReading(reading.taken_at, reading.systolic, reading.diastolic, bool(reading.flags))
+
+    vitals = list(session.vitals.all())
     end = session.discharged_at
-    minutes = int((end - started).total_seconds() // 60) if started and end else None
     return rules.PmfFacts(
         first_treatment=session.pmf_first_treatment,
         sedation=session.pmf_sedation,
         dissociation=session.pmf_dissociation,
         respiratory_depression=session.pmf_respiratory_depression,
         ready_minutes=session.pmf_ready_minutes,
-        has_pre_dose_bp=bool(pre),
-        has_40_minute_bp=bool(forty),
-        has_pre_discharge_bp=bool(after) and (end is None or after[-1].taken_at <= end),
-        minutes_monitored=minutes,
+        blood_pressures=rules.pmf_blood_pressures(
+            pre_dose=[timed(v) for v in vitals if v.is_pre_dose],
+            after_dose=[
+                timed(v)
+                for v in vitals
+                if not v.is_pre_dose and started is not None and v.taken_at >= started
+            ],
+            first_device_at=started,
+            discharged_at=end,
+            window_minutes=settings.discharge_bp_window_minutes,
+        ),
+        minutes_monitored=int((end - started).total_seconds() // 60) if started and end else None,
+        medications_confirmed=session.pmf_medications_confirmed_at is not None,
     )
+
+
+def rems_medication_classes() -> list[tuple[str, str]]:
+    """The medication classes the REMS monitoring form asks about (with opioids), as (code, label)."""
+    return [(c.code, c.label) for c in MEDICATION_CLASSES if c.rems_class]
+
+
+def rems_classes_in_review(session: DosingSession) -> list[str]:
+    """The REMS medication classes the screening's medication review lists for the session's pathway:
+    what the prescriber confirms on the monitoring form (one query)."""
+    plan = screening_selectors.current_screening(session.booking.pathway)
+    if plan is None:
+        return []
+    rems = {code for code, _label in rems_medication_classes()}
+    codes = AssessmentMedication.objects.filter(assessment=plan).values_list("medication_class", flat=True)
+    return sorted({code for code in codes if code in rems})
 
 
 def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
@@ -407,3 +442,76 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
             "dose_started_at"
         )[:limit]
     )
+
+
+VITALS_CHART_LABEL = "Vitals over the session"
+
+
+def vitals_chart(
+    readings: list[tuple[dt.datetime, rules.Reading]], limits: rules.VitalLimits, tz: dt.tzinfo
+) -> dict[str, str] | None:
+    """The record's vitals trend: systolic, diastolic, heart rate and SpO2 over the session, with the
+    clinic's limits for each as a dashed line in its reading's colour, as an SVG (`label`, `svg`)
+    and a text alternative (`summary`). The same chart on the record's page and in its PDF summary
+    (`integration.summaries`); drawings are cached by `charts.line_chart_svg`. None before there
+    are two readings: one is no trend, and its limit lines would have no length.
+    """
+    if len(readings) < 2:
+        return None
+
+    def line(label: str, field: str) -> charts.Series:
+        points = [(when, float(getattr(r, field))) for when, r in readings if getattr(r, field) is not None]
+        return charts.Series(label, points)
+
+    series = [
+        line("Systolic", "systolic"),
+        line("Diastolic", "diastolic"),
+        line("Heart rate", "heart_rate"),
+        line("SpO2 %", "spo2"),
+    ]
+    values = [value for s in series for _, value in s.points]
+    if len({when for s in series for when, _ in s.points}) < 2:
+        return None
+    # Room for the highest value and limit above, and for the lowest value below (from 40 when all
+    # are above 50, so that the usual readings are not squeezed into the top half).
+    top = int(max([*values, limits.systolic_max])) + 20
+    y_max = max(200, -(-top // 20) * 20)
+    y_min = 40 if min(values) >= 50 else 0
+    svg = charts.line_chart_svg(
+        title=VITALS_CHART_LABEL,
+        series=series,
+        y_min=y_min,
+        y_max=y_max,
+        # Each limit sits in the legend below its reading, in its colour: "Max 180" under "Systolic".
+        thresholds=[
+            charts.Threshold(f"Max {limits.systolic_max}", limits.systolic_max, "Systolic"),
+            charts.Threshold(f"Max {limits.diastolic_max}", limits.diastolic_max, "Diastolic"),
+            charts.Threshold(f"Max {limits.heart_rate_max}", limits.heart_rate_max, "Heart rate"),
+            charts.Threshold(f"Min {limits.spo2_min}%", limits.spo2_min, "SpO2 %"),
+        ],
+        tz=tz,
+        width=560,
+        height=340,
+        x_format="%H:%M",
+        y_labels=tuple(range(y_min, y_max + 1, 20)),
+        legend_columns=4,  # the readings in one row, each limit below its reading
+    )
+    first, last = readings[0][0].astimezone(tz), readings[-1][0].astimezone(tz)
+    latest = readings[-1][1]
+
+    def shown(value: int | None, suffix: str = "") -> str:
+        return "not taken" if value is None else f"{value}{suffix}"
+
+    pressure = (
+        f"{latest.systolic}/{latest.diastolic}"
+        if latest.systolic is not None and latest.diastolic is not None
+        else f"{shown(latest.systolic)} systolic, {shown(latest.diastolic)} diastolic"
+    )
+    summary = (
+        f"{len(readings)} reading{'s' if len(readings) != 1 else ''} from {first:%H:%M} to {last:%H:%M}; "
+        f"the latest: blood pressure {pressure}, "
+        f"heart rate {shown(latest.heart_rate)}, SpO2 {shown(latest.spo2, '%')}. "
+        f"The clinic's limits, drawn as dashed lines: systolic {limits.systolic_max}, diastolic "
+        f"{limits.diastolic_max}, heart rate {limits.heart_rate_max}, SpO2 at least {limits.spo2_min}%."
+    )
+    return {"label": VITALS_CHART_LABEL, "svg": svg, "summary": summary}

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
+from kaemdr.exceptions import Refusal
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -33,6 +34,7 @@ from pathways.registry import registry
 from screening import selectors as screening_selectors
 from screening.rules import Agent
 
+from . import gates
 from . import rules
 from .models import AdverseEvent
 from .models import Booking
@@ -55,9 +57,10 @@ from .selectors import dosing_settings_for
 from .selectors import opening_hours
 from .selectors import pathway_for_booking
 from .selectors import pmf_facts
+from .selectors import rems_medication_classes
 from .selectors import vital_limits
 
-BOOKABLE_STAGES = (Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION)
+BOOKABLE_STAGES = gates.BOOKABLE_STAGES  # preparation and dosing (see `sessions.gates`)
 BOOKING_HORIZON = dt.timedelta(days=2 * 366)
 """How far ahead a session can be booked. It also keeps a start's end (start + chair time) inside the
 calendar: a start late on 31 December 9999 would otherwise overflow."""
@@ -247,13 +250,8 @@ def _booking_refusals(
     is read once, not once for the plan and again for the gate.
     """
     errors: list[ValidationError] = []
-    if pathway.stage not in BOOKABLE_STAGES:
-        errors.append(
-            ValidationError(
-                f"A pathway in {pathway.get_stage_display().lower()} cannot be booked for dosing.",
-                code="wrong_stage",
-            )
-        )
+    if stage := gates.stage_refusal(pathway, dose=False):
+        errors.append(stage)
     for refusal in screening_refusals:
         errors.append(ValidationError(refusal, code="screening_gate"))
     if agent == Agent.ESKETAMINE and not RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
@@ -365,6 +363,7 @@ def booking_create(
     _require(actor, Capability.BOOKING_MANAGE, pathway.clinic_id)
     if room.clinic_id != actor.clinic_id:
         raise NotFoundOrForbidden()
+    gates.booking_check(pathway_id=pathway.pk)
     room = Room.objects.select_for_update().get(pk=room.pk)
     pathway, status = pathway_for_booking(pathway, now=timezone.now())
     _check_staff(actor=actor, prescriber=prescriber, monitor=monitor)
@@ -417,6 +416,7 @@ def booking_move(
     target_room = room or booking.room
     if target_room.clinic_id != actor.clinic_id:
         raise NotFoundOrForbidden()
+    gates.booking_check(pathway_id=booking.pathway_id)
     rooms = sorted({booking.room_id, target_room.pk})
     locked_rooms = {r.pk: r for r in Room.objects.select_for_update().filter(pk__in=rooms).order_by("pk")}
     locked = (
@@ -483,6 +483,60 @@ def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
     return locked
 
 
+STAGE_CANCELLING_MOVES = {
+    Stage.ON_HOLD: "Pathway put on hold",
+    Stage.DISCONTINUED: "Pathway discontinued",
+    Stage.COMPLETED: "Pathway completed",
+}
+
+
+@transaction.atomic
+def bookings_cancel_for_pathway_move(
+    *, actor: User, pathway: Pathway, to_stage: str, reason: str
+) -> list[Booking]:
+    """Cancel the pathway's live bookings still to come whose dosing record is not opened, because the
+    pathway was put on hold, discontinued or completed (`sessions.hooks`, in the move's transaction,
+    by whoever moved it). Each keeps the move and its reason as its cancellation reason, is audited,
+    and takes its reminder with it (`BOOKING_CHANGED`). A booking whose record is open stays, and the
+    dose gate refuses it (`sessions.gates`). Any other move cancels nothing."""
+    _require(actor, Capability.PATHWAY_MOVE, pathway.clinic_id)
+    if to_stage not in STAGE_CANCELLING_MOVES:
+        return []
+    live = list(
+        Booking.objects.select_for_update(of=("self",))
+        .filter(pathway_id=pathway.pk, status=BookingStatus.BOOKED, ends_at__gt=timezone.now())
+        .select_related("pathway__patient")
+        .order_by("starts_at", "id")
+    )
+    # Read after the lock, in a statement of its own: a record opened meanwhile is seen.
+    opened = set(DosingSession.objects.filter(booking__in=live).values_list("booking_id", flat=True))
+    text = f"{STAGE_CANCELLING_MOVES[to_stage]}: {reason.strip()}"[:300]
+    cancelled = []
+    for booking in live:
+        if booking.pk in opened:
+            continue
+        booking.status, booking.cancelled_at, booking.cancelled_by = (
+            BookingStatus.CANCELLED,
+            timezone.now(),
+            actor,
+        )
+        booking.cancellation_reason = text
+        booking.save(
+            update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_reason", "updated_at"]
+        )
+        audit_record(
+            actor=actor,
+            action=DosingAuditAction.CANCELLED,
+            target_type="dosing.Booking",
+            target_public_id=booking.public_id,
+            patient_public_id=booking.pathway.patient.public_id,
+            data={"via": "pathway_stage_changed", "to_stage": to_stage},
+        )
+        registry.emit(BOOKING_CHANGED, booking=booking, actor=actor)
+        cancelled.append(booking)
+    return cancelled
+
+
 CHECK_FIELDS = ("fasting_instructions_given", "fasting_confirmed", "escort_confirmed")
 
 
@@ -544,6 +598,10 @@ class RecordAuditAction:
     VITALS = "session.vitals_recorded"
     OVERRIDE = "session.override_signed"
     DOSE = "session.dose_started"
+    DEVICE = "session.device_given"
+    DOSE_END = "session.dose_ended"
+    BP_REVIEW = "session.bp_rise_reviewed"
+    PMF_MEDICATIONS = "session.monitoring_form_medications_confirmed"
     SCALE = "session.scale_recorded"
     ADVERSE_EVENT = "session.adverse_event"
     DISCHARGED = "session.discharged"
@@ -598,6 +656,7 @@ def session_open(*, actor: User, booking: Booking) -> DosingSession:
     session = DosingSession.objects.create(
         booking=locked,
         clinic_id=locked.clinic_id,
+        created_at=timezone.now(),  # the record's clock: what entries on it are checked against
         opened_by=actor,
         fasting_confirmed=locked.fasting_confirmed,
         escort_present=False,
@@ -640,11 +699,87 @@ def session_checks_update(
 VITAL_FIELDS = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate")
 
 
+def refusal(criterion: rules.Criterion) -> Refusal:
+    """A rule's unmet criterion as the error the pages and the API show (code, message, source)."""
+    return Refusal(criterion.message, code=criterion.code, source=criterion.source)
+
+
+def _local_hm(session: DosingSession, moment: dt.datetime) -> str:
+    return f"{moment.astimezone(zoneinfo.ZoneInfo(session.clinic.time_zone)):%H:%M}"
+
+
+def _pre_dose_reading(session: DosingSession) -> VitalsReading | None:
+    """The pre-dose blood pressure the checks use: the latest full one taken before the dose."""
+    return (
+        session.vitals.filter(is_pre_dose=True, systolic__isnull=False, diastolic__isnull=False)
+        .order_by("-taken_at", "-id")
+        .first()
+    )
+
+
+def _entry_window(
+    session: DosingSession,
+    *,
+    now: dt.datetime,
+    settings: DosingSettings,
+    after: dt.datetime | None = None,
+    after_code: str = "",
+    after_text: str = "",
+    late_limited: bool = True,
+) -> rules.EntryWindow:
+    """When a time entered on `session` may lie: after the record was opened (or `after`, the pre-dose
+    reading or the dose, when later), not in the future, and back at most the clinic's late-entry
+    minutes (`late_limited`; an adverse event may be recorded any time after the record opened)."""
+    floor, code, text = session.created_at, "before_record_opened", "the record was opened"
+    if after is not None and after > floor:
+        floor, code, text = after, after_code, after_text
+    return rules.EntryWindow(
+        now=now,
+        floor=floor,
+        floor_code=code,
+        floor_text=f"{text} ({_local_hm(session, floor)})",
+        late_minutes=settings.late_entry_minutes if late_limited else 10**6,
+    )
+
+
+def _post_dose_window(
+    session: DosingSession, *, now: dt.datetime, settings: DosingSettings
+) -> rules.EntryWindow:
+    """Post-dose data is never timed before the dose; pre-dose data never before the record opened."""
+    if session.dose_started_at is None:
+        return _entry_window(session, now=now, settings=settings)
+    return _entry_window(
+        session,
+        now=now,
+        settings=settings,
+        after=session.dose_started_at,
+        after_code="before_dose",
+        after_text="the dose started",
+    )
+
+
+def _checked_time(field: str, when: dt.datetime | None, window: rules.EntryWindow) -> dt.datetime:
+    """`when` (the server's now when not given) if the window allows it; refused at `field` otherwise."""
+    moment = window.now if when is None else when
+    problem = rules.entry_time_problem(moment, window)
+    if problem is not None:
+        raise ValidationError({field: refusal(problem)})
+    return moment
+
+
+def _late_audit(moment: dt.datetime, now: dt.datetime) -> dict[str, Any]:
+    """What the audit event adds for an entry made late: both times."""
+    if not rules.is_late_entry(moment, now):
+        return {}
+    return {"late": True, "occurred_at": moment.isoformat(), "entered_at": now.isoformat()}
+
+
 @transaction.atomic
 def vitals_record(
     *, actor: User, session: DosingSession, taken_at: dt.datetime | None = None, **values: int | None
 ) -> VitalsReading:
-    """Record one reading; before the dose it is the pre-dose reading. Out-of-range values are flagged."""
+    """Record one reading, timed now or (entered late) a little earlier: before the dose it is a pre-dose
+    reading, after it never timed before the dose. Out-of-range values are flagged at once."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED)
@@ -653,9 +788,9 @@ def vitals_record(
         raise TypeError(f"Unknown vitals: {sorted(unknown)}")
     if all(values.get(name) is None for name in VITAL_FIELDS):
         raise ValidationError("Enter at least one reading.", code="empty")
-    when = taken_at or timezone.now()
-    if when > timezone.now() + dt.timedelta(minutes=2):
-        raise ValidationError({"taken_at": ValidationError("This time is in the future.", code="future")})
+    now = timezone.now()
+    settings = dosing_settings_for(locked.clinic_id)
+    when = _checked_time("taken_at", taken_at, _post_dose_window(locked, now=now, settings=settings))
     if (
         values.get("systolic") is not None
         and values.get("diastolic") is not None
@@ -670,21 +805,27 @@ def vitals_record(
                 )
             }
         )
-    limits = vital_limits(dosing_settings_for(locked.clinic_id))
     reading = VitalsReading(
         session=locked,
         taken_at=when,
         is_pre_dose=locked.status == SessionStatus.PRE_DOSE,
+        entered_late=rules.is_late_entry(when, now),
+        created_at=now,
         recorded_by=actor,
         **{name: values.get(name) for name in VITAL_FIELDS},
     )
     reading.flags = rules.vital_flags(
-        rules.Reading(**{name: values.get(name) for name in VITAL_FIELDS}), limits
+        rules.Reading(**{name: values.get(name) for name in VITAL_FIELDS}), vital_limits(settings)
     )
     reading.full_clean(exclude=["session", "recorded_by"])
     reading.save()
     _session_audit(
-        actor, RecordAuditAction.VITALS, locked, flagged=bool(reading.flags), pre_dose=reading.is_pre_dose
+        actor,
+        RecordAuditAction.VITALS,
+        locked,
+        flagged=bool(reading.flags),
+        pre_dose=reading.is_pre_dose,
+        **_late_audit(when, now),
     )
     return reading
 
@@ -738,10 +879,13 @@ def dose_start(
     dose_mg: Any,
     lot_number: str,
     started_at: dt.datetime | None = None,
-    device_times: list[dt.datetime] | None = None,
 ) -> DosingSession:
-    """Start the dose. Refused while a pre-dose check fails, unless a prescriber's override covers
-    exactly the problems there are now; refused too without a current, eligible screening."""
+    """Start the dose, timed now or (entered late) a little earlier, never before the pre-dose blood
+    pressure. Refused while a pre-dose check fails, unless a prescriber's override covers exactly the
+    problems there are now; refused too without a current, eligible screening.
+
+    Esketamine: `dose_mg` is the dose planned (28, 56 or 84 mg, one nasal device each 28 mg) and the
+    start is the first device; the others are recorded as they are given (`device_record`)."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE)
@@ -749,6 +893,7 @@ def dose_start(
     refusals = screening_selectors.screening_gate_refusals(booking.pathway)
     if refusals:
         raise ValidationError([ValidationError(text, code="screening_gate") for text in refusals])
+    gates.dose_check(actor=actor, pathway=booking.pathway)
     problems = session_pre_dose_problems(locked)
     if problems and not (locked.override_at and set(problems) <= set(locked.override_problems)):
         raise ValidationError(
@@ -762,30 +907,46 @@ def dose_start(
         dose = Decimal(0)
     if not dose.is_finite():  # NaN cannot even be compared; infinity is no dose either
         dose = Decimal(0)
+    esketamine = booking.agent == Agent.ESKETAMINE
     if dose <= 0 or dose > 1000:
         errors.setdefault("dose_mg", []).append(ValidationError("Enter the dose in mg.", code="invalid_dose"))
+    elif esketamine and rules.esketamine_planned_devices(float(dose)) is None:
+        errors.setdefault("dose_mg", []).append(
+            Refusal(
+                "Esketamine is given in 28 mg devices: enter 28, 56 or 84 mg.",
+                code="devices",
+                source=rules.SOURCE_LABEL_DEVICES,
+            )
+        )
     if not lot_number.strip():
         errors.setdefault("lot_number", []).append(ValidationError("Enter the lot number.", code="required"))
     elif too_long := _too_long(DosingSession, "lot_number", lot_number, "the lot number"):
         errors.setdefault("lot_number", []).append(too_long)
-    times = sorted(device_times or [])
-    if booking.agent == Agent.ESKETAMINE:
-        for problem in rules.esketamine_device_problems(times, float(dose)):
-            errors.setdefault("device_times", []).append(ValidationError(problem, code="devices"))
-        start = times[0] if times else None
-    else:
-        start = started_at or timezone.now()
-    if start is not None and start > timezone.now() + dt.timedelta(minutes=2):
-        errors.setdefault("started_at", []).append(
-            ValidationError("This time is in the future.", code="future")
-        )
+    now = timezone.now()
+    settings = dosing_settings_for(locked.clinic_id)
+    pre_dose = _pre_dose_reading(locked)
+    window = _entry_window(
+        locked,
+        now=now,
+        settings=settings,
+        after=pre_dose.taken_at if pre_dose is not None else None,
+        after_code="before_pre_dose_reading",
+        after_text="the pre-dose blood pressure",
+    )
+    start = now if started_at is None else started_at
+    problem = rules.entry_time_problem(start, window)
+    if problem is not None:
+        errors.setdefault("started_at", []).append(refusal(problem))
     if errors:
         raise ValidationError(errors)
     plan = screening_selectors.current_screening(booking.pathway)
     locked.dose_mg, locked.lot_number = dose, lot_number.strip()
     locked.weight_kg = plan.weight_kg if plan is not None else None
-    locked.device_times = [t.isoformat() for t in times]
-    locked.dose_started_at, locked.dosed_by, locked.status = start, actor, SessionStatus.DOSED
+    locked.device_times = [start.isoformat()] if esketamine else []
+    locked.dose_started_at, locked.dose_started_entered_at = start, now
+    if esketamine and rules.esketamine_planned_devices(float(dose)) == 1:
+        locked.dose_ended_at, locked.dose_ended_entered_at = start, now
+    locked.dosed_by, locked.status = actor, SessionStatus.DOSED
     locked.save()
     _session_audit(
         actor,
@@ -794,7 +955,87 @@ def dose_start(
         agent=booking.agent,
         route=booking.route,
         overridden=bool(problems),
+        **_late_audit(start, now),
     )
+    return locked
+
+
+@transaction.atomic
+def device_record(
+    *, actor: User, session: DosingSession, given_at: dt.datetime | None = None
+) -> DosingSession:
+    """Record the next esketamine device as it is given: at least 5 minutes after the one before, up to
+    the devices the dose plans; the last one ends the dose (observation counts from it)."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED)
+    if locked.booking.agent != Agent.ESKETAMINE:
+        raise ValidationError("Only esketamine is given in nasal devices.", code="not_esketamine")
+    planned = rules.esketamine_planned_devices(float(locked.dose_mg or 0)) or 0
+    given = [dt.datetime.fromisoformat(t) for t in locked.device_times]
+    if locked.dose_ended_at is not None or len(given) >= planned:
+        raise Refusal(
+            f"Every planned device is recorded ({len(given)} of {planned}).",
+            code="devices_complete",
+            source=rules.SOURCE_LABEL_DEVICES,
+        )
+    now = timezone.now()
+    window = _entry_window(
+        locked,
+        now=now,
+        settings=dosing_settings_for(locked.clinic_id),
+        after=given[-1],
+        after_code="before_previous_device",
+        after_text="the previous device",
+    )
+    when = _checked_time("given_at", given_at, window)
+    gap = rules.device_gap_problem(previous=given[-1], given_at=when)
+    if gap is not None:
+        raise ValidationError({"given_at": refusal(gap)})
+    locked.device_times = [*locked.device_times, when.isoformat()]
+    update = ["device_times", "updated_at"]
+    if len(locked.device_times) == planned:
+        locked.dose_ended_at, locked.dose_ended_entered_at = when, now
+        update += ["dose_ended_at", "dose_ended_entered_at"]
+    locked.save(update_fields=update)
+    _session_audit(
+        actor, RecordAuditAction.DEVICE, locked, device=len(locked.device_times), **_late_audit(when, now)
+    )
+    return locked
+
+
+@transaction.atomic
+def dose_end_record(
+    *, actor: User, session: DosingSession, ended_at: dt.datetime | None = None
+) -> DosingSession:
+    """Record when the dose ended (an infusion's end, a lozenge finished, an injection given), timed now
+    or a little earlier, never before the start. For esketamine the last planned device ends the dose
+    by itself; ending it here stops after fewer devices, and the dose becomes what was given."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED)
+    if locked.dose_ended_at is not None:
+        raise ValidationError("The end of the dose is already recorded.", code="already_ended")
+    assert locked.dose_started_at is not None  # dosed
+    given = [dt.datetime.fromisoformat(t) for t in locked.device_times]
+    last = given[-1] if given else locked.dose_started_at
+    now = timezone.now()
+    window = _entry_window(
+        locked,
+        now=now,
+        settings=dosing_settings_for(locked.clinic_id),
+        after=last,
+        after_code="before_dose",
+        after_text="the last device" if given else "the dose started",
+    )
+    when = _checked_time("ended_at", ended_at, window)
+    locked.dose_ended_at, locked.dose_ended_entered_at = when, now
+    data: dict[str, Any] = {"ended": True}
+    if given:
+        data["planned_mg"] = str(locked.dose_mg)
+        locked.dose_mg = Decimal(len(given) * rules.ESKETAMINE_DEVICE_MG)
+    locked.save(update_fields=["dose_ended_at", "dose_ended_entered_at", "dose_mg", "updated_at"])
+    _session_audit(actor, RecordAuditAction.DOSE_END, locked, **data, **_late_audit(when, now))
     return locked
 
 
@@ -812,7 +1053,8 @@ def scale_record(
     anchors: str = "",
     taken_at: dt.datetime | None = None,
 ) -> ScaleRating:
-    """A scale rating in range: CADSS 0-92 (23 items), MOAA/S 0-5, BPRS+ 0-24 or 4-28 by its anchors."""
+    """A scale rating in range: CADSS 0-92 (23 items), MOAA/S 0-5, BPRS+ 0-24 or 4-28 by its anchors;
+    timed now or a little earlier, after the dose when the dose has started."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED)
@@ -831,15 +1073,20 @@ def scale_record(
         raise ValidationError(
             {"value": ValidationError(f"Enter a number from {low} to {high}.", code="out_of_range")}
         )
+    now = timezone.now()
+    window = _post_dose_window(locked, now=now, settings=dosing_settings_for(locked.clinic_id))
+    when = _checked_time("taken_at", taken_at, window)
     rating = ScaleRating.objects.create(
         session=locked,
         scale=scale,
         value=value,
         anchors=anchors,
-        taken_at=taken_at or timezone.now(),
+        taken_at=when,
+        entered_late=rules.is_late_entry(when, now),
+        created_at=now,
         recorded_by=actor,
     )
-    _session_audit(actor, RecordAuditAction.SCALE, locked, scale=scale)
+    _session_audit(actor, RecordAuditAction.SCALE, locked, scale=scale, **_late_audit(when, now))
     return rating
 
 
@@ -853,59 +1100,150 @@ def adverse_event_record(
     action_taken: str,
     occurred_at: dt.datetime | None = None,
 ) -> AdverseEvent:
+    """An adverse event, timed when it happened: any time since the record opened (marked late when
+    entered afterwards), never in the future."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED, SessionStatus.DISCHARGED)
+    now = timezone.now()
+    window = _entry_window(
+        locked, now=now, settings=dosing_settings_for(locked.clinic_id), late_limited=False
+    )
+    when = _checked_time("occurred_at", occurred_at, window)
     event = AdverseEvent(
         session=locked,
         description=description.strip(),
         severity=severity,
         action_taken=action_taken.strip(),
-        occurred_at=occurred_at or timezone.now(),
+        occurred_at=when,
+        entered_late=rules.is_late_entry(when, now),
+        created_at=now,
         recorded_by=actor,
     )
     event.full_clean(exclude=["session", "recorded_by"])
     event.save()
-    _session_audit(actor, RecordAuditAction.ADVERSE_EVENT, locked, severity=severity)
+    _session_audit(
+        actor, RecordAuditAction.ADVERSE_EVENT, locked, severity=severity, **_late_audit(when, now)
+    )
     return event
 
 
+def discharge_limits(settings: DosingSettings) -> rules.DischargeLimits:
+    return rules.DischargeLimits(
+        systolic_max=settings.discharge_systolic_max,
+        diastolic_max=settings.discharge_diastolic_max,
+        bp_window_minutes=settings.discharge_bp_window_minutes,
+        rise_systolic=settings.bp_rise_systolic_margin,
+        rise_diastolic=settings.bp_rise_diastolic_margin,
+    )
+
+
 def discharge_state(
-    session: DosingSession, *, alert_and_oriented: bool, escort_present: bool
+    session: DosingSession,
+    *,
+    alert_and_oriented: bool,
+    escort_present: bool,
+    dissociation_resolved: bool = False,
+    settings: DosingSettings | None = None,
 ) -> rules.DischargeState:
-    """Where the discharge criteria stand now; times are shown in the clinic's zone."""
+    """Where the discharge criteria stand now, from the record's vitals and scales (prefetched, or read
+    here); times are in the clinic's zone for the messages."""
     tz = zoneinfo.ZoneInfo(session.clinic.time_zone)
-    settings = dosing_settings_for(session.clinic_id)
-    after = [
-        v for v in session.vitals.all() if session.dose_started_at and v.taken_at >= session.dose_started_at
-    ]
+    settings = settings or dosing_settings_for(session.clinic_id)
+    started = session.dose_started_at
+    vitals = list(session.vitals.all())
+    pre = [v for v in vitals if v.is_pre_dose and v.systolic is not None and v.diastolic is not None]
+    after = [v for v in vitals if started is not None and not v.is_pre_dose and v.taken_at >= started]
+    scales = [s for s in session.scales.all() if started is not None and s.taken_at >= started]
+    moaas = [s.value for s in scales if s.scale == Scale.MOAAS]
+    cadss = [s.value for s in scales if s.scale == Scale.CADSS]
+
+    def local(moment: dt.datetime | None) -> dt.datetime | None:
+        return moment.astimezone(tz) if moment is not None else None
+
     return rules.DischargeState(
         now=timezone.now().astimezone(tz),
-        dose_started_at=session.dose_started_at.astimezone(tz) if session.dose_started_at else None,
+        dose_started_at=local(started),
+        observation_from=local(session.dose_ended_at),
+        esketamine=session.booking.agent == Agent.ESKETAMINE,
         minimum_minutes=rules.minimum_observation_minutes(
             session.booking.agent, settings.minimum_observation_minutes
         ),
-        last_reading_flags=list(after[-1].flags) if after else None,
+        baseline=(pre[-1].systolic, pre[-1].diastolic) if pre else None,  # type: ignore[arg-type]
+        readings=tuple(
+            rules.TimedReading(v.taken_at.astimezone(tz), v.systolic, v.diastolic, bool(v.flags))
+            for v in after
+        ),
+        limits=discharge_limits(settings),
+        bp_review_at=local(session.bp_review_at),
+        last_moaas=moaas[-1] if moaas else None,
+        last_cadss=cadss[-1] if cadss else None,
+        dissociation_resolved=dissociation_resolved,
         alert_and_oriented=alert_and_oriented,
         escort_present=escort_present,
     )
 
 
+REASON_MAX_LENGTH = 2000
+
+
+@transaction.atomic
+def session_bp_review_sign(*, actor: User, session: DosingSession, reason: str) -> DosingSession:
+    """A prescriber reviews a rise in blood pressure from the pre-dose baseline that reached the clinic's
+    margin, and signs with a reason; a later rise needs a review of its own."""
+    _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.DOSED)
+    state = discharge_state(locked, alert_and_oriented=True, escort_present=True)
+    risen = rules.bp_rise_needing_review(state)
+    if risen is None or (locked.bp_review_at is not None and locked.bp_review_at >= risen.taken_at):
+        raise ValidationError(
+            "No rise in blood pressure from baseline is waiting for a review.", code="nothing_to_review"
+        )
+    if not reason.strip():
+        raise ValidationError({"reason": ValidationError("Give the reason for the review.", code="required")})
+    if len(reason.strip()) > REASON_MAX_LENGTH:
+        raise ValidationError(
+            {
+                "reason": ValidationError(
+                    f"Keep the reason to {REASON_MAX_LENGTH} characters.", code="too_long"
+                )
+            }
+        )
+    locked.bp_review_reason, locked.bp_review_by, locked.bp_review_at = reason.strip(), actor, timezone.now()
+    locked.save(update_fields=["bp_review_reason", "bp_review_by", "bp_review_at", "updated_at"])
+    _session_audit(
+        actor, RecordAuditAction.BP_REVIEW, locked, systolic=risen.systolic, diastolic=risen.diastolic
+    )
+    return locked
+
+
 @transaction.atomic
 def session_discharge(
-    *, actor: User, session: DosingSession, alert_and_oriented: bool, escort_present: bool
+    *,
+    actor: User,
+    session: DosingSession,
+    alert_and_oriented: bool,
+    escort_present: bool,
+    dissociation_resolved: bool = False,
 ) -> DosingSession:
-    """Discharge once the minimum observation has passed, the last vitals are in range, the patient is
-    alert and oriented and the escort is there; otherwise say what is missing."""
+    """Discharge, at the server's time, once every criterion of `rules.discharge_missing` is met;
+    otherwise refuse with each unmet one (its code, what to do, and its source)."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.DOSED)
     missing = rules.discharge_missing(
-        discharge_state(locked, alert_and_oriented=alert_and_oriented, escort_present=escort_present)
+        discharge_state(
+            locked,
+            alert_and_oriented=alert_and_oriented,
+            escort_present=escort_present,
+            dissociation_resolved=dissociation_resolved,
+        )
     )
     if missing:
-        raise ValidationError([ValidationError(text, code="discharge_criteria") for text in missing])
+        raise ValidationError([refusal(criterion) for criterion in missing])
     locked.alert_and_oriented, locked.escort_present_at_discharge = alert_and_oriented, escort_present
+    locked.dissociation_resolved = dissociation_resolved
     locked.discharged_at, locked.discharged_by, locked.status = (
         timezone.now(),
         actor,
@@ -941,6 +1279,34 @@ def pmf_update(*, actor: User, session: DosingSession, **fields: Any) -> DosingS
 
 
 @transaction.atomic
+def pmf_medications_confirm(*, actor: User, session: DosingSession, classes: list[str]) -> DosingSession:
+    """A prescriber confirms which REMS medication classes the patient takes (the form's concomitant
+    medication questions), starting from the screening's medication review."""
+    _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
+    locked = _lock_session(session)
+    if locked.booking.agent != Agent.ESKETAMINE:
+        raise ValidationError("Only esketamine sessions have a monitoring form.", code="not_esketamine")
+    _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED, SessionStatus.DISCHARGED)
+    allowed = {code for code, _label in rems_medication_classes()}
+    if set(classes) - allowed:
+        raise ValidationError(
+            {"classes": ValidationError("Choose among the REMS medication classes.", code="invalid_choice")}
+        )
+    locked.pmf_medication_classes = sorted(set(classes))
+    locked.pmf_medications_confirmed_by, locked.pmf_medications_confirmed_at = actor, timezone.now()
+    locked.save(
+        update_fields=[
+            "pmf_medication_classes",
+            "pmf_medications_confirmed_by",
+            "pmf_medications_confirmed_at",
+            "updated_at",
+        ]
+    )
+    _session_audit(actor, RecordAuditAction.PMF_MEDICATIONS, locked, classes=locked.pmf_medication_classes)
+    return locked
+
+
+@transaction.atomic
 def session_sign(*, actor: User, session: DosingSession) -> DosingSession:
     """Sign the record after discharge; an esketamine record needs its monitoring-form data complete.
     The booking is then completed."""
@@ -951,7 +1317,12 @@ def session_sign(*, actor: User, session: DosingSession) -> DosingSession:
         missing = rules.pmf_missing(pmf_facts(locked))
         if missing:
             raise ValidationError(
-                [ValidationError(f"Monitoring form: {text}", code="pmf_incomplete") for text in missing]
+                [
+                    Refusal(
+                        f"Monitoring form: {criterion.message}", code=criterion.code, source=criterion.source
+                    )
+                    for criterion in missing
+                ]
             )
     locked.status, locked.signed_by, locked.signed_at = SessionStatus.SIGNED, actor, timezone.now()
     locked.save()
@@ -996,25 +1367,6 @@ def session_viewed(*, actor: User, session: DosingSession, via: str) -> None:
     _session_audit(actor, RecordAuditAction.VIEWED, session, via=via)
 
 
-@transaction.atomic
-def dose_end_record(
-    *, actor: User, session: DosingSession, ended_at: dt.datetime | None = None
-) -> DosingSession:
-    """Record when the dose ended (the end of an infusion, the last device, the lozenge finished)."""
-    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
-    locked = _lock_session(session)
-    _require_status(locked, SessionStatus.DOSED)
-    when = ended_at or timezone.now()
-    if locked.dose_started_at is None or when < locked.dose_started_at:
-        raise ValidationError({"ended_at": ValidationError("The end must be after the start.", code="order")})
-    if when > timezone.now() + dt.timedelta(minutes=2):
-        raise ValidationError({"ended_at": ValidationError("This time is in the future.", code="future")})
-    locked.dose_ended_at = when
-    locked.save(update_fields=["dose_ended_at", "updated_at"])
-    _session_audit(actor, RecordAuditAction.DOSE, locked, ended=True)
-    return locked
-
-
 DOSING_SETTING_FIELDS = (
     "predose_systolic_max",
     "predose_diastolic_max",
@@ -1026,6 +1378,12 @@ DOSING_SETTING_FIELDS = (
     "respiratory_rate_max",
     "minimum_observation_minutes",
     "vitals_interval_minutes",
+    "late_entry_minutes",
+    "discharge_bp_window_minutes",
+    "discharge_systolic_max",
+    "discharge_diastolic_max",
+    "bp_rise_systolic_margin",
+    "bp_rise_diastolic_margin",
 )
 
 

@@ -33,15 +33,18 @@ from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
 
 from . import calendar_feed
+from . import gates
 from . import rules
 from . import selectors
 from . import services
 from .forms import AddendumForm
 from .forms import AdverseEventForm
 from .forms import BookingForm
+from .forms import BpReviewForm
 from .forms import CancelForm
 from .forms import ChecksForm
 from .forms import ClosureForm
+from .forms import DeviceForm
 from .forms import DischargeForm
 from .forms import DoseEndForm
 from .forms import DoseForm
@@ -50,6 +53,7 @@ from .forms import MoveForm
 from .forms import OpeningHoursForm
 from .forms import OverrideForm
 from .forms import PmfForm
+from .forms import PmfMedicationsForm
 from .forms import RemsEnrolmentForm
 from .forms import RoomForm
 from .forms import ScaleForm
@@ -60,6 +64,7 @@ from .models import DosingSession
 from .models import RemsEnrolment
 from .models import Room
 from .models import SessionStatus
+from .models import VitalsReading
 
 
 def _tz(user: User) -> dt.tzinfo:
@@ -225,7 +230,7 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
         "pathway": pathway,
         "patient": pathway.patient,
         "plan": status.current,
-        "refusals": status.refusals,
+        "refusals": gates.display_refusals(pathway) + status.refusals,
         "rems": RemsEnrolment.objects.filter(patient=pathway.patient).first(),
         "rems_form": RemsEnrolmentForm() if has_capability(user, Capability.REMS_ENROL) else None,
     }
@@ -424,14 +429,45 @@ def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
     if status == SessionStatus.DOSED:
         forms["discharge"] = DischargeForm(initial={"escort_present": session.escort_present})
         if session.dose_ended_at is None:
-            forms["dose_end"] = DoseEndForm(
-                initial={"ended_at": timezone.localtime().time().replace(second=0, microsecond=0)}
-            )
+            forms["dose_end"] = DoseEndForm()
+            if esketamine:
+                forms["device"] = DeviceForm()
+        if has_capability(user, Capability.SESSION_OVERRIDE):
+            forms["bp_review"] = BpReviewForm()
     if esketamine and status in (SessionStatus.DOSED, SessionStatus.DISCHARGED):
         forms["pmf"] = PmfForm(initial={name: getattr(session, name) for name in services.PMF_FIELDS})
+    if esketamine and status != SessionStatus.SIGNED and has_capability(user, Capability.SESSION_OVERRIDE):
+        forms["pmf_medications"] = PmfMedicationsForm(
+            choices=selectors.rems_medication_classes(),
+            initial={
+                "classes": session.pmf_medication_classes
+                if session.pmf_medications_confirmed_at
+                else selectors.rems_classes_in_review(session)
+            },
+        )
     if status == SessionStatus.SIGNED:
         forms["addendum"] = AddendumForm()
     return forms
+
+
+def _reading_rows(readings: list[VitalsReading], limits: rules.VitalLimits) -> list[dict[str, Any]]:
+    """The readings table's rows: each reading with what is near the clinic's limits (a display aid,
+    computed here, not stored) and how each cell is marked ("out" or "near")."""
+    rows = []
+    for reading in readings:
+        values = _reading_values(reading)
+        near = rules.vital_near_flags(values, limits)
+        marks = rules.vital_cell_marks(values, limits)
+        pressure = {marks.get("systolic"), marks.get("diastolic")}
+        marks["pressure"] = "out" if "out" in pressure else "near" if "near" in pressure else ""
+        rows.append({"reading": reading, "near": [n.message for n in near], "marks": marks})
+    return rows
+
+
+def _reading_values(reading: VitalsReading) -> rules.Reading:
+    return rules.Reading(
+        reading.systolic, reading.diastolic, reading.heart_rate, reading.spo2, reading.respiratory_rate
+    )
 
 
 def _render_session(
@@ -451,12 +487,27 @@ def _render_session(
     settings = selectors.dosing_settings_for(full.clinic_id)
     readings = list(full.vitals.all())
     last = readings[-1] if readings else None
+    limits = selectors.vital_limits(settings)
+    esketamine = full.booking.agent == "esketamine"
+    pmf_facts = selectors.pmf_facts(full, settings=settings) if esketamine else None
+    # The preview assumes what the discharge form asks (alert, escort, dissociation by CADSS only).
+    discharge_missing = (
+        rules.discharge_missing(
+            services.discharge_state(full, alert_and_oriented=True, escort_present=True, settings=settings)
+        )
+        if full.status == SessionStatus.DOSED
+        else []
+    )
     context: dict[str, Any] = {
         "title": f"Session record of {full.booking.patient.full_name}",
         "session": full,
         "booking": full.booking,
         "patient": full.booking.patient,
         "readings": readings,
+        "reading_rows": _reading_rows(readings, limits),
+        "vitals_chart": selectors.vitals_chart(
+            [(r.taken_at, _reading_values(r)) for r in readings], limits, _tz(user)
+        ),
         "forms": forms,
         "pre_dose_problems": services.session_pre_dose_problems(full)
         if full.status == SessionStatus.PRE_DOSE
@@ -471,19 +522,23 @@ def _render_session(
             if full.dose_mg and full.weight_kg and full.booking.agent != "esketamine"
             else None
         ),
-        "discharge_missing": (
-            rules.discharge_missing(
-                services.discharge_state(full, alert_and_oriented=True, escort_present=True)
-            )
-            if full.status == SessionStatus.DOSED
-            else []
-        ),
+        "discharge_missing": discharge_missing,
+        "bp_review_due": any(c.code == "bp_rise_review" for c in discharge_missing),
+        "pmf_facts": pmf_facts,
         "pmf_missing": (
-            rules.pmf_missing(selectors.pmf_facts(full))
-            if full.booking.agent == "esketamine"
-            and full.status in (SessionStatus.DOSED, SessionStatus.DISCHARGED)
+            rules.pmf_missing(pmf_facts)
+            if pmf_facts is not None and full.status in (SessionStatus.DOSED, SessionStatus.DISCHARGED)
             else []
         ),
+        "late_entries": {
+            "dose_started": _entered_late(full.dose_started_at, full.dose_started_entered_at),
+            "dose_ended": _entered_late(full.dose_ended_at, full.dose_ended_entered_at),
+        },
+        "device_times_local": [
+            f"{dt.datetime.fromisoformat(t).astimezone(_tz(user)):%H:%M}" for t in full.device_times
+        ],
+        "devices_planned": rules.esketamine_planned_devices(float(full.dose_mg or 0)) if esketamine else None,
+        "medication_labels": dict(selectors.rems_medication_classes()),
         "pmf_deadline": (
             rules.pmf_deadline(timezone.localtime(full.dose_started_at).date())
             if full.booking.agent == "esketamine" and full.dose_started_at is not None
@@ -496,20 +551,6 @@ def _render_session(
     return render(request, "sessions/session_detail.html", context, status=status)
 
 
-def _rems_medication_classes(session: DosingSession) -> list[str]:
-    """The monitoring form's concomitant classes (and opioids) from the screening's medication review."""
-    from screening.models import AssessmentMedication
-    from screening.rules import MEDICATION_CLASSES_BY_CODE
-
-    plan = screening_selectors.current_screening(session.booking.pathway)
-    if plan is None:
-        return []
-    codes = AssessmentMedication.objects.filter(assessment=plan).values_list("medication_class", flat=True)
-    return sorted(
-        {MEDICATION_CLASSES_BY_CODE[c].label for c in codes if MEDICATION_CLASSES_BY_CODE[c].rems_class}
-    )
-
-
 def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     session = selectors.get_session_for_user_or_404(_user(request), public_id, with_parts=True)
     return _render_session(request, session, parts_loaded=True)
@@ -520,7 +561,10 @@ SESSION_ACTIONS = (
     "vitals",
     "override",
     "dose",
+    "device",
     "dose_end",
+    "bp_review",
+    "pmf_medications",
     "scale",
     "adverse_event",
     "discharge",
@@ -529,6 +573,20 @@ SESSION_ACTIONS = (
     "pmf_filed",
     "addendum",
 )
+
+
+def _entered_late(at: dt.datetime | None, entered: dt.datetime | None) -> bool:
+    return at is not None and entered is not None and rules.is_late_entry(at, entered)
+
+
+def _entered(time_of_day: dt.time | None, tz: dt.tzinfo) -> dt.datetime | None:
+    """A time of day typed on the record as the instant it means (None: now, by the server's clock)."""
+    if time_of_day is None:
+        return None
+    return rules.time_of_day_to_instant(time_of_day, timezone.now().astimezone(tz))
+
+
+PRESCRIBER_ACTIONS = ("override", "bp_review", "pmf_medications")
 
 
 @require_POST
@@ -540,7 +598,8 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
     if action not in SESSION_ACTIONS:
         raise Http404()
     require_capability(
-        request, Capability.SESSION_OVERRIDE if action == "override" else Capability.SESSION_RECORD
+        request,
+        Capability.SESSION_OVERRIDE if action in PRESCRIBER_ACTIONS else Capability.SESSION_RECORD,
     )
     tz = _tz(user)
     form: Any = None
@@ -557,7 +616,12 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                 "vitals": lambda: VitalsForm(request.POST),
                 "override": lambda: OverrideForm(request.POST),
                 "dose": lambda: DoseForm(request.POST, esketamine=session.booking.agent == "esketamine"),
+                "device": lambda: DeviceForm(request.POST),
                 "dose_end": lambda: DoseEndForm(request.POST),
+                "bp_review": lambda: BpReviewForm(request.POST),
+                "pmf_medications": lambda: PmfMedicationsForm(
+                    request.POST, choices=selectors.rems_medication_classes()
+                ),
                 "scale": lambda: ScaleForm(request.POST),
                 "adverse_event": lambda: AdverseEventForm(request.POST),
                 "discharge": lambda: DischargeForm(request.POST),
@@ -570,7 +634,9 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
             if action == "checks":
                 services.session_checks_update(actor=user, session=session, **data)
             elif action == "vitals":
-                reading = services.vitals_record(actor=user, session=session, **data)
+                reading = services.vitals_record(
+                    actor=user, session=session, **{**data, "taken_at": _entered(data.get("taken_at"), tz)}
+                )
                 for flag in reading.flags:
                     messages.error(request, f"Out of range: {flag}")
             elif action == "override":
@@ -581,17 +647,24 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                     session=session,
                     dose_mg=data["dose_mg"],
                     lot_number=data["lot_number"],
-                    device_times=form.device_times(timezone.localdate(), tz)
-                    if "device_1" in form.fields
-                    else None,
+                    started_at=_entered(data["started_at"], tz),
                 )
+            elif action == "device":
+                services.device_record(actor=user, session=session, given_at=_entered(data["given_at"], tz))
             elif action == "dose_end":
-                ended = dt.datetime.combine(timezone.localdate(), data["ended_at"], tzinfo=tz)
-                services.dose_end_record(actor=user, session=session, ended_at=ended)
+                services.dose_end_record(actor=user, session=session, ended_at=_entered(data["ended_at"], tz))
+            elif action == "bp_review":
+                services.session_bp_review_sign(actor=user, session=session, **data)
+            elif action == "pmf_medications":
+                services.pmf_medications_confirm(actor=user, session=session, **data)
             elif action == "scale":
-                services.scale_record(actor=user, session=session, **data)
+                services.scale_record(
+                    actor=user, session=session, **{**data, "taken_at": _entered(data["taken_at"], tz)}
+                )
             elif action == "adverse_event":
-                services.adverse_event_record(actor=user, session=session, **data)
+                services.adverse_event_record(
+                    actor=user, session=session, **{**data, "occurred_at": _entered(data["occurred_at"], tz)}
+                )
             elif action == "discharge":
                 services.session_discharge(actor=user, session=session, **data)
             elif action == "pmf":

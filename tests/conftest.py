@@ -24,7 +24,6 @@ from kaemdr.models import User
 from kaemdr.permissions import two_factor_required
 from sessions import services as dosing
 from sessions.models import DosingSession
-from sessions.models import VitalsReading
 
 from . import audit_guard
 from .factories import ClinicFactory
@@ -33,6 +32,8 @@ from .factories import PatientFactory
 from .factories import RoomFactory
 from .factories import SignedScreeningFactory
 from .factories import UserFactory
+from .sessions.dosing_day import backdate_dose
+from .sessions.dosing_day import settled
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -208,7 +209,8 @@ def dosing_pathway(clinic: Clinic, prescriber: User, therapist: User) -> Any:
 @pytest.fixture
 def complete_session(staff: dict[str, Any], room: Any) -> Callable[..., DosingSession]:
     """`complete_session(pathway, days_ahead=0)`: book, dose, discharge and sign a session through the
-    services, as a clinic would; the dose is moved 100 minutes back so discharge is allowed."""
+    services, as a clinic would; the dose is moved 100 minutes back so discharge is allowed (with a
+    blood pressure, MOAA/S 5 and CADSS 0 recorded then)."""
     counter = {"n": 0}
 
     def run(pathway: Any, *, days_ahead: int = 0) -> DosingSession:
@@ -242,12 +244,8 @@ def complete_session(staff: dict[str, Any], room: Any) -> Callable[..., DosingSe
             respiratory_rate=14,
         )
         dosing.dose_start(actor=monitor, session=session, dose_mg=100, lot_number="L1")
-        started = timezone.now() - dt.timedelta(minutes=100)
-        DosingSession.objects.filter(pk=session.pk).update(dose_started_at=started)
-        VitalsReading.objects.filter(session=session, is_pre_dose=True).update(
-            taken_at=started - dt.timedelta(minutes=5)
-        )
-        dosing.vitals_record(actor=monitor, session=session, systolic=125, diastolic=80)
+        backdate_dose(session, 100)
+        settled(monitor, session)
         dosing.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
         return dosing.session_sign(actor=monitor, session=session)
 

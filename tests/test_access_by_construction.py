@@ -163,13 +163,14 @@ def foreign(
     medication = screening_services.medication_add(
         actor=team[Role.PRESCRIBER], assessment=draft, name="Sertraline", medication_class="antidepressant"
     )
+    room = RoomFactory(clinic=other_clinic)
+    with django_capture_on_commit_callbacks(execute=True):
+        session = _complete_in(other_clinic, team, pathway, room)
+    # After the dose: an open alert stops the next booking and dose (`sessions.gates`).
     screening_services.measure_record(
         actor=team[Role.THERAPIST], pathway=pathway, instrument="phq9", answers=[1] * 8 + [2]
     )
     alert = pathway.safety_alerts.get()
-    room = RoomFactory(clinic=other_clinic)
-    with django_capture_on_commit_callbacks(execute=True):
-        session = _complete_in(other_clinic, team, pathway, room)
     plan = emdr_services.plan_open(actor=team[Role.THERAPIST], pathway=pathway)
     target = emdr_services.target_add(
         actor=team[Role.THERAPIST], plan=plan, kind="resource", title="Calm place"

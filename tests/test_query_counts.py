@@ -180,8 +180,12 @@ def _grow(world: World, count: int) -> None:
             name=f"Drug {unit}",
             medication_class="antidepressant",
         )
-        screening_services.measure_record(
+        response = screening_services.measure_record(
             actor=therapist, pathway=world.pathway, instrument="phq9", answers=[1] * 8 + [1]
+        )
+        # The alert stays open on the pages; a prescriber's dosing override lets the next unit dose.
+        screening_services.safety_alert_dosing_override_sign(
+            actor=prescriber, alert=response.alerts.get(), reason=f"Reviewed in clinic ({unit})."
         )
         # The week calendar and today's board: another patient each, room and monitor of their own.
         room = RoomFactory(clinic=world.clinic)

@@ -18,10 +18,14 @@ from kaemdr.models import Role
 from screening.models import Assessment
 from sessions import rules
 from sessions import services
+from sessions.demo import simulated_clock
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import RemsEnrolment
-from sessions.models import VitalsReading
+
+from .dosing_day import backdate_dose
+from .dosing_day import discharge
+from .dosing_day import settled
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
@@ -101,20 +105,6 @@ def test_esketamine_is_observed_for_two_hours_whatever_the_clinic_sets() -> None
     assert rules.minimum_observation_minutes("ketamine", 60) == 60
 
 
-def test_discharge_waits_for_time_vitals_alertness_and_escort() -> None:
-    state = rules.DischargeState(
-        NOW + dt.timedelta(minutes=119), NOW, 120, ["SpO2 90% is below 92%."], False, False
-    )
-    assert rules.discharge_missing(state) == [
-        "Observation continues until 12:00 (2 more minutes).",
-        "The last vitals are out of range: SpO2 90% is below 92%.",
-        "The patient must be alert and oriented.",
-        "The escort must be present.",
-    ]
-    ready = rules.DischargeState(NOW + dt.timedelta(minutes=120), NOW, 120, [], True, True)
-    assert rules.discharge_missing(ready) == []
-
-
 def test_pmf_deadline_is_seven_days() -> None:
     assert rules.pmf_deadline(dt.date(2026, 11, 23)) == dt.date(2026, 11, 30)
 
@@ -154,14 +144,6 @@ def ready_for_dose(staff: dict[str, Any], session: DosingSession, *, systolic: i
         heart_rate=76,
         spo2=98,
         respiratory_rate=14,
-    )
-
-
-def backdate_dose(session: DosingSession, minutes: int) -> None:
-    started = timezone.now() - dt.timedelta(minutes=minutes)
-    DosingSession.objects.filter(pk=session.pk).update(dose_started_at=started)
-    VitalsReading.objects.filter(session=session, is_pre_dose=True).update(
-        taken_at=started - dt.timedelta(minutes=5)
     )
 
 
@@ -219,28 +201,31 @@ def test_an_expired_screening_stops_the_dose(staff: dict[str, Any], session: Dos
         services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
 
 
-def test_esketamine_devices_are_checked_at_the_dose(staff: dict[str, Any], session: DosingSession) -> None:
+def test_esketamine_devices_are_recorded_as_they_are_given(
+    staff: dict[str, Any], session: DosingSession
+) -> None:
     Booking.objects.filter(pk=session.booking_id).update(agent="esketamine", route="intranasal")
     session.refresh_from_db()
     ready_for_dose(staff, session)
-    now = timezone.now()
+    monitor = staff[Role.MONITOR]
     with pytest.raises(ValidationError) as refused:
-        services.dose_start(
-            actor=staff[Role.MONITOR],
-            session=session,
-            dose_mg=56,
-            lot_number="E1",
-            device_times=[now - dt.timedelta(minutes=3), now],
-        )
-    assert refused.value.message_dict["device_times"][0].endswith("are less than 5 minutes apart.")
-    dosed = services.dose_start(
-        actor=staff[Role.MONITOR],
-        session=session,
-        dose_mg=56,
-        lot_number="E1",
-        device_times=[now - dt.timedelta(minutes=5), now],
-    )
-    assert dosed.dose_started_at == now - dt.timedelta(minutes=5)
+        services.dose_start(actor=monitor, session=session, dose_mg=50, lot_number="E1")
+    assert [e.code for e in refused.value.error_dict["dose_mg"]] == ["devices"]
+    with simulated_clock() as clock:
+        dosed = services.dose_start(actor=monitor, session=session, dose_mg=56, lot_number="E1")
+        assert dosed.device_times == [clock.at.isoformat()]
+        assert dosed.dose_ended_at is None  # one device of two
+        clock.advance(minutes=4)
+        with pytest.raises(ValidationError) as too_soon:
+            services.device_record(actor=monitor, session=session)
+        assert [e.code for e in too_soon.value.error_dict["given_at"]] == ["device_gap"]
+        clock.advance(minutes=1)
+        second = services.device_record(actor=monitor, session=session)
+        assert len(second.device_times) == 2
+        assert second.dose_ended_at == clock.at  # the last device ends the dose: observation counts from it
+        with pytest.raises(ValidationError) as complete:
+            services.device_record(actor=monitor, session=session)
+        assert complete.value.code == "devices_complete"
 
 
 def test_vitals_out_of_range_are_flagged_at_once(staff: dict[str, Any], session: DosingSession) -> None:
@@ -277,11 +262,15 @@ def test_discharge_is_refused_until_the_criteria_are_met(
         services.session_discharge(
             actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
         )
-    assert refused.value.messages[0].startswith("Observation continues until")
-    assert "Record vitals before discharge." in refused.value.messages
+    assert [error.code for error in refused.value.error_list] == [
+        "dose_end_not_recorded",
+        "discharge_bp_missing",
+        "sedation_not_rated",
+        "dissociation_unresolved",
+    ]
 
     backdate_dose(session, 95)
-    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=130, diastolic=80, spo2=97)
+    settled(staff[Role.MONITOR], session)
     discharged = services.session_discharge(
         actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
     )
@@ -294,7 +283,7 @@ def test_signing_makes_the_record_read_only_and_completes_the_booking(
     ready_for_dose(staff, session)
     services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=100, lot_number="L1")
     backdate_dose(session, 100)
-    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=125, diastolic=80)
+    settled(staff[Role.MONITOR], session)
     services.session_discharge(
         actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
     )
@@ -316,36 +305,31 @@ def test_an_esketamine_record_needs_its_monitoring_form(
         patient=session.booking.patient, enrolled_on=timezone.localdate(), recorded_by=staff[Role.PRESCRIBER]
     )
     session.refresh_from_db()
-    ready_for_dose(staff, session)
-    now = timezone.now()
-    services.dose_start(
-        actor=staff[Role.MONITOR],
-        session=session,
-        dose_mg=56,
-        lot_number="E1",
-        device_times=[now - dt.timedelta(minutes=5), now],
-    )
-    started = timezone.now() - dt.timedelta(minutes=125)
-    DosingSession.objects.filter(pk=session.pk).update(dose_started_at=started)
-    VitalsReading.objects.filter(session=session, is_pre_dose=True).update(
-        taken_at=started - dt.timedelta(minutes=5)
-    )
-    services.vitals_record(
-        actor=staff[Role.MONITOR],
-        session=session,
-        systolic=138,
-        diastolic=88,
-        taken_at=started + dt.timedelta(minutes=40),
-    )
-    services.vitals_record(actor=staff[Role.MONITOR], session=session, systolic=126, diastolic=80)
-    services.session_discharge(
-        actor=staff[Role.MONITOR], session=session, alert_and_oriented=True, escort_present=True
-    )
-    with pytest.raises(ValidationError, match="Monitoring form: Answer first treatment"):
-        services.session_sign(actor=staff[Role.MONITOR], session=session)
+    monitor = staff[Role.MONITOR]
+    with simulated_clock() as clock:
+        ready_for_dose(staff, session)
+        clock.advance(minutes=2)
+        services.dose_start(actor=monitor, session=session, dose_mg=56, lot_number="E1")
+        started = clock.at
+        clock.advance(minutes=5)
+        services.device_record(actor=monitor, session=session)
+        clock.at = started + dt.timedelta(minutes=40)
+        services.vitals_record(actor=monitor, session=session, systolic=138, diastolic=88)
+        clock.at = started + dt.timedelta(minutes=124)
+        settled(monitor, session)
+        clock.advance(minutes=2)
+        discharge(monitor, session)
+        with pytest.raises(ValidationError) as refused:
+            services.session_sign(actor=monitor, session=session)
+    assert [error.code for error in refused.value.error_list] == [
+        "pmf_answers",
+        "pmf_ready_minutes",
+        "pmf_medications",
+    ]
+    assert refused.value.messages[0].startswith("Monitoring form: Answer first treatment")
 
     services.pmf_update(
-        actor=staff[Role.MONITOR],
+        actor=monitor,
         session=session,
         pmf_first_treatment=True,
         pmf_sedation=False,
@@ -353,9 +337,15 @@ def test_an_esketamine_record_needs_its_monitoring_form(
         pmf_respiratory_depression=False,
         pmf_ready_minutes=90,
     )
-    services.session_sign(actor=staff[Role.MONITOR], session=session)
-    filed = services.pmf_mark_filed(actor=staff[Role.MONITOR], session=session)
+    with pytest.raises(NotFoundOrForbidden):  # the medication classes are the prescriber's to confirm
+        services.pmf_medications_confirm(actor=monitor, session=session, classes=["benzodiazepine"])
+    services.pmf_medications_confirm(
+        actor=staff[Role.PRESCRIBER], session=session, classes=["benzodiazepine"]
+    )
+    services.session_sign(actor=monitor, session=session)
+    filed = services.pmf_mark_filed(actor=monitor, session=session)
     assert filed.pmf_filed_at is not None
+    assert filed.pmf_medication_classes == ["benzodiazepine"]
 
 
 @pytest.mark.parametrize("role", [Role.THERAPIST, Role.CLINIC_ADMIN])

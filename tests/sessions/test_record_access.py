@@ -115,8 +115,20 @@ def test_early_discharge_and_unsigned_pmf_are_refused_by_api(
         format="json",
     )
     assert early.status_code == 400
-    assert early.json()["errors"][0]["code"] == "discharge_criteria"
+    first = early.json()["errors"][0]
+    assert first["code"] == "dose_end_not_recorded"
+    assert first["message"] == "Record when the dose ended: observation counts from the end of the dose."
+    assert first["source"].startswith("Spravato REMS")
+    client.post(f"/api/v1/sessions/{session.public_id}/dose-end/", {}, format="json")
+    early = client.post(
+        f"/api/v1/sessions/{session.public_id}/discharge/",
+        {"alert_and_oriented": True, "escort_present": True},
+        format="json",
+    )
+    assert early.json()["errors"][0]["code"] == "observation_time"
     assert early.json()["errors"][0]["message"].startswith("Observation continues until")
+    session.refresh_from_db()
+    assert session.status == "dosed"
 
 
 @pytest.mark.parametrize("role", [Role.THERAPIST, Role.CLINIC_ADMIN])
@@ -231,7 +243,7 @@ def test_the_dose_end_is_after_its_start(staff: dict[str, User], session: Dosing
     prescriber = staff[Role.PRESCRIBER]
     services.session_override_sign(actor=prescriber, session=session, reason="Known hypertension.")
     dosed = services.dose_start(actor=prescriber, session=session, dose_mg=35, lot_number="L9")
-    with pytest.raises(ValidationError, match="The end must be after the start"):
+    with pytest.raises(ValidationError, match="This time is before the dose started"):
         services.dose_end_record(
             actor=prescriber, session=session, ended_at=dosed.dose_started_at - dt.timedelta(minutes=1)
         )
@@ -290,7 +302,14 @@ def test_signing_an_esketamine_record_without_its_form_is_refused_by_page_and_ap
     assert "Monitoring form: Answer first treatment" in page.content.decode()
     response = api(staff[Role.MONITOR]).post(f"/api/v1/sessions/{session.public_id}/sign/", {}, format="json")
     assert response.status_code == 400
-    assert {e["code"] for e in response.json()["errors"]} == {"pmf_incomplete"}
+    assert {e["code"] for e in response.json()["errors"]} == {
+        "pmf_answers",
+        "pmf_ready_minutes",
+        "pmf_medications",
+        "pmf_bp_40_minutes",
+        "pmf_bp_pre_discharge",
+    }
+    assert all(e["source"] for e in response.json()["errors"])
     session.refresh_from_db()
     assert session.status == "discharged"
 

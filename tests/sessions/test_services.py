@@ -130,9 +130,10 @@ def test_a_clashing_booking_is_refused_in_the_same_queries_however_many_bookings
     clinic: Any,
     django_assert_num_queries: Any,
 ) -> None:
-    """Nine queries: the savepoint; the room locked; the pathway with its screening versions (one
-    query, the screening read once for the plan and the gate); the chair time; the opening hours; the
-    clashing bookings; the room's closures; the savepoint rolled back and released."""
+    """Ten queries: the savepoint; the pathway locked with whether an alert stops dosing (one query,
+    `sessions.gates`); the room locked; the pathway with its screening versions (one query, the
+    screening read once for the plan and the gate); the chair time; the opening hours; the clashing
+    bookings; the room's closures; the savepoint rolled back and released."""
     book(staff, dosing_pathway, room, slot(0, 9))
     other = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
     SignedScreeningFactory(pathway=other)
@@ -143,13 +144,13 @@ def test_a_clashing_booking_is_refused_in_the_same_queries_however_many_bookings
         with pytest.raises(ValidationError, match="The room is booked for"):
             book(staff, other, room, slot(0, 10), monitor=other_monitor)
 
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         refuse()
     for day in range(1, 16):
         book(staff, dosing_pathway, room, slot(day, 9))
         book(staff, other, other_room, slot(day, 9), monitor=other_monitor)
     assert Booking.objects.count() == 31
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         refuse()
 
 
@@ -164,7 +165,11 @@ def test_the_gates_are_all_reported_in_their_order(
         book(staff, pathway, room, slot(0, 9))
 
     assert [(e.code, e.message) for e in refused.value.error_list] == [
-        ("wrong_stage", "A pathway in assessment cannot be booked for dosing."),
+        (
+            "wrong_stage",
+            "The pathway is in assessment: sign an eligible screening and move it to preparation before "
+            "you book a dosing session.",
+        ),
         ("screening_gate", "No screening yet: complete and sign an assessment first."),
         ("room_inactive", "Harbour Room is not in use."),
         ("room_equipment", "Harbour Room has no blood-pressure monitor."),
