@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from kaemdr.models import User
 from pathways.models import Pathway
+from pathways.models import Stage
 from sessions.demo import demo_past_session
 from sessions.models import DosingSession
 
@@ -80,9 +81,14 @@ def _note(
 def demo_integration(
     *, pathway: Pathway, to_stage: str | None, at: dt.datetime, staff: dict[str, User], **_: Any
 ) -> None:
+    record = pathway.patient.record_number
+    if record == "HB-1006" and to_stage == Stage.INTEGRATION:
+        # Dosed while the pathway was in dosing (a dose starts only there); its notes come at the end.
+        for days_ago in (26, 12, 5):
+            demo_past_session(pathway=pathway, staff=staff, days_ago=days_ago, dose_mg=70)
+        return
     if to_stage is not None:
         return
-    record = pathway.patient.record_number
     if record == "HB-1004":
         for session in DosingSession.objects.filter(booking__pathway=pathway, status="signed"):
             _follow_ups_at_demo_time(session)
@@ -93,7 +99,9 @@ def demo_integration(
     if record != "HB-1006":
         return
     therapist = staff["therapist@demo.kaemdr.test"]
-    first = demo_past_session(pathway=pathway, staff=staff, days_ago=26, dose_mg=70)
+    first, second, latest = list(
+        DosingSession.objects.filter(booking__pathway=pathway).order_by("dose_started_at")
+    )
     _follow_ups_at_demo_time(first)
     _note(
         therapist=therapist,
@@ -116,7 +124,6 @@ def demo_integration(
         therapist,
         {1: "Reached by phone: tired, settled.", 3: "Reached: sleeping better.", 7: "Reached."},
     )
-    second = demo_past_session(pathway=pathway, staff=staff, days_ago=12, dose_mg=70)
     _follow_ups_at_demo_time(second)
     _note(
         therapist=therapist,
@@ -147,10 +154,16 @@ def demo_integration(
         therapist,
         {1: "Reached by phone.", 3: "Left a message; called back the same day.", 7: "Reached."},
     )
-    latest = demo_past_session(pathway=pathway, staff=staff, days_ago=5, dose_mg=70)
     _follow_ups_at_demo_time(latest)
     _check_ins_done(
         latest,
         therapist,
         {1: "Reached by phone: a little flat, safety plan reviewed.", 3: "Reached: settled, sleeping."},
     )
+    # The repeat measures recorded at the end (screening's demo) scheduled the next ones from their
+    # past dates: what fell due before now was sent then, as it would have been.
+    for follow_up in FollowUp.objects.filter(
+        pathway=pathway, status=FollowUpStatus.OPEN, notified_at__isnull=True, notify_at__lte=timezone.now()
+    ):
+        follow_up.notified_at = follow_up.notify_at
+        follow_up.save(update_fields=["notified_at"])

@@ -125,10 +125,38 @@ def _person(user: User | None) -> str:
     return user.full_name if user is not None else ""
 
 
+def _late(at: dt.datetime | None, entered: dt.datetime | None) -> dt.datetime | None:
+    """When a time was entered, if that was late (the record shows both times)."""
+    return (
+        entered
+        if at is not None and entered is not None and dosing_rules.is_late_entry(at, entered)
+        else None
+    )
+
+
+def _pmf_pressures(facts: dosing_rules.PmfFacts) -> list[dict[str, Any]]:
+    """The monitoring form's three blood pressures, each a reading of its own (or missing)."""
+    pressures = facts.blood_pressures
+    return [
+        {
+            "label": label,
+            "reading": {"systolic": r.systolic, "diastolic": r.diastolic, "taken_at": r.taken_at}
+            if r
+            else None,
+        }
+        for label, r in (
+            ("Pre-dose", pressures.pre_dose),
+            ("About 40 minutes after the first device", pressures.forty_minutes),
+            ("Before discharge", pressures.pre_discharge),
+        )
+    ]
+
+
 def _dosing_data(session: DosingSession) -> dict[str, Any]:
     full = dosing_selectors.session_with_parts(session)
     limits = dosing_selectors.dosing_settings_for(full.clinic_id)
     booking = full.booking
+    medication_labels = dict(dosing_selectors.rems_medication_classes())
     mg_per_kg = (
         dosing_rules.mg_per_kg(float(full.dose_mg), float(full.weight_kg))
         if full.dose_mg and full.weight_kg and booking.agent != "esketamine"
@@ -145,9 +173,18 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
         "weight_kg": full.weight_kg,
         "mg_per_kg": round(mg_per_kg, 2) if mg_per_kg is not None else None,
         "lot_number": full.lot_number,
-        "device_times": list(full.device_times),
+        "device_times": [dt.datetime.fromisoformat(t) for t in full.device_times],
         "dose_started_at": full.dose_started_at,
+        "dose_started_entered_late": _late(full.dose_started_at, full.dose_started_entered_at),
         "dose_ended_at": full.dose_ended_at,
+        "dose_ended_entered_late": _late(full.dose_ended_at, full.dose_ended_entered_at),
+        "bp_review": {
+            "by": _person(full.bp_review_by),
+            "at": full.bp_review_at,
+            "reason": full.bp_review_reason,
+        }
+        if full.bp_review_at
+        else None,
         "dosed_by": _person(full.dosed_by),
         "checks": [
             ("Fasting confirmed", full.fasting_confirmed),
@@ -178,11 +215,18 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
                 "spo2": v.spo2,
                 "respiratory_rate": v.respiratory_rate,
                 "flags": list(v.flags),
+                "entered_late_at": v.created_at if v.entered_late else None,
             }
             for v in full.vitals.all()
         ],
         "scales": [
-            {"scale": s.get_scale_display(), "value": s.value, "anchors": s.anchors, "taken_at": s.taken_at}
+            {
+                "scale": s.get_scale_display(),
+                "value": s.value,
+                "anchors": s.anchors,
+                "taken_at": s.taken_at,
+                "entered_late_at": s.created_at if s.entered_late else None,
+            }
             for s in full.scales.all()
         ],
         "adverse_events": [
@@ -191,6 +235,7 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
                 "description": e.description,
                 "severity": e.get_severity_display(),
                 "action_taken": e.action_taken,
+                "entered_late_at": e.created_at if e.entered_late else None,
             }
             for e in full.adverse_events.all()
         ],
@@ -199,6 +244,7 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
             "by": _person(full.discharged_by),
             "alert_and_oriented": full.alert_and_oriented,
             "escort": full.escort_present_at_discharge,
+            "dissociation_resolved": full.dissociation_resolved,
         },
         "pmf": {
             "first_treatment": full.pmf_first_treatment,
@@ -207,6 +253,9 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
             "respiratory_depression": full.pmf_respiratory_depression,
             "ready_minutes": full.pmf_ready_minutes,
             "filed_at": full.pmf_filed_at,
+            "medication_classes": [medication_labels[code] for code in full.pmf_medication_classes],
+            "medications_confirmed_by": _person(full.pmf_medications_confirmed_by),
+            "blood_pressures": _pmf_pressures(dosing_selectors.pmf_facts(full, settings=limits)),
         }
         if booking.agent == "esketamine"
         else None,

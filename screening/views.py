@@ -221,6 +221,8 @@ def pathway_measure(request: HttpRequest, public_id: str, instrument: str) -> Ht
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.MEASURE_RECORD)
+    if not pathway.is_open:
+        raise Http404()  # a closed pathway takes no measures: its form would only answer 404
     return _measure_page(
         request,
         pathway=pathway,

@@ -19,8 +19,6 @@ is locked before any room, booking or stage handler's rows: the one order every 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists
-from django.db.models import OuterRef
 
 from kaemdr.exceptions import Refusal
 from kaemdr.models import User
@@ -43,13 +41,10 @@ FIRST_DOSE_REASON = "First dose started."
 
 
 def _lock_pathway(pathway_id: int) -> Pathway:
-    """The pathway row locked, with whether an alert stops dosing on it (one query)."""
-    blocking = screening_selectors.dosing_blocking_alerts().filter(pathway_id=OuterRef("pk"))
-    return (
-        Pathway.objects.select_for_update(of=("self",))
-        .annotate(dosing_blocked=Exists(blocking))
-        .get(pk=pathway_id)
-    )
+    """The pathway row locked (one query). Its alerts are read afterwards, in a statement of their
+    own: one read in the locking statement would see the rows of before the wait for the lock, not
+    an alert committed by the transaction that held it."""
+    return Pathway.objects.select_for_update(of=("self",)).get(pk=pathway_id)
 
 
 def _last_reason(pathway: Pathway) -> str:
@@ -94,12 +89,8 @@ def stage_refusal(pathway: Pathway, *, dose: bool) -> Refusal | None:
 
 
 def booking_refusals(pathway: Pathway) -> list[ValidationError]:
-    """The alert gate of a booking, from a pathway read with `_lock_pathway` (or plain, for display:
-    then it reads the alerts itself). The stage is checked with the other booking gates, in their
-    order (`services._booking_refusals`, through `stage_refusal`)."""
-    blocked = getattr(pathway, "dosing_blocked", None)
-    if blocked is False:
-        return []
+    """The alert gate of a booking (one query). The stage is checked with the other booking gates, in
+    their order (`services._booking_refusals`, through `stage_refusal`)."""
     return list(screening_selectors.dosing_alert_refusals(pathway))
 
 
@@ -118,7 +109,7 @@ def display_refusals(pathway: Pathway) -> list[str]:
 
 
 def dose_refusals(pathway: Pathway) -> list[ValidationError]:
-    """The stage and alert gates of a dose, from a pathway read with `_lock_pathway`."""
+    """The stage and alert gates of a dose, all of them, from a pathway read with `_lock_pathway`."""
     stage = stage_refusal(pathway, dose=True)
     return ([stage] if stage else []) + booking_refusals(pathway)
 

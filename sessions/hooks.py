@@ -17,6 +17,25 @@ from pathways.registry import registry
 from . import selectors
 
 
+def _rems_form_for(pathway: Pathway, user: User) -> Any:
+    """The REMS enrolment form, for a prescriber, on an open pathway planned for esketamine whose
+    patient is not enrolled yet (the REMS asks for it before the first dose)."""
+    if not (has_capability(user, Capability.REMS_ENROL) and pathway.is_open):
+        return None
+    from screening import selectors as screening_selectors
+
+    from .forms import RemsEnrolmentForm
+    from .models import RemsEnrolment
+    from .rules import Agent
+
+    plan = screening_selectors.current_screening(pathway)
+    if plan is None or plan.agent != Agent.ESKETAMINE:
+        return None
+    if RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
+        return None
+    return RemsEnrolmentForm()
+
+
 def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     """The pathway page's dosing sessions: the latest few (one query), linking to the full list."""
     if not selectors.can_see_pathway_bookings(user):
@@ -27,6 +46,7 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
         "bookings": latest.bookings,
         "has_earlier": latest.has_earlier,
         "can_book": has_capability(user, Capability.BOOKING_MANAGE) and pathway.is_open,
+        "rems_form": _rems_form_for(pathway, user),
     }
     return DashboardPanel(
         title="Dosing sessions", template_name="sessions/pathway_panel.html", context=context, order=20
@@ -105,6 +125,8 @@ def cancel_bookings_on_stage_change(
     (those with no record opened), with the move and its reason shown on each."""
     from . import services
 
+    if change.to_stage not in services.STAGE_CANCELLING_MOVES:
+        return  # a move forward (the first dose's, by the monitor, among them) keeps the bookings
     services.bookings_cancel_for_pathway_move(
         actor=actor, pathway=pathway, to_stage=change.to_stage, reason=change.reason
     )
@@ -117,5 +139,7 @@ def register() -> None:
     registry.register_dashboard_panel(today_panel)
     registry.register_dashboard_panel(monitoring_forms_panel)
     from .demo import demo_dosing
+    from .demo_alerts import demo_alerts
 
     registry.register_demo_seeder(demo_dosing)
+    registry.register_demo_seeder(demo_alerts)  # after the bookings it then stops

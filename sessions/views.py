@@ -544,6 +544,7 @@ def _render_session(
             if full.booking.agent == "esketamine" and full.dose_started_at is not None
             else None
         ),
+        "can_record": has_capability(user, Capability.SESSION_RECORD),
         "can_sign": has_capability(user, Capability.SESSION_RECORD)
         and full.status == SessionStatus.DISCHARGED,
     }

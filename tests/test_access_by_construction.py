@@ -41,6 +41,8 @@ from .factories import PathwayFactory
 from .factories import RoomFactory
 from .factories import SignedScreeningFactory
 from .factories import UserFactory
+from .sessions.dosing_day import backdate_dose
+from .sessions.dosing_day import settled
 
 pytestmark = pytest.mark.django_db
 
@@ -209,7 +211,6 @@ def _complete_in(clinic: Any, team: dict[str, User], pathway: Any, room: Any) ->
     import zoneinfo
 
     from sessions import services as dosing
-    from sessions.models import DosingSession
 
     tz = zoneinfo.ZoneInfo(clinic.time_zone)
     booking = dosing.booking_create(
@@ -227,11 +228,8 @@ def _complete_in(clinic: Any, team: dict[str, User], pathway: Any, room: Any) ->
     )
     dosing.vitals_record(actor=monitor, session=session, systolic=128, diastolic=82, heart_rate=70, spo2=98)
     dosing.dose_start(actor=monitor, session=session, dose_mg=100, lot_number="L1")
-    DosingSession.objects.filter(pk=session.pk).update(
-        dose_started_at=timezone.now() - dt.timedelta(minutes=100)
-    )
-    session.vitals.filter(is_pre_dose=True).update(taken_at=timezone.now() - dt.timedelta(minutes=105))
-    dosing.vitals_record(actor=monitor, session=session, systolic=125, diastolic=80)
+    backdate_dose(session, 100)
+    settled(monitor, session)
     dosing.session_discharge(actor=monitor, session=session, alert_and_oriented=True, escort_present=True)
     return dosing.session_sign(actor=monitor, session=session)
 

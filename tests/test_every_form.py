@@ -86,6 +86,9 @@ from .factories import RoomFactory
 from .factories import SignedScreeningFactory
 from .factories import UserFactory
 from .screening.helpers import fill as fill_assessment
+from .sessions.dosing_day import backdate_dose
+from .sessions.dosing_day import discharge
+from .sessions.dosing_day import settled
 from .test_access_by_construction import PLACEHOLDER
 from .test_access_by_construction import PUBLIC
 from .test_access_by_construction import RESOURCE_OF_SEGMENT
@@ -556,9 +559,10 @@ def _at(clinic: Clinic, days: int, hour: int) -> dt.datetime:
 
 
 def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str, day: int) -> DosingSession:
-    """A monitoring record driven through the services to `status`. The dose, discharge and signature
-    fall back to writing the state directly when the rules (being tightened) refuse, so the page is
-    shown in that state whatever the rules ask for today; the observation is moved 150 minutes back."""
+    """A monitoring record driven through the services to `status` (the observation moved 150 minutes
+    back with `tests/sessions/dosing_day.py`). The dose, discharge and signature fall back to writing
+    the state directly when the rules (being tightened) refuse, so the page is shown in that state
+    whatever the rules ask for today."""
     admin, monitor = world.staff[Role.CLINIC_ADMIN], world.staff[Role.MONITOR]
     booking = dosing.booking_create(
         actor=admin,
@@ -600,16 +604,9 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
     session.refresh_from_db()
     if status == SessionStatus.DOSED:
         return session
-    started = now - dt.timedelta(minutes=150)
-    devices = [started + dt.timedelta(minutes=5 * index) for index in range(2)]
-    DosingSession.objects.filter(pk=session.pk).update(
-        dose_started_at=started,
-        dose_ended_at=devices[-1] if esketamine else started + dt.timedelta(minutes=10),
-        device_times=[time.isoformat() for time in devices] if esketamine else [],
-    )
-    VitalsReading.objects.filter(session=session).update(taken_at=started - dt.timedelta(minutes=10))
-    # Readings during the observation (written directly: the services take readings as they happen),
-    # then the last one through the service, now.
+    backdate_dose(session, 150)
+    # Readings during the observation (written directly: the services take readings as they happen).
+    started = session.dose_started_at or now
     VitalsReading.objects.bulk_create(
         VitalsReading(
             session=session,
@@ -623,22 +620,9 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
         )
         for minutes in (40, 90)
     )
-    dosing.vitals_record(
-        actor=monitor,
-        session=session,
-        systolic=124,
-        diastolic=80,
-        heart_rate=70,
-        spo2=98,
-        respiratory_rate=14,
-    )
-    session.refresh_from_db()
     try:
-        dosing.scale_record(actor=monitor, session=session, scale="moaas", value=5)
-        dosing.scale_record(actor=monitor, session=session, scale="cadss", value=0)
-        session = dosing.session_discharge(
-            actor=monitor, session=session, alert_and_oriented=True, escort_present=True
-        )
+        settled(monitor, session)
+        session = discharge(monitor, session)
     except ValidationError:
         DosingSession.objects.filter(pk=session.pk).update(
             status=SessionStatus.DISCHARGED,
@@ -964,6 +948,7 @@ def check_every_form(world: ClinicWorld) -> tuple[list[Failure], dict[str, Crawl
 
 @pytest.mark.django_db
 def test_every_form_on_every_page_reaches_its_action() -> None:
+    """Issue 16, "every form works": see the module's docstring for what is crawled and sent."""
     failures, reports = check_every_form(build_clinic())
 
     listing = "\n".join(f"  {failure}" for failure in failures)
@@ -971,15 +956,9 @@ def test_every_form_on_every_page_reaches_its_action() -> None:
     assert all(report.posted for report in reports.values())
 
 
-SESSION_PAGE_BROKEN = {
-    # As if "vitals" had gone from SESSION_ACTIONS: the record's own view answers 404.
-    "/vitals/": "/teleport/",
-}
-
-
 @pytest.mark.django_db
 def test_the_checker_reports_a_form_whose_action_is_gone(
-    staff: dict[str, User], dosing_pathway: Pathway, room: Room, client_for: Callable[[User | None], Client]
+    staff: dict[str, User], dosing_pathway: Pathway, room: Room
 ) -> None:
     """The checker can fail: the session record's own page passes; the same page with one form posting
     to a step the view does not know (404), one to a GET-only route (405) and one without its CSRF
@@ -1012,6 +991,7 @@ def test_the_checker_reports_a_form_whose_action_is_gone(
     assert intact.failures == []
     assert intact.posted >= 3
 
+    # As if "vitals" had gone from SESSION_ACTIONS: the record's view answers 404 for a step it lacks.
     teleport = reverse("session_action", args=[session.public_id, "teleport"])
     without_token = (
         f'<form method="post" action="{vitals}"><input name="systolic" value="120"><button>Go</button>'
