@@ -52,9 +52,17 @@ def form_errors_from(form: Any, error: ValidationError, *, field_map: dict[str, 
     if hasattr(error, "error_dict"):
         for field, field_errors in error.error_dict.items():
             field = (field_map or {}).get(field, field)
-            form.add_error(field if field in form.fields else None, field_errors)
+            form.add_error(field if field in form.fields else None, [_with_source(e) for e in field_errors])
     else:
-        form.add_error(None, error)
+        form.add_error(None, [_with_source(e) for e in error.error_list])
+
+
+def _with_source(error: ValidationError) -> ValidationError:
+    """A rule's refusal as the page shows it: what to do, then the clinical source that asks for it."""
+    source = getattr(error, "source", "")
+    if not source:
+        return error
+    return ValidationError(f"{' '.join(error.messages)} (Source: {source}.)", code=error.code)
 
 
 @login_not_required

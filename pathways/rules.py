@@ -97,7 +97,9 @@ _STAGE_NEXT_ACTION: dict[str, NextAction] = {
         "Stability, support, medication review, contraindications and baseline measures.",
     ),
     Stage.PREPARATION: NextAction(
-        "Prepare for dosing", "Stabilisation and EMDR resources; confirm escort and fasting instructions."
+        "Prepare for dosing",
+        "Stabilisation and EMDR resources; confirm escort and fasting instructions. Sessions can be "
+        "booked now; the first dose moves the pathway to dosing.",
     ),
     Stage.DOSING: NextAction("Run the dosing sessions", "Book monitored rooms; EMDR as effects wane."),
     Stage.INTEGRATION: NextAction(

@@ -422,9 +422,8 @@ class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         require_or_404(request.user, Capability.SAFETY_ALERT_DOSING_OVERRIDE)
         body = DosingOverrideSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        done = services.safety_alert_dosing_override_sign(
-            actor=request.user, alert=alert, **body.validated_data
-        )  # type: ignore[arg-type]
+        actor: User = request.user  # type: ignore[assignment]
+        done = services.safety_alert_dosing_override_sign(actor=actor, alert=alert, **body.validated_data)
         return Response(SafetyAlertSerializer(done).data)
 
 

@@ -265,10 +265,12 @@ class VitalsForm(forms.Form):
     heart_rate = _vital("heart_rate", "Heart rate", "bpm")
     spo2 = _vital("spo2", "SpO2", "%")
     respiratory_rate = _vital("respiratory_rate", "Resp. rate", "/min")
+    taken_at = entered_time("Taken at, if entered late")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.helper = _helper(Row(*(Column(name, css_class="col-6 col-md") for name in self.fields)))
+        readings = [Column(name, css_class="col-6 col-md") for name in self.fields if name != "taken_at"]
+        self.helper = _helper(Row(*readings), Row(Column("taken_at", css_class="col-md-4")))
 
 
 class OverrideForm(forms.Form):

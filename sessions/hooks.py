@@ -28,7 +28,7 @@ def _rems_form_for(pathway: Pathway, user: User) -> Any:
     from .models import RemsEnrolment
     from .rules import Agent
 
-    plan = screening_selectors.current_screening(pathway)
+    plan = screening_selectors.screening_status_for_display(pathway).current  # read once per page
     if plan is None or plan.agent != Agent.ESKETAMINE:
         return None
     if RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():

@@ -212,6 +212,10 @@ def room_closure_add(
 # --- REMS enrolment ------------------------------------------------------------------------------------
 
 
+REMS_START = dt.date(2019, 3, 5)
+"""The day the FDA approved Spravato with its REMS: no enrolment is older."""
+
+
 @transaction.atomic
 def rems_enrolment_record(
     *, actor: User, patient: Patient, enrolled_on: dt.date, reference: str = ""
@@ -220,6 +224,14 @@ def rems_enrolment_record(
     _require(actor, Capability.REMS_ENROL, patient.clinic_id)
     if enrolled_on > timezone.localdate():
         raise ValidationError({"enrolled_on": ValidationError("This date is in the future.", code="future")})
+    if enrolled_on < REMS_START:
+        raise ValidationError(
+            {
+                "enrolled_on": ValidationError(
+                    f"The Spravato REMS began on {REMS_START:%-d %B %Y}: check the date.", code="too_early"
+                )
+            }
+        )
     values = {"enrolled_on": enrolled_on, "reference": reference.strip(), "recorded_by": actor}
     # The row's own checks (the reference's length) before writing, so a caller without the page
     # form gets a ValidationError at the field rather than a database error.
@@ -483,7 +495,7 @@ def booking_cancel(*, actor: User, booking: Booking, reason: str) -> Booking:
     return locked
 
 
-STAGE_CANCELLING_MOVES = {
+STAGE_CANCELLING_MOVES: dict[str, str] = {
     Stage.ON_HOLD: "Pathway put on hold",
     Stage.DISCONTINUED: "Pathway discontinued",
     Stage.COMPLETED: "Pathway completed",

@@ -282,18 +282,33 @@ BEFORE_DOSE: dict[str, Any] = {
     "vitals": form_data(VITALS, valid=VALID_VITALS),
     "override": form_data({"reason": text_field("BP recheck fine")}, valid={"reason": "BP recheck fine"}),
     "dose": form_data(
-        {"dose_mg": decimal_field("100", "0.1", "99999.9"), "lot_number": text_field("L1")},
+        {
+            "dose_mg": decimal_field("100", "0.1", "99999.9"),
+            "lot_number": text_field("L1"),
+            "started_at": time_field("00:00", "23:59"),
+        },
         valid={"dose_mg": "100", "lot_number": "L1"},
+    ),
+    "scale": form_data(
+        {
+            "scale": choice_field("cadss", "moaas"),
+            "value": number_field(0, 5),
+            "taken_at": time_field("00:00"),
+        },
+        valid={"scale": "cadss", "value": "0"},
     ),
 }
 AFTER_DOSE: dict[str, Any] = {
     "vitals": form_data(VITALS, valid=VALID_VITALS),
-    "dose_end": form_data({"ended_at": time_field("00:00", "23:59")}, valid={"ended_at": "00:01"}),
+    "dose_end": form_data({"ended_at": time_field("00:00", "23:59")}, valid={}),
+    "device": form_data({"given_at": time_field("00:00", "23:59")}, valid={}),
+    "bp_review": form_data({"reason": text_field("Settled")}, valid={"reason": "Settled"}),
     "scale": form_data(
         {
             "scale": choice_field("cadss", "moaas", "bprs_plus"),
             "value": number_field(0, 5, 24, 92),
             "anchors": choice_field("0-6", "1-7"),
+            "taken_at": time_field("00:00", "23:59"),
         },
         valid={"scale": "moaas", "value": "5"},
     ),
@@ -302,11 +317,16 @@ AFTER_DOSE: dict[str, Any] = {
             "description": text_field("Nausea"),
             "severity": choice_field("mild", "moderate", "severe", "serious"),
             "action_taken": text_field("Ondansetron"),
+            "occurred_at": time_field("00:00", "23:59"),
         },
         valid={"description": "Nausea", "severity": "mild", "action_taken": "Observed"},
     ),
     "discharge": form_data(
-        {"alert_and_oriented": boolean_field(), "escort_present": boolean_field()},
+        {
+            "alert_and_oriented": boolean_field(),
+            "escort_present": boolean_field(),
+            "dissociation_resolved": boolean_field(),
+        },
         valid={"alert_and_oriented": "on", "escort_present": "on"},
     ),
     "pmf": form_data(
@@ -364,6 +384,12 @@ DOSING_SETTING_NUMBERS = {
     "respiratory_rate_max": "24",
     "minimum_observation_minutes": "90",
     "vitals_interval_minutes": "15",
+    "late_entry_minutes": "10",
+    "discharge_bp_window_minutes": "15",
+    "discharge_systolic_max": "180",
+    "discharge_diastolic_max": "110",
+    "bp_rise_systolic_margin": "40",
+    "bp_rise_diastolic_margin": "25",
 }
 
 

@@ -66,14 +66,16 @@ def test_vitals_form_names_the_allowed_range(field: str, value: str, message: st
 
 def test_vitals_form_fields_have_units_and_a_numeric_keypad() -> None:
     form = VitalsForm()
-    assert [str(form[name].label) for name in form.fields] == [
+    readings = [name for name in form.fields if name != "taken_at"]
+    assert [str(form[name].label) for name in readings] == [
         'Systolic <span class="vital-unit">mmHg</span>',
         'Diastolic <span class="vital-unit">mmHg</span>',
         'Heart rate <span class="vital-unit">bpm</span>',
         'SpO2 <span class="vital-unit">%</span>',
         'Resp. rate <span class="vital-unit">/min</span>',
     ]
-    assert all(field.widget.attrs["inputmode"] == "numeric" for field in form.fields.values())
+    assert all(form.fields[name].widget.attrs["inputmode"] == "numeric" for name in readings)
+    assert str(form["taken_at"].label) == "Taken at, if entered late"  # a time, on a row of its own
 
 
 @pytest.fixture

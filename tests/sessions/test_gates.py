@@ -155,7 +155,7 @@ def test_an_alert_raised_after_the_screening_stops_booking_by_service_page_and_a
     item = refused.value.error_list[0]
     assert item.message.startswith("Record the action taken on the open safety alert (")
     assert "or have a prescriber sign a dosing override" in item.message
-    assert item.source.startswith("calcipedia.org" if instrument == "phq9" else "docsbay.net")  # type: ignore[attr-defined]
+    assert item.source.startswith("calcipedia.org" if instrument == "phq9" else "docsbay.net")
 
     page = client_for(staff[Role.CLINIC_ADMIN]).post(
         reverse("booking_create", args=[dosing_pathway.public_id]),
@@ -427,7 +427,7 @@ def test_booking_is_refused_outside_preparation_and_dosing(
 
     assert "wrong_stage" in codes(refused.value)
     wrong = next(e for e in refused.value.error_list if e.code == "wrong_stage")
-    assert wrong.source == gates.STAGE_SOURCE  # type: ignore[attr-defined]
+    assert wrong.source == gates.STAGE_SOURCE
     assert written() == before
 
 
@@ -521,7 +521,7 @@ def test_hold_or_discontinuation_cancels_the_bookings_still_to_come_with_the_rea
         )
         assert FollowUp.objects.get(booking=booking, kind="visit_reminder").status == "cancelled"
     cancelled = AuditEvent.objects.filter(action="booking.cancelled")
-    assert sorted(e.target_public_id for e in cancelled) == sorted([later.public_id, latest.public_id])
+    assert {e.target_public_id for e in cancelled} == {later.public_id, latest.public_id}
     assert all(e.data == {"via": "pathway_stage_changed", "to_stage": stage} for e in cancelled)
     assert Booking.objects.get(pk=opened.booking_id).status == "booked"  # its record is open
     with pytest.raises(ValidationError, match="The pathway is"):
@@ -625,7 +625,7 @@ def test_a_past_memory_is_checked_again_at_the_next_session_by_service_page_and_
     assert item.message.startswith(
         "The accident: no high c-ssrs risk or phq-9 item-9 alert open is not met now"
     )
-    assert item.source == "Readiness criteria, pesi.com blog 2188 (domain.md 3)"  # type: ignore[attr-defined]
+    assert item.source == "Readiness criteria, pesi.com blog 2188 (domain.md 3)"
 
     now = timezone.localtime()
     page = client_for(therapist).post(
