@@ -101,22 +101,26 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     }
     if record in emdr_plans and record != "HB-1004":
         _demo_emdr(pathway, days_back=emdr_plans[record])
+    if record == "HB-1003":  # in preparation: this morning's first dose held at the pre-dose checks
+        demo_past_session(
+            pathway=pathway,
+            staff=staff,
+            days_ago=0,
+            state="pre_dose",
+            ends_minutes_ago=240,
+            pre_dose_bp=(154, 96),
+        )
     if pathway.stage != Stage.DOSING or record not in plans:
         return
     if record == "HB-1004":
         demo_past_session(pathway=pathway, staff=staff, days_ago=3)
         _demo_emdr(pathway, days_back=emdr_plans[record])
-    if record == "HB-1005":  # a record left unsigned two days ago, and today's dose being monitored
-        demo_past_session(pathway=pathway, staff=staff, days_ago=2, dose_mg=35, state="discharged")
+        # Today's dose, being monitored, its blood pressure rising past the review margin.
         demo_past_session(
-            pathway=pathway,
-            staff=staff,
-            days_ago=0,
-            dose_mg=35,
-            state="dosed",
-            until=62,
-            readings=DEMO_READINGS_RISING,
+            pathway=pathway, staff=staff, days_ago=0, state="dosed", until=62, readings=DEMO_READINGS_RISING
         )
+    if record == "HB-1005":  # a record left unsigned two days ago (before her alert of yesterday)
+        demo_past_session(pathway=pathway, staff=staff, days_ago=2, dose_mg=35, state="discharged")
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     today = timezone.localdate()
     by_name = {room.name: room for room in rooms}
@@ -138,16 +142,6 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
                 fasting_confirmed=True,
                 escort_confirmed=record != "HB-1004",
             )
-        if index == 0 and record == "HB-1004":  # the record opened, its checklist waiting for the escort
-            monitor = staff["monitor@demo.kaemdr.test"]
-            session = services.session_open(actor=monitor, booking=booking)
-            services.session_checks_update(
-                actor=monitor,
-                session=session,
-                fasting_confirmed=True,
-                escort_present=False,
-                consent_confirmed=True,
-            )
 
 
 def demo_past_session(
@@ -159,10 +153,13 @@ def demo_past_session(
     state: str = "signed",
     until: int = 127,
     readings: tuple[tuple[int, int, int, int], ...] | None = None,
+    ends_minutes_ago: int = 0,
+    pre_dose_bp: tuple[int, int] = (132, 84),
 ) -> DosingSession:
     """Run a dosing session through the services on a simulated clock (every time checked as on the
     day) up to `until` minutes after the dose and to `state` (signed, discharged, or dosed: still being
-    monitored), then move it back `days_ago` days keeping every interval; today's (0) ends just now.
+    monitored; or pre_dose: held at the checks), then move it back `days_ago` days keeping every
+    interval; today's (0) ends `ends_minutes_ago` minutes ago.
 
     For esketamine (two devices, 56 mg) the demo shows a signed record whose monitoring form is
     still to be filed; for racemic ketamine the dose is `dose_mg`."""
@@ -202,11 +199,12 @@ def demo_past_session(
             dose_mg=dose_mg,
             until=until,
             readings=readings or DEMO_READINGS,
+            pre_dose_bp=pre_dose_bp,
+            stop_before_dose=state == "pre_dose",
         )
-        started = session.dose_started_at
-        assert started is not None
+        started = session.dose_started_at or clock.at
         esketamine = booking.agent == "esketamine"
-        if esketamine and state != "dosed":
+        if esketamine and state in ("signed", "discharged"):
             services.pmf_update(
                 actor=monitor,
                 session=session,
@@ -221,7 +219,7 @@ def demo_past_session(
         ended = clock.at
     # Move the whole session back to its demo day (today's to end now), keeping every interval.
     if days_ago == 0:
-        shift = ended - timezone.now()
+        shift = ended - (timezone.now() - dt.timedelta(minutes=ends_minutes_ago))
     else:
         demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
         shift = started - dt.datetime.combine(demo_day, dt.time(13, 10), tzinfo=tz)
@@ -273,6 +271,8 @@ def _dose_and_monitor(
     dose_mg: int,
     until: int,
     readings: tuple[tuple[int, int, int, int], ...],
+    pre_dose_bp: tuple[int, int],
+    stop_before_dose: bool,
 ) -> DosingSession:
     """Open the record and run it on `clock` as a monitor would at the chair: checks, the pre-dose
     reading, the dose (esketamine: two devices 5 minutes apart), its end, readings at the clinic's times,
@@ -285,12 +285,14 @@ def _dose_and_monitor(
     services.vitals_record(
         actor=monitor,
         session=session,
-        systolic=132,
-        diastolic=84,
+        systolic=pre_dose_bp[0],
+        diastolic=pre_dose_bp[1],
         heart_rate=78,
         spo2=98,
         respiratory_rate=14,
     )
+    if stop_before_dose:
+        return session
     clock.advance(minutes=6)
     esketamine = booking.agent == "esketamine"
     if esketamine:
