@@ -101,15 +101,8 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     }
     if record in emdr_plans and record != "HB-1004":
         _demo_emdr(pathway, days_back=emdr_plans[record])
-    if record == "HB-1003":  # in preparation: this morning's first dose held at the pre-dose checks
-        demo_past_session(
-            pathway=pathway,
-            staff=staff,
-            days_ago=0,
-            state="pre_dose",
-            ends_minutes_ago=240,
-            pre_dose_bp=(154, 96),
-        )
+    if record == "HB-1003":  # in preparation: yesterday's first dose held at the pre-dose checks
+        demo_past_session(pathway=pathway, staff=staff, days_ago=1, state="pre_dose", pre_dose_bp=(154, 96))
     if pathway.stage != Stage.DOSING or record not in plans:
         return
     if record == "HB-1004":
@@ -153,13 +146,12 @@ def demo_past_session(
     state: str = "signed",
     until: int = 127,
     readings: tuple[tuple[int, int, int, int], ...] | None = None,
-    ends_minutes_ago: int = 0,
     pre_dose_bp: tuple[int, int] = (132, 84),
 ) -> DosingSession:
     """Run a dosing session through the services on a simulated clock (every time checked as on the
     day) up to `until` minutes after the dose and to `state` (signed, discharged, or dosed: still being
     monitored; or pre_dose: held at the checks), then move it back `days_ago` days keeping every
-    interval; today's (0) ends `ends_minutes_ago` minutes ago.
+    interval; today's (0) ends now.
 
     For esketamine (two devices, 56 mg) the demo shows a signed record whose monitoring form is
     still to be filed; for racemic ketamine the dose is `dose_mg`."""
@@ -219,7 +211,7 @@ def demo_past_session(
         ended = clock.at
     # Move the whole session back to its demo day (today's to end now), keeping every interval.
     if days_ago == 0:
-        shift = ended - (timezone.now() - dt.timedelta(minutes=ends_minutes_ago))
+        shift = ended - timezone.now()
     else:
         demo_day = timezone.localdate() - dt.timedelta(days=days_ago)
         shift = started - dt.datetime.combine(demo_day, dt.time(13, 10), tzinfo=tz)

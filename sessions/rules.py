@@ -365,10 +365,21 @@ class TimedReading:
     systolic: int | None
     diastolic: int | None
     out_of_range: bool
+    entered_at: dt.datetime | None = None  # when it reached the record (later than `taken_at` if late)
 
     @property
     def has_blood_pressure(self) -> bool:
         return self.systolic is not None and self.diastolic is not None
+
+    @property
+    def on_record_at(self) -> dt.datetime:
+        return self.entered_at or self.taken_at
+
+
+def review_covers(reviewed_at: dt.datetime | None, reading: TimedReading) -> bool:
+    """Whether a prescriber's review covers `reading`: signed once the reading was on the record. A
+    reading entered after the review, even timed before it, was never seen by the reviewer."""
+    return reviewed_at is not None and reviewed_at >= reading.on_record_at
 
 
 @dataclass(frozen=True)
@@ -418,7 +429,7 @@ def bp_rise_needing_review(state: DischargeState) -> TimedReading | None:
             or r.diastolic - base_diastolic >= state.limits.rise_diastolic  # type: ignore[operator]
         )
     ]
-    return risen[-1] if risen else None
+    return max(risen, key=lambda r: r.on_record_at) if risen else None
 
 
 def _discharge_bp_missing(state: DischargeState) -> list[Criterion]:
@@ -464,7 +475,7 @@ def _discharge_bp_missing(state: DischargeState) -> list[Criterion]:
             )
         )
     risen = bp_rise_needing_review(state)
-    if risen is not None and (state.bp_review_at is None or state.bp_review_at < risen.taken_at):
+    if risen is not None and not review_covers(state.bp_review_at, risen):
         base_systolic, base_diastolic = state.baseline  # type: ignore[misc]
         problems.append(
             Criterion(

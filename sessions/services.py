@@ -1183,7 +1183,9 @@ def discharge_state(
         ),
         baseline=(pre[-1].systolic, pre[-1].diastolic) if pre else None,  # type: ignore[arg-type]
         readings=tuple(
-            rules.TimedReading(v.taken_at.astimezone(tz), v.systolic, v.diastolic, bool(v.flags))
+            rules.TimedReading(
+                v.taken_at.astimezone(tz), v.systolic, v.diastolic, bool(v.flags), v.created_at.astimezone(tz)
+            )
             for v in after
         ),
         limits=discharge_limits(settings),
@@ -1208,7 +1210,7 @@ def session_bp_review_sign(*, actor: User, session: DosingSession, reason: str) 
     _require_status(locked, SessionStatus.DOSED)
     state = discharge_state(locked, alert_and_oriented=True, escort_present=True)
     risen = rules.bp_rise_needing_review(state)
-    if risen is None or (locked.bp_review_at is not None and locked.bp_review_at >= risen.taken_at):
+    if risen is None or rules.review_covers(locked.bp_review_at, risen):
         raise ValidationError(
             "No rise in blood pressure from baseline is waiting for a review.", code="nothing_to_review"
         )

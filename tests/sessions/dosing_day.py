@@ -4,6 +4,7 @@ server's clock allows, and by moving the dose back in the database where a test 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.utils import timezone
 
@@ -89,3 +90,34 @@ def time_passes(session: DosingSession, minutes: float) -> None:
         occurred_at=F("occurred_at") - shift, created_at=F("created_at") - shift
     )
     session.refresh_from_db()
+
+
+def open_record(
+    staff: dict[str, User],
+    pathway: Any,
+    room: Any,
+    starts_at: dt.datetime,
+    *,
+    pre_dose: tuple[int, int] = (130, 85),
+) -> DosingSession:
+    """A session booked, its record opened by the monitor with every check confirmed, and a pre-dose
+    blood pressure taken now: ready for the dose."""
+    from kaemdr.models import Role
+
+    monitor = staff[Role.MONITOR]
+    booking = services.booking_create(
+        actor=staff[Role.CLINIC_ADMIN],
+        pathway=pathway,
+        room=room,
+        starts_at=starts_at,
+        prescriber=staff[Role.PRESCRIBER],
+        monitor=monitor,
+    )
+    session = services.session_open(actor=monitor, booking=booking)
+    services.session_checks_update(
+        actor=monitor, session=session, fasting_confirmed=True, escort_present=True, consent_confirmed=True
+    )
+    services.vitals_record(
+        actor=monitor, session=session, systolic=pre_dose[0], diastolic=pre_dose[1], heart_rate=72
+    )
+    return session

@@ -36,6 +36,7 @@ from sessions.models import VitalsReading
 from ..conftest import require_postgres
 from .dosing_day import backdate_dose
 from .dosing_day import discharge
+from .dosing_day import open_record
 from .dosing_day import settled
 
 pytestmark = pytest.mark.django_db
@@ -67,26 +68,7 @@ def session(
     staff: dict[str, User], dosing_pathway: Any, room: Any, slot: Callable[..., dt.datetime]
 ) -> DosingSession:
     """An opened record, checks done and a pre-dose blood pressure of 130/85 taken now."""
-    booking = services.booking_create(
-        actor=staff[Role.CLINIC_ADMIN],
-        pathway=dosing_pathway,
-        room=room,
-        starts_at=slot(0, 9),
-        prescriber=staff[Role.PRESCRIBER],
-        monitor=staff[Role.MONITOR],
-    )
-    opened = services.session_open(actor=staff[Role.MONITOR], booking=booking)
-    services.session_checks_update(
-        actor=staff[Role.MONITOR],
-        session=opened,
-        fasting_confirmed=True,
-        escort_present=True,
-        consent_confirmed=True,
-    )
-    services.vitals_record(
-        actor=staff[Role.MONITOR], session=opened, systolic=130, diastolic=85, heart_rate=72
-    )
-    return opened
+    return open_record(staff, dosing_pathway, room, slot(0, 9))
 
 
 @pytest.fixture
@@ -139,23 +121,7 @@ def test_a_late_entry_goes_back_at_most_the_clinics_minutes_and_is_marked_and_au
 ) -> None:
     monitor = staff[Role.MONITOR]
     with simulated_clock() as clock:
-        booking = services.booking_create(
-            actor=staff[Role.CLINIC_ADMIN],
-            pathway=dosing_pathway,
-            room=room,
-            starts_at=slot(0, 9),
-            prescriber=staff[Role.PRESCRIBER],
-            monitor=monitor,
-        )
-        session = services.session_open(actor=monitor, booking=booking)
-        services.session_checks_update(
-            actor=monitor,
-            session=session,
-            fasting_confirmed=True,
-            escort_present=True,
-            consent_confirmed=True,
-        )
-        services.vitals_record(actor=monitor, session=session, systolic=130, diastolic=85)
+        session = open_record(staff, dosing_pathway, room, slot(0, 9))
         clock.advance(minutes=30)
         with pytest.raises(ValidationError) as refused:
             services.dose_start(
@@ -276,7 +242,7 @@ def test_a_rise_from_baseline_needs_a_prescribers_review_before_discharge(
     monitor, prescriber = staff[Role.MONITOR], staff[Role.PRESCRIBER]
     VitalsReading.objects.create(
         session=dosed,
-        taken_at=dosed.dose_started_at + dt.timedelta(minutes=40),  # type: ignore[operator]
+        taken_at=dosed.dose_started_at + dt.timedelta(minutes=40),
         systolic=175,
         diastolic=108,
         recorded_by=monitor,
@@ -285,7 +251,7 @@ def test_a_rise_from_baseline_needs_a_prescribers_review_before_discharge(
     with pytest.raises(ValidationError) as refused:
         discharge(monitor, dosed)
     assert [e.code for e in refused.value.error_list] == ["bp_rise_review"]
-    assert refused.value.error_list[0].source == rules.SOURCE_LABEL_BP_RISE  # type: ignore[attr-defined]
+    assert getattr(refused.value.error_list[0], "source", None) == rules.SOURCE_LABEL_BP_RISE
 
     by_monitor = api(monitor).post(
         f"/api/v1/sessions/{dosed.public_id}/bp-review/", {"reason": "Looks fine."}, format="json"
@@ -381,23 +347,7 @@ def esketamine_day(
 
     def run(readings: list[int]) -> DosingSession:
         with simulated_clock() as clock:
-            booking = services.booking_create(
-                actor=staff[Role.CLINIC_ADMIN],
-                pathway=dosing_pathway,
-                room=room,
-                starts_at=slot(0, 9),
-                prescriber=staff[Role.PRESCRIBER],
-                monitor=monitor,
-            )
-            session = services.session_open(actor=monitor, booking=booking)
-            services.session_checks_update(
-                actor=monitor,
-                session=session,
-                fasting_confirmed=True,
-                escort_present=True,
-                consent_confirmed=True,
-            )
-            services.vitals_record(actor=monitor, session=session, systolic=130, diastolic=85)
+            session = open_record(staff, dosing_pathway, room, slot(0, 9))
             clock.advance(minutes=3)
             services.dose_start(actor=monitor, session=session, dose_mg=56, lot_number="E1")
             first = clock.at

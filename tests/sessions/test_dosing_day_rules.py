@@ -180,6 +180,17 @@ DISCHARGE_CASES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["bp_rise_review"],
     ),
     (
+        "a rise entered after the review, timed before it, was never reviewed",
+        {
+            "readings": (
+                rules.TimedReading(minutes(-85), 175, 108, False, entered_at=minutes(-30)),
+                reading(-5, 128, 82),
+            ),
+            "bp_review_at": minutes(-60),
+        },
+        ["bp_rise_review"],
+    ),
+    (
         "a diastolic rise alone reaches the margin",
         {"readings": (reading(-60, 150, 110), reading(-5, 128, 82))},
         ["bp_rise_review"],
