@@ -843,7 +843,9 @@ def vitals_record(
 
 
 def session_pre_dose_problems(session: DosingSession) -> list[str]:
-    pre = session.vitals.filter(is_pre_dose=True, systolic__isnull=False).order_by("-taken_at", "-id").first()
+    """Why the dose may not start yet, from the checklist and the latest full pre-dose blood pressure
+    (the same reading the dose's time may not precede)."""
+    pre = _pre_dose_reading(session)
     settings = dosing_settings_for(session.clinic_id)
     checks = rules.PreDoseChecks(
         session.fasting_confirmed,
