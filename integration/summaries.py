@@ -125,15 +125,6 @@ def _person(user: User | None) -> str:
     return user.full_name if user is not None else ""
 
 
-def _late(at: dt.datetime | None, entered: dt.datetime | None) -> dt.datetime | None:
-    """When a time was entered, if that was late (the record shows both times)."""
-    return (
-        entered
-        if at is not None and entered is not None and dosing_rules.is_late_entry(at, entered)
-        else None
-    )
-
-
 def _pmf_pressures(facts: dosing_rules.PmfFacts) -> list[dict[str, Any]]:
     """The monitoring form's three blood pressures, each a reading of its own (or missing)."""
     pressures = facts.blood_pressures
@@ -175,9 +166,13 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
         "lot_number": full.lot_number,
         "device_times": [dt.datetime.fromisoformat(t) for t in full.device_times],
         "dose_started_at": full.dose_started_at,
-        "dose_started_entered_late": _late(full.dose_started_at, full.dose_started_entered_at),
+        "dose_started_entered_late": dosing_rules.entered_late_at(
+            full.dose_started_at, full.dose_started_entered_at
+        ),
         "dose_ended_at": full.dose_ended_at,
-        "dose_ended_entered_late": _late(full.dose_ended_at, full.dose_ended_entered_at),
+        "dose_ended_entered_late": dosing_rules.entered_late_at(
+            full.dose_ended_at, full.dose_ended_entered_at
+        ),
         "bp_review": {
             "by": _person(full.bp_review_by),
             "at": full.bp_review_at,

@@ -8,7 +8,6 @@ for less than the two hours its REMS requires (domain.md 1.4).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -210,22 +209,6 @@ def mg_per_kg(dose_mg: float, weight_kg: float) -> float:
     return round(dose_mg / weight_kg, 2)
 
 
-def esketamine_device_problems(device_times: Sequence[dt.datetime], dose_mg: float) -> list[str]:
-    """Esketamine is 28 mg a device, 1 to 3 devices, at least 5 minutes apart (label, domain.md 1.4)."""
-    problems = []
-    count = len(device_times)
-    if not 1 <= count <= 3:
-        problems.append("Record 1 to 3 nasal devices.")
-    elif dose_mg != count * ESKETAMINE_DEVICE_MG:
-        plural = "s" if count > 1 else ""
-        problems.append(f"{count} device{plural} make {count * ESKETAMINE_DEVICE_MG} mg, not {dose_mg:g} mg.")
-    ordered = sorted(device_times)
-    for earlier, later in itertools.pairwise(ordered):
-        if later - earlier < ESKETAMINE_DEVICE_GAP:
-            problems.append(f"Devices at {earlier:%H:%M} and {later:%H:%M} are less than 5 minutes apart.")
-    return problems
-
-
 def esketamine_planned_devices(dose_mg: float) -> int | None:
     """How many 28 mg devices make `dose_mg` (1 to 3), or None when no whole number of them does."""
     count, rest = divmod(dose_mg, ESKETAMINE_DEVICE_MG)
@@ -342,6 +325,13 @@ def entry_time_problem(when: dt.datetime, window: EntryWindow) -> Criterion | No
 def is_late_entry(when: dt.datetime, now: dt.datetime) -> bool:
     """Whether a time was entered late (and is shown and audited as such)."""
     return now - when > LATE_ENTRY_GRACE
+
+
+def entered_late_at(at: dt.datetime | None, entered: dt.datetime | None) -> dt.datetime | None:
+    """When a time was entered, if that was late (the record shows both times); else None."""
+    if at is None or entered is None or not is_late_entry(at, entered):
+        return None
+    return entered
 
 
 def time_of_day_to_instant(time_of_day: dt.time, now: dt.datetime) -> dt.datetime:

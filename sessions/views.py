@@ -531,8 +531,8 @@ def _render_session(
             else []
         ),
         "late_entries": {
-            "dose_started": _entered_late(full.dose_started_at, full.dose_started_entered_at),
-            "dose_ended": _entered_late(full.dose_ended_at, full.dose_ended_entered_at),
+            "dose_started": rules.entered_late_at(full.dose_started_at, full.dose_started_entered_at),
+            "dose_ended": rules.entered_late_at(full.dose_ended_at, full.dose_ended_entered_at),
         },
         "device_times_local": [
             f"{dt.datetime.fromisoformat(t).astimezone(_tz(user)):%H:%M}" for t in full.device_times
@@ -574,10 +574,6 @@ SESSION_ACTIONS = (
     "pmf_filed",
     "addendum",
 )
-
-
-def _entered_late(at: dt.datetime | None, entered: dt.datetime | None) -> bool:
-    return at is not None and entered is not None and rules.is_late_entry(at, entered)
 
 
 def _entered(time_of_day: dt.time | None, tz: dt.tzinfo) -> dt.datetime | None:

@@ -65,23 +65,6 @@ def test_dose_arithmetic_per_kilogram() -> None:
 
 
 @pytest.mark.parametrize(
-    ("minutes", "dose", "problems"),
-    [
-        ([0], 28, []),
-        ([0, 5], 56, []),
-        ([0, 5, 10], 84, []),
-        ([0, 4], 56, ["Devices at 10:00 and 10:04 are less than 5 minutes apart."]),
-        ([0, 5], 84, ["2 devices make 56 mg, not 84 mg."]),
-        ([], 0, ["Record 1 to 3 nasal devices."]),
-        ([0, 5, 10, 15], 112, ["Record 1 to 3 nasal devices."]),
-    ],
-)
-def test_esketamine_devices(minutes: list[int], dose: float, problems: list[str]) -> None:
-    times = [NOW + dt.timedelta(minutes=m) for m in minutes]
-    assert rules.esketamine_device_problems(times, dose) == problems
-
-
-@pytest.mark.parametrize(
     ("reading", "flagged"),
     [
         (rules.Reading(180, 110, 120, 92, 10), []),
