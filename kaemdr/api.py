@@ -33,6 +33,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import accounts
 from . import services
+from .exceptions import error_citation
 from .exceptions import error_items
 from .models import AuditEvent
 from .models import Role
@@ -42,6 +43,8 @@ from .permissions import has_capability
 from .selectors import audit_events_for_user
 from .selectors import get_staff_for_user_or_404
 from .selectors import staff_qs_for_user
+from .sources import Citation
+from .sources import citation_for
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -53,7 +56,12 @@ class ErrorItemSerializer(serializers.Serializer):
         # `source` is also the name of a field's own attribute, so it cannot be declared above.
         fields = super().get_fields()
         fields["source"] = serializers.CharField(
-            required=False, help_text="The clinical source of the rule that refused, where a rule did."
+            required=False,
+            help_text="Where the rule that refused comes from, in plain words (label and section, guideline, "
+            "paper, or clinic setting), where a rule did.",
+        )
+        fields["source_url"] = serializers.CharField(
+            required=False, help_text="A link to that source, where one exists (may be empty)."
         )
         return fields
 
@@ -118,9 +126,9 @@ def _from_django(error: DjangoValidationError) -> exceptions.ValidationError:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus Django's `ValidationError` from services, answered in one body shape; a
     rule's refusal (`Refusal`) adds its clinical source to its item."""
-    sources: list[str | None] = []
+    sources: list[Citation | None] = []
     if isinstance(exc, DjangoValidationError):
-        sources = [getattr(item, "source", None) for _, item in error_items(exc) for _ in item.messages]
+        sources = [error_citation(item) for _, item in error_items(exc) for _ in item.messages]
         exc = _from_django(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -131,8 +139,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     errors = _flatten(exc.get_full_details())
     if len(sources) == len(errors):  # the same errors in the same order (see `_from_django`)
         errors = [
-            {**item, "source": source} if source else item
+            {**item, **source.as_dict()} if source else item
             for item, source in zip(errors, sources, strict=True)
+        ]
+    else:  # DRF's own errors (a serializer's, a permission's): the catalogue by code
+        errors = [
+            {**item, **source.as_dict()} if (source := citation_for(item["code"])) else item
+            for item in errors
         ]
     if isinstance(exc, exceptions.ValidationError):
         summary, code = "Check the fields named in errors.", "invalid"

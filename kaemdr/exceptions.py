@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
+from .sources import Citation
+from .sources import Source
+from .sources import citation_for
+
 
 class NotFoundOrForbidden(Http404):
     """Raised when the object is missing or the actor may not touch it: the two look the same (404)."""
@@ -16,13 +20,15 @@ class NotFoundOrForbidden(Http404):
 class Refusal(ValidationError):
     """A rule's refusal: a `ValidationError` with its code and the clinical source that asks for it.
 
-    It travels like any `ValidationError` (alone, in a list, or under a field name), and the API's
-    error body carries the source beside the code and the message (`kaemdr.api.exception_handler`).
+    The citation is the code's, from the one catalogue (`kaemdr.sources`), unless the rule names a
+    narrower one. It travels like any `ValidationError` (alone, in a list, or under a field name); the
+    API's error body carries `source` and `source_url` beside the code and the message
+    (`kaemdr.api.exception_handler`), and pages show it after the message with its link.
     """
 
-    def __init__(self, message: str, *, code: str, source: str) -> None:
+    def __init__(self, message: str, *, code: str, source: Citation | str | None = None) -> None:
         super().__init__(message, code=code)
-        self.source = source
+        self.source: Citation | str | None = source or citation_for(code)
 
 
 def error_items(error: ValidationError) -> list[tuple[str | None, ValidationError]]:
@@ -34,3 +40,14 @@ def error_items(error: ValidationError) -> list[tuple[str | None, ValidationErro
             for item in items
         ]
     return [(None, item) for item in error.error_list]
+
+
+def error_citation(error: ValidationError) -> Citation | None:
+    """The source of a single error: a refusal's own citation, else its code's in the catalogue, else
+    None (an input check, such as a missing field, is not a clinical rule)."""
+    source = getattr(error, "source", None)
+    if isinstance(source, Citation):
+        return source
+    if isinstance(source, str) and source:
+        return Source(source).at()
+    return citation_for(error.code) if error.code else None

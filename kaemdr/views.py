@@ -17,12 +17,14 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.encoding import force_str
+from django.utils.html import format_html
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 from django.views.generic import FormView
 
 from . import accounts
 from . import services
+from .exceptions import error_citation
 from .forms import PasswordResetRequestForm
 from .forms import SignInForm
 from .forms import StaffInviteForm
@@ -58,11 +60,17 @@ def form_errors_from(form: Any, error: ValidationError, *, field_map: dict[str, 
 
 
 def _with_source(error: ValidationError) -> ValidationError:
-    """A rule's refusal as the page shows it: what to do, then the clinical source that asks for it."""
-    source = getattr(error, "source", "")
-    if not source:
+    """A rule's refusal as the page shows it: what to do, then the source that asks for it, in plain
+    words with its link (the refusal's own citation, else its code's in the catalogue)."""
+    citation = error_citation(error)
+    if citation is None:
         return error
-    return ValidationError(f"{' '.join(error.messages)} (Source: {source}.)", code=error.code)
+    message = " ".join(error.messages)
+    if citation.url:
+        shown = format_html('{} (Source: <a href="{}">{}</a>.)', message, citation.url, citation.text)
+    else:
+        shown = format_html("{} (Source: {}.)", message, citation.text)
+    return ValidationError(shown, code=error.code)
 
 
 @login_not_required

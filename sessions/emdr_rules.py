@@ -48,6 +48,22 @@ class State(enum.StrEnum):
     BLOCKED = "blocked"
 
 
+class Protocol(enum.StrEnum):
+    """The order in which a pathway's EMDR targets are taken (a pathway-level choice, defaulting to the
+    clinic's)."""
+
+    STABILISATION_FIRST = "stabilisation_first"
+    THREE_PRONG = "three_prong"
+
+
+PROTOCOL_LABELS = {
+    Protocol.STABILISATION_FIRST: (
+        "Stabilisation first (resources and present-day targets, then trauma processing)"
+    ),
+    Protocol.THREE_PRONG: "Standard three-prong (past memories, present triggers, future templates)",
+}
+
+
 SUD_RANGE = (0, 10)
 VOC_RANGE = (1, 7)
 SUD_RESOLVED = 1

@@ -19,6 +19,7 @@ from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
 
 from . import emdr_rules
+from . import rules
 
 
 def new_calendar_token() -> str:
@@ -212,6 +213,32 @@ class Booking(BaseModel):
         return f"{self.room} {self.starts_at:%Y-%m-%d %H:%M}"
 
 
+class DoseRange(models.Model):
+    """A clinic's usual dose range in mg/kg for one agent and route (sourced defaults in `rules`); a
+    dose outside it needs a prescriber's override with a reason."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="dose_ranges")
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
+    minimum_mg_per_kg = models.DecimalField(
+        max_digits=4, decimal_places=2, validators=[MinValueValidator(0), MaxValueValidator(20)]
+    )
+    maximum_mg_per_kg = models.DecimalField(
+        max_digits=4, decimal_places=2, validators=[MinValueValidator(0), MaxValueValidator(20)]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "agent", "route"], name="dose_range_one_per_route"),
+            models.CheckConstraint(
+                name="dose_range_ordered", condition=Q(minimum_mg_per_kg__lte=models.F("maximum_mg_per_kg"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} {self.route}: {self.minimum_mg_per_kg}-{self.maximum_mg_per_kg} mg/kg"
+
+
 class DosingSettings(BaseModel):
     """A clinic's limits for dosing sessions (defaults in `rules`; sources disagree, the clinic sets them)."""
 
@@ -248,6 +275,33 @@ class DosingSettings(BaseModel):
     )
     emdr_window_hours = models.PositiveSmallIntegerField(
         default=72, help_text="How long after a dose an EMDR session still counts as tied to it."
+    )
+    bp_ceiling_systolic = models.PositiveSmallIntegerField(
+        default=180,
+        db_default=180,
+        validators=[MinValueValidator(120), MaxValueValidator(250)],
+        help_text="At or above this pre-dose systolic pressure no override can start a dose.",
+    )
+    bp_ceiling_diastolic = models.PositiveSmallIntegerField(
+        default=110,
+        db_default=110,
+        validators=[MinValueValidator(70), MaxValueValidator(150)],
+        help_text="At or above this pre-dose diastolic pressure no override can start a dose.",
+    )
+    esketamine_label = models.CharField(
+        max_length=12,
+        choices=[(label.value, name) for label, name in rules.ESKETAMINE_LABEL_NAMES.items()],
+        default=rules.EsketamineLabel.US_PI.value,
+        db_default=rules.EsketamineLabel.US_PI.value,
+        help_text="The label the clinic follows for esketamine: doses, frequency and the duties that go "
+        "with it.",
+    )
+    emdr_protocol = models.CharField(
+        max_length=24,
+        choices=[(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()],
+        default=emdr_rules.Protocol.STABILISATION_FIRST.value,
+        db_default=emdr_rules.Protocol.STABILISATION_FIRST.value,
+        verbose_name="EMDR protocol for new plans",
     )
 
     def __str__(self) -> str:
@@ -295,6 +349,28 @@ class DosingSession(BaseModel):
     dosed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    dose_override_mg = models.DecimalField(
+        max_digits=6,
+        decimal_places=1,
+        null=True,
+        blank=True,
+        help_text="A dose outside the clinic's range that a prescriber has approved, with the reason.",
+    )
+    dose_override_reason = models.TextField(blank=True, db_default="")
+    dose_override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    dose_override_at = models.DateTimeField(null=True, blank=True)
+    leave_checklist = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="The Readiness to Leave items confirmed before discharge (EU/UK label), by code.",
+    )
+    leave_checklist_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    leave_checklist_at = models.DateTimeField(null=True, blank=True)
 
     bp_review_reason = models.TextField(blank=True, db_default="")
     bp_review_by = models.ForeignKey(
@@ -505,6 +581,20 @@ class EmdrPlan(BaseModel):
     dual_awareness_shown = models.BooleanField(default=False)
     dissociation_interview_recorded = models.BooleanField(
         default=False, help_text="A structured dissociation interview (DDIS or SCID-D) is on file."
+    )
+    affect_tolerance_shown = models.BooleanField(
+        default=False,
+        db_default=False,
+        verbose_name="Affect tolerance shown",
+        help_text="Can notice rising distress and return to the window of tolerance with the skills "
+        "practised.",
+    )
+    protocol = models.CharField(
+        max_length=24,
+        choices=[(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()],
+        default=emdr_rules.Protocol.STABILISATION_FIRST.value,
+        db_default=emdr_rules.Protocol.STABILISATION_FIRST.value,
+        verbose_name="EMDR protocol",
     )
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ for less than the two hours its REMS requires (domain.md 1.4).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,22 @@ def utilisation(booked: Sequence[Interval], open_minutes: int) -> float:
 
 
 # --- The session record ---------------------------------------------------------------------------
+
+
+class EsketamineLabel(enum.StrEnum):
+    """The esketamine label a clinic follows: it sets the day-1 dose, the doses allowed, the induction and
+    maintenance frequency, and the jurisdiction's duties (REMS and its monitoring form under the US
+    label; the Readiness to Leave checklist under the EU/UK summary of product characteristics)."""
+
+    US_PI = "us_pi"
+    EU_UK_SMPC = "eu_uk_smpc"
+
+
+ESKETAMINE_LABEL_NAMES = {
+    EsketamineLabel.US_PI: "US prescribing information (REMS)",
+    EsketamineLabel.EU_UK_SMPC: "EU/UK summary of product characteristics (no REMS)",
+}
+
 
 ESKETAMINE_DEVICE_MG = 28
 ESKETAMINE_DEVICE_GAP = dt.timedelta(minutes=5)
