@@ -125,6 +125,17 @@ ORAL_KETAMINE_REVIEW = Source(
     "Andrade 2019, Oral ketamine for depression, 2: practical considerations, J Clin Psychiatry 80(2)",
     "https://doi.org/10.4088/JCP.19f12838",
 )
+CHILUKURI_2014 = Source(
+    "Chilukuri et al. 2014, Acute antidepressant effects of intramuscular versus intravenous ketamine, "
+    "Indian J Psychol Med 36(1):71-76",
+    "https://doi.org/10.4103/0253-7176.127258",
+)
+LARA_2013 = Source(
+    "Lara, Bisol and Munari 2013, Antidepressant, mood stabilizing and procognitive effects of very low dose "
+    "sublingual ketamine in refractory unipolar and bipolar depression, Int J Neuropsychopharmacol "
+    "16(9):2111-2117",
+    "https://doi.org/10.1017/S1461145713000485",
+)
 VERAART_2021 = Source(
     "Veraart et al. 2021, Pharmacodynamic interactions between ketamine and psychiatric medications used in "
     "the treatment of depression: a systematic review, Int J Neuropsychopharmacol 24(10):808-831",
@@ -203,7 +214,7 @@ FASTING_GUIDANCE = Source(
     "Ketamine clinic treatment-day instructions: fasting and a driver (secondary source)"
 )
 NMC_CODE = Source(
-    "NMC, The Code (2018), section 10: keep clear and accurate records",
+    "NMC, The Code: professional standards of practice and behaviour (2018)",
     "https://www.nmc.org.uk/standards/code/",
 )
 GMC_RECORDS = Source(
@@ -306,3 +317,47 @@ def registered() -> Mapping[str, Citation]:
 
 def cite_all(codes: Iterable[str]) -> list[Citation]:
     return [citation for code in codes if (citation := citation_for(code)) is not None]
+
+
+INPUT_CHECK_CODES: frozenset[str] = frozenset(
+    {
+        # Django's and DRF's own, and ours for the same kind of check: a value missing, malformed or
+        # outside its field's bounds. They say what to enter; they are not clinical rules, so no source.
+        "required",
+        "invalid",
+        "invalid_choice",
+        "too_long",
+        "null_characters",
+        "empty",
+        "out_of_range",
+        "order",
+        "date_order",
+        "hours_order",
+        "duplicate_day",
+        "duplicate_name",
+        "diastolic_above_systolic",
+        "invalid_dose",
+        "anchors",
+        "past",
+        "too_early",
+        "too_far_ahead",
+        "future_date_of_birth",
+        "implausible_date_of_birth",
+        "invalid_time_zone",
+        "invalid_prescriber",
+        "invalid_therapist",
+        "invalid_monitor",
+        "invalid_role",
+        # Accounts and sign-in: security, not clinical rules.
+        "email_taken",
+        "self_deactivation",
+        "last_admin",
+        "own_account",
+        "otp",
+        "two_factor_setup",
+        "no_device",
+        "no_pending_device",
+    }
+)
+"""Codes of input and account checks, which carry no clinical source (the catalogue test proves every
+other code a rule can return is registered)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kaemdr import sources
+
 from .models import CLOSED_STAGES
 from .models import Stage
 
@@ -119,3 +121,19 @@ def stage_next_actions(*, stage: str, stage_before_hold: str, has_therapist: boo
     if not has_therapist and stage in (Stage.REFERRAL, Stage.ASSESSMENT):
         actions.append(NextAction("Assign a therapist", "Needed before the pathway enters preparation."))
     return actions
+
+
+# --- The codes of the pathway's rules, in the one catalogue --------------------------------------------
+
+sources.register(
+    {
+        "pathway_already_open": sources.STAGED_PATHWAY.at("one open pathway per patient at a time"),
+        "wrong_stage": sources.STAGED_PATHWAY.at("each step belongs to its stage"),
+        "move_refused": sources.STAGED_PATHWAY.at("each stage gated on the one before"),
+        "pathway_closed": sources.STAGED_PATHWAY.at("completed and discontinued pathways are final"),
+        "therapist_required": sources.STAGED_PATHWAY.at("a therapist on the care team from preparation on"),
+        "reason_required": sources.GMC_RECORDS.at("record the decisions made and the reasons for them"),
+        "stale_stage": sources.GMC_RECORDS.at("decisions made on the record as it stands"),
+        "duplicate_record_number": sources.GMC_RECORDS.at("each record identifies its patient"),
+    }
+)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
+from kaemdr import sources
 from kaemdr.exceptions import Refusal
 from kaemdr.models import User
 from pathways.models import Pathway
@@ -33,9 +34,8 @@ BOOKABLE_STAGES = (Stage.PREPARATION, Stage.DOSING)
 DOSEABLE_STAGES = (Stage.PREPARATION, Stage.DOSING)
 """Where a dose may start; from preparation the first dose moves the pathway into dosing."""
 
-STAGE_SOURCE = (
-    "design.md, The pathway (referral -> assessment -> preparation -> dosing -> integration; "
-    "no dosing before assessment and preparation, none on hold or after the course)"
+STAGE_SOURCE = sources.STAGED_PATHWAY.at(
+    "no dose before screening and preparation, none on hold or after the course"
 )
 FIRST_DOSE_REASON = "First dose started."
 

@@ -12,7 +12,12 @@ import enum
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 
+from kaemdr import sources
+from screening.rules import AGENT_LABELS
+from screening.rules import ROUTE_LABELS
 from screening.rules import Agent
 from screening.rules import Route
 
@@ -226,6 +231,189 @@ def mg_per_kg(dose_mg: float, weight_kg: float) -> float:
     return round(dose_mg / weight_kg, 2)
 
 
+# --- Limits no override passes: the blood-pressure ceiling ------------------------------------------
+
+SOURCE_BP_CEILING = sources.clinic_setting(
+    "Blood-pressure ceiling",
+    default_from=sources.ESC_ESH_2018.at(
+        "grade 3 hypertension: systolic 180 and/or diastolic 110 mmHg or more"
+    )
+    + sources.DEL_SANT_2020.at("systolic above 180 and/or diastolic above 110 mmHg after esketamine"),
+)
+
+
+@dataclass(frozen=True)
+class BpCeiling:
+    """The pre-dose blood pressure at or above which no override can start a dose (a clinic setting,
+    always above the pre-dose limits that an override may pass). The default 180/110 is grade 3
+    hypertension (ESC/ESH 2018: 180 and/or 110 or more), the height Del Sant 2020 counted as a
+    hypertensive reading after esketamine."""
+
+    systolic: int = 180
+    diastolic: int = 110
+
+
+def bp_ceiling_problem(
+    *, systolic: int | None, diastolic: int | None, ceiling: BpCeiling
+) -> Criterion | None:
+    """Why no override can start the dose at this pre-dose blood pressure, or None: systolic at or
+    above the ceiling's systolic, or diastolic at or above its diastolic (either is enough). A missing
+    reading is not this rule's refusal: the pre-dose checks ask for it."""
+    if systolic is None or diastolic is None:
+        return None
+    if systolic < ceiling.systolic and diastolic < ceiling.diastolic:
+        return None
+    return Criterion(
+        "dose_bp_ceiling",
+        f"Blood pressure {systolic}/{diastolic} is at or above the clinic's ceiling of "
+        f"{ceiling.systolic}/{ceiling.diastolic}, where no override can start a dose: let the patient rest "
+        "and measure again; if it stays this high, do not dose today and have the blood pressure reviewed "
+        "before the session is rebooked.",
+        SOURCE_BP_CEILING,
+    )
+
+
+# --- Dose ranges in mg/kg (racemic ketamine; esketamine is fixed-dose and follows its label) ------------
+
+DOSE_RANGE_LIMIT_MG_PER_KG = Decimal(20)
+"""What a clinic's range may reach at most (0 < minimum <= maximum <= 20 mg/kg)."""
+
+
+@dataclass(frozen=True)
+class DoseRange:
+    """A clinic's usual dose for one agent and route, in mg/kg, and where its default comes from."""
+
+    minimum_mg_per_kg: Decimal
+    maximum_mg_per_kg: Decimal
+    source: sources.Citation
+
+    def text(self) -> str:
+        return f"{self.minimum_mg_per_kg:.2f}-{self.maximum_mg_per_kg:.2f} mg/kg"
+
+
+SOURCE_DOSE_IV = sources.ANDRADE_2017_DOSE.at(
+    "intravenous, usually 0.5 mg/kg over 40 minutes; 0.1 to 0.75 mg/kg"
+)
+SOURCE_DOSE_IM = sources.CHILUKURI_2014.at("intramuscular 0.25 and 0.5 mg/kg") + sources.ANDRADE_2017_DOSE.at(
+    "intramuscular bolus doses are safe"
+)
+SOURCE_DOSE_SUBLINGUAL = sources.LARA_2013.at(
+    "10 mg sublingual; bioavailability about 30%"
+) + sources.ANDRADE_2017_DOSE.at("intravenous 0.1 to 0.75 mg/kg, the exposure the upper bound matches")
+SOURCE_DOSE_ORAL = sources.ORAL_KETAMINE_REVIEW.at(
+    "0.25 to 7.0 mg/kg in weight-based sessions; bioavailability 20-25%"
+)
+_DOSE_DEFAULT_SOURCES = {
+    Route.IV: SOURCE_DOSE_IV,
+    Route.IM: SOURCE_DOSE_IM,
+    Route.SUBLINGUAL: SOURCE_DOSE_SUBLINGUAL,
+    Route.ORAL: SOURCE_DOSE_ORAL,
+}
+
+
+def dose_range_label(agent: str, route: str) -> str:
+    """The agent and route as messages and the settings page name them ("racemic ketamine, intravenous")."""
+    agent_label = AGENT_LABELS[Agent(agent)]
+    return f"{agent_label[0].lower()}{agent_label[1:]}, {ROUTE_LABELS[Route(route)].lower()}"
+
+
+def dose_range_source(agent: str, route: str) -> sources.Citation:
+    """A range's citation: the clinic setting by name, with the source of its default."""
+    default = _DOSE_DEFAULT_SOURCES.get(Route(route)) if agent == Agent.RACEMIC_KETAMINE else None
+    return sources.clinic_setting(f"Dose range, {dose_range_label(agent, route)}", default_from=default)
+
+
+def _default_range(route: Route, minimum: str, maximum: str) -> DoseRange:
+    return DoseRange(Decimal(minimum), Decimal(maximum), dose_range_source(Agent.RACEMIC_KETAMINE, route))
+
+
+DEFAULT_DOSE_RANGES: dict[tuple[str, str], DoseRange] = {
+    (Agent.RACEMIC_KETAMINE, Route.IV): _default_range(Route.IV, "0.10", "0.75"),
+    (Agent.RACEMIC_KETAMINE, Route.IM): _default_range(Route.IM, "0.25", "0.50"),
+    (Agent.RACEMIC_KETAMINE, Route.SUBLINGUAL): _default_range(Route.SUBLINGUAL, "0.10", "2.50"),
+    (Agent.RACEMIC_KETAMINE, Route.ORAL): _default_range(Route.ORAL, "0.25", "7.00"),
+}
+"""The sourced defaults a clinic starts from, per agent and route (its own ranges replace them; an agent
+and route not here, esketamine, has no mg/kg range). IV and oral are the reviews' ranges; intramuscular
+is the doses a trial compared (0.25 and 0.5 mg/kg); sublingual runs from about the very low dose studied
+to the IV maximum at about 30% bioavailability (0.75 / 0.3 = 2.5 mg/kg), which no trial set: a
+conservative default for the clinic to review."""
+
+SOURCE_DOSE_RANGES = sources.clinic_setting(
+    "Dose ranges (mg/kg)",
+    default_from=SOURCE_DOSE_IV + SOURCE_DOSE_IM + SOURCE_DOSE_SUBLINGUAL + SOURCE_DOSE_ORAL,
+)
+
+
+def dose_per_kg(dose_mg: Decimal, weight_kg: Decimal) -> Decimal:
+    """mg/kg to two decimals, rounded half up: the figure the record shows and the range is checked on."""
+    if weight_kg <= 0:
+        raise ValueError("weight must be positive")
+    return (dose_mg / weight_kg).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def dose_range_problem(
+    *, dose_mg: Decimal, weight_kg: Decimal | None, dose_range: DoseRange, label: str
+) -> Criterion | None:
+    """Why this dose may not start without a prescriber's approval, or None: the patient's weight is
+    not recorded (the dose per kg cannot be checked), or the dose per kg (to two decimals) lies below
+    the range's minimum or above its maximum; both bounds are inside the range. `label` names the
+    agent and route for the message ("racemic ketamine, intravenous")."""
+    if weight_kg is None or weight_kg <= 0:
+        return Criterion(
+            "dose_weight_missing",
+            "The patient's weight is not on the current screening, so the dose per kg cannot be checked: "
+            "record the weight on the screening before the dose.",
+            dose_range.source,
+        )
+    per_kg = dose_per_kg(dose_mg, weight_kg)
+    if dose_range.minimum_mg_per_kg <= per_kg <= dose_range.maximum_mg_per_kg:
+        return None
+    low = (dose_range.minimum_mg_per_kg * weight_kg).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    high = (dose_range.maximum_mg_per_kg * weight_kg).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return Criterion(
+        "dose_outside_range",
+        f"{dose_mg:f} mg is {per_kg} mg/kg at {weight_kg:f} kg, outside the clinic's range for {label} of "
+        f"{dose_range.text()} ({low:f}-{high:f} mg): check the dose, or ask a prescriber to approve this "
+        "dose on the record with a reason.",
+        dose_range.source,
+    )
+
+
+def dose_override_problem(
+    *, dose_mg: Decimal, weight_kg: Decimal | None, dose_range: DoseRange | None, label: str
+) -> Criterion | None:
+    """Why a prescriber cannot approve this dose, or None: there is no mg/kg range for the agent and
+    route (esketamine follows its label's fixed doses), the weight is missing, or the dose is inside
+    the range, so there is nothing to approve."""
+    if dose_range is None:
+        return Criterion(
+            "dose_override_not_needed",
+            f"{label[:1].upper()}{label[1:]} has no mg/kg range in this clinic: there is no dose to approve.",
+            SOURCE_DOSE_RANGES,
+        )
+    problem = dose_range_problem(dose_mg=dose_mg, weight_kg=weight_kg, dose_range=dose_range, label=label)
+    if problem is not None:
+        return problem if problem.code == "dose_weight_missing" else None
+    assert weight_kg is not None  # a dose inside the range was weighed
+    return Criterion(
+        "dose_override_not_needed",
+        f"{dose_mg:f} mg is {dose_per_kg(dose_mg, weight_kg)} mg/kg, inside the clinic's range for {label} "
+        f"({dose_range.text()}): there is nothing to override; the dose can start as it is.",
+        dose_range.source,
+    )
+
+
+sources.register(
+    {
+        "dose_bp_ceiling": SOURCE_BP_CEILING,
+        "dose_outside_range": SOURCE_DOSE_RANGES,
+        "dose_weight_missing": SOURCE_DOSE_RANGES,
+        "dose_override_not_needed": SOURCE_DOSE_RANGES,
+    }
+)
+
+
 def esketamine_planned_devices(dose_mg: float) -> int | None:
     """How many 28 mg devices make `dose_mg` (1 to 3), or None when no whole number of them does."""
     count, rest = divmod(dose_mg, ESKETAMINE_DEVICE_MG)
@@ -250,37 +438,32 @@ def minimum_observation_minutes(agent: str, clinic_minutes: int) -> int:
     return clinic_minutes
 
 
-# --- Clinical sources the record's rules cite ---------------------------------------------------------
+# --- Clinical sources the record's rules cite (from the one catalogue, `kaemdr.sources`) ------------------
 
-SOURCE_RECORDS = (
-    "NMC Code 10.1: complete records at the time or as soon as possible after an event, recording if "
-    "the notes are written some time after the event"
+SOURCE_RECORDS = sources.NMC_CODE.at(
+    "10.1, complete records at the time or as soon as possible after an event"
 )
-SOURCE_REMS_MONITORING = (
-    "Spravato REMS (FDA REMS 386): monitor at least 2 hours and until sedation, dissociation and "
-    "respiratory depression resolve (domain.md 1.4)"
+SOURCE_REMS_MONITORING = sources.SPRAVATO_REMS.at(
+    "monitor at least 2 hours and until sedation, dissociation and respiratory depression resolve"
+) + sources.SPRAVATO_US_PI.at("section 2.3, post-administration observation")
+SOURCE_LABEL_BP = sources.SPRAVATO_US_PI.at(
+    "section 5.6, increase in blood pressure"
+) + sources.SPRAVATO_SMPC.at("section 4.4, blood pressure")
+SOURCE_LABEL_BP_RISE = sources.SPRAVATO_US_PI.at(
+    "section 5.6: 8-19% rose by 40 mmHg systolic and/or 25 mmHg diastolic or more within 1.5 hours"
 )
-SOURCE_LABEL_BP = (
-    "Spravato label: blood pressure peaks about 40 minutes after dosing and lasts about 4 hours; check it "
-    "at about 40 minutes and as warranted until it is acceptable (domain.md 1.1, 1.4)"
+SOURCE_MOAAS = sources.MOAAS.at("5: responds readily to name") + sources.SPRAVATO_REMS.at(
+    "monitor until sedation resolves"
 )
-SOURCE_LABEL_BP_RISE = (
-    "Spravato label: 8-19% of patients rose by 40 mmHg systolic and/or 25 mmHg diastolic or more within "
-    "1.5 hours (domain.md 1.1)"
+SOURCE_CADSS = sources.CADSS.at("0 is no dissociation") + sources.SPRAVATO_REMS.at(
+    "monitor until dissociation resolves"
 )
-SOURCE_MOAAS = (
-    "MOAA/S 5, responds readily to name in a normal tone (BMC Anesthesiol s12871-022-01788-1, Table 2); "
-    "REMS: monitor until sedation resolves (domain.md 1.4, 1.6)"
+SOURCE_RCEM = sources.RCEM_SEDATION.at(
+    "alert and oriented, vital signs at baseline, a responsible adult escort"
 )
-SOURCE_CADSS = "REMS: monitor until dissociation resolves; CADSS 0 is none (domain.md 1.4, 1.6)"
-SOURCE_RCEM = (
-    "RCEM procedural sedation discharge: alert and oriented, vitals at baseline, a responsible adult "
-    "escort (domain.md 1.5)"
-)
-SOURCE_LABEL_DEVICES = "Spravato label: 28 mg a device, 5 minutes between devices (domain.md 1.4)"
-SOURCE_PMF = (
-    "Spravato REMS Patient Monitoring Form: blood pressure pre-dose, about 40 minutes post-dose and "
-    "pre-discharge; the concomitant medication classes (domain.md 1.3, 1.4)"
+SOURCE_LABEL_DEVICES = sources.SPRAVATO_US_PI.at("section 2.4: 28 mg a device, 5 minutes between devices")
+SOURCE_PMF = sources.SPRAVATO_PMF.at(
+    "blood pressure pre-dose, about 40 minutes post-dose and pre-discharge; concomitant medication classes"
 )
 
 
@@ -291,7 +474,7 @@ class Criterion:
 
     code: str
     message: str
-    source: str
+    source: sources.Citation
 
 
 # --- Times entered by hand -----------------------------------------------------------------------------
@@ -766,3 +949,81 @@ def vital_cell_marks(reading: Reading, limits: VitalLimits) -> dict[str, str]:
         if vital_flags(alone, limits):
             marks[field] = "out"
     return marks
+
+
+# --- The codes of the booking and record rules, in the one catalogue ----------------------------------
+
+SOURCE_BOOKING = sources.clinic_setting(
+    "rooms, opening hours, closures and chair time"
+) + sources.SPRAVATO_US_PI.at("section 2.1: each patient observed by a healthcare provider throughout")
+SOURCE_SIGNED_RECORD = sources.GMC_RECORDS.at(
+    "records are not altered after the event; corrections are added"
+)
+SOURCE_PRE_DOSE = (
+    sources.SPRAVATO_US_PI.at("section 2.1, assess blood pressure before dosing")
+    + sources.FASTING_GUIDANCE.at()
+    + sources.RCEM_SEDATION.at("a responsible adult escort")
+)
+
+sources.register(
+    {
+        # Booking
+        "booking_conflict": SOURCE_BOOKING,
+        "closure_conflict": SOURCE_BOOKING,
+        "outside_opening_hours": SOURCE_BOOKING,
+        "room_inactive": SOURCE_BOOKING,
+        "room_bp_monitor": sources.SPRAVATO_US_PI.at("section 2.1, blood pressure before and after dosing")
+        + sources.SANACORA_2017.at("monitoring of vital signs"),
+        "room_pulse_oximeter": sources.SPRAVATO_REMS.at("a pulse oximeter on site for every session"),
+        "rems_enrolment_missing": sources.SPRAVATO_REMS.at("patients enrolled before the first dose"),
+        "rems_minimum": sources.SPRAVATO_REMS.at("monitor at least 2 hours after each dose"),
+        "screening_gate": sources.STAGED_PATHWAY.at("a current signed screening before any dose is booked"),
+        "instructions_first": sources.FASTING_GUIDANCE.at("fasting instructions given before the day"),
+        "not_booked": SOURCE_SIGNED_RECORD,
+        "cancelled": SOURCE_SIGNED_RECORD,
+        # The dosing record: pre-dose checks and the dose
+        "pre_dose_check": SOURCE_PRE_DOSE,
+        "override_possible": SOURCE_PRE_DOSE,
+        "nothing_to_override": SOURCE_PRE_DOSE,
+        "no_pre_dose_bp": SOURCE_LABEL_BP,
+        "devices": SOURCE_LABEL_DEVICES,
+        "device_gap": SOURCE_LABEL_DEVICES,
+        "devices_complete": SOURCE_LABEL_DEVICES,
+        "not_esketamine": SOURCE_LABEL_DEVICES,
+        "already_ended": SOURCE_RECORDS,
+        # Times entered on the record
+        "future": SOURCE_RECORDS,
+        "too_late": SOURCE_RECORDS,
+        "before_dose": SOURCE_RECORDS,
+        "before_pre_dose_reading": SOURCE_RECORDS,
+        "before_previous_device": SOURCE_RECORDS,
+        "before_record_opened": SOURCE_RECORDS,
+        # Discharge
+        "dose_not_recorded": SOURCE_REMS_MONITORING,
+        "dose_end_not_recorded": SOURCE_REMS_MONITORING,
+        "observation_time": SOURCE_REMS_MONITORING,
+        "discharge_bp_missing": SOURCE_LABEL_BP,
+        "discharge_bp_stale": SOURCE_LABEL_BP,
+        "out_of_range_since": SOURCE_LABEL_BP,
+        "discharge_bp_above_limit": SOURCE_LABEL_BP,
+        "bp_rise_review": SOURCE_LABEL_BP_RISE,
+        "nothing_to_review": SOURCE_LABEL_BP_RISE,
+        "sedation_not_rated": SOURCE_MOAAS,
+        "sedation_unresolved": SOURCE_MOAAS,
+        "dissociation_unresolved": SOURCE_CADSS,
+        "not_alert": SOURCE_RCEM,
+        "escort_absent": SOURCE_RCEM,
+        # The REMS monitoring form
+        "pmf_answers": SOURCE_PMF,
+        "pmf_ready_minutes": SOURCE_PMF,
+        "pmf_medications": SOURCE_PMF,
+        "pmf_bp_pre_dose": SOURCE_PMF,
+        "pmf_bp_40_minutes": SOURCE_PMF,
+        "pmf_bp_pre_discharge": SOURCE_PMF,
+        "pmf_minutes_monitored": SOURCE_PMF,
+        # A signed record
+        "signed": SOURCE_SIGNED_RECORD,
+        "not_signed": SOURCE_SIGNED_RECORD,
+        "wrong_status": SOURCE_SIGNED_RECORD,
+    }
+)

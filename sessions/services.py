@@ -40,6 +40,7 @@ from .models import AdverseEvent
 from .models import Booking
 from .models import BookingStatus
 from .models import ChairTimeSetting
+from .models import DoseRange
 from .models import DosingSession
 from .models import DosingSettings
 from .models import RemsEnrolment
@@ -51,8 +52,10 @@ from .models import ScaleRating
 from .models import SessionAddendum
 from .models import SessionStatus
 from .models import VitalsReading
+from .selectors import bp_ceiling
 from .selectors import chair_time_for
 from .selectors import conflicts
+from .selectors import dose_range_for
 from .selectors import dosing_settings_for
 from .selectors import opening_hours
 from .selectors import pathway_for_booking
@@ -276,12 +279,12 @@ def _booking_refusals(
     if not room.is_active:
         errors.append(ValidationError(f"{room.name} is not in use.", code="room_inactive"))
     if not room.has_bp_monitor:
-        errors.append(ValidationError(f"{room.name} has no blood-pressure monitor.", code="room_equipment"))
+        errors.append(ValidationError(f"{room.name} has no blood-pressure monitor.", code="room_bp_monitor"))
     if agent == Agent.ESKETAMINE and not room.has_pulse_oximeter:
         errors.append(
             ValidationError(
-                f"{room.name} has no pulse oximeter, which esketamine sessions need (REMS).",
-                code="room_equipment",
+                f"{room.name} has no pulse oximeter, which esketamine sessions need: choose a room with one.",
+                code="room_pulse_oximeter",
             )
         )
     return errors
@@ -609,6 +612,7 @@ class RecordAuditAction:
     CHECKS = "session.pre_dose_checks"
     VITALS = "session.vitals_recorded"
     OVERRIDE = "session.override_signed"
+    DOSE_OVERRIDE = "session.dose_override_signed"
     DOSE = "session.dose_started"
     DEVICE = "session.device_given"
     DOSE_END = "session.dose_ended"
@@ -859,6 +863,46 @@ def session_pre_dose_problems(session: DosingSession) -> list[str]:
     )
 
 
+def _bp_ceiling_refusal(session: DosingSession) -> Refusal | None:
+    """The ceiling's refusal at the pre-dose blood pressure the dose start checks (the latest full
+    one), or None: at or above the clinic's ceiling no override can start a dose, whenever signed."""
+    pre = _pre_dose_reading(session)
+    if pre is None:
+        return None
+    problem = rules.bp_ceiling_problem(
+        systolic=pre.systolic, diastolic=pre.diastolic, ceiling=bp_ceiling(dosing_settings_for(session.clinic_id))
+    )
+    return refusal(problem) if problem is not None else None
+
+
+def _session_weight(session: DosingSession) -> Decimal | None:
+    """The patient's weight on the current screening (what the dose per kg is worked out from)."""
+    plan = screening_selectors.current_screening(session.booking.pathway)
+    return plan.weight_kg if plan is not None else None
+
+
+def _dose_range_refusal(session: DosingSession, dose: Decimal) -> Refusal | None:
+    """Why `dose` may not start on this record, by the clinic's mg/kg range for the booking's agent and
+    route, or None: inside the range, no range (esketamine), or a prescriber approved exactly this dose
+    on this record (`session_dose_override_sign`). A missing weight is never approved away."""
+    booking = session.booking
+    dose_range = dose_range_for(session.clinic_id, agent=booking.agent, route=booking.route)
+    if dose_range is None:
+        return None
+    problem = rules.dose_range_problem(
+        dose_mg=dose,
+        weight_kg=_session_weight(session),
+        dose_range=dose_range,
+        label=rules.dose_range_label(booking.agent, booking.route),
+    )
+    if problem is None:
+        return None
+    approved = session.dose_override_at is not None and session.dose_override_mg == dose
+    if problem.code == "dose_outside_range" and approved:
+        return None
+    return refusal(problem)
+
+
 @transaction.atomic
 def session_override_sign(*, actor: User, session: DosingSession, reason: str) -> DosingSession:
     """A prescriber signs that the dose may start despite the failing checks, with a reason."""
@@ -874,6 +918,9 @@ def session_override_sign(*, actor: User, session: DosingSession, reason: str) -
         raise ValidationError(
             "Record the pre-dose blood pressure first: an override cannot replace it.", code="no_pre_dose_bp"
         )
+    ceiling = _bp_ceiling_refusal(locked)
+    if ceiling is not None:
+        raise ValidationError([ceiling])
     if not reason.strip():
         raise ValidationError(
             {"reason": ValidationError("Give the reason for the override.", code="required")}
@@ -882,6 +929,75 @@ def session_override_sign(*, actor: User, session: DosingSession, reason: str) -
     locked.override_by, locked.override_at = actor, timezone.now()
     locked.save()
     _session_audit(actor, RecordAuditAction.OVERRIDE, locked, problems=len(problems))
+    return locked
+
+
+DOSE_OVERRIDE_REASON_MAX = 2000
+
+
+def _dose_given(dose_mg: Any) -> Decimal | None:
+    """A dose in mg as entered (0.1 to 1000, to one decimal), or None when it is not one."""
+    try:
+        dose = Decimal(str(dose_mg))
+    except (InvalidOperation, ValueError):
+        return None
+    if not dose.is_finite() or dose <= 0 or dose > 1000 or dose != dose.quantize(Decimal("0.1")):
+        return None
+    return dose
+
+
+@transaction.atomic
+def session_dose_override_sign(*, actor: User, session: DosingSession, dose_mg: Any, reason: str) -> DosingSession:
+    """A prescriber approves one dose outside the clinic's mg/kg range for this record, with a reason:
+    the dose may then start at exactly that dose (any other outside the range is still refused). Refused
+    for a dose inside the range ("nothing to override"), where the agent has no mg/kg range, and without
+    the patient's weight; a later approval replaces an earlier one. Prescribers only (others: 404)."""
+    _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
+    locked = _lock_session(session)
+    _require_status(locked, SessionStatus.PRE_DOSE)
+    dose = _dose_given(dose_mg)
+    errors: dict[str, list[ValidationError]] = {}
+    if dose is None:
+        errors["dose_mg"] = [ValidationError("Enter the dose in mg (0.1 to 1000).", code="invalid_dose")]
+    reason = reason.strip()
+    if not reason:
+        errors["reason"] = [ValidationError("Give the reason for approving this dose.", code="required")]
+    elif len(reason) > DOSE_OVERRIDE_REASON_MAX:
+        errors["reason"] = [
+            ValidationError(f"Keep the reason to {DOSE_OVERRIDE_REASON_MAX} characters.", code="max_length")
+        ]
+    weight = _session_weight(locked)
+    if dose is not None:
+        booking = locked.booking
+        problem = rules.dose_override_problem(
+            dose_mg=dose,
+            weight_kg=weight,
+            dose_range=dose_range_for(locked.clinic_id, agent=booking.agent, route=booking.route),
+            label=rules.dose_range_label(booking.agent, booking.route),
+        )
+        if problem is not None:
+            errors["dose_mg"] = [refusal(problem)]
+    if errors:
+        raise ValidationError(errors)
+    assert dose is not None
+    locked.dose_override_mg, locked.dose_override_reason = dose, reason
+    locked.dose_override_by, locked.dose_override_at = actor, timezone.now()
+    locked.save(
+        update_fields=[
+            "dose_override_mg",
+            "dose_override_reason",
+            "dose_override_by",
+            "dose_override_at",
+            "updated_at",
+        ]
+    )
+    _session_audit(
+        actor,
+        RecordAuditAction.DOSE_OVERRIDE,
+        locked,
+        dose_mg=str(dose),
+        mg_per_kg=str(rules.dose_per_kg(dose, weight)) if weight else None,
+    )
     return locked
 
 
@@ -908,6 +1024,9 @@ def dose_start(
     if refusals:
         raise ValidationError([ValidationError(text, code="screening_gate") for text in refusals])
     gates.dose_check(actor=actor, pathway=booking.pathway)
+    ceiling = _bp_ceiling_refusal(locked)
+    if ceiling is not None:  # no override passes the ceiling, however it was signed
+        raise ValidationError([ceiling])
     problems = session_pre_dose_problems(locked)
     if problems and not (locked.override_at and set(problems) <= set(locked.override_problems)):
         raise ValidationError(
@@ -932,6 +1051,8 @@ def dose_start(
                 source=rules.SOURCE_LABEL_DEVICES,
             )
         )
+    if "dose_mg" not in errors and (outside := _dose_range_refusal(locked, dose)) is not None:
+        errors.setdefault("dose_mg", []).append(outside)
     if not lot_number.strip():
         errors.setdefault("lot_number", []).append(ValidationError("Enter the lot number.", code="required"))
     elif too_long := _too_long(DosingSession, "lot_number", lot_number, "the lot number"):
@@ -969,6 +1090,7 @@ def dose_start(
         agent=booking.agent,
         route=booking.route,
         overridden=bool(problems),
+        dose_approved=locked.dose_override_at is not None and locked.dose_override_mg == dose,
         **_late_audit(start, now),
     )
     return locked
@@ -1400,12 +1522,63 @@ DOSING_SETTING_FIELDS = (
     "discharge_diastolic_max",
     "bp_rise_systolic_margin",
     "bp_rise_diastolic_margin",
+    "bp_ceiling_systolic",
+    "bp_ceiling_diastolic",
 )
+
+
+def _check_bp_ceiling(current: DosingSettings, errors: dict[str, list[ValidationError]]) -> None:
+    """The ceiling within its bounds and above the pre-dose limits: an override may pass a pre-dose
+    limit, never the ceiling, so a ceiling at or below the limit would leave nothing to override."""
+    pairs = (
+        ("bp_ceiling_systolic", "predose_systolic_max", "systolic"),
+        ("bp_ceiling_diastolic", "predose_diastolic_max", "diastolic"),
+    )
+    for name, limit_name, which in pairs:
+        value, limit = getattr(current, name), getattr(current, limit_name)
+        try:
+            DosingSettings._meta.get_field(name).run_validators(value)  # type: ignore[union-attr]
+        except ValidationError as error:
+            errors.setdefault(name, []).extend(error.error_list)
+            continue
+        if value <= limit:
+            errors.setdefault(name, []).append(
+                ValidationError(
+                    f"The {which} ceiling must be above the pre-dose {which} limit ({limit}): an override can "
+                    "pass the limit, never the ceiling.",
+                    code="order",
+                )
+            )
+
+
+def _dose_range_setting_problems(
+    agent: str, route: str, minimum: Decimal, maximum: Decimal
+) -> dict[str, ValidationError]:
+    """What is wrong with one range a clinic sets (by form field), or nothing: an agent and route with
+    a mg/kg range (not esketamine), and 0 < minimum <= maximum <= 20 mg/kg, to two decimals."""
+    if (agent, route) not in rules.DEFAULT_DOSE_RANGES:
+        raise TypeError(f"No mg/kg range for {agent} {route}")
+    limit = rules.DOSE_RANGE_LIMIT_MG_PER_KG
+    problems: dict[str, ValidationError] = {}
+    for part, value in (("minimum", minimum), ("maximum", maximum)):
+        if not (Decimal(0) < value <= limit) or value != value.quantize(Decimal("0.01")):
+            problems[f"{part}_{agent}_{route}"] = ValidationError(
+                f"Enter a dose above 0 and at most {limit} mg/kg, to two decimals.", code="range"
+            )
+    if not problems and minimum > maximum:
+        problems[f"maximum_{agent}_{route}"] = ValidationError(
+            "The maximum must be at least the minimum.", code="order"
+        )
+    return problems
 
 
 @transaction.atomic
 def dosing_settings_update(
-    *, actor: User, chair_times: list[tuple[str, str, int, int, int]] | None = None, **fields: int
+    *,
+    actor: User,
+    chair_times: list[tuple[str, str, int, int, int]] | None = None,
+    dose_ranges: list[tuple[str, str, Decimal, Decimal]] | None = None,
+    **fields: int,
 ) -> DosingSettings:
     """Change the clinic's dosing limits and chair times (clinic admins). Esketamine chair time keeps
     at least 2 hours of monitoring, whatever is asked."""
@@ -1421,6 +1594,10 @@ def dosing_settings_update(
         errors.setdefault("respiratory_rate_max", []).append(
             ValidationError("The upper limit must be above the lower one.", code="order")
         )
+    _check_bp_ceiling(current, errors)
+    for agent, route, minimum, maximum in dose_ranges or []:
+        for name, problem in _dose_range_setting_problems(agent, route, minimum, maximum).items():
+            errors.setdefault(name, []).append(problem)
     for agent, route, _dosing, monitoring, _turnover in chair_times or []:
         problem = rules.chair_time_problem(agent=agent, monitoring_minutes=monitoring)
         if problem:
@@ -1441,11 +1618,22 @@ def dosing_settings_update(
                 "turnover_minutes": turnover,
             },
         )
+    for agent, route, minimum, maximum in dose_ranges or []:
+        DoseRange.objects.update_or_create(
+            clinic_id=actor.member_clinic_id,
+            agent=agent,
+            route=route,
+            defaults={"minimum_mg_per_kg": minimum, "maximum_mg_per_kg": maximum},
+        )
     audit_record(
         actor=actor,
         action="dosing_settings.updated",
         target_type="dosing.DosingSettings",
         target_public_id=current.public_id,
-        data={"fields": sorted(fields), "chair_times": len(chair_times or [])},
+        data={
+            "fields": sorted(fields),
+            "chair_times": len(chair_times or []),
+            "dose_ranges": len(dose_ranges or []),
+        },
     )
     return current

@@ -104,7 +104,7 @@ def test_the_api_refuses_a_dose_set_hours_back_before_the_pre_dose_reading(
     assert error["field"] == "started_at"
     assert error["code"] == "before_pre_dose_reading"
     assert error["message"].startswith("This time is before the pre-dose blood pressure (")
-    assert error["source"] == rules.SOURCE_RECORDS
+    assert error["source"] == rules.SOURCE_RECORDS.text
     assert record_state(session) == before
     # ... and discharge cannot follow at once: the dose never started.
     refused = api(staff[Role.MONITOR]).post(

@@ -36,6 +36,7 @@ from screening import services as screening_services
 from screening.models import Assessment
 from screening.models import MeasureResponse
 from screening.models import SafetyAlert
+from sessions import emdr_rules
 from sessions import emdr_services
 from sessions import gates
 from sessions import services
@@ -155,7 +156,7 @@ def test_an_alert_raised_after_the_screening_stops_booking_by_service_page_and_a
     item = refused.value.error_list[0]
     assert item.message.startswith("Record the action taken on the open safety alert (")
     assert "or have a prescriber sign a dosing override" in item.message
-    assert item.source.startswith("calcipedia.org" if instrument == "phq9" else "docsbay.net")
+    assert str(item.source).startswith("Kroenke" if instrument == "phq9" else "Posner")
 
     page = client_for(staff[Role.CLINIC_ADMIN]).post(
         reverse("booking_create", args=[dosing_pathway.public_id]),
@@ -483,7 +484,7 @@ def test_a_dose_is_refused_on_hold_discontinued_completed_or_in_integration_by_s
     )
     assert response.status_code == 400
     [error] = response.json()["errors"]
-    assert (error["code"], error["source"]) == ("wrong_stage", gates.STAGE_SOURCE)
+    assert (error["code"], error["source"]) == ("wrong_stage", gates.STAGE_SOURCE.text)
     assert written() == before
 
 
@@ -625,7 +626,7 @@ def test_a_past_memory_is_checked_again_at_the_next_session_by_service_page_and_
     assert item.message.startswith(
         "The accident: no high c-ssrs risk or phq-9 item-9 alert open is not met now"
     )
-    assert item.source == "Readiness criteria, pesi.com blog 2188 (domain.md 3)"
+    assert item.source == emdr_rules.READINESS_SOURCE
 
     now = timezone.localtime()
     page = client_for(therapist).post(
@@ -659,10 +660,7 @@ def test_a_past_memory_is_checked_again_at_the_next_session_by_service_page_and_
     )
     assert response.status_code == 400
     [error] = response.json()["errors"]
-    assert (error["code"], error["source"]) == (
-        "not_ready",
-        "Readiness criteria, pesi.com blog 2188 (domain.md 3)",
-    )
+    assert (error["code"], error["source"]) == ("not_ready", emdr_rules.READINESS_SOURCE.text)
     memory.refresh_from_db()
     assert (EmdrSessionLog.objects.count(), written(), memory.sud, memory.state) == before
 

@@ -172,7 +172,7 @@ def test_the_gates_are_all_reported_in_their_order(
         ),
         ("screening_gate", "No screening yet: complete and sign an assessment first."),
         ("room_inactive", "Harbour Room is not in use."),
-        ("room_equipment", "Harbour Room has no blood-pressure monitor."),
+        ("room_bp_monitor", "Harbour Room has no blood-pressure monitor."),
     ]
 
 
@@ -183,7 +183,7 @@ def test_the_gates_are_all_reported_in_their_order(
         ("expired_screening", "screening_gate"),
         ("wrong_stage", "wrong_stage"),
         ("esketamine_without_rems", "rems_enrolment_missing"),
-        ("esketamine_without_oximeter", "room_equipment"),
+        ("esketamine_without_oximeter", "room_pulse_oximeter"),
         ("inactive_room", "room_inactive"),
     ],
 )
