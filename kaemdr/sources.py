@@ -13,7 +13,6 @@ sources disagree are clinic settings with a sourced default (`clinic_setting`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -255,6 +254,12 @@ FIELD_TRIP_KAP = Source(
     "6 months",
     "https://clinicaltrials.gov/study/NCT05604794",
 )
+INTEGRATION_WINDOW_GUIDANCE = Source(
+    "Ketamine clinics' guidance on the integration window after a dose: about 72 hours (Yudkoff, Lumin "
+    "Health, The neuroplasticity window: what to do after ketamine therapy); 24 to 72 hours (Soffer, How "
+    "to make ketamine therapy results last: an integration guide) (secondary sources; claims differ)",
+    "https://www.lumin.health/blog/the-neuroplasticity-window-what-to-do-after-ketamine-therapy",
+)
 
 # --- EMDR ----------------------------------------------------------------------------------------------
 
@@ -315,8 +320,14 @@ def registered() -> Mapping[str, Citation]:
     return dict(_REGISTER)
 
 
-def cite_all(codes: Iterable[str]) -> list[Citation]:
-    return [citation for code in codes if (citation := citation_for(code)) is not None]
+def bibliography() -> list[tuple[Source, list[tuple[str, str]]]]:
+    """Every source the registered rules cite, in title order, each with the codes that cite it and
+    where in the source (for the page that lists the rules' sources)."""
+    cited: dict[Source, list[tuple[str, str]]] = {}
+    for code, citation in sorted(_REGISTER.items()):
+        for reference in citation.references:
+            cited.setdefault(reference.source, []).append((code, reference.where))
+    return sorted(cited.items(), key=lambda item: item[0].title.lower())
 
 
 INPUT_CHECK_CODES: frozenset[str] = frozenset(
@@ -348,6 +359,10 @@ INPUT_CHECK_CODES: frozenset[str] = frozenset(
         "invalid_therapist",
         "invalid_monitor",
         "invalid_role",
+        # Screening: a measure's answer off its scale, a condition not in the catalogue, no action taken.
+        "invalid_answer",
+        "unknown_condition",
+        "alert_action_required",
         # Accounts and sign-in: security, not clinical rules.
         "email_taken",
         "self_deactivation",

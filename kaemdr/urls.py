@@ -50,6 +50,7 @@ urlpatterns = [
     path("accounts/", account_views.account, name="account"),
     path("accounts/sign-out-everywhere/", account_views.sign_out_everywhere, name="sign_out_everywhere"),
     path("accounts/tokens/<str:token_key>/revoke/", account_views.token_revoke, name="api_token_revoke"),
+    path("sources/", views.rule_sources, name="rule_sources"),
     path("staff/", views.staff_list, name="staff_list"),
     path(
         "staff/<uuid:public_id>/two-factor-reset/",

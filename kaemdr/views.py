@@ -24,6 +24,7 @@ from django.views.generic import FormView
 
 from . import accounts
 from . import services
+from . import sources
 from .exceptions import error_citation
 from .forms import PasswordResetRequestForm
 from .forms import SignInForm
@@ -71,6 +72,16 @@ def _with_source(error: ValidationError) -> ValidationError:
     else:
         shown = format_html("{} (Source: {}.)", message, citation.text)
     return ValidationError(shown, code=error.code)
+
+
+def rule_sources(request: HttpRequest) -> HttpResponse:
+    """Where the clinical rules come from: every source the rules cite, with its link, and the codes of
+    the rules that cite it (the codes the API's errors carry). Reference material, no patient data."""
+    return render(
+        request,
+        "kaemdr/rule_sources.html",
+        {"bibliography": sources.bibliography(), "title": "Sources of the clinical rules"},
+    )
 
 
 @login_not_required

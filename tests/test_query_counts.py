@@ -411,6 +411,7 @@ PAGES: dict[str, tuple[str, UrlFor]] = {
     "summary_status": (Role.PRESCRIBER, lambda w: reverse("summary_status", args=[w.summary_id])),
     "staff_list": (Role.CLINIC_ADMIN, lambda w: reverse("staff_list")),
     "account": (Role.PRESCRIBER, lambda w: reverse("account")),
+    "rule_sources": (Role.MONITOR, lambda w: reverse("rule_sources")),
 }
 
 

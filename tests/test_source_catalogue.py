@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.apps import apps
+from django.urls import reverse
+from django.utils.html import escape
 
 from kaemdr import sources
 
@@ -129,3 +132,17 @@ def test_a_code_cannot_be_registered_with_two_sources() -> None:
         sources.register({"booking_conflict": sources.PHQ9.at()})
     with pytest.raises(ValueError, match="no citation"):
         sources.register({"a_new_code": sources.Citation(())})
+
+
+@pytest.mark.django_db
+def test_every_role_can_read_where_the_rules_come_from(staff: dict, client_for: Callable) -> None:
+    """The sources page lists each cited source with its link and the codes of the rules citing it."""
+    for user in staff.values():
+        response = client_for(user).get(reverse("rule_sources"))
+        assert response.status_code == 200
+    body = response.content.decode()
+    rems = sources.SPRAVATO_REMS
+    assert f'<a href="{escape(rems.url)}">{escape(rems.title)}</a>' in body
+    assert "<code>rems_enrolment_missing</code>: patients enrolled before the first dose" in body
+    assert not INTERNAL.search(body.split("<main", 1)[1])
+    assert client_for(None).get(reverse("rule_sources")).status_code == 302

@@ -12,8 +12,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
+from kaemdr import sources
 from kaemdr.models import Role
 from kaemdr.models import User
 from sessions import services
@@ -220,6 +222,11 @@ def test_a_conflict_on_the_booking_page_is_named_and_the_input_kept(
     assert response.status_code == 400
     body = response.content.decode()
     assert f"The room is booked for {world['pathway'].patient.full_name}: Harbour Room" in body
+    # The refusal names its source in plain words, with the link where the source has one.
+    citation = sources.citation_for("booking_conflict")
+    assert citation is not None
+    assert citation.url
+    assert f'(Source: <a href="{citation.url}">{escape(citation.text)}</a>.)' in body
     assert 'value="10:30"' in body
     assert dosing_snapshot() == before
 
@@ -291,6 +298,12 @@ def test_the_api_books_and_names_a_conflict(world: dict[str, Any], clinic: Any) 
     assert clash.status_code == 400
     assert clash.json()["errors"][0]["code"] == "booking_conflict"
     assert clash.json()["errors"][0]["field"] == "starts_at"
+    citation = sources.citation_for("booking_conflict")
+    assert citation is not None
+    assert (clash.json()["errors"][0]["source"], clash.json()["errors"][0]["source_url"]) == (
+        citation.text,
+        citation.url,
+    )
     created = client.post("/api/v1/bookings/", {**body, "starts_at": slot(0, 13).isoformat()}, format="json")
     assert created.status_code == 201
     moved = client.post(
