@@ -1,6 +1,8 @@
 """Integration in the demo clinic: Oliver Brandt (HB-1006) has had three dosing sessions; the first
 two have signed integration notes with experiments under way, and the last one's integration session
-is overdue. Tomás Reyes's (HB-1004) esketamine session has its check-ins and monitoring form due."""
+is overdue. Tomás Reyes's (HB-1004) esketamine session has its check-ins due. Grace Nakamura (HB-1007)
+completed her course last week: her outcome measures are due 1, 3 and 6 months after it, the first
+within the month."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathways.models import Stage
 from sessions.demo import demo_past_session
 from sessions.models import DosingSession
 
+from . import rules
 from . import services
 from .models import FollowUp
 from .models import FollowUpStatus
@@ -40,6 +43,13 @@ def _follow_ups_at_demo_time(session: DosingSession) -> None:
         done_at=booking.starts_at - dt.timedelta(days=1),
         outcome="Reminder sent.",
     )
+
+
+def _course_outcomes_at_demo_time(pathway: Pathway, *, completed_at: dt.datetime) -> None:
+    """The course was completed now and its timeline then moved back to its demo day: schedule its
+    outcome follow-ups again from that day (the first falls due within the month)."""
+    FollowUp.objects.filter(pathway=pathway, kind=rules.FollowUpKind.COURSE_OUTCOME).delete()
+    services.course_outcome_schedule(pathway=pathway, completed_at=completed_at)
 
 
 def _check_ins_done(session: DosingSession, by: User, outcomes: dict[int, str]) -> None:
@@ -78,16 +88,28 @@ def _note(
     IntegrationNote.objects.filter(pk=note.pk).update(signed_at=held + dt.timedelta(hours=1))
 
 
+HB_1006_DOSE_APPROVAL = (
+    "Little effect at 70 mg over two sessions and no cravings since; 200 mg sublingual agreed with him "
+    "after titration, within the clinic's protocol. Observe for 2 hours."
+)
+
+
 def demo_integration(
     *, pathway: Pathway, to_stage: str | None, at: dt.datetime, staff: dict[str, User], **_: Any
 ) -> None:
     record = pathway.patient.record_number
     if record == "HB-1006" and to_stage == Stage.INTEGRATION:
         # Dosed while the pathway was in dosing (a dose starts only there); its notes come at the end.
-        for days_ago in (26, 12, 5):
-            demo_past_session(pathway=pathway, staff=staff, days_ago=days_ago, dose_mg=70)
+        # The last dose, titrated above the clinic's sublingual range, was approved by the prescriber.
+        for days_ago, dose_mg, approval in ((26, 70, ""), (12, 70, ""), (5, 200, HB_1006_DOSE_APPROVAL)):
+            demo_past_session(
+                pathway=pathway, staff=staff, days_ago=days_ago, dose_mg=dose_mg, dose_approval=approval
+            )
         return
     if to_stage is not None:
+        return
+    if record == "HB-1007" and pathway.stage == Stage.COMPLETED:
+        _course_outcomes_at_demo_time(pathway, completed_at=at)
         return
     if record == "HB-1004":
         for session in DosingSession.objects.filter(booking__pathway=pathway, status="signed"):

@@ -10,7 +10,11 @@ from crispy_forms.layout import Column
 from crispy_forms.layout import Layout
 from crispy_forms.layout import Row
 from django import forms
+from django.utils.html import format_html
 
+from kaemdr.templatetags.kaemdr_tags import cite
+
+from . import rules
 from .models import AREA_CHOICES
 from .models import EXPERIMENT_STATE_CHOICES
 from .models import IntegrationSettings
@@ -110,6 +114,7 @@ class IntegrationSettingsForm(forms.ModelForm):
             "check_in_days",
             "measures_interval_weeks",
             "reminder_hour",
+            "outcome_follow_up_months",
             "patient_emails_enabled",
         )
         labels = {
@@ -117,9 +122,15 @@ class IntegrationSettingsForm(forms.ModelForm):
             "check_in_days": "Check-in days after a dose",
             "measures_interval_weeks": "Outcome measures every (weeks)",
             "reminder_hour": "Visit reminder hour, the day before",
+            "outcome_follow_up_months": "Outcome follow-up months",
             "patient_emails_enabled": "Email patients their reminders",
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Each timing says where it comes from: the setting, and the source of its default.
+        for name, citation in rules.SETTING_SOURCES.items():
+            self.fields[name].help_text = format_html(
+                '{} <span class="d-block">Source: {}.</span>', self.fields[name].help_text, cite(citation)
+            )
         self.helper = _helper()

@@ -28,7 +28,8 @@ FOLLOW_UP_KIND_CHOICES = [(k.value, label) for k, label in rules.FOLLOW_UP_KIND_
 
 
 class IntegrationSettings(BaseModel):
-    """How a clinic times its follow-ups. The defaults are the issue's; every one is the clinic's."""
+    """How a clinic times its follow-ups: every one is the clinic's, each default with its source
+    (`rules.SETTING_SOURCES`)."""
 
     clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="integration_settings")
     integration_window_hours = models.PositiveSmallIntegerField(
@@ -56,6 +57,13 @@ class IntegrationSettings(BaseModel):
         default=False,
         help_text="Also email patients their reminders and check-in notices (never any clinical detail).",
     )
+    outcome_follow_up_months = models.CharField(
+        max_length=60,
+        default="1, 3, 6",
+        db_default="1, 3, 6",
+        help_text="Months after a course is completed when the outcome measures are taken again, "
+        "separated by commas (1 to 24).",
+    )
 
     class Meta:
         verbose_name_plural = "integration settings"
@@ -66,6 +74,7 @@ class IntegrationSettings(BaseModel):
             check_in_days=rules.parse_check_in_days(self.check_in_days),
             measures_interval_weeks=self.measures_interval_weeks,
             reminder_hour=self.reminder_hour,
+            outcome_follow_up_months=rules.parse_outcome_follow_up_months(self.outcome_follow_up_months),
         )
 
 
@@ -178,7 +187,11 @@ class FollowUp(BaseModel):
     pathway = models.ForeignKey(Pathway, on_delete=models.PROTECT, related_name="follow_ups")
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=24, choices=FOLLOW_UP_KIND_CHOICES)
-    sequence = models.PositiveSmallIntegerField(default=0, help_text="The day of a check-in; 0 otherwise.")
+    sequence = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="The day of a check-in, or the month after the course of an outcome follow-up; "
+        "0 otherwise.",
+    )
     dosing_session = models.ForeignKey(
         DosingSession, on_delete=models.PROTECT, null=True, blank=True, related_name="follow_ups"
     )
@@ -221,6 +234,11 @@ class FollowUp(BaseModel):
                 condition=Q(status="open", kind="outcome_measures"),
                 name="followup_one_open_measures_per_pathway",
             ),
+            models.UniqueConstraint(
+                fields=["pathway", "kind", "sequence"],
+                condition=Q(kind="course_outcome"),
+                name="followup_once_per_course_month",
+            ),
         ]
         indexes = [
             models.Index(
@@ -239,6 +257,12 @@ class FollowUp(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status == FollowUpStatus.OPEN
+
+    @property
+    def label(self) -> str:
+        """What pages call it: its kind, with the day of a check-in or the month of an outcome
+        follow-up after the course."""
+        return rules.follow_up_label(self.kind, self.sequence)
 
 
 class SummaryKind(models.TextChoices):

@@ -247,7 +247,7 @@ def follow_up_qs_for_user(user: User) -> QuerySet[FollowUp]:
 
 def get_follow_up_for_user_or_404(user: User, public_id: uuid.UUID | str) -> FollowUp:
     try:
-        return follow_up_qs_for_user(user).get(public_id=public_id)
+        return follow_up_qs_for_user(user).select_related("dosing_session").get(public_id=public_id)
     except (FollowUp.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such follow-up.") from None
 

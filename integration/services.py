@@ -39,6 +39,7 @@ from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Stage
 from screening.models import MeasureResponse
+from sessions import services as dosing_services
 from sessions.models import Booking
 from sessions.models import BookingStatus
 from sessions.models import DosingSession
@@ -134,9 +135,7 @@ def _require_author_of_draft(actor: User, note: IntegrationNote) -> IntegrationN
     if locked.author_id != actor.pk:
         raise NotFoundOrForbidden()
     if locked.status != NoteStatus.DRAFT:
-        raise ValidationError(
-            "This note is signed and read-only; add an addendum instead.", code="note_signed"
-        )
+        raise ValidationError("This note is signed and read-only; add an addendum instead.", code="signed")
     return locked
 
 
@@ -149,7 +148,7 @@ def _session_for_note(pathway: Pathway, session: DosingSession | None) -> Dosing
                 {
                     "dosing_session": ValidationError(
                         "An integration note follows a completed dosing session; this pathway has none yet.",
-                        code="no_session",
+                        code="integration_no_session",
                     )
                 }
             )
@@ -158,7 +157,7 @@ def _session_for_note(pathway: Pathway, session: DosingSession | None) -> Dosing
         raise ValidationError(
             {
                 "dosing_session": ValidationError(
-                    "Choose a signed dosing session of this pathway.", code="invalid_session"
+                    "Choose a signed dosing session of this pathway.", code="integration_session_not_signed"
                 )
             }
         )
@@ -194,7 +193,7 @@ def note_open(
         if draft.author_id != actor.pk:
             raise ValidationError(
                 f"{draft.author.full_name} has a draft note open on this pathway; it is signed first.",
-                code="draft_open",
+                code="integration_draft_open",
             )
         return draft
     session = _session_for_note(locked, dosing_session)
@@ -250,7 +249,9 @@ def note_sign(*, actor: User, note: IntegrationNote) -> IntegrationNote:
     """Sign a draft: it becomes read-only, and the integration session due after its dose is done."""
     locked = _require_author_of_draft(actor, note)
     if not any(getattr(locked, name).strip() for name in NOTE_FIELDS):
-        raise ValidationError("Answer at least one of the prompts before signing.", code="empty_note")
+        raise ValidationError(
+            "Answer at least one of the prompts before signing.", code="integration_note_empty"
+        )
     locked.status, locked.signed_at = NoteStatus.SIGNED, timezone.now()
     locked.save()
     _note_audit(actor, IntegrationAuditAction.NOTE_SIGNED, locked)
@@ -313,7 +314,7 @@ def experiment_add(*, actor: User, note: IntegrationNote, area: str, description
     locked = _require_author_of_draft(actor, note)
     errors: dict[str, ValidationError] = {}
     if area not in {a.value for a in rules.ExperimentArea}:
-        errors["area"] = ValidationError("Choose an area.", code="invalid_area")
+        errors["area"] = ValidationError("Choose an area.", code="invalid_choice")
     description = (description or "").strip()
     if not description:
         errors["description"] = ValidationError(
@@ -353,7 +354,7 @@ def experiment_review(
     problem = rules.experiment_move_problem(locked.state, state, what_happened=what_happened)
     if problem:
         field = "what_happened" if problem == rules.WHAT_HAPPENED_NEEDED else "state"
-        raise ValidationError({field: ValidationError(problem, code="invalid_move")})
+        raise ValidationError({field: ValidationError(problem, code="experiment_invalid_move")})
     ExperimentUpdate.objects.create(
         experiment=locked,
         note=locked_note,
@@ -435,6 +436,10 @@ def follow_ups_schedule_after_session(
     for plan in planned:
         if plan.kind == Kind.OUTCOME_MEASURES and has_open_measures:
             continue
+        if plan.kind == Kind.MONITORING_FORM and not dosing_services.monitoring_form_owed(
+            session, label=dosing_services.esketamine_label_of(session.clinic_id)
+        ):
+            continue  # esketamine under the EU/UK label: no REMS form (its checklist came before discharge)
         follow_up, was_created = FollowUp.objects.get_or_create(
             dosing_session=session,
             kind=plan.kind,
@@ -535,8 +540,12 @@ def monitoring_form_filed(*, session: DosingSession, actor: User | None = None, 
 
 def measures_recorded(*, response: MeasureResponse, actor: User | None = None, **_: Any) -> None:
     """Measures taken again close the open measures follow-up; while the cycle runs (a follow-up was
-    open), the next one is scheduled the clinic's interval later."""
+    open), the next one is scheduled the clinic's interval later. After a completed course, an outcome
+    measure (PHQ-9, GAD-7, PCL-5) closes the outcome follow-up it answers
+    (`rules.course_outcome_answered`)."""
     pathway = Pathway.objects.select_related("patient", "prescriber", "clinic").get(pk=response.pathway_id)
+    if pathway.stage == Stage.COMPLETED:
+        _course_outcome_answered(pathway=pathway, response=response, actor=actor)
     closed = _close_matching(
         actor=actor,
         follow_ups=FollowUp.objects.filter(pathway=pathway, kind=Kind.OUTCOME_MEASURES),
@@ -560,18 +569,93 @@ def measures_recorded(*, response: MeasureResponse, actor: User | None = None, *
     _follow_up_audit(actor, IntegrationAuditAction.FOLLOW_UPS_SCHEDULED, follow_up)
 
 
+def _course_outcome_answered(*, pathway: Pathway, response: MeasureResponse, actor: User | None) -> None:
+    """Close the outcome follow-up after the course that this measure answers, if it is still open."""
+    if response.instrument not in rules.COURSE_OUTCOME_INSTRUMENTS or pathway.stage_changed_at is None:
+        return
+    scheduled = list(
+        FollowUp.objects.filter(pathway=pathway, kind=Kind.COURSE_OUTCOME).values_list("sequence", "due_at")
+    )
+    month = rules.course_outcome_answered(
+        completed_at=pathway.stage_changed_at, administered_at=response.administered_at, scheduled=scheduled
+    )
+    if month is None:
+        return
+    _close_matching(
+        actor=actor,
+        follow_ups=FollowUp.objects.filter(pathway=pathway, kind=Kind.COURSE_OUTCOME, sequence=month),
+        outcome=f"{response.get_instrument_display()} recorded.",
+    )
+
+
 CLOSED_STAGES = (Stage.COMPLETED, Stage.DISCONTINUED)
 
 
-def pathway_closed(*, pathway: Pathway, actor: User | None = None, **_: Any) -> None:
-    """A completed or discontinued pathway has nothing left to follow up."""
+def pathway_closed(*, pathway: Pathway, actor: User | None = None, change: Any = None, **_: Any) -> None:
+    """A completed or discontinued pathway: what was open is cancelled, except the work that outlives
+    the pathway (an esketamine session's REMS monitoring form, `rules.OUTLIVES_PATHWAY_KINDS`); a
+    completed course then schedules its outcome follow-ups (`course_outcome_schedule`). Runs inside
+    the stage move's transaction, so the move and its follow-ups land together."""
     if pathway.stage not in CLOSED_STAGES:
         return
     open_ones = FollowUp.objects.filter(pathway=pathway, status=FollowUpStatus.OPEN).select_related(
         "clinic", "patient"
     )
     for follow_up in open_ones:
-        _cancel(actor, follow_up, f"The pathway was {pathway.get_stage_display().lower()}.")
+        if rules.cancelled_when_pathway_closes(follow_up.kind):
+            _cancel(actor, follow_up, f"The pathway was {pathway.get_stage_display().lower()}.")
+    if pathway.stage == Stage.COMPLETED:
+        completed_at = getattr(change, "changed_at", None) or pathway.stage_changed_at or timezone.now()
+        course_outcome_schedule(pathway=pathway, completed_at=completed_at, actor=actor)
+
+
+def course_outcome_schedule(
+    *, pathway: Pathway, completed_at: dt.datetime, actor: User | None = None
+) -> list[FollowUp]:
+    """Schedule the outcome measures after a completed course, at each of the clinic's months after
+    `completed_at` (calendar months in the clinic's time zone; `rules.follow_ups_after_course`), for
+    the pathway's prescriber. Their messages go out when each falls due, from the outbox like every
+    follow-up's (`follow_ups_dispatch_due`).
+
+    Idempotent: one row per pathway and month (the `followup_once_per_course_month` constraint), so
+    running it again (a retried event or task, a second completion attempt) creates nothing; returns
+    what it created. Called inside the completing transaction; audited when it creates anything."""
+    pathway = Pathway.objects.select_related("clinic", "patient", "prescriber").get(pk=pathway.pk)
+    if pathway.stage != Stage.COMPLETED:
+        return []
+    timings = integration_settings_for(pathway.clinic_id).timings()
+    planned = rules.follow_ups_after_course(
+        completed_at=completed_at, tz=_tz(pathway.clinic), months=timings.outcome_follow_up_months
+    )
+    created = []
+    for plan in planned:
+        follow_up, was_created = FollowUp.objects.get_or_create(
+            pathway=pathway,
+            kind=plan.kind,
+            sequence=plan.sequence,
+            defaults={
+                "clinic_id": pathway.clinic_id,
+                "patient_id": pathway.patient_id,
+                "responsible": pathway.prescriber,
+                "due_at": plan.due_at,
+                "notify_at": plan.notify_at,
+            },
+        )
+        if was_created:
+            created.append(follow_up)
+    if created:
+        audit_record(
+            actor=actor,
+            action=IntegrationAuditAction.FOLLOW_UPS_SCHEDULED,
+            target_type="pathways.Pathway",
+            target_public_id=pathway.public_id,
+            clinic_public_id=pathway.clinic.public_id,
+            patient_public_id=pathway.patient.public_id,
+            data={"kinds": [f.kind for f in created], "months": [f.sequence for f in created]},
+        )
+        if any(f.notify_at <= timezone.now() for f in created):
+            _dispatch_soon()
+    return created
 
 
 def _close_matching(*, actor: User | None, follow_ups: Any, outcome: str) -> list[FollowUp]:
@@ -628,7 +712,7 @@ def follow_up_complete(*, actor: User, follow_up: FollowUp, outcome: str) -> Fol
             {"outcome": ValidationError("Keep this under 300 characters.", code="too_long")}
         )
     if locked.status != FollowUpStatus.OPEN:
-        raise ValidationError("This follow-up is already closed.", code="closed")
+        raise ValidationError("This follow-up is already closed.", code="follow_up_closed")
     locked.status, locked.done_at, locked.done_by, locked.outcome = (
         FollowUpStatus.DONE,
         timezone.now(),
@@ -965,6 +1049,7 @@ SETTINGS_FIELDS = (
     "check_in_days",
     "measures_interval_weeks",
     "reminder_hour",
+    "outcome_follow_up_months",
     "patient_emails_enabled",
 )
 
@@ -979,11 +1064,22 @@ def integration_settings_update(*, actor: User, **fields: Any) -> IntegrationSet
     row, _ = IntegrationSettings.objects.select_for_update().get_or_create(clinic_id=actor.member_clinic_id)
     for name, value in fields.items():
         setattr(row, name, value)
-    if "check_in_days" in fields:
-        try:
-            row.check_in_days = rules.format_days(rules.parse_check_in_days(str(fields["check_in_days"])))
-        except ValueError as error:
-            raise ValidationError({"check_in_days": ValidationError(str(error), code="invalid")}) from None
+    errors: dict[str, ValidationError] = {}
+    for name, parse, code in (
+        ("check_in_days", rules.parse_check_in_days, "check_in_days_invalid"),
+        (
+            "outcome_follow_up_months",
+            rules.parse_outcome_follow_up_months,
+            "outcome_follow_up_months_invalid",
+        ),
+    ):
+        if name in fields:
+            try:
+                setattr(row, name, rules.format_days(parse(str(fields[name]))))
+            except ValueError as error:
+                errors[name] = ValidationError(str(error), code=code)
+    if errors:
+        raise ValidationError(errors)
     row.full_clean(exclude=["clinic"])
     row.save()
     audit_record(

@@ -26,6 +26,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from kaemdr import sources
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -38,6 +39,7 @@ from screening.models import AssessmentStatus
 from sessions import emdr_selectors
 from sessions import rules as dosing_rules
 from sessions import selectors as dosing_selectors
+from sessions.esketamine_rules import LEAVE_CHECKLIST
 from sessions.models import DosingSession
 from sessions.models import EmdrSessionLog
 from sessions.models import EmdrTarget
@@ -65,6 +67,13 @@ def _emdr_logs() -> QuerySet[EmdrSessionLog]:
     return EmdrSessionLog.objects.select_related(
         "plan__pathway__patient", "plan__pathway__clinic", "therapist"
     )
+
+
+def _reason_source(reason: dict[str, Any]) -> str:
+    """A stored screening finding's source as the catalogue cites its rule today (the text stored with
+    an older finding may name a source the catalogue has since put in plain words)."""
+    citation = sources.citation_for(str(reason.get("rule", "")))
+    return citation.text if citation else str(reason.get("source", ""))
 
 
 def source_for(user: User, kind: str, public_id: uuid.UUID | str) -> SummarySource:
@@ -240,6 +249,12 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
             "alert_and_oriented": full.alert_and_oriented,
             "escort": full.escort_present_at_discharge,
             "dissociation_resolved": full.dissociation_resolved,
+            # The Readiness to Leave checklist (esketamine under the EU/UK label), once recorded.
+            "leave_checklist": [item.text for item in LEAVE_CHECKLIST if item.code in full.leave_checklist]
+            if full.leave_checklist_at
+            else None,
+            "leave_checklist_by": _person(full.leave_checklist_by),
+            "leave_checklist_at": full.leave_checklist_at,
         },
         "pmf": {
             "first_treatment": full.pmf_first_treatment,
@@ -252,7 +267,7 @@ def _dosing_data(session: DosingSession) -> dict[str, Any]:
             "medications_confirmed_by": _person(full.pmf_medications_confirmed_by),
             "blood_pressures": _pmf_pressures(dosing_selectors.pmf_facts(full, settings=limits)),
         }
-        if booking.agent == "esketamine"
+        if full.pmf_required
         else None,
         "signed_by": _person(full.signed_by),
         "signed_at": full.signed_at,
@@ -392,7 +407,7 @@ def _pathway_data(pathway: Pathway) -> dict[str, Any]:
             "decision": screening.get_decision_display(),
             "decision_reason": screening.decision_reason,
             "reasons": [
-                {"kind": r.get("kind", ""), "text": r.get("text", ""), "source": r.get("source", "")}
+                {"kind": r.get("kind", ""), "text": r.get("text", ""), "source": _reason_source(r)}
                 for r in screening.proposal_reasons
             ],
             "signed_by": _person(screening.signed_by),

@@ -48,7 +48,7 @@ def summary_path(summary: Summary) -> Path:
 
 def _source(actor: User, kind: str, record_public_id: uuid.UUID | str) -> summaries.SummarySource:
     if kind not in SummaryKind.values:
-        raise ValidationError({"kind": ValidationError("Choose what to summarise.", code="invalid_kind")})
+        raise ValidationError({"kind": ValidationError("Choose what to summarise.", code="invalid_choice")})
     try:
         return summaries.source_for(actor, kind, record_public_id)
     except Http404:
@@ -156,9 +156,9 @@ def summary_for_download(*, actor: User, summary: Summary) -> Path:
     """The file of a ready summary, after the same access check as its record; audited."""
     _source(actor, summary.kind, summary.record_public_id)
     if summary.status != SummaryStatus.READY:
-        raise ValidationError("This summary is not ready.", code="not_ready")
+        raise ValidationError("This summary is not ready.", code="summary_not_ready")
     path = summary_path(summary)
     if not path.exists():
-        raise ValidationError("The summary file is missing; ask for it again.", code="missing")
+        raise ValidationError("The summary file is missing; ask for it again.", code="summary_file_missing")
     _audit(actor, SummaryAuditAction.DOWNLOADED, summary)
     return path

@@ -289,6 +289,8 @@ def addendum_add(request: HttpRequest, public_id: str) -> HttpResponse:
 # --- Follow-ups --------------------------------------------------------------------------------------
 
 SCOPES = {"mine": "Mine", "clinic": "Whole clinic"}
+COURSE_OUTCOME_MEASURES = (("phq9", "PHQ-9"), ("gad7", "GAD-7"), ("pcl5", "PCL-5"))
+"""The measures an outcome follow-up after the course asks for (`rules.COURSE_OUTCOME_INSTRUMENTS`)."""
 SHOWS = {"open": "Open", "overdue": "Overdue", "reminders": "Visit reminders", "closed": "Closed"}
 
 
@@ -356,8 +358,13 @@ def follow_up_detail(request: HttpRequest, public_id: str) -> HttpResponse:
                 return HttpResponseRedirect(reverse("follow_up_detail", args=[follow_up.public_id]))
         status = 400
     context = {
-        "title": f"{follow_up.get_kind_display()} for {follow_up.patient.full_name}",
+        "title": f"{follow_up.label} for {follow_up.patient.full_name}",
         "follow_up": follow_up,
+        "source": rules.FOLLOW_UP_SOURCES.get(rules.FollowUpKind(follow_up.kind)),
+        "measure_links": COURSE_OUTCOME_MEASURES,
+        "can_record_measures": follow_up.kind == rules.FollowUpKind.COURSE_OUTCOME
+        and has_capability(user, Capability.MEASURE_RECORD)
+        and follow_up.pathway.takes_measures,
         "overdue": follow_up.is_open
         and rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=timezone.now()),
         "form": form if _can_complete(user, follow_up) else None,

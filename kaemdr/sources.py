@@ -255,9 +255,8 @@ FIELD_TRIP_KAP = Source(
     "https://clinicaltrials.gov/study/NCT05604794",
 )
 INTEGRATION_WINDOW_GUIDANCE = Source(
-    "Ketamine clinics' guidance on the integration window after a dose: about 72 hours (Yudkoff, Lumin "
-    "Health, The neuroplasticity window: what to do after ketamine therapy); 24 to 72 hours (Soffer, How "
-    "to make ketamine therapy results last: an integration guide) (secondary sources; claims differ)",
+    "Lumin Health, The neuroplasticity window: what to do after ketamine therapy (clinic guidance, a "
+    "secondary source; others give 24 to 72 hours)",
     "https://www.lumin.health/blog/the-neuroplasticity-window-what-to-do-after-ketamine-therapy",
 )
 

@@ -100,6 +100,10 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
     ),
     DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
     DemoPatient("HB-1010", "Samuel", "Achterberg", dt.date(1958, 7, 23), (Stage.ASSESSMENT,)),
+    # Aged 17 (and about 110 days) whenever the demo loads: the screening proposes not eligible.
+    DemoPatient(
+        "HB-1011", "Kai", "Morgan", timezone.localdate() - dt.timedelta(days=6318), (Stage.ASSESSMENT,)
+    ),
 )
 
 _SIDE_REASONS: dict[str, str] = {

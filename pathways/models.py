@@ -112,6 +112,13 @@ class Pathway(BaseModel):
     def is_open(self) -> bool:
         return self.stage not in CLOSED_STAGES
 
+    @property
+    def takes_measures(self) -> bool:
+        """Whether outcome measures may still be recorded on it: while it is open, and after the course
+        is completed, when its outcome follow-ups at months after completion ask for them. A
+        discontinued pathway takes none."""
+        return self.stage != Stage.DISCONTINUED
+
 
 class PathwayStageChange(BaseModel):
     """One move of a pathway from one stage to another: who, when and why. Never edited."""

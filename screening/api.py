@@ -77,6 +77,7 @@ class AssessmentSerializer(serializers.ModelSerializer):
     measures = MeasureSerializer(many=True, read_only=True)
     missing = serializers.SerializerMethodField()
     live_proposal = serializers.SerializerMethodField()
+    proposal_reasons = serializers.SerializerMethodField()
     weight_kg = serializers.DecimalField(max_digits=5, decimal_places=1, allow_null=True, required=False)
     condition_codes = serializers.ListField(
         child=serializers.ChoiceField(choices=sorted(rules.CONDITIONS_BY_CODE)), required=False
@@ -107,7 +108,6 @@ class AssessmentSerializer(serializers.ModelSerializer):
             "version",
             "status",
             "proposal",
-            "proposal_reasons",
             "decision",
             "decision_reason",
             "second_signature_reasons",
@@ -127,6 +127,16 @@ class AssessmentSerializer(serializers.ModelSerializer):
                 assessment, settings=clinic_settings[assessment.clinic_id]
             )
         return cache[assessment.pk]
+
+    @extend_schema_field(
+        serializers.ListField(
+            child=serializers.DictField(),
+            help_text="The reasons of the proposal at signing: {rule, kind, text, source, source_url}, "
+            "each rule's source as the catalogue cites it now.",
+        )
+    )
+    def get_proposal_reasons(self, assessment: Assessment) -> list[dict[str, Any]]:
+        return selectors.cited_reasons(assessment.proposal_reasons)
 
     def get_missing(self, assessment: Assessment) -> list[str]:
         return self._review(assessment).missing
@@ -435,6 +445,11 @@ class ScreeningSettingsSerializer(serializers.Serializer):
         child=serializers.ChoiceField(
             choices=[c.code for c in rules.CONDITIONS if c.severity == rules.Severity.RELATIVE]
         )
+    )
+    adults_only = serializers.BooleanField(
+        required=False,
+        help_text="Only adults (18 and over) are eligible for any ketamine (esketamine: always). "
+        "Left out, the setting keeps its value.",
     )
 
 

@@ -1,9 +1,11 @@
 """Screenings for the demo clinic, written through the services as a prescriber would.
 
 Before a demo pathway enters preparation it gets a complete, signed screening (with a precaution or
-two, as real patients have); one patient in assessment has a complete draft ready to sign, one was
-found not eligible (an absolute contraindication), and patients further on have repeat measures
-that show the change over time, one of them with an open safety alert.
+two, as real patients have: Oliver Brandt's bladder symptoms after street ketamine, say); one patient
+in assessment has a complete draft ready to sign, another (Kai Morgan, aged 17) a complete draft the
+rules propose not eligible for his age, one was found not eligible (an absolute contraindication), and
+patients further on have repeat measures that show the change over time, one of them with an open
+safety alert.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ SCREENINGS: dict[str, DemoScreening] = {
     "HB-1006": DemoScreening(
         rules.Agent.RACEMIC_KETAMINE,
         rules.Route.SUBLINGUAL,
-        conditions=("substance_use_history",),
+        conditions=("substance_use_history", "cystitis"),
         medications=(("Lamotrigine", "lamotrigine", "100 mg"),),
     ),
     "HB-1007": DemoScreening(rules.Agent.ESKETAMINE, rules.Route.INTRANASAL, phq9=19, pcl5=44),
@@ -117,6 +119,16 @@ SCREENINGS: dict[str, DemoScreening] = {
         rules.Route.INTRANASAL,
         conditions=("intracerebral_haemorrhage",),
         blood_pressure=(152, 92),
+    ),
+    # Aged 17: under the clinic's "only adults" setting (on by default) not eligible for any ketamine.
+    "HB-1011": DemoScreening(
+        rules.Agent.RACEMIC_KETAMINE,
+        rules.Route.IV,
+        medications=(("Fluoxetine", "antidepressant", "20 mg"),),
+        weight="61.0",
+        phq9=18,
+        pcl5=52,
+        sign=False,
     ),
 }
 

@@ -230,6 +230,12 @@ class ScreeningSettingsForm(forms.Form):
         choices=[(c.code, c.label) for c in rules.CONDITIONS if c.severity == rules.Severity.RELATIVE],
         widget=forms.CheckboxSelectMultiple,
     )
+    adults_only = forms.BooleanField(
+        required=False,
+        label="Only adults (18 and over) are eligible for any ketamine",
+        help_text="Esketamine is never given under 18, whatever this says (its label). On by default: the "
+        "consensus statement on ketamine for mood disorders covers adults.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

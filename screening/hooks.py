@@ -97,7 +97,7 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
         "alerts": selectors.open_alerts(pathway),
         "charts": selectors.measure_charts(selectors.measure_history(pathway), tz),
         "can_edit": has_capability(user, Capability.SCREENING_EDIT) and pathway.is_open,
-        "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.is_open,
+        "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.takes_measures,
         "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),
         "can_override": has_capability(user, Capability.SAFETY_ALERT_DOSING_OVERRIDE),
         "can_open": (

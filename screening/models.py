@@ -40,6 +40,13 @@ class ScreeningSettings(BaseModel):
         blank=True,
         help_text="Relative contraindications that need a second prescriber's signature.",
     )
+    adults_only = models.BooleanField(
+        default=True,
+        db_default=True,
+        verbose_name="Only adults (18 and over) are eligible for any ketamine",
+        help_text="Esketamine is never given under 18 (its label); this extends the limit to racemic "
+        "ketamine, as the consensus statement on ketamine for mood disorders covers adults.",
+    )
 
     def __str__(self) -> str:
         return f"Screening settings of {self.clinic}"

@@ -1,10 +1,12 @@
 """Screening rules: the catalogues, the scoring of each outcome measure, and the eligibility proposal.
 
-Pure functions over plain values, no database. Every fact carries its source, as gathered in
-`shared/domain.md` (sections 1 and 2), so that each reason the proposal gives can be traced to the
-rule that fired and where that rule comes from. What varies by clinic (blood-pressure thresholds,
-how long a screening stays current, which precautions need a second signature) is passed in, never
-hard-coded here.
+Pure functions over plain values, no database. Every fact carries its citation from the one catalogue
+of sources (`kaemdr.sources`: the label and its section, the guideline or the paper), so that each
+reason the proposal gives can be traced to the rule that fired and where that rule comes from; every
+reason's rule code and every refusal code the screening services raise is registered with its
+citation at the end of this module. What varies by clinic (blood-pressure thresholds, whether only
+adults are treated, how long a screening stays current, which precautions need a second signature) is
+passed in, never hard-coded here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+
+from kaemdr import sources
+from kaemdr.sources import Citation
 
 # --- Agents and routes ---------------------------------------------------------------------------
 
@@ -34,6 +39,8 @@ class Route(enum.StrEnum):
 
 
 AGENT_LABELS = {Agent.RACEMIC_KETAMINE: "Racemic ketamine", Agent.ESKETAMINE: "Esketamine (Spravato)"}
+AGENT_NAMES = {Agent.RACEMIC_KETAMINE: "racemic ketamine", Agent.ESKETAMINE: "esketamine"}
+"""The agent's name within a sentence."""
 ROUTE_LABELS = {
     Route.IV: "Intravenous",
     Route.IM: "Intramuscular",
@@ -66,24 +73,42 @@ class ReasonKind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Reason:
-    """One finding of the rules: which rule fired, what it means, and its source."""
+    """One finding of the rules: which rule fired (`rule`, a registered code), what it means, and its
+    citation."""
 
     rule: str
     kind: ReasonKind
     text: str
-    source: str
+    source: Citation
 
     def as_dict(self) -> dict[str, str]:
-        return {"rule": self.rule, "kind": str(self.kind), "text": self.text, "source": self.source}
+        """The reason as stored with a signed assessment: the citation as plain text and its link (a
+        page shows the catalogue's citation of `rule`, falling back to this text for old records)."""
+        return {
+            "rule": self.rule,
+            "kind": str(self.kind),
+            "text": self.text,
+            "source": self.source.text,
+            "source_url": self.source.url,
+        }
 
 
-# --- Contraindication catalogue (domain.md 1.1-1.2) ---------------------------------------------------
+# --- Contraindication catalogue -----------------------------------------------------------------------
 
-LABEL = "Spravato prescribing information (domain.md 1.1)"
-PHASE3 = "Spravato phase-3 exclusions, J&J Medical Connect (domain.md 1.1)"
-PSYON = "Psyon clinic exclusion criteria, psyon.cz (domain.md 1.2)"
-INTAKE = "Ketamine intake triage, intake.icu (domain.md 1.2)"
-APA = "APA consensus, Sanacora et al. 2017, JAMA Psychiatry (domain.md 1.2)"
+US_PI = sources.SPRAVATO_US_PI
+SMPC = sources.SPRAVATO_SMPC
+LABEL_CONTRAINDICATIONS = US_PI.at("section 4, contraindications") + SMPC.at("section 4.3, contraindications")
+PHASE3 = sources.SPRAVATO_PHASE3.at()
+PSYON = sources.PSYON_EXCLUSIONS.at()
+INTAKE = sources.KETAMINE_INTAKE_TRIAGE.at()
+LABEL_BP_RISE = US_PI.at("section 5.6, increase in blood pressure")
+HEPATIC = US_PI.at("section 8.6, hepatic impairment") + SMPC.at(
+    "sections 4.2 and 4.4, hepatic impairment (Child-Pugh B and C)"
+)
+PRESSURE_RISE_ESKETAMINE = SMPC.at("section 4.3, contraindications") + US_PI.at(
+    "sections 2.1 and 5.6: do not administer if an increase in blood pressure or intracranial pressure "
+    "poses a serious risk"
+)
 
 
 class Severity(enum.StrEnum):
@@ -92,13 +117,43 @@ class Severity(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class AgentRule:
+    """How a condition counts for one agent where that agent's label says more than the catalogue
+    does for ketamine in general: its severity, why, the source, and whether deciding eligible always
+    needs a second prescriber (whatever the clinic's list of second-signature codes says)."""
+
+    severity: Severity
+    explanation: str
+    source: Citation
+    second_signature: bool = False
+
+
+@dataclass(frozen=True)
 class Condition:
     code: str
     label: str
     severity: Severity
     explanation: str
-    source: str
+    source: Citation
+    for_agent: Mapping[str, AgentRule] = field(default_factory=dict)
+    """Agent-specific rules (by `Agent` value); an agent not named here follows the fields above."""
 
+    def rule_code(self, agent: str | None) -> str:
+        """The reason's rule code for `agent`: `condition.<code>`, or `condition.<code>.<agent>` where
+        the agent has its own rule."""
+        return f"condition.{self.code}.{agent}" if agent in self.for_agent else f"condition.{self.code}"
+
+
+# The esketamine label's contraindication "where an increase in blood pressure or intracranial pressure
+# poses a serious risk": a blocker only a second prescriber can override (never removed by a setting).
+PRESSURE_RISE_FOR_ESKETAMINE = AgentRule(
+    Severity.ABSOLUTE,
+    "The esketamine label says not to give it where a rise in blood pressure or intracranial pressure "
+    "is a serious risk. Choose another treatment, or have a second prescriber countersign a decision "
+    "to go ahead.",
+    PRESSURE_RISE_ESKETAMINE,
+    second_signature=True,
+)
 
 CONDITIONS: tuple[Condition, ...] = (
     Condition(
@@ -106,28 +161,39 @@ CONDITIONS: tuple[Condition, ...] = (
         "Aneurysmal vascular disease (aorta, intracranial or peripheral arteries) or arteriovenous malformation",
         Severity.ABSOLUTE,
         "Ketamine raises blood pressure; the label contraindicates it with aneurysmal disease or an AV malformation.",
-        LABEL,
+        LABEL_CONTRAINDICATIONS,
     ),
     Condition(
         "intracerebral_haemorrhage",
         "History of intracerebral haemorrhage",
         Severity.ABSOLUTE,
         "Contraindicated by the label: a blood-pressure rise risks another bleed.",
-        LABEL,
+        LABEL_CONTRAINDICATIONS,
     ),
     Condition(
         "ketamine_hypersensitivity",
         "Hypersensitivity to esketamine, ketamine or an excipient",
         Severity.ABSOLUTE,
         "Contraindicated by the label.",
-        LABEL,
+        LABEL_CONTRAINDICATIONS,
+    ),
+    Condition(
+        "pressure_rise_serious_risk",
+        "A rise in blood pressure or intracranial pressure is a serious risk",
+        Severity.RELATIVE,
+        "Ketamine raises blood pressure for a few hours after each dose: weigh that rise against the "
+        "benefit, and control blood pressure first.",
+        LABEL_BP_RISE + sources.SANACORA_2017.at("pre-treatment medical evaluation; blood pressure"),
+        for_agent={Agent.ESKETAMINE: PRESSURE_RISE_FOR_ESKETAMINE},
     ),
     Condition(
         "psychosis_history",
         "Psychotic disorder, current or past",
         Severity.RELATIVE,
         "Ketamine can worsen psychosis: treat only if the benefit outweighs the risk; many clinics exclude it.",
-        f"{LABEL}; {PSYON}; {APA}",
+        US_PI.at("section 5.2, dissociation: patients with psychosis")
+        + PSYON
+        + sources.SANACORA_2017.at("pre-treatment evaluation: history of psychosis"),
     ),
     Condition(
         "psychosis_first_degree_relative",
@@ -141,28 +207,30 @@ CONDITIONS: tuple[Condition, ...] = (
         "Pregnant, planning pregnancy, or breastfeeding",
         Severity.RELATIVE,
         "The label warns of fetal harm and advises against breastfeeding; clinic consent forms exclude pregnancy.",
-        f"{LABEL}; clinic consent form (domain.md 1.2)",
+        US_PI.at("sections 5.10, embryo-fetal toxicity, and 8.1-8.2, pregnancy and lactation")
+        + sources.CLINIC_CONSENT.at(),
     ),
     Condition(
         "substance_use_history",
         "History of substance use disorder or alcohol misuse",
         Severity.RELATIVE,
         "Ketamine is a Schedule III drug with abuse potential: assess the risk and monitor.",
-        f"{LABEL}; {APA}",
+        US_PI.at("section 5.3, abuse and misuse")
+        + sources.SANACORA_2017.at("pre-treatment evaluation: substance use history"),
     ),
     Condition(
         "active_substance_use",
         "Active substance use disorder (abstinent less than a year)",
         Severity.RELATIVE,
         "Active addiction is an exclusion in clinic protocols unless abstinent for at least a year.",
-        f"{PSYON}; {INTAKE}",
+        PSYON + INTAKE,
     ),
     Condition(
         "uncontrolled_hypertension",
         "Uncontrolled hypertension",
         Severity.RELATIVE,
         "Blood pressure peaks about 40 minutes after dosing and lasts about 4 hours; control it first.",
-        f"{LABEL}; {INTAKE}",
+        LABEL_BP_RISE + INTAKE,
     ),
     Condition(
         "hypertensive_crisis_history",
@@ -182,8 +250,9 @@ CONDITIONS: tuple[Condition, ...] = (
         "raised_intracranial_pressure",
         "Raised intracranial pressure",
         Severity.RELATIVE,
-        "Do not give where a rise in blood or intracranial pressure is a serious risk.",
-        LABEL,
+        "Excluded from the phase-3 trials: a further rise in intracranial pressure is a serious risk.",
+        PHASE3,
+        for_agent={Agent.ESKETAMINE: PRESSURE_RISE_FOR_ESKETAMINE},
     ),
     Condition(
         "raised_intraocular_pressure",
@@ -224,15 +293,15 @@ CONDITIONS: tuple[Condition, ...] = (
         "ischaemic_heart_disease",
         "Ischaemic heart disease",
         Severity.RELATIVE,
-        "Listed by some intake protocols (weak source): review cardiac risk.",
-        "droracle.ai 788538 [weak] (domain.md 1.2)",
+        "Listed by some intake protocols (a secondary source): review cardiac risk.",
+        INTAKE + PHASE3,
     ),
     Condition(
         "cerebrovascular_disease",
         "Cerebrovascular disease",
         Severity.RELATIVE,
-        "Listed by some intake protocols (weak source): review cerebrovascular risk.",
-        "droracle.ai 788538 [weak] (domain.md 1.2)",
+        "Listed by some intake protocols (a secondary source): review cerebrovascular risk.",
+        INTAKE + PHASE3,
     ),
     Condition(
         "severe_personality_disorder",
@@ -240,6 +309,30 @@ CONDITIONS: tuple[Condition, ...] = (
         Severity.RELATIVE,
         "An exclusion in some clinic protocols.",
         PSYON,
+    ),
+    Condition(
+        "hepatic_impairment_moderate",
+        "Moderate hepatic impairment (Child-Pugh B)",
+        Severity.RELATIVE,
+        "Exposure is higher: monitor for adverse reactions for longer after each dose (for esketamine, "
+        "use the 84 mg dose with caution).",
+        HEPATIC,
+    ),
+    Condition(
+        "hepatic_impairment_severe",
+        "Severe hepatic impairment (Child-Pugh C)",
+        Severity.RELATIVE,
+        "Not studied: esketamine is not recommended. Ketamine is cleared by the liver, so with any "
+        "ketamine expect stronger and longer effects and monitor for longer.",
+        HEPATIC,
+    ),
+    Condition(
+        "cystitis",
+        "Ulcerative or interstitial cystitis, or bladder symptoms after ketamine use",
+        Severity.RELATIVE,
+        "Ketamine can cause ulcerative or interstitial cystitis: ask about urinary frequency, urgency, "
+        "pain and blood in the urine before each dose, and stop if symptoms appear or worsen.",
+        US_PI.at("section 5.9, ulcerative or interstitial cystitis") + sources.KETAMINE_CYSTITIS.at(),
     ),
 )
 CONDITIONS_BY_CODE: dict[str, Condition] = {condition.code: condition for condition in CONDITIONS}
@@ -251,11 +344,13 @@ DEFAULT_SECOND_SIGNATURE_CODES: tuple[str, ...] = (
     "active_substance_use",
 )
 
-# --- Medication classes and interactions (domain.md 1.3) -------------------------------------------
+# --- Medication classes and interactions ------------------------------------------------------------
 
-ANDRADE = "Andrade 2017, J Clin Psychiatry 78(7) (domain.md 1.3)"
-VERAART = "Veraart et al. 2021 review (domain.md 1.3)"
-PMF = "Spravato REMS Patient Monitoring Form (domain.md 1.3)"
+ANDRADE = sources.ANDRADE_2017_INTERACTIONS.at()
+ANDRADE_CYP = sources.ANDRADE_2017_INTERACTIONS.at("metabolism by CYP3A4 and CYP2B6")
+VERAART = sources.VERAART_2021.at()
+PMF = sources.SPRAVATO_PMF.at("concomitant medications")
+CNS_DEPRESSANTS = US_PI.at("section 7.1, CNS depressants")
 
 
 @dataclass(frozen=True)
@@ -263,7 +358,7 @@ class MedicationClass:
     code: str
     label: str
     interaction: str
-    source: str
+    source: Citation | None
     rems_class: bool = False
 
 
@@ -272,66 +367,79 @@ MEDICATION_CLASSES: tuple[MedicationClass, ...] = (
         "benzodiazepine",
         "Benzodiazepine",
         "Benzodiazepines may blunt and shorten ketamine's antidepressant effect, and add sedation.",
-        f"{ANDRADE}; {VERAART}; {PMF}",
+        ANDRADE + VERAART + PMF,
         rems_class=True,
     ),
     MedicationClass(
         "sedative_hypnotic",
         "Non-benzodiazepine sedative hypnotic (e.g. zolpidem)",
         "Adds to sedation; asked on the REMS monitoring form.",
-        PMF,
+        PMF + CNS_DEPRESSANTS,
         rems_class=True,
     ),
     MedicationClass(
         "psychostimulant",
         "Psychostimulant",
         "Can add to the rise in blood pressure; asked on the REMS monitoring form.",
-        PMF,
+        PMF + US_PI.at("section 7.2, psychostimulants"),
         rems_class=True,
     ),
     MedicationClass(
         "maoi",
         "Monoamine oxidase inhibitor (MAOI)",
         "Watch blood pressure; some protocols require stopping it four half-lives before dosing.",
-        f"{PMF}; {PSYON}; {VERAART}",
+        PMF + US_PI.at("section 7.3, monoamine oxidase inhibitors") + PSYON + VERAART,
         rems_class=True,
     ),
     MedicationClass(
         "opioid",
         "Opioid (including tramadol)",
         "Adds to sedation and respiratory depression; no opioids for 4 hours after dosing.",
-        f"REMS monitoring form video (opioids); {PSYON}; nervanamedical.com discharge rules (domain.md 1.3)",
+        CNS_DEPRESSANTS + PMF + PSYON + sources.DISCHARGE_ADVICE.at("no opioids for 4 hours"),
         rems_class=True,
+    ),
+    MedicationClass(
+        "gabapentinoid",
+        "Gabapentinoid (gabapentin, pregabalin)",
+        "Adds to sedation and can depress breathing: watch breathing and oxygen saturation closely "
+        "after each dose.",
+        sources.FDA_GABAPENTINOIDS.at() + sources.MHRA_GABAPENTINOIDS.at() + CNS_DEPRESSANTS,
+    ),
+    MedicationClass(
+        "alcohol",
+        "Alcohol, regular or heavy use",
+        "Adds to sedation: no alcohol on the day of dosing or for 24 hours after it.",
+        CNS_DEPRESSANTS + sources.DISCHARGE_ADVICE.at("no alcohol that day and for 24 hours"),
     ),
     MedicationClass(
         "lamotrigine",
         "Lamotrigine",
         "May reduce ketamine's side effects and probably attenuates its effect.",
-        f"{ANDRADE}; {VERAART}",
+        ANDRADE + VERAART,
     ),
     MedicationClass(
         "cyp3a4_inducer",
         "CYP3A4 inducer (e.g. carbamazepine, rifampicin, St John's wort)",
         "Lowers ketamine exposure: the dose may need adjusting.",
-        ANDRADE,
+        ANDRADE_CYP,
     ),
     MedicationClass(
         "cyp3a4_inhibitor",
         "CYP3A4 inhibitor (e.g. clarithromycin, ketoconazole, grapefruit)",
         "Raises ketamine exposure: expect stronger and longer effects.",
-        ANDRADE,
+        ANDRADE_CYP,
     ),
     MedicationClass(
         "cyp2b6_inducer",
         "CYP2B6 inducer (e.g. rifampicin, efavirenz)",
         "Lowers ketamine exposure: the dose may need adjusting.",
-        ANDRADE,
+        ANDRADE_CYP,
     ),
     MedicationClass(
         "cyp2b6_inhibitor",
         "CYP2B6 inhibitor (e.g. ticlopidine, clopidogrel)",
         "Raises ketamine exposure: expect stronger and longer effects.",
-        ANDRADE,
+        ANDRADE_CYP,
     ),
     MedicationClass(
         "antipsychotic",
@@ -341,7 +449,7 @@ MEDICATION_CLASSES: tuple[MedicationClass, ...] = (
     ),
     MedicationClass("antidepressant", "Antidepressant (SSRI, SNRI, TCA and others)", "", ANDRADE),
     MedicationClass("lithium", "Lithium", "", VERAART),
-    MedicationClass("other", "Other", "", ""),
+    MedicationClass("other", "Other", "", None),
 )
 MEDICATION_CLASSES_BY_CODE: dict[str, MedicationClass] = {m.code: m for m in MEDICATION_CLASSES}
 
@@ -351,7 +459,7 @@ def medication_flags(classes: Iterable[str]) -> list[Reason]:
     reasons: list[Reason] = []
     for code in sorted(set(classes)):
         medication = MEDICATION_CLASSES_BY_CODE.get(code)
-        if medication is not None and medication.interaction:
+        if medication is not None and medication.interaction and medication.source:
             reasons.append(
                 Reason(
                     f"interaction.{code}",
@@ -363,7 +471,7 @@ def medication_flags(classes: Iterable[str]) -> list[Reason]:
     return reasons
 
 
-# --- Outcome measures (domain.md 2) ---------------------------------------------------------------
+# --- Outcome measures --------------------------------------------------------------------------------
 
 
 class Instrument(enum.StrEnum):
@@ -383,7 +491,7 @@ class InstrumentSpec:
     maximum: int
     step: int
     total_range: str
-    source: str
+    source: Citation
     prompt: str
 
 
@@ -490,7 +598,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         3,
         1,
         "0-27",
-        "calcipedia.org PHQ-9 (domain.md 2)",
+        sources.PHQ9.at("scoring: total 0-27, severity bands at 5, 10, 15 and 20; item 9"),
         "Over the last 2 weeks, how often have you been bothered by: 0 not at all, 1 several days, "
         "2 more than half the days, 3 nearly every day.",
     ),
@@ -502,7 +610,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         3,
         1,
         "0-21",
-        "scales.arabpsychology.com; mrcpsych.uk (domain.md 2)",
+        sources.GAD7.at("scoring: total 0-21, bands at 5, 10 and 15; 10 or more, evaluate further"),
         "Over the last 2 weeks, how often have you been bothered by: 0 not at all, 1 several days, "
         "2 more than half the days, 3 nearly every day.",
     ),
@@ -514,7 +622,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         4,
         1,
         "0-80",
-        "comorbidityguidelines.org.au; onlinemedicaltools.com (domain.md 2)",
+        sources.PCL5.at("scoring: total 0-80, clusters B-E and the DSM-5 provisional diagnosis"),
         "In the past month, how much were you bothered by: 0 not at all, 1 a little bit, 2 moderately, "
         "3 quite a bit, 4 extremely.",
     ),
@@ -526,7 +634,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         100,
         10,
         "0-100 (mean)",
-        "traumadissociation.com/des.html (domain.md 2)",
+        sources.DES2.at("scoring: the mean of 28 items; 30 or more is high"),
         "What percentage of the time does this happen to you, from 0% to 100% in steps of 10?",
     ),
     Instrument.CSSRS: InstrumentSpec(
@@ -537,7 +645,7 @@ INSTRUMENTS: dict[str, InstrumentSpec] = {
         1,
         1,
         "risk level",
-        "docsbay.net triage guidelines; rula.com (domain.md 2)",
+        sources.CSSRS.at("screener version: risk triage"),
         "Yes or no for each question (past month unless stated). If question 2 is no, skip to question 6.",
     ),
 }
@@ -813,10 +921,17 @@ ELIGIBLE_DECISIONS = frozenset({Decision.ELIGIBLE, Decision.ELIGIBLE_WITH_PRECAU
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Clinic settings the proposal needs."""
+    """Clinic settings the proposal needs: the baseline blood-pressure thresholds, and whether only
+    adults are eligible for any ketamine (esketamine never goes below 18, whatever this says)."""
 
     systolic: int = 140
     diastolic: int = 90
+    adults_only: bool = True
+
+
+ADULT_AGE = 18
+"""Esketamine is for adults: its safety and efficacy below 18 are not established (both labels)."""
+ESKETAMINE_LOWER_START_AGE = 65
 
 
 @dataclass(frozen=True)
@@ -883,20 +998,14 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
     Any blocker makes it not eligible; otherwise any precaution makes it eligible with precautions.
     """
     reasons: list[Reason] = []
+    age_reason = age_refusal(age_years=facts.age_years, agent=facts.agent, adults_only=thresholds.adults_only)
+    if age_reason is not None:
+        reasons.append(age_reason)
     for code in sorted(facts.condition_codes):
         condition = CONDITIONS_BY_CODE.get(code)
         if condition is None:
             continue
-        kind = ReasonKind.BLOCKER if condition.severity == Severity.ABSOLUTE else ReasonKind.PRECAUTION
-        prefix = "Absolute contraindication" if kind == ReasonKind.BLOCKER else "Relative contraindication"
-        reasons.append(
-            Reason(
-                f"condition.{code}",
-                kind,
-                f"{prefix}: {condition.label}. {condition.explanation}",
-                condition.source,
-            )
-        )
+        reasons.append(condition_reason(condition, agent=facts.agent))
 
     if facts.current_crisis:
         reasons.append(
@@ -904,7 +1013,7 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 "stability.current_crisis",
                 ReasonKind.BLOCKER,
                 "Current crisis: stabilise first; dosing and trauma work wait until it has passed.",
-                "Readiness criteria, pesi.com blog 2188 (domain.md 3); seeds: stability first",
+                STATIC_REASON_SOURCES["stability.current_crisis"],
             )
         )
     if facts.housing_stable is False:
@@ -913,7 +1022,7 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 "stability.housing",
                 ReasonKind.PRECAUTION,
                 "Housing is not stable: plan support around the dosing days.",
-                "Seeds: assessment of stability and support",
+                STATIC_REASON_SOURCES["stability.housing"],
             )
         )
     if facts.has_support_person is False:
@@ -922,7 +1031,7 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 "stability.support_person",
                 ReasonKind.PRECAUTION,
                 "No support person: identify one before dosing.",
-                "RCEM discharge model: care available at home (domain.md 1.5)",
+                STATIC_REASON_SOURCES["stability.support_person"],
             )
         )
     if facts.escort_available is False:
@@ -932,7 +1041,7 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 ReasonKind.PRECAUTION,
                 "No escort home yet: a responsible adult must take the patient home after each dose "
                 "(no driving until the next day).",
-                "RCEM discharge; Spravato label (domain.md 1.4-1.5)",
+                STATIC_REASON_SOURCES["stability.escort"],
             )
         )
 
@@ -947,16 +1056,21 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 ReasonKind.PRECAUTION,
                 f"Baseline blood pressure {facts.systolic}/{facts.diastolic} is above the clinic's "
                 f"{thresholds.systolic}/{thresholds.diastolic}: weigh the short-term rise after dosing.",
-                "Spravato PI via droracle.ai 538624 (domain.md 1.1); clinic setting",
+                STATIC_REASON_SOURCES["vitals.baseline_bp"],
             )
         )
-    if facts.agent == Agent.ESKETAMINE and facts.age_years is not None and facts.age_years >= 65:
+    if (
+        facts.agent == Agent.ESKETAMINE
+        and facts.age_years is not None
+        and facts.age_years >= ESKETAMINE_LOWER_START_AGE
+    ):
         reasons.append(
             Reason(
                 "dose.esketamine_65",
                 ReasonKind.PRECAUTION,
-                "Aged 65 or over: esketamine starts at 28 mg on day 1.",
-                "Spravato dosing (domain.md 1.4)",
+                "Aged 65 or over: under the EU/UK summary of product characteristics esketamine starts at "
+                "28 mg on day 1.",
+                STATIC_REASON_SOURCES["dose.esketamine_65"],
             )
         )
 
@@ -973,7 +1087,7 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
                 kind = ReasonKind.PRECAUTION
             else:
                 continue
-            reasons.append(Reason(f"measure.{flag.code}", kind, flag.text, INSTRUMENTS[instrument].source))
+            reasons.append(Reason(f"measure.{flag.code}", kind, flag.text, MEASURE_REASON_SOURCES[flag.code]))
 
     if any(reason.kind == ReasonKind.BLOCKER for reason in reasons):
         decision = Decision.NOT_ELIGIBLE
@@ -985,7 +1099,59 @@ def propose(facts: AssessmentFacts, thresholds: Thresholds) -> Proposal:
 
 
 def age_on(date_of_birth: dt.date, day: dt.date) -> int:
+    """Completed years of age on `day` (the day of the screening): the birthday itself counts, so a
+    patient is 18 from the 18th birthday on. Someone born on 29 February turns a year older on 1 March
+    in a common year (28 February is still the day before the birthday), as UK law counts it."""
     return day.year - date_of_birth.year - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
+
+
+def age_refusal(*, age_years: int | None, agent: str | None, adults_only: bool) -> Reason | None:
+    """The blocker for a patient under 18, or None. Esketamine: always (its label covers adults only).
+    Any other agent: only while the clinic's "only adults" setting is on (its default), since the
+    consensus on ketamine for mood disorders covers adults. An unknown age gives no reason."""
+    if age_years is None or age_years >= ADULT_AGE:
+        return None
+    if agent == Agent.ESKETAMINE:
+        return Reason(
+            "age.under_18.esketamine",
+            ReasonKind.BLOCKER,
+            f"Aged {age_years}: esketamine is for adults only; its safety and efficacy under 18 are not "
+            "established. Do not plan esketamine before the 18th birthday.",
+            STATIC_REASON_SOURCES["age.under_18.esketamine"],
+        )
+    if not adults_only:
+        return None
+    return Reason(
+        "age.under_18",
+        ReasonKind.BLOCKER,
+        f"Aged {age_years}: the clinic treats adults (18 and over) only with any ketamine. Refer to a "
+        "service for young people, or screen again from the 18th birthday.",
+        STATIC_REASON_SOURCES["age.under_18"],
+    )
+
+
+def condition_reason(condition: Condition, *, agent: str | None) -> Reason:
+    """The reason a recorded condition gives for the planned agent: its agent-specific rule where it
+    has one (esketamine's label contraindications), else the catalogue's general one."""
+    agent_rule = condition.for_agent.get(agent) if agent else None
+    if agent is not None and agent_rule is not None:
+        kind = ReasonKind.BLOCKER if agent_rule.severity == Severity.ABSOLUTE else ReasonKind.PRECAUTION
+        name = AGENT_NAMES[Agent(agent)]
+        prefix = f"Contraindicated for {name}" if kind == ReasonKind.BLOCKER else f"Precaution for {name}"
+        return Reason(
+            condition.rule_code(agent),
+            kind,
+            f"{prefix}: {condition.label}. {agent_rule.explanation}",
+            agent_rule.source,
+        )
+    kind = ReasonKind.BLOCKER if condition.severity == Severity.ABSOLUTE else ReasonKind.PRECAUTION
+    prefix = "Absolute contraindication" if kind == ReasonKind.BLOCKER else "Relative contraindication"
+    return Reason(
+        condition.rule_code(None),
+        kind,
+        f"{prefix}: {condition.label}. {condition.explanation}",
+        condition.source,
+    )
 
 
 # --- Sign-off --------------------------------------------------------------------------------------
@@ -1009,15 +1175,27 @@ def second_signature_reasons(
     decision: str,
     condition_codes: Iterable[str],
     second_signature_codes: Iterable[str],
+    agent: str | None = None,
 ) -> list[str]:
-    """Why an eligible decision needs a second prescriber: a listed precaution, or overriding 'not eligible'."""
+    """Why an eligible decision needs a second prescriber: a condition the planned agent's label
+    contraindicates with a second-signature override (always, whatever the clinic's list), a condition
+    on the clinic's list, or overriding 'not eligible'."""
     if decision not in ELIGIBLE_DECISIONS:
         return []
-    reasons = [
-        f"{CONDITIONS_BY_CODE[code].label} needs a second prescriber's signature (clinic setting)."
-        for code in sorted(set(condition_codes) & set(second_signature_codes))
-        if code in CONDITIONS_BY_CODE
-    ]
+    clinic_codes = set(second_signature_codes)
+    reasons: list[str] = []
+    for code in sorted(set(condition_codes)):
+        condition = CONDITIONS_BY_CODE.get(code)
+        if condition is None:
+            continue
+        agent_rule = condition.for_agent.get(agent) if agent else None
+        if agent is not None and agent_rule is not None and agent_rule.second_signature:
+            reasons.append(
+                f"{condition.label}: the label contraindicates {AGENT_NAMES[Agent(agent)]}, so only a "
+                "second prescriber can override it."
+            )
+        elif code in clinic_codes:
+            reasons.append(f"{condition.label} needs a second prescriber's signature (clinic setting).")
     if proposal == Decision.NOT_ELIGIBLE:
         reasons.append(
             "Deciding eligible against a 'not eligible' proposal needs a second prescriber's signature."
@@ -1033,3 +1211,87 @@ def screening_valid_until(*, signed_at: dt.datetime, valid_days: int) -> dt.date
 
 def screening_is_current(*, valid_until: dt.datetime | None, now: dt.datetime) -> bool:
     return valid_until is not None and now < valid_until
+
+
+# --- Citations: every reason's rule code and every refusal code, registered once -------------------
+
+STATIC_REASON_SOURCES: dict[str, Citation] = {
+    "age.under_18.esketamine": US_PI.at("section 8.4, pediatric use")
+    + SMPC.at("section 4.2, paediatric population"),
+    "age.under_18": sources.SANACORA_2017.at("scope: adults with mood disorders")
+    + sources.clinic_setting("Only adults (18 and over) are eligible for any ketamine"),
+    "stability.current_crisis": sources.EMDR_READINESS.at("no current crisis")
+    + sources.CLOITRE_2012.at("phase 1: safety and stabilisation first"),
+    "stability.housing": sources.CLOITRE_2012.at("phase 1: safety and stabilisation first")
+    + sources.STAGED_PATHWAY.at("assessment of stability and support"),
+    "stability.support_person": sources.RCEM_SEDATION.at("discharge: care available at home"),
+    "stability.escort": sources.RCEM_SEDATION.at("discharge: a responsible adult escort")
+    + US_PI.at("section 5.8, impaired ability to drive and operate machinery"),
+    "vitals.baseline_bp": sources.clinic_setting(
+        "Systolic threshold and Diastolic threshold",
+        default_from=US_PI.at("section 2.1: baseline above 140 systolic or 90 diastolic, weigh the rise"),
+    ),
+    "dose.esketamine_65": SMPC.at("section 4.2, posology: 65 and over start at 28 mg"),
+}
+"""The citations of the proposal's reasons that do not come from a catalogue entry."""
+
+MEASURE_REASON_SOURCES: dict[str, Citation] = {
+    "phq9_item9": sources.PHQ9.at("item 9, thoughts of death or self-harm: follow up whatever the total"),
+    "cssrs_high": sources.CSSRS.at("screener triage: intent or plan in the past month, or recent behaviour"),
+    "cssrs_moderate": sources.CSSRS.at("screener triage: a method, or lifetime behaviour"),
+    "des2_high": sources.DES2.at("30 or more: a structured dissociation interview"),
+}
+"""The citations of the measure flags that are reasons (`measure.<flag>`) and of the safety alerts
+the urgent ones raise."""
+
+RECORD_RULES = sources.GMC_RECORDS.at()
+PATHWAY = sources.STAGED_PATHWAY
+
+REFUSAL_SOURCES: dict[str, Citation] = {
+    "assessment_signed": RECORD_RULES
+    + PATHWAY.at("a signed screening is read-only; a change is a new version"),
+    "assessment_exists": PATHWAY.at("one screening per pathway, changed by new versions"),
+    "assessment_wrong_stage": PATHWAY.at("screening happens in the assessment stage"),
+    "assessment_incomplete": sources.SANACORA_2017.at("pre-treatment evaluation")
+    + PATHWAY.at("no eligibility decision before the assessment is complete"),
+    "assessment_decision_needs_reason": RECORD_RULES
+    + PATHWAY.at("a decision against the rules' proposal carries its reason"),
+    "assessment_not_awaiting_countersignature": PATHWAY.at("second signatures"),
+    "countersignature_same_prescriber": PATHWAY.at("a second signature comes from another prescriber")
+    + sources.clinic_setting("Relative contraindications that need a second prescriber's signature"),
+    "assessment_not_signed": PATHWAY.at("a new version starts from a signed screening"),
+    "assessment_pathway_closed": PATHWAY.at("a completed or discontinued pathway takes no new screening"),
+    "assessment_not_latest": RECORD_RULES + PATHWAY.at("one line of screening versions"),
+    "assessment_version_race": RECORD_RULES,
+    "screening_route_mismatch": US_PI.at("section 2, dosage and administration: for nasal use only")
+    + sources.ANDRADE_2017_DOSE.at("routes of racemic ketamine"),
+    "alert_already_acknowledged": RECORD_RULES,
+    "alert_not_open": PATHWAY.at("an urgent safety finding stops dosing until it is addressed"),
+    "alert_already_overridden": RECORD_RULES,
+    "alert_override_reason_required": PATHWAY.at("every override is signed by a prescriber with a reason")
+    + RECORD_RULES,
+    "safety_alert_open": MEASURE_REASON_SOURCES["phq9_item9"]
+    + MEASURE_REASON_SOURCES["cssrs_high"]
+    + PATHWAY.at("an urgent safety finding is addressed before any dose"),
+}
+"""The screening services' and selectors' refusals that are rules (input checks, such as an answer
+out of range or a date in the future, are not, and carry no citation)."""
+
+
+def reason_sources() -> dict[str, Citation]:
+    """Every rule code a proposal's reason can carry, with its citation."""
+    codes: dict[str, Citation] = {}
+    for condition in CONDITIONS:
+        codes[condition.rule_code(None)] = condition.source
+        for agent, agent_rule in condition.for_agent.items():
+            codes[condition.rule_code(agent)] = agent_rule.source
+    for medication in MEDICATION_CLASSES:
+        if medication.interaction and medication.source:
+            codes[f"interaction.{medication.code}"] = medication.source
+    codes.update({f"measure.{flag}": citation for flag, citation in MEASURE_REASON_SOURCES.items()})
+    codes.update(STATIC_REASON_SOURCES)
+    return codes
+
+
+sources.register(reason_sources())
+sources.register(REFUSAL_SOURCES)

@@ -16,10 +16,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from kaemdr import charts
+from kaemdr import sources
 from kaemdr.exceptions import Refusal
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
+from kaemdr.sources import Citation
+from kaemdr.sources import citation_for
 from pathways.models import Pathway
 from pathways.selectors import pathway_qs_for_user
 
@@ -44,7 +47,9 @@ def screening_settings_for(clinic_id: int) -> ScreeningSettings:
 
 def thresholds_for(settings: ScreeningSettings) -> rules.Thresholds:
     return rules.Thresholds(
-        systolic=settings.bp_systolic_threshold, diastolic=settings.bp_diastolic_threshold
+        systolic=settings.bp_systolic_threshold,
+        diastolic=settings.bp_diastolic_threshold,
+        adults_only=settings.adults_only,
     )
 
 
@@ -126,6 +131,17 @@ def assessment_facts(assessment: Assessment, *, on: dt.date | None = None) -> ru
     )
 
 
+def cited_reasons(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A signed assessment's stored reasons with each rule's citation from the catalogue (its source
+    in plain words and its link); a rule the catalogue does not know keeps the text stored with it."""
+    cited = []
+    for reason in stored:
+        citation = citation_for(str(reason.get("rule", "")))
+        source = {"source": citation.text, "source_url": citation.url} if citation else {}
+        cited.append({**reason, "source_url": reason.get("source_url", ""), **source})
+    return cited
+
+
 @dataclass(frozen=True)
 class AssessmentReview:
     """Everything the assessment page and API show about where an assessment stands."""
@@ -154,6 +170,7 @@ def assessment_review(
             decision=proposal.decision,
             condition_codes=facts.condition_codes,
             second_signature_codes=settings.second_signature_codes,
+            agent=facts.agent,
         )
     return AssessmentReview(facts=facts, missing=missing, proposal=proposal, second_signature_reasons=second)
 
@@ -242,11 +259,7 @@ def open_alerts(pathway: Pathway) -> list[SafetyAlert]:
 
 
 ALERT_LABELS = {"phq9_item9": "PHQ-9 item 9 above 0", "cssrs_high": "high suicide risk on the C-SSRS"}
-ALERT_SOURCES = {
-    "phq9_item9": rules.INSTRUMENTS[rules.Instrument.PHQ9].source,
-    "cssrs_high": rules.INSTRUMENTS[rules.Instrument.CSSRS].source,
-}
-DOSING_ALERT_GATE_SOURCE = "design.md (gates: an urgent safety finding is addressed before any dose)"
+DOSING_ALERT_GATE_SOURCE = sources.STAGED_PATHWAY.at("an urgent safety finding is addressed before any dose")
 
 
 def dosing_blocking_alerts() -> QuerySet[SafetyAlert]:
@@ -263,8 +276,14 @@ def dosing_alert_refusal(alert: SafetyAlert) -> Refusal:
         f"Record the action taken on the open safety alert ({what}, raised {raised:%-d %b %Y %H:%M}) "
         "or have a prescriber sign a dosing override with a reason.",
         code="safety_alert_open",
-        source=f"{ALERT_SOURCES.get(alert.code, 'screening/rules.py')}; {DOSING_ALERT_GATE_SOURCE}",
+        source=alert_source(alert.code) + DOSING_ALERT_GATE_SOURCE,
     )
+
+
+def alert_source(code: str) -> Citation:
+    """The citation of the measure flag that raised an alert (an unknown code: both urgent flags')."""
+    flags = rules.MEASURE_REASON_SOURCES
+    return flags.get(code) or flags["phq9_item9"] + flags["cssrs_high"]
 
 
 def dosing_alert_refusals(pathway: Pathway) -> list[Refusal]:

@@ -114,7 +114,8 @@ def assessment_open(*, actor: User, pathway: Pathway) -> Assessment:
         )
     if pathway.stage != Stage.ASSESSMENT:
         raise ValidationError(
-            "Move the pathway to the assessment stage before opening an assessment.", code="wrong_stage"
+            "Move the pathway to the assessment stage before opening an assessment.",
+            code="assessment_wrong_stage",
         )
     assessment = Assessment.objects.create(
         clinic_id=pathway.clinic_id, pathway=pathway, opened_by=actor, version=1
@@ -149,7 +150,7 @@ def _clean_fields(assessment: Assessment, fields: dict[str, Any]) -> None:
     if assessment.agent in agents and assessment.route in routes:
         problem = rules.route_error(assessment.agent, assessment.route)
         if problem:
-            errors.setdefault("route", []).append(ValidationError(problem, code="route_mismatch"))
+            errors.setdefault("route", []).append(ValidationError(problem, code="screening_route_mismatch"))
     if (
         assessment.systolic is not None
         and assessment.diastolic is not None
@@ -230,8 +231,9 @@ def measure_record(
     an earlier entry; without one, it is a repeat administration on the pathway.
     """
     _require(actor, Capability.MEASURE_RECORD, pathway.clinic_id)
-    if assessment is None and not pathway.is_open:
-        raise NotFoundOrForbidden()  # a closed pathway takes no more measures
+    if assessment is None and not pathway.takes_measures:
+        raise NotFoundOrForbidden()  # a discontinued pathway takes no more measures (a completed one
+        # does: its outcome follow-ups after the course ask for them)
     if assessment is not None:
         _require(actor, Capability.SCREENING_EDIT, assessment.clinic_id)
         assessment = _lock(assessment)
@@ -329,12 +331,12 @@ def safety_alert_acknowledge(*, actor: User, alert: SafetyAlert, action_taken: s
         raise ValidationError(
             {
                 "action_taken": ValidationError(
-                    "Record what was done about this alert.", code="action_required"
+                    "Record what was done about this alert.", code="alert_action_required"
                 )
             }
         )
     if alert.status != "open":
-        raise ValidationError("This alert is already acknowledged.", code="already_acknowledged")
+        raise ValidationError("This alert is already acknowledged.", code="alert_already_acknowledged")
     alert.status = "acknowledged"
     alert.acknowledged_by = actor
     alert.acknowledged_at = timezone.now()
@@ -371,11 +373,15 @@ def safety_alert_dosing_override_sign(*, actor: User, alert: SafetyAlert, reason
             code="alert_not_open",
         )
     if alert.dosing_override_at is not None:
-        raise ValidationError("Dosing is already overridden for this alert.", code="already_overridden")
+        raise ValidationError("Dosing is already overridden for this alert.", code="alert_already_overridden")
     reason = reason.strip()
     if not reason:
         raise ValidationError(
-            {"reason": ValidationError("Give the reason dosing may go ahead.", code="reason_required")}
+            {
+                "reason": ValidationError(
+                    "Give the reason dosing may go ahead.", code="alert_override_reason_required"
+                )
+            }
         )
     alert.dosing_override_by, alert.dosing_override_at = actor, timezone.now()
     alert.dosing_override_reason = reason
@@ -423,19 +429,20 @@ def assessment_sign(*, actor: User, assessment: Assessment, decision: str, reaso
     missing = rules.missing_parts(facts)
     if missing:
         raise ValidationError(
-            [ValidationError(f"Not complete: {part}", code="incomplete") for part in missing]
+            [ValidationError(f"Not complete: {part}", code="assessment_incomplete") for part in missing]
         )
     settings = screening_settings_for(assessment.clinic_id)
     proposal = rules.propose(facts, thresholds_for(settings))
     problem = rules.signature_problem(proposal=proposal.decision, decision=decision, reason=reason)
     if problem:
         field = "decision" if decision not in rules.Decision.__members__.values() else "reason"
-        raise ValidationError({field: ValidationError(problem, code="decision_needs_reason")})
+        raise ValidationError({field: ValidationError(problem, code="assessment_decision_needs_reason")})
     second = rules.second_signature_reasons(
         proposal=proposal.decision,
         decision=decision,
         condition_codes=facts.condition_codes,
         second_signature_codes=settings.second_signature_codes,
+        agent=facts.agent,
     )
     now = timezone.now()
     assessment.proposal = proposal.decision
@@ -470,9 +477,15 @@ def assessment_countersign(*, actor: User, assessment: Assessment) -> Assessment
     _require(actor, Capability.SCREENING_SIGN, assessment.clinic_id)
     assessment = _lock(assessment)
     if assessment.status != AssessmentStatus.AWAITING_COUNTERSIGNATURE:
-        raise ValidationError("This assessment is not waiting for a second signature.", code="not_awaiting")
+        raise ValidationError(
+            "This assessment is not waiting for a second signature.",
+            code="assessment_not_awaiting_countersignature",
+        )
     if assessment.signed_by_id == actor.pk:
-        raise ValidationError("The second signature must come from another prescriber.", code="same_signer")
+        raise ValidationError(
+            "The second signature must come from another prescriber: ask a colleague to countersign.",
+            code="countersignature_same_prescriber",
+        )
     now = timezone.now()
     assessment.countersigned_by = actor
     assessment.countersigned_at = now
@@ -490,13 +503,15 @@ def assessment_new_version(*, actor: User, assessment: Assessment) -> Assessment
     _require(actor, Capability.SCREENING_EDIT, assessment.clinic_id)
     source = _lock(assessment)
     if source.status not in (AssessmentStatus.SIGNED, AssessmentStatus.AWAITING_COUNTERSIGNATURE):
-        raise ValidationError("Only a signed assessment gets a new version.", code="not_signed")
+        raise ValidationError("Only a signed assessment gets a new version.", code="assessment_not_signed")
     pathway = Pathway.objects.select_for_update().get(pk=source.pathway_id)
     if not pathway.is_open:
-        raise ValidationError("This pathway is closed.", code="pathway_closed")
+        raise ValidationError(
+            "This pathway is closed: open a new pathway to screen again.", code="assessment_pathway_closed"
+        )
     latest = Assessment.objects.filter(pathway=pathway).order_by("-version").first()
     if latest is not None and latest.pk != source.pk:
-        raise ValidationError("A newer version exists: work on that one.", code="not_latest")
+        raise ValidationError("A newer version exists: work on that one.", code="assessment_not_latest")
     if source.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
         # The unsigned decision is withdrawn: the new draft replaces it.
         Assessment.objects.filter(pk=source.pk).update(status=AssessmentStatus.SUPERSEDED)
@@ -515,7 +530,10 @@ def assessment_new_version(*, actor: User, assessment: Assessment) -> Assessment
         with transaction.atomic():
             copy.save()
     except IntegrityError:
-        raise ValidationError("A new version was started at the same time.", code="version_race") from None
+        raise ValidationError(
+            "A new version was started at the same time: open the newest version.",
+            code="assessment_version_race",
+        ) from None
     AssessmentMedication.objects.bulk_create(
         AssessmentMedication(assessment=copy, name=m.name, medication_class=m.medication_class, dose=m.dose)
         for m in source.medications.all()
@@ -550,17 +568,19 @@ SETTINGS_FIELDS = (
     "bp_diastolic_threshold",
     "screening_valid_days",
     "second_signature_codes",
+    "adults_only",
 )
 
 
 @transaction.atomic
 def screening_settings_update(*, actor: User, **fields: Any) -> ScreeningSettings:
-    """Change the clinic's screening settings (clinic admins). Applies to screenings signed from now on."""
+    """Change the clinic's screening settings (clinic admins). Applies to screenings signed from now on.
+    A setting not given keeps its value."""
     _require(actor, Capability.CLINIC_SETTINGS_MANAGE)
     unknown = set(fields) - set(SETTINGS_FIELDS)
     if unknown:
         raise TypeError(f"Unknown settings: {sorted(unknown)}")
-    settings, _ = ScreeningSettings.objects.select_for_update().get_or_create(
+    settings, created = ScreeningSettings.objects.select_for_update().get_or_create(
         clinic_id=actor.member_clinic_id,
         defaults={"second_signature_codes": list(rules.DEFAULT_SECOND_SIGNATURE_CODES)},
     )
@@ -580,8 +600,8 @@ def screening_settings_update(*, actor: User, **fields: Any) -> ScreeningSetting
     for name, value in fields.items():
         setattr(settings, name, value)
     settings.full_clean(exclude=["clinic"])
-    settings.save()
-    if changed:
+    if changed or created:  # a save that changes nothing writes nothing (and needs no audit event)
+        settings.save()
         audit_record(
             actor=actor,
             action=ScreeningAuditAction.SETTINGS_UPDATED,

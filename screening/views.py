@@ -12,8 +12,12 @@ from django.http import HttpResponse
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
 
+from kaemdr.exceptions import error_citation
+from kaemdr.exceptions import error_items
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from kaemdr.views import form_errors_from
@@ -40,6 +44,22 @@ def _assessment_url(assessment: Assessment, anchor: str = "") -> str:
     return reverse("assessment_detail", args=[assessment.public_id]) + (f"#{anchor}" if anchor else "")
 
 
+def _refusal_message(error: ValidationError) -> str:
+    """A refusal shown as a message at the top of the page: each message, then the source that asks for
+    it in plain words with its link (as `form_errors_from` shows one beside a form)."""
+    shown = []
+    for _field, item in error_items(error):
+        text = " ".join(str(message) for message in item.messages)
+        citation = error_citation(item)
+        if citation is None:
+            shown.append(format_html("{}", text))
+        elif citation.url:
+            shown.append(format_html('{} (Source: <a href="{}">{}</a>.)', text, citation.url, citation.text))
+        else:
+            shown.append(format_html("{} (Source: {}.)", text, citation.text))
+    return format_html_join(" ", "{}", ((part,) for part in shown))
+
+
 def _initial(assessment: Assessment) -> dict[str, Any]:
     return {name: getattr(assessment, name) for name in services.ASSESSMENT_FIELDS}
 
@@ -52,7 +72,7 @@ def assessment_open(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
         assessment = services.assessment_open(actor=user, pathway=pathway)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, _refusal_message(error))
         return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
     return HttpResponseRedirect(_assessment_url(assessment))
 
@@ -157,7 +177,7 @@ def medication_remove(request: HttpRequest, public_id: str, medication_id: str) 
     try:
         services.medication_remove(actor=user, medication=medication)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, _refusal_message(error))
     return HttpResponseRedirect(_assessment_url(assessment, "medications"))
 
 
@@ -221,8 +241,8 @@ def pathway_measure(request: HttpRequest, public_id: str, instrument: str) -> Ht
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.MEASURE_RECORD)
-    if not pathway.is_open:
-        raise Http404()  # a closed pathway takes no measures: its form would only answer 404
+    if not pathway.takes_measures:
+        raise Http404()  # a discontinued pathway takes no measures: its form would only answer 404
     return _measure_page(
         request,
         pathway=pathway,
@@ -260,7 +280,7 @@ def assessment_countersign(request: HttpRequest, public_id: str) -> HttpResponse
     try:
         services.assessment_countersign(actor=user, assessment=assessment)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, _refusal_message(error))
         return HttpResponseRedirect(_assessment_url(assessment))
     messages.success(request, "Countersigned: the screening is current.")
     return HttpResponseRedirect(reverse("pathway_detail", args=[assessment.pathway.public_id]))
@@ -274,7 +294,7 @@ def assessment_new_version(request: HttpRequest, public_id: str) -> HttpResponse
     try:
         copy = services.assessment_new_version(actor=user, assessment=assessment)
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, _refusal_message(error))
         return HttpResponseRedirect(_assessment_url(assessment))
     messages.success(request, f"Version {copy.version} started from version {assessment.version}.")
     return HttpResponseRedirect(_assessment_url(copy))

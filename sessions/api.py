@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -30,9 +31,12 @@ from pathways.selectors import get_pathway_for_user_or_404
 from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
 
+from . import esketamine_rules
 from . import rules
 from . import selectors
 from . import services
+from .models import EMDR_PROTOCOL_CHOICES
+from .models import ESKETAMINE_LABEL_CHOICES
 from .models import Booking
 from .models import DosingSession
 from .models import Room
@@ -298,7 +302,10 @@ class UnmetCriterionSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         # `source` is also the name of a field's own attribute, so it cannot be declared above.
         fields = super().get_fields()
-        fields["source"] = serializers.CharField()
+        fields["source"] = serializers.CharField(help_text="Where the rule comes from, in plain words.")
+        fields["source_url"] = serializers.CharField(
+            source="source.url", help_text="A link to that source, where one exists (may be empty)."
+        )
         return fields
 
 
@@ -322,6 +329,9 @@ class SessionSerializer(serializers.ModelSerializer):
             "override_problems",
             "override_reason",
             "override_at",
+            "dose_override_mg",
+            "dose_override_reason",
+            "dose_override_at",
             "dose_mg",
             "weight_kg",
             "lot_number",
@@ -339,6 +349,8 @@ class SessionSerializer(serializers.ModelSerializer):
             "pmf_filed_at",
             "pmf_medication_classes",
             "pmf_medications_confirmed_at",
+            "leave_checklist",
+            "leave_checklist_at",
             "signed_at",
             "vitals",
             "discharge_missing",
@@ -346,18 +358,30 @@ class SessionSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
+    def _label(self, session: DosingSession) -> str:
+        """The clinic's esketamine label, read once per answer (esketamine records only)."""
+        if not hasattr(self, "_esketamine_label"):
+            self._esketamine_label = services.esketamine_label_of(session.clinic_id)
+        return self._esketamine_label
+
     @extend_schema_field(UnmetCriterionSerializer(many=True))
     def get_discharge_missing(self, session: DosingSession) -> list[dict[str, str]]:
         """What discharge still waits for, assuming alert, oriented and the escort there (the
-        discharge request states those) and dissociation resolved only by a CADSS of 0."""
+        discharge request states those) and dissociation resolved only by a CADSS of 0; for esketamine
+        under the EU/UK label, the Readiness to Leave items still to confirm."""
         if session.status != "dosed":
             return []
         state = services.discharge_state(session, alert_and_oriented=True, escort_present=True)
-        return [asdict(criterion) for criterion in rules.discharge_missing(state)]
+        missing = rules.discharge_missing(state)
+        if session.booking.agent == "esketamine":
+            missing += services.leave_checklist_criteria(session, label=self._label(session))
+        return [asdict(criterion) for criterion in missing]
 
     @extend_schema_field(UnmetCriterionSerializer(many=True))
     def get_monitoring_form_missing(self, session: DosingSession) -> list[dict[str, str]]:
-        if session.booking.agent != "esketamine":
+        if session.booking.agent != "esketamine" or not services.monitoring_form_due(
+            session, label=self._label(session)
+        ):
             return []
         return [asdict(criterion) for criterion in rules.pmf_missing(selectors.pmf_facts(session))]
 
@@ -393,6 +417,17 @@ class VitalsInputSerializer(serializers.Serializer):
 
 
 class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class DoseOverrideSerializer(serializers.Serializer):
+    dose_mg = serializers.DecimalField(
+        max_digits=6,
+        decimal_places=1,
+        min_value=Decimal("0.1"),
+        max_value=Decimal("1000"),
+        help_text="A dose outside the clinic's mg/kg range to approve; the dose may then start at it.",
+    )
     reason = serializers.CharField(max_length=2000)
 
 
@@ -456,6 +491,17 @@ class MonitoringFormSerializer(serializers.Serializer):
     pmf_ready_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=480)
 
 
+class LeaveChecklistSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(esketamine_rules.LEAVE_CHECKLIST_CODES)),
+        allow_empty=True,
+        max_length=len(esketamine_rules.LEAVE_CHECKLIST_CODES),
+        help_text="The Readiness to Leave items confirmed (all of them: an item left out is unconfirmed): "
+        + "; ".join(f"{item.code}: {item.text}" for item in esketamine_rules.LEAVE_CHECKLIST)
+        + ". Esketamine under the EU/UK label only; discharge waits for every item.",
+    )
+
+
 class AddendumSerializer(serializers.Serializer):
     text = serializers.CharField(max_length=4000)
 
@@ -513,6 +559,13 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     override = _session_step(
         "override", ReasonSerializer, Capability.SESSION_OVERRIDE, services.session_override_sign, "override"
     )
+    dose_override = _session_step(
+        "dose_override",
+        DoseOverrideSerializer,
+        Capability.SESSION_OVERRIDE,
+        services.session_dose_override_sign,
+        "dose-override",
+    )
     dose = _session_step("dose", DoseSerializer, Capability.SESSION_RECORD, services.dose_start, "dose")
     devices = _session_step(
         "devices", DeviceSerializer, Capability.SESSION_RECORD, services.device_record, "devices"
@@ -554,6 +607,13 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         services.pmf_update,
         "monitoring-form",
     )
+    leave_checklist = _session_step(
+        "leave_checklist",
+        LeaveChecklistSerializer,
+        Capability.SESSION_RECORD,
+        services.leave_checklist_record,
+        "leave-checklist",
+    )
     sign = _session_step("sign", None, Capability.SESSION_RECORD, services.session_sign, "sign")
     monitoring_form_filed = _session_step(
         "monitoring_form_filed",
@@ -575,6 +635,17 @@ class ChairTimeSerializer(serializers.Serializer):
     turnover_minutes = serializers.IntegerField(min_value=0, max_value=120)
 
 
+class DoseRangeSerializer(serializers.Serializer):
+    agent = serializers.ChoiceField(choices=sorted({agent for agent, _route in rules.DEFAULT_DOSE_RANGES}))
+    route = serializers.ChoiceField(choices=sorted({route for _agent, route in rules.DEFAULT_DOSE_RANGES}))
+    minimum_mg_per_kg = serializers.DecimalField(
+        max_digits=4, decimal_places=2, min_value=Decimal("0.01"), max_value=rules.DOSE_RANGE_LIMIT_MG_PER_KG
+    )
+    maximum_mg_per_kg = serializers.DecimalField(
+        max_digits=4, decimal_places=2, min_value=Decimal("0.01"), max_value=rules.DOSE_RANGE_LIMIT_MG_PER_KG
+    )
+
+
 class DosingSettingsSerializer(serializers.Serializer):
     predose_systolic_max = serializers.IntegerField(min_value=100, max_value=220)
     predose_diastolic_max = serializers.IntegerField(min_value=60, max_value=140)
@@ -592,7 +663,34 @@ class DosingSettingsSerializer(serializers.Serializer):
     discharge_diastolic_max = serializers.IntegerField(min_value=70, max_value=140, required=False)
     bp_rise_systolic_margin = serializers.IntegerField(min_value=10, max_value=80, required=False)
     bp_rise_diastolic_margin = serializers.IntegerField(min_value=5, max_value=60, required=False)
+    bp_ceiling_systolic = serializers.IntegerField(
+        min_value=120,
+        max_value=250,
+        required=False,
+        help_text="At or above it no override can start a dose; above the pre-dose systolic limit.",
+    )
+    bp_ceiling_diastolic = serializers.IntegerField(
+        min_value=70,
+        max_value=150,
+        required=False,
+        help_text="At or above it no override can start a dose; above the pre-dose diastolic limit.",
+    )
+    emdr_protocol = serializers.ChoiceField(
+        choices=EMDR_PROTOCOL_CHOICES,
+        required=False,
+        help_text="The EMDR protocol a new plan follows (the therapist can change it on each plan).",
+    )
+    esketamine_label = serializers.ChoiceField(
+        choices=ESKETAMINE_LABEL_CHOICES,
+        required=False,
+        help_text="The esketamine label the clinic follows: us_pi (US prescribing information: REMS "
+        "enrolment, the REMS monitoring form) or eu_uk_smpc (EU/UK summary of product characteristics: day 1 "
+        "28 mg from age 65, no REMS, the Readiness to Leave checklist before discharge).",
+    )
     chair_times = ChairTimeSerializer(many=True, required=False)
+    dose_ranges = DoseRangeSerializer(
+        many=True, required=False, help_text="Racemic ketamine per route, 0 < minimum <= maximum <= 20 mg/kg."
+    )
 
 
 def _settings_body(clinic_id: int) -> dict[str, Any]:
@@ -610,6 +708,15 @@ def _settings_body(clinic_id: int) -> dict[str, Any]:
         }
         for agent, route in rules.DEFAULT_CHAIR_TIMES
         for chair in [selectors.chair_time_for(clinic_id, agent=agent, route=route)]
+    ]
+    body["dose_ranges"] = [
+        {
+            "agent": agent,
+            "route": route,
+            "minimum_mg_per_kg": f"{dose_range.minimum_mg_per_kg:.2f}",  # as the serializer's decimals
+            "maximum_mg_per_kg": f"{dose_range.maximum_mg_per_kg:.2f}",
+        }
+        for (agent, route), dose_range in selectors.dose_ranges_for(clinic_id).items()
     ]
     return body
 
@@ -640,5 +747,14 @@ class DosingSettingsView(APIView):
             (c["agent"], c["route"], c["dosing_minutes"], c["monitoring_minutes"], c["turnover_minutes"])
             for c in data.pop("chair_times", [])
         ]
-        services.dosing_settings_update(actor=request.user, chair_times=chairs, **data)  # type: ignore[arg-type]
+        ranges = [
+            (r["agent"], r["route"], r["minimum_mg_per_kg"], r["maximum_mg_per_kg"])
+            for r in data.pop("dose_ranges", [])
+        ]
+        services.dosing_settings_update(
+            actor=request.user,  # type: ignore[arg-type]
+            chair_times=chairs,
+            dose_ranges=ranges,
+            **data,
+        )
         return Response(_settings_body(request.user.member_clinic_id))  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from kaemdr.models import User
 from pathways.models import Pathway
 from pathways.models import Stage
 
+from . import esketamine_rules
 from . import services
 from .models import DosingSession
 from .models import Room
@@ -72,6 +73,36 @@ def _rooms(admin: User) -> list[Room]:
     return rooms
 
 
+def _follow_the_uk_label(admin: User) -> str:
+    """The demo clinic is in London: it follows the UK summary of product characteristics for
+    esketamine (no REMS; the Readiness to Leave checklist before discharge). Set once, through the
+    settings service; returns the label."""
+    label = services.esketamine_label_of(admin.member_clinic_id)
+    if label != esketamine_rules.EsketamineLabel.EU_UK_SMPC:
+        services.dosing_settings_update(
+            actor=admin, esketamine_label=esketamine_rules.EsketamineLabel.EU_UK_SMPC
+        )
+        label = esketamine_rules.EsketamineLabel.EU_UK_SMPC
+    return label
+
+
+def _seed_dose_ranges(admin: User) -> None:
+    """The clinic's mg/kg ranges, saved once through the settings service: the sourced defaults, which
+    the clinic reviews on its settings page (a dose outside them needs a prescriber's approval)."""
+    from . import rules
+    from .models import DoseRange
+
+    if DoseRange.objects.filter(clinic_id=admin.member_clinic_id).exists():
+        return
+    services.dosing_settings_update(
+        actor=admin,
+        dose_ranges=[
+            (agent, route, default.minimum_mg_per_kg, default.maximum_mg_per_kg)
+            for (agent, route), default in rules.DEFAULT_DOSE_RANGES.items()
+        ],
+    )
+
+
 def _next_weekday(day: dt.date, offset: int) -> dt.date:
     day = day + dt.timedelta(days=offset)
     while day.weekday() >= 5:
@@ -83,23 +114,31 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     """At the end of each demo pathway, book its upcoming sessions (dosing stage) in the coming days."""
     admin = staff["admin@demo.kaemdr.test"]
     rooms = _rooms(admin)
+    _seed_dose_ranges(admin)
+    label = _follow_the_uk_label(admin)
+    if pathway.patient.record_number == "HB-1006" and to_stage == Stage.INTEGRATION:
+        # A single-incident trauma: his therapist chose the three-prong protocol, and worked it before
+        # the repeat measures that raise his open safety alert (which now holds the memory under way).
+        _demo_emdr_three_prong(pathway, days_back=40)
     if to_stage is not None:
         return
     record = pathway.patient.record_number
-    emdr_plans = {"HB-1004": 30, "HB-1005": 20, "HB-1006": 40}
-    if record == "HB-1004":  # esketamine: REMS enrolment first
+    emdr_plans = {"HB-1004": 30, "HB-1005": 20}
+    if record == "HB-1004" and esketamine_rules.rems_enrolment_required(label):  # US: REMS enrolment first
         services.rems_enrolment_record(
             actor=staff["prescriber@demo.kaemdr.test"],
             patient=pathway.patient,
             enrolled_on=timezone.localdate() - dt.timedelta(days=30),
             reference="REMS-55821",
         )
-    # (weekdays ahead, hour, minute, room): one monitor, so the sessions of a day do not overlap.
+    # (weekdays ahead, hour, minute, room): one monitor, so the sessions of a day do not overlap. Tomás's
+    # esketamine course is in induction, twice a week: day 1 three days ago and today fill week 1, so his
+    # next two sessions fall in week 2 (from 4 days ahead).
     plans = {
-        "HB-1004": [(1, 9, 0, "Harbour Room"), (4, 9, 0, "Harbour Room")],
+        "HB-1004": [(4, 9, 0, "Harbour Room"), (7, 9, 0, "Harbour Room")],
         "HB-1005": [(1, 13, 0, "Garden Room"), (3, 13, 30, "Garden Room")],
     }
-    if record in emdr_plans and record != "HB-1004":
+    if record in emdr_plans and record not in ("HB-1004", "HB-1006"):
         _demo_emdr(pathway, days_back=emdr_plans[record])
     if record == "HB-1003":  # in preparation: yesterday's first dose held at the pre-dose checks
         demo_past_session(pathway=pathway, staff=staff, days_ago=1, state="pre_dose", pre_dose_bp=(154, 96))
@@ -147,14 +186,17 @@ def demo_past_session(
     until: int = 127,
     readings: tuple[tuple[int, int, int, int], ...] | None = None,
     pre_dose_bp: tuple[int, int] = (132, 84),
+    dose_approval: str = "",
 ) -> DosingSession:
     """Run a dosing session through the services on a simulated clock (every time checked as on the
     day) up to `until` minutes after the dose and to `state` (signed, discharged, or dosed: still being
     monitored; or pre_dose: held at the checks), then move it back `days_ago` days keeping every
     interval; today's (0) ends now.
 
-    For esketamine (two devices, 56 mg) the demo shows a signed record whose monitoring form is
-    still to be filed; for racemic ketamine the dose is `dose_mg`."""
+    For esketamine (two devices, 56 mg) the demo shows the duties of the clinic's label: under the UK
+    label the Readiness to Leave checklist completed before discharge; under the US one a signed record
+    whose monitoring form is still to be filed. For racemic ketamine the dose is `dose_mg`; with
+    `dose_approval`, a dose outside the clinic's mg/kg range, the prescriber approves it with that reason."""
     from django.db.models import F
 
     from .models import AdverseEvent
@@ -193,10 +235,10 @@ def demo_past_session(
             readings=readings or DEMO_READINGS,
             pre_dose_bp=pre_dose_bp,
             stop_before_dose=state == "pre_dose",
+            dose_approval=dose_approval,
         )
         started = session.dose_started_at or clock.at
-        esketamine = booking.agent == "esketamine"
-        if esketamine and state in ("signed", "discharged"):
+        if session.pmf_required and state in ("signed", "discharged"):
             services.pmf_update(
                 actor=monitor,
                 session=session,
@@ -228,7 +270,9 @@ def demo_past_session(
         dose_ended_entered_at=F("dose_ended_entered_at") - shift,
         discharged_at=F("discharged_at") - shift,
         signed_at=F("signed_at") - shift,
+        dose_override_at=F("dose_override_at") - shift,
         pmf_medications_confirmed_at=F("pmf_medications_confirmed_at") - shift,
+        leave_checklist_at=F("leave_checklist_at") - shift,
         device_times=[(dt.datetime.fromisoformat(t) - shift).isoformat() for t in session.device_times],
     )
     for part in (VitalsReading, ScaleRating):
@@ -265,6 +309,7 @@ def _dose_and_monitor(
     readings: tuple[tuple[int, int, int, int], ...],
     pre_dose_bp: tuple[int, int],
     stop_before_dose: bool,
+    dose_approval: str = "",
 ) -> DosingSession:
     """Open the record and run it on `clock` as a monitor would at the chair: checks, the pre-dose
     reading, the dose (esketamine: two devices 5 minutes apart), its end, readings at the clinic's times,
@@ -288,11 +333,17 @@ def _dose_and_monitor(
     clock.advance(minutes=6)
     esketamine = booking.agent == "esketamine"
     if esketamine:
-        services.pmf_medications_confirm(actor=prescriber, session=session, classes=[])
+        if session.pmf_required:  # the US label's monitoring form asks for the medication classes
+            services.pmf_medications_confirm(actor=prescriber, session=session, classes=[])
         session = services.dose_start(actor=monitor, session=session, dose_mg=56, lot_number="SPR-40917")
         clock.advance(minutes=5)
         services.device_record(actor=monitor, session=session)
     else:
+        if dose_approval:  # a dose outside the clinic's mg/kg range: the prescriber approves it first
+            services.session_dose_override_sign(
+                actor=prescriber, session=session, dose_mg=dose_mg, reason=dose_approval
+            )
+            clock.advance(minutes=2)
         session = services.dose_start(actor=monitor, session=session, dose_mg=dose_mg, lot_number="KET-22871")
         clock.advance(minutes=5)
         services.dose_end_record(actor=monitor, session=session)
@@ -319,9 +370,119 @@ def _dose_and_monitor(
     services.scale_record(actor=monitor, session=session, scale="moaas", value=5)
     services.scale_record(actor=monitor, session=session, scale="cadss", value=0)
     clock.at = started + dt.timedelta(minutes=until)
+    if esketamine and not session.pmf_required:  # the UK label: Readiness to Leave before discharge
+        services.leave_checklist_record(
+            actor=monitor, session=session, items=list(esketamine_rules.LEAVE_CHECKLIST_CODES)
+        )
     return services.session_discharge(
         actor=monitor, session=session, alert_and_oriented=True, escort_present=True
     )
+
+
+def _demo_emdr_three_prong(pathway: Pathway, *, days_back: int) -> None:
+    """An EMDR plan on the standard three-prong protocol, chosen by the therapist for a single-incident
+    trauma in a stable patient: a resource installed in preparation, the touchstone memory processed,
+    the second past memory left incomplete at the last session (so the plan proposes to continue it),
+    the present triggers waiting for the past memories, and a future template for them."""
+    from . import emdr_rules
+    from . import emdr_services
+    from .models import EmdrPlan
+
+    therapist = pathway.therapist
+    if therapist is None:
+        return
+    plan = emdr_services.plan_open(actor=therapist, pathway=pathway)
+    emdr_services.plan_protocol_set(actor=therapist, plan=plan, protocol=emdr_rules.Protocol.THREE_PRONG)
+    now = timezone.now()
+
+    def add(kind: str, title: str, **fields: Any) -> Any:
+        return emdr_services.target_add(actor=therapist, plan=plan, kind=kind, title=title, **fields)
+
+    resource = add("resource", "Calm place: the allotment")
+    collision = add(
+        "past_memory",
+        "The collision on the ring road",
+        image="The lorry filling the windscreen",
+        negative_cognition="I am going to die",
+        positive_cognition="I survived; it is over",
+        sud=9,
+        voc=2,
+        emotions="Terror",
+        body_location="Chest and hands",
+        theme="safety",
+    )
+    hospital = add(
+        "past_memory",
+        "Waiting alone in the hospital corridor",
+        image="The strip light and the empty chairs",
+        negative_cognition="I am powerless",
+        positive_cognition="I can get help when I need it",
+        sud=7,
+        voc=3,
+        emotions="Helplessness",
+        body_location="Stomach",
+        theme="control",
+    )
+    sirens = add(
+        "present_trigger",
+        "Sirens behind the car",
+        negative_cognition="I am in danger",
+        positive_cognition="I am safe now",
+        sud=6,
+        voc=3,
+        theme="safety",
+    )
+    junction = add(
+        "present_trigger",
+        "Driving through the ring-road junction",
+        negative_cognition="I can't control what happens",
+        positive_cognition="I can drive carefully and cope",
+        sud=7,
+        voc=2,
+        theme="control",
+    )
+    emdr_services.target_add(
+        actor=therapist,
+        plan=plan,
+        kind="future_template",
+        title="Driving to work on the ring road next month",
+        positive_cognition="I can drive calmly",
+        belongs_to=[sirens, junction],
+    )
+
+    def log(days: int, target: Any, **work: Any) -> None:
+        emdr_services.session_log(
+            actor=therapist,
+            plan=plan,
+            held_at=now - dt.timedelta(days=days),
+            phase_reached=7 if work.get("body_scan_clear") else 4,
+            stimulation="eye_movements",
+            works=[{"target": target, **work}],
+            closure_technique="" if work.get("body_scan_clear") else "container",
+        )
+
+    log(days_back, resource, voc_start=4, voc_end=6)
+    emdr_services.plan_readiness_update(
+        actor=therapist,
+        plan=plan,
+        dual_awareness_shown=True,
+        dissociation_interview_recorded=False,
+        affect_tolerance_shown=True,
+    )
+    if emdr_services.start_problems(EmdrPlan.objects.get(pk=plan.pk), collision):
+        return  # readiness not met (a crisis or an open alert): the plan shows why
+    log(days_back - 7, collision, sud_start=9, sud_end=5, voc_start=2, voc_end=4, sud_by_set=[9, 7, 5])
+    log(
+        days_back - 14,
+        collision,
+        sud_start=5,
+        sud_end=0,
+        voc_start=4,
+        voc_end=7,
+        sud_by_set=[5, 3, 1, 0],
+        body_scan_clear=True,
+    )
+    log(days_back - 21, hospital, sud_start=7, sud_end=4, voc_start=3, voc_end=4, sud_by_set=[7, 6, 4])
 
 
 def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:
@@ -417,7 +578,11 @@ def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:
         body_scan_clear=True,
     )
     emdr_services.plan_readiness_update(
-        actor=therapist, plan=plan, dual_awareness_shown=True, dissociation_interview_recorded=False
+        actor=therapist,
+        plan=plan,
+        dual_awareness_shown=True,
+        dissociation_interview_recorded=False,
+        affect_tolerance_shown=True,
     )
     if emdr_services.start_problems(EmdrPlan.objects.get(pk=plan.pk), memory):
         return  # an open safety alert keeps the trauma target locked: the plan shows why

@@ -20,12 +20,14 @@ from rest_framework.response import Response
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
 from kaemdr.permissions import Capability
+from kaemdr.sources import citation_for
 from pathways.selectors import get_pathway_for_user_or_404
 
 from . import emdr_rules
 from . import emdr_selectors as selectors
 from . import emdr_services as services
 from .models import EMDR_KIND_CHOICES
+from .models import EMDR_PROTOCOL_CHOICES
 from .models import BilateralStimulation
 from .models import DosingSession
 from .models import EmdrPlan
@@ -70,12 +72,28 @@ class TargetInputSerializer(serializers.Serializer):
 
 
 class CriterionSerializer(serializers.Serializer):
+    """A readiness criterion: its registered code, label, whether it is met, and its source."""
+
     code = serializers.CharField()
     met = serializers.BooleanField()
+    source_url = serializers.SerializerMethodField()
 
     def get_fields(self) -> dict[str, serializers.Field]:
-        # `label` is also a serializer's own attribute, so it cannot be declared as a class field.
-        return {**super().get_fields(), "label": serializers.CharField()}
+        # `label` and `source` are also a serializer's own attributes, so they cannot be class fields.
+        return {
+            **super().get_fields(),
+            "label": serializers.CharField(),
+            "source": serializers.SerializerMethodField(method_name="citation_text"),
+        }
+
+    @extend_schema_field(serializers.CharField())
+    def citation_text(self, criterion: emdr_rules.Criterion) -> str:
+        citation = citation_for(criterion.code)
+        return citation.text if citation else ""
+
+    def get_source_url(self, criterion: emdr_rules.Criterion) -> str:
+        citation = citation_for(criterion.code)
+        return citation.url if citation else ""
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -83,41 +101,56 @@ class PlanSerializer(serializers.ModelSerializer):
     pathway = serializers.UUIDField(source="pathway.public_id", read_only=True)
     targets = serializers.SerializerMethodField()
     readiness = serializers.SerializerMethodField()
+    ready = serializers.SerializerMethodField()
     next_target = serializers.SerializerMethodField()
+    next_target_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = EmdrPlan
         fields = (
             "id",
             "pathway",
+            "protocol",
             "dual_awareness_shown",
+            "affect_tolerance_shown",
             "dissociation_interview_recorded",
             "targets",
             "readiness",
+            "ready",
             "next_target",
+            "next_target_reason",
         )
         read_only_fields = fields
 
-    def _targets(self, plan: EmdrPlan) -> list[EmdrTarget]:
-        cache: dict[int, list[EmdrTarget]] = self.__dict__.setdefault("_plan_targets", {})
+    def _state(self, plan: EmdrPlan) -> selectors.PlanState:
+        cache: dict[int, selectors.PlanState] = self.__dict__.setdefault("_plan_states", {})
         if plan.pk not in cache:
-            cache[plan.pk] = selectors.plan_targets(plan)
+            cache[plan.pk] = selectors.plan_state(plan)
         return cache[plan.pk]
 
     @extend_schema_field(TargetSerializer(many=True))
     def get_targets(self, plan: EmdrPlan) -> Any:
-        return TargetSerializer(self._targets(plan), many=True).data
+        return TargetSerializer(self._state(plan).targets, many=True).data
 
     @extend_schema_field(CriterionSerializer(many=True))
     def get_readiness(self, plan: EmdrPlan) -> Any:
-        checklist = emdr_rules.readiness_checklist(selectors.readiness_facts(plan, self._targets(plan)))
-        return CriterionSerializer(checklist, many=True).data
+        return CriterionSerializer(self._state(plan).checklist, many=True).data
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_ready(self, plan: EmdrPlan) -> bool:
+        return self._state(plan).ready
 
     @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_next_target(self, plan: EmdrPlan) -> str | None:
-        targets = self._targets(plan)
-        proposal = emdr_rules.next_target(selectors.target_facts(targets))
-        return next((str(t.public_id) for t in targets if proposal and t.pk == proposal.key), None)
+        """The target the plan proposes next under its protocol (null when nothing may start now)."""
+        state = self._state(plan)
+        proposal = state.proposal.target
+        return next((str(t.public_id) for t in state.targets if proposal and t.pk == proposal.key), None)
+
+    @extend_schema_field(serializers.CharField())
+    def get_next_target_reason(self, plan: EmdrPlan) -> str:
+        """Why that target is next, or what holds the plan up, in plain words."""
+        return self._state(plan).proposal.reason
 
 
 class WorkSerializer(serializers.Serializer):
@@ -147,6 +180,19 @@ class SessionLogSerializer(serializers.Serializer):
 class ReadinessSerializer(serializers.Serializer):
     dual_awareness_shown = serializers.BooleanField()
     dissociation_interview_recorded = serializers.BooleanField()
+    affect_tolerance_shown = serializers.BooleanField(
+        required=False, help_text="Left out, the plan keeps what it has."
+    )
+
+
+class ProtocolInputSerializer(serializers.Serializer):
+    protocol = serializers.ChoiceField(choices=EMDR_PROTOCOL_CHOICES)
+
+
+class ProtocolChangeSerializer(serializers.Serializer):
+    changed = serializers.BooleanField()
+    notes = serializers.ListField(child=serializers.CharField())
+    plan = PlanSerializer()
 
 
 class PlanCreateSerializer(serializers.Serializer):
@@ -215,6 +261,22 @@ class EmdrPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         body.is_valid(raise_exception=True)
         plan = services.plan_readiness_update(actor=request.user, plan=plan, **body.validated_data)  # type: ignore[arg-type]
         return Response(PlanSerializer(plan).data)
+
+    @extend_schema(
+        request=ProtocolInputSerializer,
+        responses={200: ProtocolChangeSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
+    @action(detail=True, methods=["post"])
+    def protocol(self, request: Request, id: str) -> Response:
+        """Set the plan's EMDR protocol (the therapist who edits the plan); `notes` say what changes."""
+        plan = self.get_object()
+        require_or_404(request.user, Capability.EMDR_EDIT)
+        body = ProtocolInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        change = services.plan_protocol_set(actor=request.user, plan=plan, **body.validated_data)  # type: ignore[arg-type]
+        return Response(
+            {"changed": change.changed, "notes": change.notes, "plan": PlanSerializer(change.plan).data}
+        )
 
     @extend_schema(
         request=SessionLogSerializer, responses={201: PlanSerializer, 400: ErrorBody, 404: ErrorBody}

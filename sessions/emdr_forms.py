@@ -91,8 +91,29 @@ class TargetForm(forms.Form):
 
 class ReadinessForm(forms.Form):
     dual_awareness_shown = forms.BooleanField(required=False, label="Dual awareness shown on a milder target")
+    affect_tolerance_shown = forms.BooleanField(
+        required=False,
+        label="Affect tolerance shown",
+        help_text="Notices rising distress and comes back within the window of tolerance with the skills "
+        "practised.",
+    )
     dissociation_interview_recorded = forms.BooleanField(
         required=False, label="Structured dissociation interview (DDIS or SCID-D) recorded"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+class ProtocolForm(forms.Form):
+    """The plan's EMDR protocol: a simple choice, no reason asked (the service says what changes)."""
+
+    protocol = forms.ChoiceField(
+        choices=[(protocol.value, label) for protocol, label in emdr_rules.PROTOCOL_LABELS.items()],
+        widget=forms.RadioSelect,
+        label="Protocol",
+        error_messages={"invalid_choice": "Choose stabilisation first or the standard three-prong protocol."},
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -92,9 +92,7 @@ PHASE_RANGE = (1, 8)
 SOURCE_STABILISATION_FIRST = sources.CLOITRE_2012.at(
     "phase-based treatment: safety and stabilisation before trauma processing"
 ) + sources.KORN_LEEDS_2002.at("resource development and installation in the stabilisation phase")
-SOURCE_THREE_PRONG = sources.SHAPIRO_2018.at(
-    "the three-pronged protocol: past memories, then present triggers, then future templates"
-)
+SOURCE_THREE_PRONG = sources.SHAPIRO_2018.at("past memories, then present triggers, then future templates")
 SOURCE_ASSESSMENT = sources.SHAPIRO_2018.at("phase 3, assessment: SUD 0-10, VOC 1-7")
 READINESS_SOURCE = sources.EMDR_READINESS.at() + sources.SHAPIRO_2018.at("phase 2, preparation")
 SOURCE_OVERRIDE = sources.STAGED_PATHWAY.at(
@@ -141,12 +139,8 @@ sources.register(
         READINESS_DISSOCIATION: sources.EMDR_READINESS.at("aware of dissociation, can return to the present")
         + sources.DES2.at("a mean of 30 or more calls for a structured interview"),
         PRESENT_AFTER_PAST: SOURCE_THREE_PRONG,
-        FUTURE_TEMPLATE_UNLINKED: sources.SHAPIRO_2018.at(
-            "the three-pronged protocol: a future template for the processed targets"
-        ),
-        FUTURE_TEMPLATE_EARLY: sources.SHAPIRO_2018.at(
-            "the three-pronged protocol: a future template for the processed targets"
-        ),
+        FUTURE_TEMPLATE_UNLINKED: sources.SHAPIRO_2018.at("a future template for the processed targets"),
+        FUTURE_TEMPLATE_EARLY: sources.SHAPIRO_2018.at("a future template for the processed targets"),
         OVERRIDE_NOT_GATED: READINESS_SOURCE,
         OVERRIDE_REASON: SOURCE_OVERRIDE,
         OVERRIDE_THERAPIST_FIRST: SOURCE_OVERRIDE,
@@ -274,9 +268,7 @@ def start_problems(
     problems = sequencing_problems(target, targets, protocol=protocol)
     if target.kind == Kind.PAST_MEMORY and not target.override_signed:
         problems += [
-            Problem(
-                c.code, f"Readiness: {c.label[0].lower()}{c.label[1:]} is not met. {READINESS_TO_DO[c.code]}"
-            )
+            Problem(c.code, f"Readiness: {_sentence_case(c.label)} is not met. {READINESS_TO_DO[c.code]}")
             for c in checklist
             if not c.met
         ]
@@ -411,19 +403,32 @@ def propose_next(
             "Every target on the plan is resolved: reevaluate them, and add a future template or a new "
             "target if anything is still charged.",
         )
-    if waiting:
-        target, problems = waiting[0]
-        name = target.title or "The next target"
+    held = [t for t in ordered if t.state in (State.IN_PROGRESS, State.BLOCKED)]
+    if held:  # a past memory under way that may not be worked now comes before anything waiting
+        target = held[0]
+        unmet = continue_problems(target, checklist)
         return Proposal(
-            None, f"Nothing can start yet. {name} waits: " + " ".join(p.message for p in problems)
+            None,
+            f"{target.title or 'The past memory under way'} is under way, but a past memory is not worked "
+            f"while {' or '.join(_sentence_case(c.label) for c in unmet)} is not met. "
+            + " ".join(READINESS_TO_DO[c.code] for c in unmet)
+            + " Nothing else on the plan can start meanwhile.",
         )
-    held = next(t for t in ordered if t.state != State.RESOLVED)
-    unmet = "; ".join(c.label.lower() for c in continue_problems(held, checklist))
-    return Proposal(
-        None,
-        f"{held.title or 'The past memory under way'} is not worked while {unmet} is not met; work a "
-        "stabilising target or a resource meanwhile.",
-    )
+    target, problems = waiting[0]
+    name = target.title or "The next target"
+    readiness = [p for p in problems if p.code in READINESS_TO_DO]
+    if readiness:
+        return Proposal(
+            None,
+            f"Nothing can start yet: {name} waits for readiness for trauma processing. "
+            + " ".join(READINESS_TO_DO[p.code] for p in readiness),
+        )
+    return Proposal(None, f"Nothing can start yet: {name} waits. " + " ".join(p.message for p in problems))
+
+
+def _sentence_case(label: str) -> str:
+    """A criterion's label inside a sentence ("Dual awareness..." -> "dual awareness...")."""
+    return label[:1].lower() + label[1:]
 
 
 def protocol_change_notes(*, old: str, new: str, targets: Sequence[TargetFacts]) -> list[str]:
@@ -448,7 +453,8 @@ def protocol_change_notes(*, old: str, new: str, targets: Sequence[TargetFacts])
         if present_waiting and _unresolved_memories(targets):
             notes.append(
                 f"{len(present_waiting)} present-day target{'s' if len(present_waiting) != 1 else ''} not "
-                "started now wait until the past memories are processed."
+                f"started now wait{'s' if len(present_waiting) == 1 else ''} until the past memories are "
+                "processed."
             )
     else:
         notes.append(

@@ -64,6 +64,8 @@ def target_facts(targets: list[EmdrTarget]) -> list[emdr_rules.TargetFacts]:
             state=t.state,
             last_sud=t.sud,
             belongs_to=tuple(other.pk for other in t.belongs_to.all()),
+            override_signed=t.override_signed,
+            title=t.title,
         )
         for t in targets
     ]
@@ -131,16 +133,49 @@ def readiness_facts(plan: EmdrPlan, targets: list[EmdrTarget]) -> emdr_rules.Rea
         .get()
     )
     des2 = signals["des2"]
-    stabilisation = [t for t in targets if t.kind in emdr_rules.STABILISATION_KINDS]
+    facts = target_facts(targets)
     return emdr_rules.ReadinessFacts(
-        resource_installed=any(t.kind == emdr_rules.Kind.RESOURCE and t.state == "resolved" for t in targets),
+        resource_installed=emdr_rules.resource_installed(facts),
         dual_awareness_shown=plan.dual_awareness_shown,
-        stabilisation_at_sud_0_1=bool(stabilisation)
-        and all(t.state == "resolved" and (t.sud or 0) <= emdr_rules.SUD_RESOLVED for t in stabilisation),
+        stabilisation_at_sud_0_1=emdr_rules.stabilisation_done(facts),
         current_crisis=current.current_crisis if current is not None else None,
         high_risk_alert_open=signals["high_risk_alert_open"],
         des2_mean=float(des2) if des2 is not None else None,
         dissociation_interview_recorded=plan.dissociation_interview_recorded,
+        affect_tolerance_shown=plan.affect_tolerance_shown,
+    )
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """Everything the plan page and the API's plan show about what comes next: the targets, the readiness
+    checklist under the plan's protocol, each target's start problems, and the proposal with its reason."""
+
+    targets: list[EmdrTarget]
+    facts: list[emdr_rules.TargetFacts]
+    checklist: list[emdr_rules.Criterion]
+    ready: bool
+    problems: dict[int, list[emdr_rules.Problem]]
+    proposal: emdr_rules.Proposal
+
+
+def plan_state(plan: EmdrPlan, targets: list[EmdrTarget] | None = None) -> PlanState:
+    """The plan's state under its protocol (the targets with their links, then the readiness signals:
+    three queries, whatever the number of targets)."""
+    targets = plan_targets(plan) if targets is None else targets
+    facts = target_facts(targets)
+    checklist = emdr_rules.readiness_checklist(readiness_facts(plan, targets), protocol=plan.protocol)
+    return PlanState(
+        targets=targets,
+        facts=facts,
+        checklist=checklist,
+        ready=emdr_rules.readiness_met(checklist),
+        problems={
+            fact.key: emdr_rules.start_problems(fact, facts, protocol=plan.protocol, checklist=checklist)
+            for fact in facts
+            if fact.state == emdr_rules.State.NOT_STARTED
+        },
+        proposal=emdr_rules.propose_next(facts, protocol=plan.protocol, checklist=checklist),
     )
 
 

@@ -5,6 +5,7 @@ target that was never started passes through it too."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,7 @@ from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 
 from . import emdr_rules
+from .emdr_selectors import plan_state
 from .emdr_selectors import plan_targets
 from .emdr_selectors import readiness_facts
 from .emdr_selectors import target_facts
@@ -76,14 +78,21 @@ def plan_viewed(*, actor: User, plan: EmdrPlan, via: str, target: EmdrTarget | N
 
 @transaction.atomic
 def plan_open(*, actor: User, pathway: Pathway) -> EmdrPlan:
-    """The pathway's plan, created on first use by its therapist."""
+    """The pathway's plan, created on first use by its therapist, following the clinic's default EMDR
+    protocol (the therapist may change it on the plan)."""
     _require(actor, Capability.EMDR_EDIT, pathway.clinic_id)
     if pathway.therapist_id != actor.pk:
         raise NotFoundOrForbidden()
-    plan, created = EmdrPlan.objects.get_or_create(pathway=pathway, defaults={"clinic_id": pathway.clinic_id})
+    plan = EmdrPlan.objects.filter(pathway=pathway).first()
+    if plan is not None:
+        return plan
+    protocol = dosing_settings_for(pathway.clinic_id).emdr_protocol
+    plan, created = EmdrPlan.objects.get_or_create(
+        pathway=pathway, defaults={"clinic_id": pathway.clinic_id, "protocol": protocol}
+    )
     if created:
         plan = EmdrPlan.objects.select_related("pathway__patient").get(pk=plan.pk)
-        _audit(actor, "emdr.plan_opened", plan, "dosing.EmdrPlan", plan.public_id)
+        _audit(actor, "emdr.plan_opened", plan, "dosing.EmdrPlan", plan.public_id, protocol=plan.protocol)
     return plan
 
 
@@ -103,15 +112,20 @@ def target_add(
     unknown = set(fields) - set(TARGET_FIELDS)
     if unknown:
         raise TypeError(f"Unknown target fields: {sorted(unknown)}")
-    problems = emdr_rules.rating_problems(sud=fields.get("sud"), voc=fields.get("voc"))
-    if fields.get("kind") not in emdr_rules.KIND_LABELS:
-        problems["kind"] = "Choose the kind of target."
     if any(other.plan_id != plan.pk for other in belongs_to or []):
-        problems["belongs_to"] = "Link only targets of this plan."
-    if problems:
-        raise ValidationError(
-            {name: ValidationError(text, code="invalid") for name, text in problems.items()}
+        raise NotFoundOrForbidden()
+    problems = {
+        name: Refusal(text, code=emdr_rules.RATING_RANGE)
+        for name, text in emdr_rules.rating_problems(sud=fields.get("sud"), voc=fields.get("voc")).items()
+    }
+    if fields.get("kind") not in emdr_rules.KIND_LABELS:
+        problems["kind"] = Refusal(
+            "Choose the kind of target: a resource, a present-day target, a past memory or a future "
+            "template.",
+            code=emdr_rules.TARGET_KIND,
         )
+    if problems:
+        raise ValidationError(problems)
     last = plan.targets.order_by("-order").values_list("order", flat=True).first() or 0
     target = EmdrTarget(plan=plan, order=last + 1, created_by=actor, **fields)
     target.full_clean(exclude=["plan", "created_by", "belongs_to"])
@@ -124,13 +138,29 @@ def target_add(
 
 @transaction.atomic
 def plan_readiness_update(
-    *, actor: User, plan: EmdrPlan, dual_awareness_shown: bool, dissociation_interview_recorded: bool
+    *,
+    actor: User,
+    plan: EmdrPlan,
+    dual_awareness_shown: bool,
+    dissociation_interview_recorded: bool,
+    affect_tolerance_shown: bool | None = None,
 ) -> EmdrPlan:
+    """Record the therapist's readiness observations. `affect_tolerance_shown` left out (None) keeps what
+    the plan has, so a caller written before the item existed does not withdraw it."""
     plan = _lock_plan(plan)
     _require_therapist(actor, plan)
     plan.dual_awareness_shown = dual_awareness_shown
     plan.dissociation_interview_recorded = dissociation_interview_recorded
-    plan.save(update_fields=["dual_awareness_shown", "dissociation_interview_recorded", "updated_at"])
+    if affect_tolerance_shown is not None:
+        plan.affect_tolerance_shown = affect_tolerance_shown
+    plan.save(
+        update_fields=[
+            "dual_awareness_shown",
+            "dissociation_interview_recorded",
+            "affect_tolerance_shown",
+            "updated_at",
+        ]
+    )
     _audit(
         actor,
         "emdr.readiness_updated",
@@ -139,24 +169,60 @@ def plan_readiness_update(
         plan.public_id,
         dual_awareness=dual_awareness_shown,
         interview=dissociation_interview_recorded,
+        affect_tolerance=plan.affect_tolerance_shown,
     )
     return plan
 
 
-def start_problems(plan: EmdrPlan, target: EmdrTarget) -> list[str]:
-    """Why the target may not be started now: sequencing, and for a past memory the readiness gate
-    unless a therapist and a prescriber have both signed an override."""
-    targets = plan_targets(plan)
-    facts = target_facts(targets)
-    current = next(f for f in facts if f.key == target.pk)
-    problems = emdr_rules.sequencing_problems(current, facts)
-    if target.kind == emdr_rules.Kind.PAST_MEMORY and not target.override_signed:
-        problems = [p for p in problems if "resource" not in p.lower() and "present-day" not in p.lower()]
-        checklist = emdr_rules.readiness_checklist(readiness_facts(plan, targets))
-        problems += [f"Readiness: {c.label.lower()} is not met." for c in checklist if not c.met]
-    elif target.kind == emdr_rules.Kind.PAST_MEMORY:
-        problems = []
-    return problems
+@dataclass(frozen=True)
+class ProtocolChange:
+    """The plan after a protocol change, and what the change means, in plain words."""
+
+    plan: EmdrPlan
+    changed: bool
+    notes: list[str]
+
+
+@transaction.atomic
+def plan_protocol_set(*, actor: User, plan: EmdrPlan, protocol: str) -> ProtocolChange:
+    """Set the order the plan takes its targets in (stabilisation first or the standard three-prong
+    protocol): a simple choice of the therapist who edits the plan, with no reason asked, audited. Targets
+    under way continue as they are; the notes say what changes for the targets not started yet."""
+    plan = _lock_plan(plan)
+    _require_therapist(actor, plan)
+    if protocol not in emdr_rules.PROTOCOL_LABELS:
+        raise ValidationError(
+            {
+                "protocol": Refusal(
+                    "Choose stabilisation first or the standard three-prong protocol.",
+                    code=emdr_rules.PROTOCOL_CHOICE,
+                )
+            }
+        )
+    old = plan.protocol
+    notes = emdr_rules.protocol_change_notes(old=old, new=protocol, targets=target_facts(plan_targets(plan)))
+    if old == protocol:
+        return ProtocolChange(plan=plan, changed=False, notes=notes)
+    plan.protocol = protocol
+    plan.save(update_fields=["protocol", "updated_at"])
+    _audit(
+        actor,
+        "emdr.protocol_changed",
+        plan,
+        "dosing.EmdrPlan",
+        plan.public_id,
+        previous=old,
+        protocol=protocol,
+    )
+    return ProtocolChange(plan=plan, changed=True, notes=notes)
+
+
+def start_problems(plan: EmdrPlan, target: EmdrTarget) -> list[Refusal]:
+    """Why the target may not be started now, under the plan's protocol: its order, and for a past memory
+    the readiness gate unless a therapist and a prescriber have both signed an override. Each refusal
+    carries its code and source. Read afresh: `target_start` decides on it."""
+    state = plan_state(plan)
+    return [Refusal(problem.message, code=problem.code) for problem in state.problems.get(target.pk, [])]
 
 
 @transaction.atomic
@@ -169,7 +235,7 @@ def target_start(*, actor: User, target: EmdrTarget) -> EmdrTarget:
         return target
     problems = start_problems(plan, target)
     if problems:
-        raise ValidationError([ValidationError(p, code="not_ready") for p in problems])
+        raise ValidationError(list(problems))
     target.state, target.started_at = "in_progress", timezone.now()
     target.save(update_fields=["state", "started_at", "updated_at"])
     _audit(
@@ -191,20 +257,25 @@ def target_override_sign(*, actor: User, target: EmdrTarget, reason: str = "") -
     plan = _lock_plan(target.plan)
     target = EmdrTarget.objects.select_for_update().get(pk=target.pk)
     if target.kind != emdr_rules.Kind.PAST_MEMORY:
-        raise ValidationError("Only a past-memory target has a readiness gate to override.", code="not_gated")
+        raise Refusal(
+            "Only a past-memory target has a readiness gate to override; this target follows the plan's "
+            "order instead.",
+            code=emdr_rules.OVERRIDE_NOT_GATED,
+        )
     if has_capability(actor, Capability.EMDR_EDIT):
         _require_therapist(actor, plan)
         if not reason.strip():
             raise ValidationError(
-                {"reason": ValidationError("Give the reason for the override.", code="required")}
+                {"reason": Refusal("Give the reason for the override.", code=emdr_rules.OVERRIDE_REASON)}
             )
         target.override_reason, target.override_therapist = reason.strip(), actor
         target.override_prescriber = None  # a new reason needs a new countersignature
     else:
         _require(actor, Capability.EMDR_OVERRIDE_COSIGN, plan.clinic_id)
         if not target.override_reason:
-            raise ValidationError(
-                "The therapist signs the override with its reason first.", code="therapist_first"
+            raise Refusal(
+                "The therapist signs the override with its reason first; then countersign it.",
+                code=emdr_rules.OVERRIDE_THERAPIST_FIRST,
             )
         target.override_prescriber = actor
     target.save(update_fields=["override_reason", "override_therapist", "override_prescriber", "updated_at"])
@@ -236,8 +307,7 @@ def _check_processing_readiness(plan: EmdrPlan, worked: list[EmdrTarget]) -> Non
                     f"processed: {emdr_rules.EVERY_SESSION_CRITERIA[criterion.code]} first, or work a "
                     "stabilising target instead (an override by the therapist and a prescriber also "
                     "covers it).",
-                    code="not_ready",
-                    source=emdr_rules.READINESS_SOURCE,
+                    code=criterion.code,
                 )
                 for target in memories
                 for criterion in unmet
@@ -268,24 +338,30 @@ def session_log(
     errors: dict[str, list[ValidationError]] = {}
     if not 1 <= phase_reached <= 8:
         errors.setdefault("phase_reached", []).append(
-            ValidationError("Phases run from 1 to 8.", code="invalid")
+            Refusal("Choose a phase from 1 to 8.", code=emdr_rules.PHASE_OUT_OF_RANGE)
         )
     if held_at > timezone.now() + dt.timedelta(minutes=5):
-        errors.setdefault("held_at", []).append(ValidationError("This time is in the future.", code="future"))
+        errors.setdefault("held_at", []).append(
+            Refusal(
+                "This time is in the future: record a session once it has been held.",
+                code=emdr_rules.SESSION_IN_FUTURE,
+            )
+        )
     if dosing_session is not None:
         if dosing_session.booking.pathway_id != plan.pathway_id or dosing_session.dose_started_at is None:
             raise NotFoundOrForbidden()
         window = dt.timedelta(hours=dosing_settings_for(plan.clinic_id).emdr_window_hours)
         if not dosing_session.dose_started_at <= held_at <= dosing_session.dose_started_at + window:
             errors.setdefault("dosing_session", []).append(
-                ValidationError(
-                    f"Only sessions within {window.total_seconds() // 3600:.0f} hours of the dose count.",
-                    code="outside_window",
+                Refusal(
+                    f"Only sessions within {window.total_seconds() // 3600:.0f} hours of the dose count as "
+                    "tied to it: choose another dose, or leave the session untied.",
+                    code=emdr_rules.OUTSIDE_DOSE_WINDOW,
                 )
             )
     if not works:
         errors.setdefault("works", []).append(
-            ValidationError("Record at least one target worked.", code="required")
+            Refusal("Record at least one target worked.", code=emdr_rules.NO_TARGET_WORKED)
         )
     targets = {t.pk: t for t in EmdrTarget.objects.select_for_update().filter(plan=plan)}
     for index, work in enumerate(works):
@@ -296,10 +372,10 @@ def session_log(
             for name, text in emdr_rules.rating_problems(
                 sud=work.get(f"sud_{rating}"), voc=work.get(f"voc_{rating}"), prefix=f"works.{index}."
             ).items():
-                errors.setdefault(f"{name}_{rating}", []).append(ValidationError(text, code="out_of_range"))
+                errors.setdefault(f"{name}_{rating}", []).append(Refusal(text, code=emdr_rules.RATING_RANGE))
         if any(not 0 <= sud <= 10 for sud in work.get("sud_by_set", [])):
             errors.setdefault(f"works.{index}.sud_by_set", []).append(
-                ValidationError("SUD is rated from 0 to 10.", code="out_of_range")
+                Refusal("SUD is rated from 0 to 10.", code=emdr_rules.RATING_RANGE)
             )
     if errors:
         raise ValidationError(errors)

@@ -16,11 +16,17 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from kaemdr import charts
+from kaemdr.exceptions import error_citation
+from kaemdr.exceptions import error_items
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
+from kaemdr.templatetags.kaemdr_tags import cite
 from kaemdr.views import form_errors_from
 from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
@@ -31,6 +37,7 @@ from . import emdr_selectors as selectors
 from . import emdr_services as services
 from .emdr_forms import KIND_BADGES
 from .emdr_forms import OverrideForm
+from .emdr_forms import ProtocolForm
 from .emdr_forms import ReadinessForm
 from .emdr_forms import SessionLogForm
 from .emdr_forms import TargetForm
@@ -41,6 +48,16 @@ from .models import EmdrTargetWork
 
 def _plan_url(plan: EmdrPlan, anchor: str = "") -> str:
     return reverse("emdr_plan", args=[plan.public_id]) + (f"#{anchor}" if anchor else "")
+
+
+def _refusal_message(prefix: str, error: ValidationError) -> SafeString:
+    """A service's refusal as a page message: each reason with its source, linked where it has one."""
+    parts = []
+    for _, item in error_items(error):
+        text = " ".join(item.messages)
+        citation = error_citation(item)
+        parts.append((format_html("{} (Source: {}.)", text, cite(citation)) if citation else text,))
+    return format_html("{}{}", prefix, format_html_join(" ", "{}", parts))
 
 
 @require_POST
@@ -60,29 +77,28 @@ def _render_plan(
     request: HttpRequest, plan: EmdrPlan, *, target_form: TargetForm | None = None, status: int = 200
 ) -> HttpResponse:
     user = _user(request)
-    targets = selectors.plan_targets(plan)
-    facts = selectors.target_facts(targets)
-    proposal = emdr_rules.next_target(facts)
-    checklist = emdr_rules.readiness_checklist(selectors.readiness_facts(plan, targets))
-    ready = emdr_rules.readiness_met(checklist)
+    state = selectors.plan_state(plan)
+    targets, checklist, ready, proposal = state.targets, state.checklist, state.ready, state.proposal
     can_edit = has_capability(user, Capability.EMDR_EDIT) and plan.pathway.therapist_id == user.pk
     rows = []
-    for target, fact in zip(targets, facts, strict=True):
-        problems = emdr_rules.sequencing_problems(fact, facts)
+    for target in targets:
+        # The row shows why a target waits; for a past memory the readiness card already lists the
+        # criteria, so only its order problems are repeated here.
+        problems = [
+            problem
+            for problem in state.problems.get(target.pk, [])
+            if not problem.code.startswith("emdr_readiness_")
+        ]
         rows.append(
             {
                 "target": target,
                 "badge": KIND_BADGES[emdr_rules.State(target.state)],
                 "problems": problems,
-                # A trauma target is only proposed once the readiness gate lets it start.
-                "is_next": proposal is not None
-                and proposal.key == target.pk
-                and not (
-                    target.kind == emdr_rules.Kind.PAST_MEMORY and not target.override_signed and not ready
-                ),
+                "is_next": proposal.target is not None and proposal.target.key == target.pk,
                 "gated": target.kind == emdr_rules.Kind.PAST_MEMORY and target.state == "not_started",
             }
         )
+    proposed = next((t for t in targets if proposal.target and t.pk == proposal.target.key), None)
     context = {
         "title": f"EMDR plan of {plan.pathway.patient.full_name}",
         "plan": plan,
@@ -91,6 +107,10 @@ def _render_plan(
         "rows": rows,
         "checklist": checklist,
         "ready": ready,
+        "proposal": proposal,
+        "proposed": proposed,
+        "protocol_label": emdr_rules.PROTOCOL_LABELS[emdr_rules.Protocol(plan.protocol)],
+        "protocol_form": ProtocolForm(initial={"protocol": plan.protocol}) if can_edit else None,
         "windows": selectors.dosing_windows(plan),
         "can_edit": can_edit,
         "can_cosign": has_capability(user, Capability.EMDR_OVERRIDE_COSIGN),
@@ -98,6 +118,7 @@ def _render_plan(
         "readiness_form": ReadinessForm(
             initial={
                 "dual_awareness_shown": plan.dual_awareness_shown,
+                "affect_tolerance_shown": plan.affect_tolerance_shown,
                 "dissociation_interview_recorded": plan.dissociation_interview_recorded,
             }
         )
@@ -152,6 +173,28 @@ def readiness_update(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @require_POST
+def protocol_set(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Change the order the plan takes its targets in; the message says what changes."""
+    user = _user(request)
+    plan = selectors.get_plan_for_user_or_404(user, public_id)
+    require_capability(request, Capability.EMDR_EDIT)
+    form = ProtocolForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for e in form.errors.get("protocol", [])))
+        return HttpResponseRedirect(_plan_url(plan, "protocol"))
+    try:
+        change = services.plan_protocol_set(actor=user, plan=plan, protocol=form.cleaned_data["protocol"])
+    except ValidationError as error:
+        messages.error(request, _refusal_message("", error))
+    else:
+        if change.changed:
+            messages.success(request, "The protocol is changed. " + " ".join(change.notes))
+        else:
+            messages.info(request, " ".join(change.notes))
+    return HttpResponseRedirect(_plan_url(plan, "protocol"))
+
+
+@require_POST
 def target_start(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     target = selectors.get_target_for_user_or_404(user, public_id)
@@ -159,7 +202,7 @@ def target_start(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
         services.target_start(actor=user, target=target)
     except ValidationError as error:
-        messages.error(request, f"{target.title} cannot start yet: " + " ".join(error.messages))
+        messages.error(request, _refusal_message(f"{target.title} cannot start yet: ", error))
     else:
         messages.success(request, f"{target.title} is in progress.")
     return HttpResponseRedirect(_plan_url(target.plan, "targets"))
@@ -177,7 +220,7 @@ def target_override(request: HttpRequest, public_id: str) -> HttpResponse:
             actor=user, target=target, reason=form.cleaned_data.get("reason", "")
         )
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, _refusal_message("", error))
     else:
         messages.success(
             request,

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML
 from crispy_forms.layout import Column
 from crispy_forms.layout import Layout
 from crispy_forms.layout import Row
 from django import forms
 from django.db.models import QuerySet
 from django.utils.html import format_html
+from django.utils.html import format_html_join
 
 from kaemdr.models import User
+from kaemdr.templatetags.kaemdr_tags import cite
 
+from . import emdr_rules
+from . import esketamine_rules
+from . import rules
 from .models import Room
 from .models import Weekday
 from .rules import VITAL_RANGES
@@ -286,6 +293,32 @@ class OverrideForm(forms.Form):
         self.helper = _helper()
 
 
+class DoseOverrideForm(forms.Form):
+    """A prescriber approves one dose outside the clinic's mg/kg range, with a reason."""
+
+    dose_mg = forms.DecimalField(
+        max_digits=6,
+        decimal_places=1,
+        min_value=Decimal("0.1"),
+        max_value=Decimal("1000"),
+        label="Dose to approve (mg)",
+        error_messages={"required": "Enter the dose to approve, in mg."},
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        label="Reason for a dose outside the range",
+        error_messages={"required": "Give the reason for approving this dose."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Its own ids: the dose form and the pre-dose override form on the same page have a dose and
+        # a reason too (the names posted stay `dose_mg` and `reason`).
+        kwargs.setdefault("auto_id", "id_dose_override_%s")
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
 class DoseForm(forms.Form):
     dose_mg = forms.DecimalField(max_digits=6, decimal_places=1, min_value=0.1, label="Dose (mg)")
     lot_number = forms.CharField(max_length=40, label="Lot number")
@@ -442,6 +475,36 @@ class PmfMedicationsForm(forms.Form):
         self.helper = _helper()
 
 
+class LeaveChecklistForm(forms.Form):
+    """The Readiness to Leave checklist (esketamine under the EU/UK label), ticked before discharge."""
+
+    items = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(item.code, item.text) for item in esketamine_rules.LEAVE_CHECKLIST],
+        label="Confirmed before the patient leaves",
+        error_messages={"invalid_choice": "Choose among the checklist's items."},
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
+ESKETAMINE_LABEL_HELP = (
+    "Sets the esketamine doses, frequency and duties. US prescribing information: day 1 is 56 mg, then "
+    "56 or 84 mg, at any age; the patient's REMS enrolment before booking, and the REMS monitoring form "
+    "after each session, filed within 7 days. EU/UK summary of product characteristics: day 1 is 56 mg "
+    "(28 mg from age 65), then 56 or 84 mg (28, 56 or 84 mg from 65); no REMS; the Readiness to Leave "
+    "checklist completed before discharge. Both: at most twice a week in weeks 1-4 of a course, once a "
+    "week from week 5."
+)
+
+
+def _capitalised(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}"
+
+
 class DosingSettingsForm(forms.Form):
     """The clinic's dosing limits, and dosing + monitoring + turnover minutes for each agent and route."""
 
@@ -475,14 +538,39 @@ class DosingSettingsForm(forms.Form):
     bp_rise_diastolic_margin = forms.IntegerField(
         min_value=5, max_value=60, label="Prescriber reviews a diastolic rise from baseline of"
     )
+    bp_ceiling_systolic = forms.IntegerField(
+        min_value=120,
+        max_value=250,
+        label="Ceiling: systolic at or above",
+        help_text="No override can start a dose at or above the ceiling (default 180/110, grade 3 "
+        "hypertension). It must be above the pre-dose limit.",
+    )
+    esketamine_label = forms.ChoiceField(
+        choices=[(label.value, name) for label, name in esketamine_rules.ESKETAMINE_LABEL_NAMES.items()],
+        label="Esketamine: the label the clinic follows",
+        help_text=ESKETAMINE_LABEL_HELP,
+    )
+    bp_ceiling_diastolic = forms.IntegerField(
+        min_value=70, max_value=150, label="Ceiling: diastolic at or above"
+    )
+    emdr_protocol = forms.ChoiceField(
+        choices=[(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()],
+        label="EMDR protocol for new plans",
+        help_text="A new EMDR plan follows it; the therapist can change it on each plan.",
+    )
 
     def __init__(self, *args: Any, routes: list[tuple[str, str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.routes = routes
         rows: list[Any] = [
+            Row(Column("esketamine_label", css_class="col-12")),
             Row(
                 Column("predose_systolic_max", css_class="col-6"),
                 Column("predose_diastolic_max", css_class="col-6"),
+            ),
+            Row(
+                Column("bp_ceiling_systolic", css_class="col-6"),
+                Column("bp_ceiling_diastolic", css_class="col-6"),
             ),
             Row(
                 Column("systolic_max", css_class="col-6 col-md-3"),
@@ -506,6 +594,7 @@ class DosingSettingsForm(forms.Form):
                 Column("bp_rise_systolic_margin", css_class="col-6 col-md-3"),
                 Column("bp_rise_diastolic_margin", css_class="col-6 col-md-3"),
             ),
+            Row(Column("emdr_protocol", css_class="col-12")),
         ]
         for agent, route, label in routes:
             for part, low, high in (("dosing", 5, 240), ("monitoring", 30, 480), ("turnover", 0, 120)):
@@ -520,7 +609,59 @@ class DosingSettingsForm(forms.Form):
                     )
                 )
             )
+        rows.extend(self._dose_range_rows())
         self.helper = _helper(*rows)
+
+    def _dose_range_rows(self) -> list[Any]:
+        """A minimum and a maximum in mg/kg for each agent and route with a range (0 < min <= max <= 20),
+        after a heading that says what a range does and where each default comes from."""
+        defaults = format_html_join(
+            "",
+            "<li>{}: {} ({})</li>",
+            (
+                (
+                    _capitalised(rules.dose_range_label(agent, route)),
+                    default.text(),
+                    cite(rules.DOSE_RANGE_DEFAULT_SOURCES[route]),
+                )
+                for (agent, route), default in rules.DEFAULT_DOSE_RANGES.items()
+            ),
+        )
+        rows: list[Any] = [
+            HTML(
+                format_html(
+                    '<h2 class="h6 mt-3" id="dose-ranges">Dose ranges (mg/kg)</h2>'
+                    '<p class="small text-body-secondary mb-1">Outside its range a dose needs a '
+                    "prescriber's approval with a reason on the session record. Esketamine follows its "
+                    "label's fixed doses. The defaults:</p>"
+                    '<ul class="small text-body-secondary">{}</ul>',
+                    defaults,
+                )
+            )
+        ]
+        for agent, route in rules.DEFAULT_DOSE_RANGES:
+            label = _capitalised(rules.dose_range_label(agent, route))
+            for part in ("minimum", "maximum"):
+                self.fields[f"{part}_{agent}_{route}"] = forms.DecimalField(
+                    max_digits=4,
+                    decimal_places=2,
+                    min_value=Decimal("0.01"),
+                    max_value=rules.DOSE_RANGE_LIMIT_MG_PER_KG,
+                    label=f"{label}: {part} (mg/kg)",
+                )
+            rows.append(
+                Row(
+                    *(Column(f"{part}_{agent}_{route}", css_class="col-6") for part in ("minimum", "maximum"))
+                )
+            )
+        return rows
+
+    def dose_ranges(self) -> list[tuple[str, str, Decimal, Decimal]]:
+        data = self.cleaned_data
+        return [
+            (agent, route, data[f"minimum_{agent}_{route}"], data[f"maximum_{agent}_{route}"])
+            for agent, route in rules.DEFAULT_DOSE_RANGES
+        ]
 
     def chair_times(self) -> list[tuple[str, str, int, int, int]]:
         data = self.cleaned_data

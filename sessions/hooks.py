@@ -19,7 +19,8 @@ from . import selectors
 
 def _rems_form_for(pathway: Pathway, user: User) -> Any:
     """The REMS enrolment form, for a prescriber, on an open pathway planned for esketamine whose
-    patient is not enrolled yet (the REMS asks for it before the first dose)."""
+    patient is not enrolled yet (the REMS asks for it before the first dose), at a clinic that follows
+    the US label."""
     if not (has_capability(user, Capability.REMS_ENROL) and pathway.is_open):
         return None
     from screening import selectors as screening_selectors
@@ -33,6 +34,11 @@ def _rems_form_for(pathway: Pathway, user: User) -> Any:
         return None
     if RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
         return None
+    from .esketamine_rules import rems_enrolment_required
+    from .services import esketamine_label_of
+
+    if not rems_enrolment_required(esketamine_label_of(pathway.clinic_id)):
+        return None  # the EU/UK label has no REMS
     return RemsEnrolmentForm()
 
 

@@ -21,6 +21,9 @@ from screening.models import ROUTE_CHOICES
 from . import emdr_rules
 from . import rules
 
+ESKETAMINE_LABEL_CHOICES = [(label.value, name) for label, name in rules.ESKETAMINE_LABEL_NAMES.items()]
+EMDR_PROTOCOL_CHOICES = [(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()]
+
 
 def new_calendar_token() -> str:
     return secrets.token_urlsafe(24)
@@ -290,7 +293,7 @@ class DosingSettings(BaseModel):
     )
     esketamine_label = models.CharField(
         max_length=12,
-        choices=[(label.value, name) for label, name in rules.ESKETAMINE_LABEL_NAMES.items()],
+        choices=ESKETAMINE_LABEL_CHOICES,
         default=rules.EsketamineLabel.US_PI.value,
         db_default=rules.EsketamineLabel.US_PI.value,
         help_text="The label the clinic follows for esketamine: doses, frequency and the duties that go "
@@ -298,7 +301,7 @@ class DosingSettings(BaseModel):
     )
     emdr_protocol = models.CharField(
         max_length=24,
-        choices=[(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()],
+        choices=EMDR_PROTOCOL_CHOICES,
         default=emdr_rules.Protocol.STABILISATION_FIRST.value,
         db_default=emdr_rules.Protocol.STABILISATION_FIRST.value,
         verbose_name="EMDR protocol for new plans",
@@ -591,7 +594,7 @@ class EmdrPlan(BaseModel):
     )
     protocol = models.CharField(
         max_length=24,
-        choices=[(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()],
+        choices=EMDR_PROTOCOL_CHOICES,
         default=emdr_rules.Protocol.STABILISATION_FIRST.value,
         db_default=emdr_rules.Protocol.STABILISATION_FIRST.value,
         verbose_name="EMDR protocol",

@@ -144,10 +144,9 @@ PMF_FILING_DAYS = 7
 class VitalLimits:
     """Clinic limits for readings during monitoring; outside them a reading is flagged at once.
 
-    Defaults come from the sources in domain.md 1.5, several of them weak, so every one is a clinic
-    setting: >180/110 (Del Sant 2020; one clinic's rule), heart rate >120, SpO2 below 92%, and a
-    respiratory rate outside 10-24 (respiratory depression is a REMS risk).
-    """
+    Sources disagree and several are weak, so every one is a clinic setting (`SOURCE_VITAL_LIMITS`):
+    >180/110 (Del Sant 2020; one clinic's rule), heart rate >120, SpO2 below 92%, and a respiratory
+    rate outside 10-24 (respiratory depression is a REMS risk)."""
 
     systolic_max: int = 180
     diastolic_max: int = 110
@@ -303,7 +302,7 @@ SOURCE_DOSE_SUBLINGUAL = sources.LARA_2013.at(
 SOURCE_DOSE_ORAL = sources.ORAL_KETAMINE_REVIEW.at(
     "0.25 to 7.0 mg/kg in weight-based sessions; bioavailability 20-25%"
 )
-_DOSE_DEFAULT_SOURCES = {
+DOSE_RANGE_DEFAULT_SOURCES: dict[str, sources.Citation] = {
     Route.IV: SOURCE_DOSE_IV,
     Route.IM: SOURCE_DOSE_IM,
     Route.SUBLINGUAL: SOURCE_DOSE_SUBLINGUAL,
@@ -319,7 +318,7 @@ def dose_range_label(agent: str, route: str) -> str:
 
 def dose_range_source(agent: str, route: str) -> sources.Citation:
     """A range's citation: the clinic setting by name, with the source of its default."""
-    default = _DOSE_DEFAULT_SOURCES.get(Route(route)) if agent == Agent.RACEMIC_KETAMINE else None
+    default = DOSE_RANGE_DEFAULT_SOURCES.get(Route(route)) if agent == Agent.RACEMIC_KETAMINE else None
     return sources.clinic_setting(f"Dose range, {dose_range_label(agent, route)}", default_from=default)
 
 
@@ -373,9 +372,9 @@ def dose_range_problem(
     high = (dose_range.maximum_mg_per_kg * weight_kg).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
     return Criterion(
         "dose_outside_range",
-        f"{dose_mg:f} mg is {per_kg} mg/kg at {weight_kg:f} kg, outside the clinic's range for {label} of "
-        f"{dose_range.text()} ({low:f}-{high:f} mg): check the dose, or ask a prescriber to approve this "
-        "dose on the record with a reason.",
+        f"{dose_mg:f} mg is {per_kg} mg/kg at {weight_kg:f} kg, outside the clinic's range of "
+        f"{dose_range.text()} ({low:f}-{high:f} mg) for {label}: check the dose, or ask a prescriber to "
+        "approve this dose on the record with a reason.",
         dose_range.source,
     )
 
@@ -965,6 +964,12 @@ SOURCE_PRE_DOSE = (
     + sources.RCEM_SEDATION.at("a responsible adult escort")
 )
 
+SOURCE_VITAL_LIMITS = sources.clinic_setting(
+    "vital-sign limits during monitoring",
+    default_from=sources.DEL_SANT_2020.at("SBP above 180 and/or DBP above 110")
+    + sources.SPRAVATO_REMS.at("respiratory depression; pulse oximetry every session"),
+)
+
 sources.register(
     {
         # Booking
@@ -1014,6 +1019,8 @@ sources.register(
         "not_alert": SOURCE_RCEM,
         "escort_absent": SOURCE_RCEM,
         # The REMS monitoring form
+        "vital_out_of_range": SOURCE_VITAL_LIMITS,
+        "vital_near_limit": SOURCE_VITAL_LIMITS,
         "pmf_answers": SOURCE_PMF,
         "pmf_ready_minutes": SOURCE_PMF,
         "pmf_medications": SOURCE_PMF,

@@ -7,6 +7,8 @@ import uuid
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -34,6 +36,7 @@ from . import rules
 from .models import Booking
 from .models import BookingStatus
 from .models import ChairTimeSetting
+from .models import DoseRange
 from .models import DosingSession
 from .models import DosingSettings
 from .models import Room
@@ -112,6 +115,73 @@ def chair_time_for(clinic_id: int, *, agent: str, route: str) -> rules.ChairTime
     ):
         return rules.ChairTime(*minutes)
     return rules.DEFAULT_CHAIR_TIMES[(agent, route)]
+
+
+def dose_range_for(clinic_id: int, *, agent: str, route: str) -> rules.DoseRange | None:
+    """The clinic's mg/kg range for the agent and route, or the sourced default; None where there is
+    none (esketamine is fixed-dose and follows its label). One query, as for chair time: the defaults
+    stand until the clinic saves its own, like `chair_time_for`."""
+    default = rules.DEFAULT_DOSE_RANGES.get((agent, route))
+    if default is None:
+        return None
+    for minimum, maximum in DoseRange.objects.filter(
+        clinic_id=clinic_id, agent=agent, route=route
+    ).values_list("minimum_mg_per_kg", "maximum_mg_per_kg"):
+        return rules.DoseRange(minimum, maximum, default.source)
+    return default
+
+
+def dose_ranges_for(clinic_id: int) -> dict[tuple[str, str], rules.DoseRange]:
+    """Every range the clinic works with (its own, else the default), for the settings page (one query)."""
+    saved = {
+        (agent, route): (minimum, maximum)
+        for agent, route, minimum, maximum in DoseRange.objects.filter(clinic_id=clinic_id).values_list(
+            "agent", "route", "minimum_mg_per_kg", "maximum_mg_per_kg"
+        )
+    }
+    return {
+        key: rules.DoseRange(*saved[key], default.source) if key in saved else default
+        for key, default in rules.DEFAULT_DOSE_RANGES.items()
+    }
+
+
+@dataclass(frozen=True)
+class SessionDoseRange:
+    """What the record shows before the dose: the clinic's range for the booking's agent and route,
+    the weight it is worked out from, and the range in mg at that weight."""
+
+    label: str
+    dose_range: rules.DoseRange
+    weight_kg: Decimal | None
+
+    @property
+    def mg(self) -> tuple[Decimal, Decimal] | None:
+        if not self.weight_kg:
+            return None
+        tenth = Decimal("0.1")
+        return (
+            (self.dose_range.minimum_mg_per_kg * self.weight_kg).quantize(tenth, rounding=ROUND_HALF_UP),
+            (self.dose_range.maximum_mg_per_kg * self.weight_kg).quantize(tenth, rounding=ROUND_HALF_UP),
+        )
+
+
+def session_dose_range(session: DosingSession) -> SessionDoseRange | None:
+    """The range the dose start will check, with the weight on the current screening; None for an
+    agent without a mg/kg range (esketamine)."""
+    booking = session.booking
+    dose_range = dose_range_for(session.clinic_id, agent=booking.agent, route=booking.route)
+    if dose_range is None:
+        return None
+    plan = screening_selectors.current_screening(booking.pathway)
+    return SessionDoseRange(
+        rules.dose_range_label(booking.agent, booking.route),
+        dose_range,
+        plan.weight_kg if plan is not None else None,
+    )
+
+
+def bp_ceiling(settings: DosingSettings) -> rules.BpCeiling:
+    return rules.BpCeiling(settings.bp_ceiling_systolic, settings.bp_ceiling_diastolic)
 
 
 def opening_hours(room: Room) -> list[rules.OpeningHours]:
@@ -316,6 +386,8 @@ SESSION_STAFF = (
     "discharged_by",
     "signed_by",
     "pmf_medications_confirmed_by",
+    "dose_override_by",
+    "leave_checklist_by",
 )
 BOOKING_STAFF = ("monitor", "prescriber")
 
@@ -515,3 +587,31 @@ def vitals_chart(
         f"{limits.diastolic_max}, heart rate {limits.heart_rate_max}, SpO2 at least {limits.spo2_min}%."
     )
     return {"label": VITALS_CHART_LABEL, "svg": svg, "summary": summary}
+
+
+# --- Esketamine: the course the label's frequency counts ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class CourseSession:
+    """One esketamine session of a course as the label's rules count it: on its dose's day once the
+    dose was started, else on its booked day (both in the clinic's zone)."""
+
+    booking_id: int
+    day: dt.date
+    dosed: bool
+
+
+def esketamine_course(pathway_id: int, *, tz: dt.tzinfo) -> list[CourseSession]:
+    """The pathway's esketamine sessions that count toward the label's doses and frequency: every live
+    booking, and every booking whose dose was started (a dose given stays given, even if its booking
+    was cancelled afterwards). One query."""
+    rows = (
+        Booking.objects.filter(pathway_id=pathway_id, agent=rules.Agent.ESKETAMINE)
+        .filter(~Q(status=BookingStatus.CANCELLED) | Q(session__dose_started_at__isnull=False))
+        .values_list("pk", "starts_at", "session__dose_started_at")
+    )
+    return [
+        CourseSession(pk, (dosed_at or starts_at).astimezone(tz).date(), dosed_at is not None)
+        for pk, starts_at, dosed_at in rows
+    ]

@@ -34,6 +34,8 @@ from pathways.registry import registry
 from screening import selectors as screening_selectors
 from screening.rules import Agent
 
+from . import emdr_rules
+from . import esketamine_rules
 from . import gates
 from . import rules
 from .models import AdverseEvent
@@ -57,6 +59,7 @@ from .selectors import chair_time_for
 from .selectors import conflicts
 from .selectors import dose_range_for
 from .selectors import dosing_settings_for
+from .selectors import esketamine_course
 from .selectors import opening_hours
 from .selectors import pathway_for_booking
 from .selectors import pmf_facts
@@ -252,13 +255,52 @@ def rems_enrolment_record(
     return enrolment
 
 
+# --- Esketamine: the label the clinic follows ---------------------------------------------------------
+
+
+def esketamine_label_of(clinic_id: int) -> str:
+    """The esketamine label the clinic follows (one read); a clinic that never chose keeps the US one.
+
+    The label in force when a step is done sets that step's duty: REMS enrolment at booking, the
+    monitoring form at signature, the Readiness to Leave checklist at discharge (`esketamine_rules`)."""
+    return dosing_settings_for(clinic_id).esketamine_label
+
+
+def _esketamine_booking_frequency_check(*, booking: Booking, label: str, tz: dt.tzinfo) -> None:
+    """Refuse an esketamine booking (new, or moved: `booking.pk` is then its own, left out of the
+    count at its old place) that puts more in its course week than the label allows.
+
+    Counted: every dose given and every live booking of the pathway, except bookings of past days that
+    never got a dose (they did not happen). Day 1 is the first dose's day, or before any dose the
+    earliest booking's; when this booking moves day 1, every week is judged afresh from the new one."""
+    today = timezone.now().astimezone(tz).date()
+    course = [s for s in esketamine_course(booking.pathway_id, tz=tz) if s.dosed or s.day >= today]
+    others = [s for s in course if s.booking_id != booking.pk]
+    new_day = booking.starts_at.astimezone(tz).date()
+    days = [s.day for s in others] + [new_day]
+    dosed = [s.day for s in course if s.dosed]
+    day_one = min(dosed) if dosed else min(days)
+    day_one_before = min(dosed) if dosed else min((s.day for s in course), default=None)
+    problem = esketamine_rules.frequency_problem(
+        label, day_one=day_one, days=days, new_day=new_day, every_week=day_one != day_one_before
+    )
+    if problem is not None:
+        raise ValidationError({"starts_at": refusal(problem)})
+
+
 # --- Bookings ------------------------------------------------------------------------------------------
 
 
 def _booking_refusals(
-    *, pathway: Pathway, room: Room, agent: str, screening_refusals: list[str]
+    *,
+    pathway: Pathway,
+    room: Room,
+    agent: str,
+    screening_refusals: list[str],
+    rems_enrolment_required: bool = True,
 ) -> list[ValidationError]:
-    """The gates before any time is looked at: pathway stage, screening, REMS, room and equipment.
+    """The gates before any time is looked at: pathway stage, screening, REMS (esketamine under the US
+    label: `rems_enrolment_required`), room and equipment.
 
     `screening_refusals` is the pathway's screening gate (`ScreeningStatus.refusals`) as the caller
     read it: `booking_create` needs the same status for the planned agent and route, so the screening
@@ -269,7 +311,11 @@ def _booking_refusals(
         errors.append(stage)
     for refusal in screening_refusals:
         errors.append(ValidationError(refusal, code="screening_gate"))
-    if agent == Agent.ESKETAMINE and not RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
+    if (
+        agent == Agent.ESKETAMINE
+        and rems_enrolment_required
+        and not RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists()
+    ):
         errors.append(
             ValidationError(
                 "Esketamine: record the patient's REMS enrolment before booking.",
@@ -384,7 +430,14 @@ def booking_create(
     _check_staff(actor=actor, prescriber=prescriber, monitor=monitor)
     plan = status.current
     agent = plan.agent if plan is not None else ""
-    errors = _booking_refusals(pathway=pathway, room=room, agent=agent, screening_refusals=status.refusals)
+    label = esketamine_label_of(pathway.clinic_id) if agent == Agent.ESKETAMINE else None
+    errors = _booking_refusals(
+        pathway=pathway,
+        room=room,
+        agent=agent,
+        screening_refusals=status.refusals,
+        rems_enrolment_required=label is None or esketamine_rules.rems_enrolment_required(label),
+    )
     if errors:
         raise ValidationError(errors)
     assert plan is not None
@@ -404,6 +457,8 @@ def booking_create(
         booked_by=actor,
     )
     _check_time(actor=actor, booking=booking, room=room, exclude_booking_id=None)
+    if label is not None:
+        _esketamine_booking_frequency_check(booking=booking, label=label, tz=_tz(actor))
     _save_booking(booking, actor=actor, room=room, exclude_booking_id=None)
     audit_record(
         actor=actor,
@@ -442,11 +497,13 @@ def booking_move(
     if locked.status != BookingStatus.BOOKED:
         raise ValidationError("Only a booked session can be moved.", code="not_booked")
     target = locked_rooms[target_room.pk]
+    label = esketamine_label_of(locked.clinic_id) if locked.agent == Agent.ESKETAMINE else None
     errors = _booking_refusals(
         pathway=locked.pathway,
         room=target,
         agent=locked.agent,
         screening_refusals=screening_selectors.screening_gate_refusals(locked.pathway),
+        rems_enrolment_required=label is None or esketamine_rules.rems_enrolment_required(label),
     )
     if errors:
         raise ValidationError(errors)
@@ -455,6 +512,8 @@ def booking_move(
     before = (locked.room_id, locked.starts_at)
     locked.room, locked.starts_at, locked.ends_at = target, interval.starts_at, interval.ends_at
     _check_time(actor=actor, booking=locked, room=target, exclude_booking_id=locked.pk)
+    if label is not None:
+        _esketamine_booking_frequency_check(booking=locked, label=label, tz=_tz(actor))
     _save_booking(locked, actor=actor, room=target, exclude_booking_id=locked.pk)
     audit_record(
         actor=actor,
@@ -623,6 +682,7 @@ class RecordAuditAction:
     DISCHARGED = "session.discharged"
     PMF = "session.monitoring_form_updated"
     PMF_FILED = "session.monitoring_form_filed"
+    LEAVE_CHECKLIST = "session.leave_checklist_recorded"
     SIGNED = "session.signed"
     ADDENDUM = "session.addendum"
     VIEWED = "session.viewed"
@@ -676,7 +736,8 @@ def session_open(*, actor: User, booking: Booking) -> DosingSession:
         opened_by=actor,
         fasting_confirmed=locked.fasting_confirmed,
         escort_present=False,
-        pmf_required=locked.agent == Agent.ESKETAMINE,
+        pmf_required=locked.agent == Agent.ESKETAMINE
+        and esketamine_rules.monitoring_form_required(esketamine_label_of(locked.clinic_id)),
     )
     _session_audit(actor, RecordAuditAction.OPENED, session)
     registry.emit(SESSION_OPENED, session=session, actor=actor)
@@ -870,7 +931,9 @@ def _bp_ceiling_refusal(session: DosingSession) -> Refusal | None:
     if pre is None:
         return None
     problem = rules.bp_ceiling_problem(
-        systolic=pre.systolic, diastolic=pre.diastolic, ceiling=bp_ceiling(dosing_settings_for(session.clinic_id))
+        systolic=pre.systolic,
+        diastolic=pre.diastolic,
+        ceiling=bp_ceiling(dosing_settings_for(session.clinic_id)),
     )
     return refusal(problem) if problem is not None else None
 
@@ -947,7 +1010,9 @@ def _dose_given(dose_mg: Any) -> Decimal | None:
 
 
 @transaction.atomic
-def session_dose_override_sign(*, actor: User, session: DosingSession, dose_mg: Any, reason: str) -> DosingSession:
+def session_dose_override_sign(
+    *, actor: User, session: DosingSession, dose_mg: Any, reason: str
+) -> DosingSession:
     """A prescriber approves one dose outside the clinic's mg/kg range for this record, with a reason:
     the dose may then start at exactly that dose (any other outside the range is still refused). Refused
     for a dose inside the range ("nothing to override"), where the agent has no mg/kg range, and without
@@ -964,7 +1029,7 @@ def session_dose_override_sign(*, actor: User, session: DosingSession, dose_mg: 
         errors["reason"] = [ValidationError("Give the reason for approving this dose.", code="required")]
     elif len(reason) > DOSE_OVERRIDE_REASON_MAX:
         errors["reason"] = [
-            ValidationError(f"Keep the reason to {DOSE_OVERRIDE_REASON_MAX} characters.", code="max_length")
+            ValidationError(f"Keep the reason to {DOSE_OVERRIDE_REASON_MAX} characters.", code="too_long")
         ]
     weight = _session_weight(locked)
     if dose is not None:
@@ -1001,6 +1066,35 @@ def session_dose_override_sign(*, actor: User, session: DosingSession, dose_mg: 
     return locked
 
 
+def _esketamine_label_errors(
+    session: DosingSession, *, dose: Decimal, start: dt.datetime, label: str, tz: dt.tzinfo
+) -> dict[str, list[ValidationError]]:
+    """What the clinic's esketamine label refuses in this dose (one read of the course): a dose it
+    does not give for day 1 or a later day at the patient's age on the dose's date (at `dose_mg`), or
+    a third dose in an induction week, a second from week 5 (for the whole record). Day 1 is the
+    course's first dose; this dose is day 1 when no other has been given."""
+    booking = session.booking
+    day = start.astimezone(tz).date()
+    given = [
+        s.day for s in esketamine_course(booking.pathway_id, tz=tz) if s.dosed and s.booking_id != booking.pk
+    ]
+    errors: dict[str, list[ValidationError]] = {}
+    wrong_dose = esketamine_rules.dose_problem(
+        label,
+        dose_mg=float(dose),
+        age=esketamine_rules.age_on(booking.patient.date_of_birth, day),
+        first_dose=not given,
+    )
+    if wrong_dose is not None:
+        errors["dose_mg"] = [refusal(wrong_dose)]
+    too_often = esketamine_rules.frequency_problem(
+        label, day_one=min([*given, day]), days=[*given, day], new_day=day
+    )
+    if too_often is not None:
+        errors["__all__"] = [refusal(too_often)]
+    return errors
+
+
 @transaction.atomic
 def dose_start(
     *,
@@ -1015,7 +1109,8 @@ def dose_start(
     problems there are now; refused too without a current, eligible screening.
 
     Esketamine: `dose_mg` is the dose planned (28, 56 or 84 mg, one nasal device each 28 mg) and the
-    start is the first device; the others are recorded as they are given (`device_record`)."""
+    start is the first device; the others are recorded as they are given (`device_record`). The dose
+    and the week's count must be ones the clinic's label allows (`_esketamine_label_errors`)."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.PRE_DOSE)
@@ -1072,6 +1167,12 @@ def dose_start(
     problem = rules.entry_time_problem(start, window)
     if problem is not None:
         errors.setdefault("started_at", []).append(refusal(problem))
+    if esketamine and not errors.keys() & {"dose_mg", "started_at"}:
+        label = settings.esketamine_label
+        for field, found in _esketamine_label_errors(
+            locked, dose=dose, start=start, label=label, tz=_tz(actor)
+        ).items():
+            errors.setdefault(field, []).extend(found)
     if errors:
         raise ValidationError(errors)
     plan = screening_selectors.current_screening(booking.pathway)
@@ -1365,19 +1466,23 @@ def session_discharge(
     escort_present: bool,
     dissociation_resolved: bool = False,
 ) -> DosingSession:
-    """Discharge, at the server's time, once every criterion of `rules.discharge_missing` is met;
-    otherwise refuse with each unmet one (its code, what to do, and its source)."""
+    """Discharge, at the server's time, once every criterion of `rules.discharge_missing` is met, and for
+    esketamine under the EU/UK label the Readiness to Leave checklist is complete
+    (`leave_checklist_criteria`); otherwise refuse with each unmet one (its code, what to do, and its
+    source)."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.DOSED)
+    settings = dosing_settings_for(locked.clinic_id)
     missing = rules.discharge_missing(
         discharge_state(
             locked,
             alert_and_oriented=alert_and_oriented,
             escort_present=escort_present,
             dissociation_resolved=dissociation_resolved,
+            settings=settings,
         )
-    )
+    ) + leave_checklist_criteria(locked, label=settings.esketamine_label)
     if missing:
         raise ValidationError([refusal(criterion) for criterion in missing])
     locked.alert_and_oriented, locked.escort_present_at_discharge = alert_and_oriented, escort_present
@@ -1390,6 +1495,84 @@ def session_discharge(
     locked.save()
     _session_audit(actor, RecordAuditAction.DISCHARGED, locked)
     return locked
+
+
+def leave_checklist_due(session: DosingSession, *, label: str) -> bool:
+    """Whether discharge of this session waits for the Readiness to Leave checklist: esketamine under the
+    EU/UK label (`label`, the clinic's), where there is no REMS monitoring form."""
+    return session.booking.agent == Agent.ESKETAMINE and not esketamine_rules.monitoring_form_required(label)
+
+
+def monitoring_form_due(session: DosingSession, *, label: str) -> bool:
+    """Whether this session's record asks for the REMS monitoring form: esketamine under the US label."""
+    return session.booking.agent == Agent.ESKETAMINE and esketamine_rules.monitoring_form_required(label)
+
+
+def monitoring_form_owed(session: DosingSession, *, label: str) -> bool:
+    """Whether the record owes the REMS monitoring form now: it is due under the clinic's label
+    (`monitoring_form_due`), or the record was signed owing it (`pmf_required`, settled at signature)
+    and its filing outlives a later change of label."""
+    return monitoring_form_due(session, label=label) or (
+        session.status == SessionStatus.SIGNED and session.pmf_required
+    )
+
+
+def leave_checklist_criteria(session: DosingSession, *, label: str) -> list[rules.Criterion]:
+    """The Readiness to Leave checklist as a discharge criterion (none when it is not due, or complete)."""
+    if not leave_checklist_due(session, label=label):
+        return []
+    problem = esketamine_rules.leave_checklist_problem(session.leave_checklist)
+    return [problem] if problem is not None else []
+
+
+@transaction.atomic
+def leave_checklist_record(*, actor: User, session: DosingSession, items: list[str]) -> DosingSession:
+    """A nurse or prescriber who may discharge records the Readiness to Leave items confirmed for this
+    session (all of them replace what was recorded; an item left out is unconfirmed). Esketamine under
+    the EU/UK label only, while the patient is being monitored; discharge waits for every item."""
+    _require(actor, Capability.SESSION_RECORD, session.clinic_id)
+    locked = _lock_session(session)
+    if locked.booking.agent != Agent.ESKETAMINE:
+        raise ValidationError(
+            "Only esketamine sessions have a Readiness to Leave checklist.", code="not_esketamine"
+        )
+    if not leave_checklist_due(locked, label=esketamine_label_of(locked.clinic_id)):
+        raise Refusal(
+            "The clinic follows the US prescribing information: esketamine sessions there file the REMS "
+            "monitoring form, not the Readiness to Leave checklist.",
+            code="leave_checklist_not_applicable",
+        )
+    _require_status(locked, SessionStatus.DOSED)
+    chosen = set(items)
+    if chosen - set(esketamine_rules.LEAVE_CHECKLIST_CODES):
+        raise ValidationError(
+            {"items": ValidationError("Choose among the checklist's items.", code="invalid_choice")}
+        )
+    locked.leave_checklist = [code for code in esketamine_rules.LEAVE_CHECKLIST_CODES if code in chosen]
+    locked.leave_checklist_by, locked.leave_checklist_at = actor, timezone.now()
+    locked.save(update_fields=["leave_checklist", "leave_checklist_by", "leave_checklist_at", "updated_at"])
+    missing = esketamine_rules.leave_checklist_missing(locked.leave_checklist)
+    _session_audit(
+        actor,
+        RecordAuditAction.LEAVE_CHECKLIST,
+        locked,
+        items=locked.leave_checklist,
+        complete=not missing,
+    )
+    return locked
+
+
+def _require_monitoring_form(session: DosingSession, *, label: str) -> None:
+    """Refuse monitoring-form data on a record that has no such form (racemic ketamine, or esketamine
+    under the EU/UK label)."""
+    if session.booking.agent != Agent.ESKETAMINE:
+        raise ValidationError("Only esketamine sessions have a monitoring form.", code="not_esketamine")
+    if not monitoring_form_due(session, label=label):
+        raise Refusal(
+            "The clinic follows the EU/UK summary of product characteristics: there is no REMS monitoring "
+            "form; complete the Readiness to Leave checklist before discharge instead.",
+            code="monitoring_form_not_required",
+        )
 
 
 PMF_FIELDS = (
@@ -1405,6 +1588,8 @@ PMF_FIELDS = (
 def pmf_update(*, actor: User, session: DosingSession, **fields: Any) -> DosingSession:
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
+    if locked.booking.agent == Agent.ESKETAMINE:  # a racemic record has none either; kept as it was
+        _require_monitoring_form(locked, label=esketamine_label_of(locked.clinic_id))
     _require_status(locked, SessionStatus.DOSED, SessionStatus.DISCHARGED)
     unknown = set(fields) - set(PMF_FIELDS)
     if unknown:
@@ -1422,8 +1607,7 @@ def pmf_medications_confirm(*, actor: User, session: DosingSession, classes: lis
     medication questions), starting from the screening's medication review."""
     _require(actor, Capability.SESSION_OVERRIDE, session.clinic_id)
     locked = _lock_session(session)
-    if locked.booking.agent != Agent.ESKETAMINE:
-        raise ValidationError("Only esketamine sessions have a monitoring form.", code="not_esketamine")
+    _require_monitoring_form(locked, label=esketamine_label_of(locked.clinic_id))
     _require_status(locked, SessionStatus.PRE_DOSE, SessionStatus.DOSED, SessionStatus.DISCHARGED)
     allowed = {code for code, _label in rems_medication_classes()}
     if set(classes) - allowed:
@@ -1446,12 +1630,15 @@ def pmf_medications_confirm(*, actor: User, session: DosingSession, classes: lis
 
 @transaction.atomic
 def session_sign(*, actor: User, session: DosingSession) -> DosingSession:
-    """Sign the record after discharge; an esketamine record needs its monitoring-form data complete.
-    The booking is then completed."""
+    """Sign the record after discharge; an esketamine record under the US label needs its
+    monitoring-form data complete. The booking is then completed. Whether the form is owed (and so
+    followed up until filed: `pmf_required`) is settled here, by the label the clinic follows now."""
     _require(actor, Capability.SESSION_RECORD, session.clinic_id)
     locked = _lock_session(session)
     _require_status(locked, SessionStatus.DISCHARGED)
     if locked.booking.agent == Agent.ESKETAMINE:
+        locked.pmf_required = monitoring_form_due(locked, label=esketamine_label_of(locked.clinic_id))
+    if locked.pmf_required:
         missing = rules.pmf_missing(pmf_facts(locked))
         if missing:
             raise ValidationError(
@@ -1477,6 +1664,14 @@ def pmf_mark_filed(*, actor: User, session: DosingSession) -> DosingSession:
     locked = _lock_session(session)
     if locked.booking.agent != Agent.ESKETAMINE:
         raise ValidationError("Only esketamine sessions have a monitoring form.", code="not_esketamine")
+    if locked.status == SessionStatus.SIGNED and not monitoring_form_owed(
+        locked, label=esketamine_label_of(locked.clinic_id)
+    ):
+        raise Refusal(
+            "This record was signed under the EU/UK summary of product characteristics: it has no REMS "
+            "monitoring form to file.",
+            code="monitoring_form_not_required",
+        )
     _require_status(locked, SessionStatus.SIGNED)
     if locked.pmf_filed_at is None:
         locked.pmf_filed_at = timezone.now()
@@ -1524,6 +1719,8 @@ DOSING_SETTING_FIELDS = (
     "bp_rise_diastolic_margin",
     "bp_ceiling_systolic",
     "bp_ceiling_diastolic",
+    "esketamine_label",
+    "emdr_protocol",
 )
 
 
@@ -1544,8 +1741,8 @@ def _check_bp_ceiling(current: DosingSettings, errors: dict[str, list[Validation
         if value <= limit:
             errors.setdefault(name, []).append(
                 ValidationError(
-                    f"The {which} ceiling must be above the pre-dose {which} limit ({limit}): an override can "
-                    "pass the limit, never the ceiling.",
+                    f"The {which} ceiling must be above the pre-dose {which} limit ({limit}): an override "
+                    "can pass the limit, never the ceiling.",
                     code="order",
                 )
             )
@@ -1563,7 +1760,7 @@ def _dose_range_setting_problems(
     for part, value in (("minimum", minimum), ("maximum", maximum)):
         if not (Decimal(0) < value <= limit) or value != value.quantize(Decimal("0.01")):
             problems[f"{part}_{agent}_{route}"] = ValidationError(
-                f"Enter a dose above 0 and at most {limit} mg/kg, to two decimals.", code="range"
+                f"Enter a dose above 0 and at most {limit} mg/kg, to two decimals.", code="out_of_range"
             )
     if not problems and minimum > maximum:
         problems[f"maximum_{agent}_{route}"] = ValidationError(
@@ -1578,10 +1775,11 @@ def dosing_settings_update(
     actor: User,
     chair_times: list[tuple[str, str, int, int, int]] | None = None,
     dose_ranges: list[tuple[str, str, Decimal, Decimal]] | None = None,
-    **fields: int,
+    **fields: int | str,
 ) -> DosingSettings:
-    """Change the clinic's dosing limits and chair times (clinic admins). Esketamine chair time keeps
-    at least 2 hours of monitoring, whatever is asked."""
+    """Change the clinic's dosing limits, chair times and mg/kg dose ranges (clinic admins). Esketamine
+    chair time keeps at least 2 hours of monitoring, whatever is asked; the blood-pressure ceiling stays
+    above the pre-dose limits; a dose range is 0 < minimum <= maximum <= 20 mg/kg."""
     _require(actor, Capability.CLINIC_SETTINGS_MANAGE)
     unknown = set(fields) - set(DOSING_SETTING_FIELDS)
     if unknown:
@@ -1595,9 +1793,22 @@ def dosing_settings_update(
             ValidationError("The upper limit must be above the lower one.", code="order")
         )
     _check_bp_ceiling(current, errors)
+    if current.emdr_protocol not in emdr_rules.PROTOCOL_LABELS:
+        errors.setdefault("emdr_protocol", []).append(
+            Refusal(
+                "Choose stabilisation first or the standard three-prong protocol.",
+                code=emdr_rules.PROTOCOL_CHOICE,
+            )
+        )
+    if current.esketamine_label not in set(esketamine_rules.EsketamineLabel):
+        errors.setdefault("esketamine_label", []).append(
+            ValidationError(
+                "Choose the US prescribing information or the EU/UK label.", code="invalid_choice"
+            )
+        )
     for agent, route, minimum, maximum in dose_ranges or []:
-        for name, problem in _dose_range_setting_problems(agent, route, minimum, maximum).items():
-            errors.setdefault(name, []).append(problem)
+        for name, range_error in _dose_range_setting_problems(agent, route, minimum, maximum).items():
+            errors.setdefault(name, []).append(range_error)
     for agent, route, _dosing, monitoring, _turnover in chair_times or []:
         problem = rules.chair_time_problem(agent=agent, monitoring_minutes=monitoring)
         if problem:

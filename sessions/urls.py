@@ -27,6 +27,7 @@ urlpatterns = [
     path("emdr/<uuid:public_id>/", emdr_views.plan_detail, name="emdr_plan"),
     path("emdr/<uuid:public_id>/targets/", emdr_views.target_add, name="emdr_target_add"),
     path("emdr/<uuid:public_id>/readiness/", emdr_views.readiness_update, name="emdr_readiness"),
+    path("emdr/<uuid:public_id>/protocol/", emdr_views.protocol_set, name="emdr_protocol"),
     path("emdr/<uuid:public_id>/log/", emdr_views.session_log, name="emdr_session_log"),
     path("emdr/targets/<uuid:public_id>/", emdr_views.target_detail, name="emdr_target"),
     path("emdr/targets/<uuid:public_id>/start/", emdr_views.target_start, name="emdr_target_start"),

@@ -33,6 +33,7 @@ from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
 
 from . import calendar_feed
+from . import esketamine_rules
 from . import gates
 from . import rules
 from . import selectors
@@ -48,7 +49,9 @@ from .forms import DeviceForm
 from .forms import DischargeForm
 from .forms import DoseEndForm
 from .forms import DoseForm
+from .forms import DoseOverrideForm
 from .forms import DosingSettingsForm
+from .forms import LeaveChecklistForm
 from .forms import MoveForm
 from .forms import OpeningHoursForm
 from .forms import OverrideForm
@@ -224,6 +227,8 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
             )
             return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
     status = screening_selectors.screening_status(pathway)
+    esketamine = status.current is not None and status.current.agent == "esketamine"
+    label = services.esketamine_label_of(pathway.clinic_id) if esketamine else ""
     context = {
         "title": "Book a dosing session",
         "form": form,
@@ -232,6 +237,12 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
         "plan": status.current,
         "refusals": gates.display_refusals(pathway) + status.refusals,
         "rems": RemsEnrolment.objects.filter(patient=pathway.patient).first(),
+        "esketamine_label_name": esketamine_rules.ESKETAMINE_LABEL_NAMES[
+            esketamine_rules.EsketamineLabel(label)
+        ]
+        if label
+        else "",
+        "rems_required": bool(label) and esketamine_rules.rems_enrolment_required(label),
         "rems_form": RemsEnrolmentForm() if has_capability(user, Capability.REMS_ENROL) else None,
     }
     return render(request, "sessions/booking_form.html", context, status=400 if form.errors else 200)
@@ -403,14 +414,22 @@ def session_open(request: HttpRequest, public_id: str) -> HttpResponse:
     return HttpResponseRedirect(reverse("session_detail", args=[session.public_id]))
 
 
-def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
-    """The forms the record offers at its current status, unbound."""
+def _monitoring_form_shown(session: DosingSession, label: str) -> bool:
+    """Whether the record shows the REMS monitoring form: esketamine under the clinic's US label, or a
+    signed record that owes it (settled at signature)."""
+    return services.monitoring_form_owed(session, label=label)
+
+
+def _session_forms(session: DosingSession, user: User, *, label: str) -> dict[str, Any]:
+    """The forms the record offers at its current status, unbound (`label`: the clinic's esketamine
+    label, which sets the monitoring form or the Readiness to Leave checklist)."""
     status = session.status
     can_record = has_capability(user, Capability.SESSION_RECORD)
     forms: dict[str, Any] = {}
     if not can_record:
         return forms
     esketamine = session.booking.agent == "esketamine"
+    monitoring_form = _monitoring_form_shown(session, label)
     if status == SessionStatus.PRE_DOSE:
         forms["checks"] = SessionChecksForm(
             initial={
@@ -421,6 +440,8 @@ def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
         forms["dose"] = DoseForm(esketamine=esketamine)
         if has_capability(user, Capability.SESSION_OVERRIDE):
             forms["override"] = OverrideForm()
+            if not esketamine:  # esketamine has fixed doses, no mg/kg range to approve a dose outside
+                forms["dose_override"] = DoseOverrideForm()
     if status in (SessionStatus.PRE_DOSE, SessionStatus.DOSED):
         forms["vitals"] = VitalsForm()
         forms["scale"] = ScaleForm()
@@ -434,9 +455,15 @@ def _session_forms(session: DosingSession, user: User) -> dict[str, Any]:
                 forms["device"] = DeviceForm()
         if has_capability(user, Capability.SESSION_OVERRIDE):
             forms["bp_review"] = BpReviewForm()
-    if esketamine and status in (SessionStatus.DOSED, SessionStatus.DISCHARGED):
+        if services.leave_checklist_due(session, label=label):
+            forms["leave_checklist"] = LeaveChecklistForm(initial={"items": session.leave_checklist})
+    if monitoring_form and status in (SessionStatus.DOSED, SessionStatus.DISCHARGED):
         forms["pmf"] = PmfForm(initial={name: getattr(session, name) for name in services.PMF_FIELDS})
-    if esketamine and status != SessionStatus.SIGNED and has_capability(user, Capability.SESSION_OVERRIDE):
+    if (
+        monitoring_form
+        and status != SessionStatus.SIGNED
+        and has_capability(user, Capability.SESSION_OVERRIDE)
+    ):
         forms["pmf_medications"] = PmfMedicationsForm(
             choices=selectors.rems_medication_classes(),
             initial={
@@ -481,20 +508,23 @@ def _render_session(
     """The record's page; the record is read again with its parts unless the caller just did."""
     user = _user(request)
     full = session if parts_loaded else selectors.session_with_parts(session)
-    forms = _session_forms(full, user)
+    settings = selectors.dosing_settings_for(full.clinic_id)
+    label = settings.esketamine_label
+    forms = _session_forms(full, user, label=label)
     if bound is not None:
         forms[bound[0]] = bound[1]
-    settings = selectors.dosing_settings_for(full.clinic_id)
     readings = list(full.vitals.all())
     last = readings[-1] if readings else None
     limits = selectors.vital_limits(settings)
     esketamine = full.booking.agent == "esketamine"
-    pmf_facts = selectors.pmf_facts(full, settings=settings) if esketamine else None
+    monitoring_form = _monitoring_form_shown(full, label)
+    pmf_facts = selectors.pmf_facts(full, settings=settings) if monitoring_form else None
     # The preview assumes what the discharge form asks (alert, escort, dissociation by CADSS only).
     discharge_missing = (
         rules.discharge_missing(
             services.discharge_state(full, alert_and_oriented=True, escort_present=True, settings=settings)
         )
+        + services.leave_checklist_criteria(full, label=label)
         if full.status == SessionStatus.DOSED
         else []
     )
@@ -522,6 +552,9 @@ def _render_session(
             if full.dose_mg and full.weight_kg and full.booking.agent != "esketamine"
             else None
         ),
+        "dose_range": selectors.session_dose_range(full) if full.status == SessionStatus.PRE_DOSE else None,
+        "dose_approved": full.dose_override_at is not None
+        and (full.dose_mg is None or full.dose_mg == full.dose_override_mg),
         "discharge_missing": discharge_missing,
         "bp_review_due": any(c.code == "bp_rise_review" for c in discharge_missing),
         "pmf_facts": pmf_facts,
@@ -541,8 +574,16 @@ def _render_session(
         "medication_labels": dict(selectors.rems_medication_classes()),
         "pmf_deadline": (
             rules.pmf_deadline(timezone.localtime(full.dose_started_at).date())
-            if full.booking.agent == "esketamine" and full.dose_started_at is not None
+            if monitoring_form and full.dose_started_at is not None
             else None
+        ),
+        "monitoring_form": monitoring_form,
+        "leave_checklist_source": esketamine_rules.SOURCE_LEAVE_CHECKLIST,
+        # The Readiness to Leave checklist (EU/UK label), item by item, while due or once recorded.
+        "leave_checklist": (
+            [(item, item.code in full.leave_checklist) for item in esketamine_rules.LEAVE_CHECKLIST]
+            if esketamine and (full.leave_checklist_at or services.leave_checklist_due(full, label=label))
+            else []
         ),
         "can_record": has_capability(user, Capability.SESSION_RECORD),
         "can_sign": has_capability(user, Capability.SESSION_RECORD)
@@ -558,9 +599,11 @@ def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 SESSION_ACTIONS = (
+    "leave_checklist",
     "checks",
     "vitals",
     "override",
+    "dose_override",
     "dose",
     "device",
     "dose_end",
@@ -583,7 +626,7 @@ def _entered(time_of_day: dt.time | None, tz: dt.tzinfo) -> dt.datetime | None:
     return rules.time_of_day_to_instant(time_of_day, timezone.now().astimezone(tz))
 
 
-PRESCRIBER_ACTIONS = ("override", "bp_review", "pmf_medications")
+PRESCRIBER_ACTIONS = ("override", "dose_override", "bp_review", "pmf_medications")
 
 
 @require_POST
@@ -612,6 +655,7 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                 "checks": lambda: SessionChecksForm(request.POST),
                 "vitals": lambda: VitalsForm(request.POST),
                 "override": lambda: OverrideForm(request.POST),
+                "dose_override": lambda: DoseOverrideForm(request.POST),
                 "dose": lambda: DoseForm(request.POST, esketamine=session.booking.agent == "esketamine"),
                 "device": lambda: DeviceForm(request.POST),
                 "dose_end": lambda: DoseEndForm(request.POST),
@@ -622,6 +666,7 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                 "scale": lambda: ScaleForm(request.POST),
                 "adverse_event": lambda: AdverseEventForm(request.POST),
                 "discharge": lambda: DischargeForm(request.POST),
+                "leave_checklist": lambda: LeaveChecklistForm(request.POST),
                 "pmf": lambda: PmfForm(request.POST),
                 "addendum": lambda: AddendumForm(request.POST),
             }[action]()
@@ -638,6 +683,8 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                     messages.error(request, f"Out of range: {flag}")
             elif action == "override":
                 services.session_override_sign(actor=user, session=session, **data)
+            elif action == "dose_override":
+                services.session_dose_override_sign(actor=user, session=session, **data)
             elif action == "dose":
                 services.dose_start(
                     actor=user,
@@ -664,6 +711,8 @@ def session_action(request: HttpRequest, public_id: str, action: str) -> HttpRes
                 )
             elif action == "discharge":
                 services.session_discharge(actor=user, session=session, **data)
+            elif action == "leave_checklist":
+                services.leave_checklist_record(actor=user, session=session, **data)
             elif action == "pmf":
                 services.pmf_update(actor=user, session=session, **data)
             elif action == "addendum":
@@ -703,12 +752,16 @@ def dosing_settings(request: HttpRequest) -> HttpResponse:
                 f"turnover_{agent}_{route}": chair.turnover_minutes,
             }
         )
+    for (agent, route), dose_range in selectors.dose_ranges_for(user.member_clinic_id).items():
+        initial[f"minimum_{agent}_{route}"] = dose_range.minimum_mg_per_kg
+        initial[f"maximum_{agent}_{route}"] = dose_range.maximum_mg_per_kg
     form = DosingSettingsForm(request.POST or None, initial=initial, routes=_routes_with_labels())
     if request.method == "POST" and form.is_valid():
         try:
             services.dosing_settings_update(
                 actor=user,
                 chair_times=form.chair_times(),
+                dose_ranges=form.dose_ranges(),
                 **{name: form.cleaned_data[name] for name in services.DOSING_SETTING_FIELDS},
             )
         except ValidationError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
@@ -107,6 +108,7 @@ class SignedScreeningFactory(factory.django.DjangoModelFactory[Assessment]):
     valid_until = factory.LazyFunction(lambda: timezone.now() + dt.timedelta(days=90))
     agent = "ketamine"
     route = "sublingual"
+    weight_kg = Decimal("70.0")  # the dose per kg is checked against the clinic's range
 
 
 class RoomFactory(factory.django.DjangoModelFactory[Room]):

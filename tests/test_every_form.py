@@ -770,6 +770,8 @@ def build_clinic() -> ClinicWorld:
     day = 1
     for agent, on in (("ketamine", ketamine), ("esketamine", esketamine)):
         for status in SessionStatus.values:
+            # Esketamine a week apart: its label allows two a week in induction, one from week 5.
+            day = day + 7 - day % 7 if agent == "esketamine" else day
             records[agent, status] = _dosing_record(world, on, room, status, day)
             day += 1
     world.add("session", *records.values())

@@ -207,6 +207,8 @@ SPECTACULAR_SETTINGS = {
         "ExperimentArea": "integration.models.AREA_CHOICES",
         "FollowUpKind": "integration.models.FOLLOW_UP_KIND_CHOICES",
         "EmdrKind": "sessions.models.EMDR_KIND_CHOICES",
+        "EmdrProtocol": "sessions.models.EMDR_PROTOCOL_CHOICES",
+        "EsketamineLabel": "sessions.models.ESKETAMINE_LABEL_CHOICES",
         "SummaryKind": "integration.models.SummaryKind",
     },
 }

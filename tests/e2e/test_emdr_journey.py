@@ -1,5 +1,7 @@
 """A therapist builds an EMDR plan for a demo patient, takes a stabilisation target to SUD 0 over two
-sessions, sees the trauma target unlock once the checklist is met, and logs an incomplete session."""
+sessions, sees the trauma target unlock once the checklist is met (affect tolerance included), logs an
+incomplete session, then switches the plan to the standard three-prong protocol and sees the proposal
+and the new order (a present trigger now waits for the past memory, with its source)."""
 
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ def test_therapist_takes_a_plan_from_stabilisation_to_trauma_processing(
     add_target(page, "present_trigger", "Sirens at night", sud="6", voc="3", nc="I am in danger")
     add_target(page, "past_memory", "The accident", sud="8", voc="2", nc="I should have done something")
     expect(page.locator("tr.table-info")).to_contain_text("Calm place")  # the proposed next target
+    expect(page.locator("#proposal")).to_contain_text("A resource (calm place or resource development)")
 
     log_session(page, "Calm place", voc=("4", "6"))
     log_session(page, "Sirens at night", sud=("6", "3"), voc=("3", "4"), sets="6, 5, 3", closure="container")
@@ -84,26 +87,51 @@ def test_therapist_takes_a_plan_from_stabilisation_to_trauma_processing(
     expect(page.get_by_role("alert").first).to_contain_text(
         "dual awareness shown on a milder target is not met"
     )
+    expect(page.get_by_role("alert").first).to_contain_text("window of tolerance")
+    expect(page.locator("#proposal")).to_contain_text(
+        "Nothing can start yet: The accident waits for readiness"
+    )
     shot(page, output_dir, "01-trauma-target-locked")
     assert_accessible(page, output_dir, "emdr-plan")
 
     page.get_by_label("Dual awareness shown on a milder target").check()
+    page.get_by_label("Affect tolerance shown").check()
     page.get_by_role("button", name="Save observations").click()
     expect(page.locator("#readiness")).to_contain_text("Met")
+    expect(page.locator("#proposal")).to_contain_text("Stabilisation is done")
     page.get_by_role("button", name="Start The accident").click()
     expect(page.get_by_role("alert").first).to_contain_text("The accident is in progress.")
 
     log_session(page, "The accident", sud=("8", "5"), voc=("2", "3"), sets="8, 7, 5", closure="container")
     expect(page.locator("#targets")).to_contain_text("Reevaluate next session")
+    expect(page.locator("#proposal")).to_contain_text("left incomplete at the last session")
     shot(page, output_dir, "02-plan-after-incomplete-session")
     assert_accessible(page, output_dir, "emdr-plan-after")
 
+    # A trigger found during processing; then the therapist switches to the three-prong protocol.
+    add_target(page, "present_trigger", "Car horns", sud="5", voc="3")
+    page.get_by_label("Standard three-prong (past memories, present triggers, future templates)").check()
+    page.get_by_role("button", name="Change protocol").click()
+    alert = page.get_by_role("alert").first
+    expect(alert).to_contain_text("The protocol is changed.")
+    expect(alert).to_contain_text("1 target under way continues as before")
+    expect(alert).to_contain_text("1 present-day target not started now waits until the past memories")
+    expect(page.locator("#proposal")).to_contain_text("The accident")
+    expect(page.locator("#targets")).to_contain_text("present-day targets follow the past memories")
+    page.get_by_role("button", name="Start Car horns").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Car horns cannot start yet")
+    expect(page.get_by_role("alert").first).to_contain_text("Source: Shapiro 2018")
+    shot(page, output_dir, "03-three-prong-proposal")
+    assert_accessible(page, output_dir, "emdr-plan-three-prong")
+
     page.get_by_role("link", name="Sirens at night").click()
     expect(page.locator("img.chart-img")).to_be_visible()
-    shot(page, output_dir, "03-target-chart")
+    shot(page, output_dir, "04-target-chart")
     assert_accessible(page, output_dir, "emdr-target")
 
     mine = EmdrTarget.objects.filter(plan__pathway=hannah)
     accident = mine.get(title="The accident")
     assert (accident.state, accident.sud, accident.needs_reevaluation) == ("in_progress", 5, True)
     assert mine.get(title="Sirens at night").state == "resolved"
+    assert mine.get(title="Car horns").state == "not_started"
+    assert accident.plan.protocol == "three_prong"

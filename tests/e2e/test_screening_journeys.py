@@ -1,21 +1,32 @@
 """Screening in the browser: a prescriber screens a demo patient end to end and signs; a patient with
-an absolute contraindication cannot move on."""
+an absolute contraindication cannot move on; a 17-year-old is proposed not eligible, and an esketamine
+label contraindication waits for a second prescriber."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
+from kaemdr import sources
+from kaemdr.models import Role
 from pathways.demo import DEMO_PASSWORD
 from pathways.demo import demo_clinic_load
 from pathways.models import Pathway
 from pathways.models import Stage
 from screening.models import Assessment
 
+from ..factories import TEST_PASSWORD
+from ..factories import ClinicFactory
+from ..factories import PathwayFactory
+from ..factories import UserFactory
+from ..screening.helpers import screened
 from .conftest import assert_accessible
 from .conftest import shot
 from .test_foundation_journeys import sign_in
@@ -125,3 +136,86 @@ def test_prescriber_screens_signs_and_moves_to_preparation(
     shot(page, output_dir, "04-not-eligible-refused")
     samuel.refresh_from_db()
     assert samuel.stage == Stage.ASSESSMENT
+
+
+def test_a_17_year_old_is_not_eligible_and_a_label_contraindication_needs_a_second_prescriber(
+    page: Page, live_server: Any, output_dir: Path
+) -> None:
+    """The age rule and the esketamine blood-pressure contraindication, each with its source linked; a
+    single prescriber's signature leaves the second waiting; another prescriber countersigns."""
+    base = live_server.url
+    clinic = ClinicFactory(name="Harbour Clinic", time_zone="Europe/London")
+    first = UserFactory(
+        clinic=clinic, role=Role.PRESCRIBER, email="amara@harbour.test", full_name="Dr Amara Okafor"
+    )
+    second = UserFactory(
+        clinic=clinic, role=Role.PRESCRIBER, email="ben@harbour.test", full_name="Dr Ben Hartley"
+    )
+    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    try:  # the 18th birthday is tomorrow
+        born = tomorrow.replace(year=tomorrow.year - 18)
+    except ValueError:  # tomorrow is 29 February
+        born = dt.date(tomorrow.year - 18, 3, 1)
+    seventeen = PathwayFactory(
+        clinic=clinic,
+        prescriber=first,
+        stage=Stage.ASSESSMENT,
+        patient__registered_by=first,
+        patient__given_name="Kai",
+        patient__family_name="Morgan",
+        patient__date_of_birth=born,
+    )
+    young = screened(seventeen, first, route="iv")
+    at_risk = PathwayFactory(
+        clinic=clinic,
+        prescriber=first,
+        stage=Stage.ASSESSMENT,
+        patient__registered_by=first,
+        patient__given_name="Rosa",
+        patient__family_name="Lindgren",
+    )
+    risky = screened(
+        at_risk, first, agent="esketamine", route="intranasal", condition_codes=["pressure_rise_serious_risk"]
+    )
+
+    sign_in(page, base, first.email, TEST_PASSWORD)
+    page.goto(f"{base}/screening/assessments/{young.public_id}/")
+    expect(page.locator("#proposal-decision")).to_have_text("Not eligible")
+    reason = page.locator(".list-group-item", has_text="Aged 17")
+    expect(reason).to_contain_text("the clinic treats adults (18 and over) only")
+    expect(reason.get_by_role("link", name=re.compile("Sanacora et al. 2017"))).to_have_attribute(
+        "href", sources.SANACORA_2017.url
+    )
+    expect(reason).to_contain_text("Clinic setting, Only adults (18 and over) are eligible for any ketamine")
+    reason.scroll_into_view_if_needed()
+    shot(page, output_dir, "05-aged-17-not-eligible")
+    assert_accessible(page, output_dir, "assessment-aged-17")
+
+    page.goto(f"{base}/screening/assessments/{risky.public_id}/")
+    expect(page.locator("#proposal-decision")).to_have_text("Not eligible")
+    contraindication = page.locator(".list-group-item", has_text="Contraindicated for esketamine")
+    expect(contraindication.get_by_role("link", name=re.compile("section 4.3"))).to_have_attribute(
+        "href", sources.SPRAVATO_SMPC.url
+    )
+    page.get_by_label("Eligible with precautions").check()
+    page.get_by_label("Reason (required when deciding against the proposal)").fill(
+        "Cardiology reviewed: pressure controlled; benefit outweighs the risk."
+    )
+    page.get_by_role("button", name="Sign", exact=True).click()
+    expect(page.get_by_role("alert").first).to_contain_text("A second prescriber must countersign")
+    page.goto(f"{base}/screening/assessments/{risky.public_id}/")
+    expect(
+        page.get_by_text("the label contraindicates esketamine, so only a second prescriber")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name="Countersign")).to_have_count(0)
+    shot(page, output_dir, "06-awaiting-a-second-prescriber")
+    page.get_by_role("button", name="Dr Amara Okafor").click()
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, base, second.email, TEST_PASSWORD)
+    page.goto(f"{base}/screening/assessments/{risky.public_id}/")
+    page.get_by_role("button", name="Countersign").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Countersigned: the screening is current.")
+    shot(page, output_dir, "07-countersigned")
+    risky.refresh_from_db()
+    assert (risky.status, risky.countersigned_by) == ("signed", second)

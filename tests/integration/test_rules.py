@@ -223,3 +223,198 @@ def test_check_in_days_refused_with_a_message(text: str) -> None:
 
 def test_retries_back_off_to_an_hour() -> None:
     assert [rules.retry_delay(n).total_seconds() / 60 for n in (1, 2, 3, 7, 20)] == [1, 2, 4, 60, 60]
+
+
+# --- After the course: outcome follow-ups at months after completion ---------------------------------
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("tz", "completed", "months", "due"),
+    [
+        # month ends: a day the later month lacks becomes its last day
+        (LONDON, (2025, 1, 31, 14, 0), 1, (2025, 2, 28, 14, 0)),
+        (LONDON, (2024, 1, 31, 14, 0), 1, (2024, 2, 29, 14, 0)),  # a leap year
+        (LONDON, (2025, 1, 31, 14, 0), 3, (2025, 4, 30, 14, 0)),
+        (LONDON, (2025, 1, 31, 14, 0), 6, (2025, 7, 31, 14, 0)),
+        (LONDON, (2025, 8, 31, 9, 30), 1, (2025, 9, 30, 9, 30)),
+        (LONDON, (2025, 3, 30, 9, 30), 1, (2025, 4, 30, 9, 30)),
+        (LONDON, (2025, 2, 28, 9, 30), 1, (2025, 3, 28, 9, 30)),  # the 28th stays the 28th
+        # across the year end, and the furthest a clinic may set
+        (LONDON, (2025, 11, 15, 11, 0), 3, (2026, 2, 15, 11, 0)),
+        (LONDON, (2025, 12, 31, 11, 0), 2, (2026, 2, 28, 11, 0)),
+        (LONDON, (2025, 2, 10, 11, 0), 24, (2027, 2, 10, 11, 0)),
+        # the same local clock time across a clock change (GMT in January, BST in April)
+        (LONDON, (2025, 1, 15, 16, 0), 3, (2025, 4, 15, 16, 0)),
+        (NEW_YORK, (2025, 10, 20, 17, 0), 1, (2025, 11, 20, 17, 0)),
+        (SYDNEY, (2025, 9, 1, 10, 0), 1, (2025, 10, 1, 10, 0)),
+        # the local calendar day counts, not UTC's: 00:30 on 1 March in Sydney is still February in UTC
+        (SYDNEY, (2025, 3, 1, 0, 30), 1, (2025, 4, 1, 0, 30)),
+        (NEW_YORK, (2025, 1, 31, 22, 0), 1, (2025, 2, 28, 22, 0)),  # already 1 February in UTC
+    ],
+)
+def test_add_months_counts_calendar_months_in_the_clinics_zone(
+    tz: dt.tzinfo,
+    completed: tuple[int, int, int, int, int],
+    months: int,
+    due: tuple[int, int, int, int, int],
+) -> None:
+    got = rules.add_months(local(tz, *completed), months=months, tz=tz)
+    assert got == local(tz, *due)
+    assert got.tzinfo == UTC
+
+
+def test_add_months_inside_the_spring_gap_resolves_forward() -> None:
+    # 01:30 on 30 March 2025 does not exist in London (the clocks go from 01:00 GMT to 02:00 BST): it
+    # resolves to 02:30 BST, which is 01:30 UTC, as the dose-day follow-ups do
+    got = rules.add_months(local(LONDON, 2025, 1, 30, 1, 30), months=2, tz=LONDON)
+    assert got == dt.datetime(2025, 3, 30, 1, 30, tzinfo=UTC)
+    assert got.astimezone(LONDON).hour == 2
+
+
+@given(
+    moment=st.datetimes(
+        min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2090, 12, 31), timezones=st.just(UTC)
+    ),
+    months=st.integers(min_value=1, max_value=rules.COURSE_OUTCOME_MONTHS_MAX),
+    tz=st.sampled_from([LONDON, NEW_YORK, SYDNEY]),
+)
+def test_add_months_lands_n_calendar_months_on_at_most_the_same_day(
+    moment: dt.datetime, months: int, tz: dt.tzinfo
+) -> None:
+    start = moment.astimezone(tz)
+    due = rules.add_months(moment, months=months, tz=tz).astimezone(tz)
+    assert (due.year * 12 + due.month) - (start.year * 12 + start.month) == months
+    assert due.day == start.day or (due.day < start.day and (due + dt.timedelta(days=1)).day == 1)
+
+
+@pytest.mark.parametrize(
+    ("months", "expected"),
+    [
+        ((1, 3, 6), {1: (2025, 2, 28, 14, 0), 3: (2025, 4, 30, 14, 0), 6: (2025, 7, 31, 14, 0)}),
+        ((6, 1, 3, 3), {1: (2025, 2, 28, 14, 0), 3: (2025, 4, 30, 14, 0), 6: (2025, 7, 31, 14, 0)}),
+        ((12,), {12: (2026, 1, 31, 14, 0)}),
+        ((), {}),
+    ],
+)
+def test_completing_a_course_schedules_the_clinics_months(
+    months: tuple[int, ...], expected: dict[int, tuple[int, ...]]
+) -> None:
+    planned = rules.follow_ups_after_course(
+        completed_at=local(LONDON, 2025, 1, 31, 14, 0), tz=LONDON, months=months
+    )
+    assert [p.kind for p in planned] == [K.COURSE_OUTCOME] * len(expected)
+    assert {p.sequence: p.due_at for p in planned} == {m: local(LONDON, *d) for m, d in expected.items()}
+    assert all(p.notify_at == p.due_at for p in planned)  # the message goes out when it falls due
+
+
+COMPLETED = local(LONDON, 2025, 1, 31, 14, 0)
+SCHEDULED = [
+    (month, rules.add_months(COMPLETED, months=month, tz=LONDON))
+    for month in DEFAULTS.outcome_follow_up_months
+]
+
+
+@pytest.mark.parametrize(
+    ("administered", "month"),
+    [
+        (COMPLETED + dt.timedelta(days=1), None),  # as the course ends: not a follow-up
+        (COMPLETED + dt.timedelta(days=14), None),  # nearer completion (31 Jan) than 28 Feb
+        (COMPLETED + dt.timedelta(days=15), 1),
+        (local(LONDON, 2025, 2, 28, 14, 0), 1),
+        (local(LONDON, 2025, 2, 21, 9, 0), 1),  # a week early
+        (local(LONDON, 2025, 3, 30, 14, 0), 1),  # the tie between 28 Feb and 30 Apr goes to the earlier
+        (local(LONDON, 2025, 3, 31, 14, 0), 3),
+        (local(LONDON, 2025, 4, 30, 14, 0), 3),
+        (local(LONDON, 2025, 6, 14, 14, 0), 3),
+        (local(LONDON, 2025, 6, 16, 14, 0), 6),
+        (local(LONDON, 2026, 1, 1, 14, 0), 6),  # late: still the last follow-up's
+    ],
+)
+def test_a_measure_answers_the_follow_up_it_is_nearest(administered: dt.datetime, month: int | None) -> None:
+    assert (
+        rules.course_outcome_answered(
+            completed_at=COMPLETED, administered_at=administered, scheduled=SCHEDULED
+        )
+        == month
+    )
+
+
+def test_no_follow_ups_scheduled_means_nothing_is_answered() -> None:
+    answered = rules.course_outcome_answered(
+        completed_at=COMPLETED, administered_at=COMPLETED + dt.timedelta(days=40), scheduled=[]
+    )
+    assert answered is None
+
+
+@pytest.mark.parametrize(
+    ("text", "months"),
+    [
+        ("1, 3, 6", (1, 3, 6)),
+        ("6,3,1", (1, 3, 6)),
+        ("1; 3; 3", (1, 3)),
+        ("1", (1,)),
+        ("24", (24,)),
+        ("1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12", tuple(range(1, 13))),
+    ],
+)
+def test_outcome_follow_up_months_parse(text: str, months: tuple[int, ...]) -> None:
+    assert rules.parse_outcome_follow_up_months(text) == months
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "Give at least one month"),
+        (" , ", "Give at least one month"),
+        ("0, 3", "from 1 to 24 months"),
+        ("1, 25", "from 1 to 24 months"),
+        ("-1", "from 1 to 24 months"),
+        ("1.5", "whole months"),
+        ("one", "whole months"),
+        ("1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13", "12 outcome follow-ups at most"),
+    ],
+)
+def test_outcome_follow_up_months_refused_with_a_message(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        rules.parse_outcome_follow_up_months(text)
+
+
+@pytest.mark.parametrize(
+    ("kind", "cancelled"),
+    [
+        (K.MONITORING_FORM, False),  # the REMS form outlives the pathway
+        (K.INTEGRATION_SESSION, True),
+        (K.CHECK_IN, True),
+        (K.OUTCOME_MEASURES, True),
+        (K.VISIT_REMINDER, True),
+        (K.COURSE_OUTCOME, True),
+    ],
+)
+def test_what_a_closing_pathway_cancels(kind: str, cancelled: bool) -> None:
+    assert rules.cancelled_when_pathway_closes(kind) is cancelled
+
+
+@pytest.mark.parametrize(
+    ("kind", "sequence", "label"),
+    [
+        (K.CHECK_IN, 3, "Check-in (day 3)"),
+        (K.COURSE_OUTCOME, 1, "Outcome measures after the course (1 month)"),
+        (K.COURSE_OUTCOME, 6, "Outcome measures after the course (6 months)"),
+        (K.MONITORING_FORM, 0, "REMS monitoring form"),
+    ],
+)
+def test_follow_up_labels(kind: str, sequence: int, label: str) -> None:
+    assert rules.follow_up_label(kind, sequence) == label
+
+
+def test_every_follow_up_kind_and_setting_has_its_source() -> None:
+    assert set(rules.FOLLOW_UP_SOURCES) == set(K)
+    outcome = rules.SETTING_SOURCES["outcome_follow_up_months"].text
+    assert outcome.startswith("Clinic setting, Outcome follow-up months; ")
+    assert "NCT05604794" in outcome
+    assert rules.FOLLOW_UP_SOURCES[K.MONITORING_FORM].text.startswith("Spravato REMS")
+    assert rules.SETTING_SOURCES["integration_window_hours"].text.startswith(
+        "Clinic setting, Integration session due within (hours); "
+    )

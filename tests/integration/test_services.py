@@ -326,7 +326,7 @@ def test_filing_the_monitoring_form_closes_its_follow_up(
     staff: dict[str, Any], session: DosingSession, clinic: Any
 ) -> None:
     # the same record as esketamine: the form follow-up exists and closes when filed
-    DosingSession.objects.filter(pk=session.pk).update()
+    DosingSession.objects.filter(pk=session.pk).update(pmf_required=True)
     session.booking.__class__.objects.filter(pk=session.booking_id).update(agent="esketamine")
     FollowUp.objects.filter(dosing_session=session).delete()
     session.refresh_from_db()

@@ -81,7 +81,17 @@ def test_every_summary_of_the_demo_clinic_renders_with_its_figures_and_page_numb
             prescriber,
             "dosing_session",
             esketamine,
-            ["Tomás Reyes", "HB-1004", "56.0 mg", "SPR-40917", "148/90", "Max 180", "Min 92%"],
+            # the demo clinic follows the UK label: the Readiness to Leave checklist, no REMS form
+            [
+                "Tomás Reyes",
+                "HB-1004",
+                "56.0 mg",
+                "SPR-40917",
+                "148/90",
+                "Max 180",
+                "Min 92%",
+                "Readiness to Leave",
+            ],
         ),
         (
             therapist,

@@ -274,7 +274,7 @@ def test_a_check_in_is_recorded_by_page_and_api_and_refused_to_the_admin(
         f"/api/v1/follow-ups/{check_in.public_id}/complete/", {"outcome": "Again."}, format="json"
     )
     assert again.status_code == 400
-    assert {e["code"] for e in again.json()["errors"]} == {"closed"}
+    assert {e["code"] for e in again.json()["errors"]} == {"follow_up_closed"}
 
 
 def test_settings_page_and_api(world: dict[str, Any], client_for: Callable[[User | None], Client]) -> None:
@@ -287,6 +287,7 @@ def test_settings_page_and_api(world: dict[str, Any], client_for: Callable[[User
             "check_in_days": "0, 3",
             "measures_interval_weeks": 4,
             "reminder_hour": 10,
+            "outcome_follow_up_months": "1, 3, 6",
         },
     )
     assert bad.status_code == 400
@@ -299,6 +300,7 @@ def test_settings_page_and_api(world: dict[str, Any], client_for: Callable[[User
             "check_in_days": "2, 5",
             "measures_interval_weeks": 4,
             "reminder_hour": 9,
+            "outcome_follow_up_months": "1, 3, 6",
         },
         follow=True,
     )

@@ -93,7 +93,11 @@ def test_another_clinics_prescriber_cannot_sign(make_user: Callable[..., User], 
 
 @pytest.mark.parametrize(
     ("setup", "code"),
-    [("blank", "reason_required"), ("acknowledged", "alert_not_open"), ("overridden", "already_overridden")],
+    [
+        ("blank", "alert_override_reason_required"),
+        ("acknowledged", "alert_not_open"),
+        ("overridden", "alert_already_overridden"),
+    ],
 )
 def test_a_dosing_override_is_refused_with_a_code(
     setup: str, code: str, prescriber: User, therapist: User, alert: SafetyAlert
@@ -170,7 +174,7 @@ def test_the_override_through_the_api(prescriber: User, therapist: User, alert: 
     assert listed["blocks_dosing"] is False
     refused = api(prescriber).post(url, {"reason": REASON}, format="json")
     assert refused.status_code == 400
-    assert [e["code"] for e in refused.json()["errors"]] == ["already_overridden"]
+    assert [e["code"] for e in refused.json()["errors"]] == ["alert_already_overridden"]
 
 
 def test_the_schema_documents_the_override() -> None:

@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.models import Stage
+from screening import rules
 from screening.models import Assessment
 
 from ..access import snapshot
@@ -79,8 +80,8 @@ def test_screen_sign_and_move_through_the_api(prescriber: User, assessing: Any) 
         format="json",
     )
     assert refused.status_code == 400
-    assert refused.json()["errors"] == [
-        {"field": "to_stage", "code": "move_refused", "message": "The screening is not signed yet."}
+    assert [(e["field"], e["code"], e["message"]) for e in refused.json()["errors"]] == [
+        ("to_stage", "move_refused", "The screening is not signed yet.")
     ]
 
     signed = client.post(f"{url}sign/", {"decision": "eligible_with_precautions"}, format="json")
@@ -107,16 +108,20 @@ def test_api_errors_name_the_item_and_the_field(prescriber: User, assessing: Any
         {"field": "item_4", "code": "invalid_answer", "message": "Enter a number from 0 to 3."}
     ]
     bad = client.patch(url, {"agent": "esketamine", "route": "oral"}, format="json")
+    mismatch = rules.REFUSAL_SOURCES["screening_route_mismatch"]
     assert bad.json()["errors"] == [
         {
             "field": "route",
-            "code": "route_mismatch",
+            "code": "screening_route_mismatch",
             "message": "Esketamine (Spravato) is not given by the oral route.",
+            "source": mismatch.text,
+            "source_url": mismatch.url,
         }
     ]
     incomplete = client.post(f"{url}sign/", {"decision": "eligible"}, format="json")
     assert incomplete.status_code == 400
-    assert incomplete.json()["errors"][0]["code"] == "incomplete"
+    assert incomplete.json()["errors"][0]["code"] == "assessment_incomplete"
+    assert incomplete.json()["errors"][0]["source"].startswith("Sanacora et al. 2017")
 
 
 @pytest.mark.parametrize("role", [Role.THERAPIST, Role.MONITOR, Role.CLINIC_ADMIN])
@@ -186,6 +191,7 @@ def test_screening_settings_api_is_for_clinic_admins(clinic_admin: User, prescri
         "bp_diastolic_threshold": 90,
         "screening_valid_days": 90,
         "second_signature_codes": ["psychosis_history", "pregnancy_or_breastfeeding", "active_substance_use"],
+        "adults_only": True,
     }
     bad = api(clinic_admin).put(
         "/api/v1/screening-settings/",

@@ -1,8 +1,8 @@
 """Screening rules as pure functions: scoring every outcome measure at its band edges, the
 contraindication and medication catalogues, and the eligibility proposal and sign-off rules.
 
-The clinical facts checked here come from `shared/domain.md` sections 1.1-1.3 and 2 (bands table).
-No database is touched.
+The clinical facts checked here are those the catalogue of sources (`kaemdr.sources`) cites for each
+rule. No database is touched.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kaemdr import sources
 from screening.rules import AGENT_ROUTES
 from screening.rules import CONDITIONS
 from screening.rules import CONDITIONS_BY_CODE
 from screening.rules import DEFAULT_SECOND_SIGNATURE_CODES
 from screening.rules import INSTRUMENTS
+from screening.rules import MEASURE_REASON_SOURCES
 from screening.rules import MEDICATION_CLASSES
 from screening.rules import MEDICATION_CLASSES_BY_CODE
 from screening.rules import Agent
@@ -852,7 +854,7 @@ def test_conditions_each_has_label_explanation_and_source(condition: Any) -> Non
     # Assert
     assert condition.label.strip()
     assert condition.explanation.strip()
-    assert condition.source.strip()
+    assert condition.source
 
 
 def test_conditions_codes_are_unique() -> None:
@@ -882,7 +884,7 @@ def test_medication_classes_with_an_interaction_have_a_source(medication: Any) -
     # Assert
     assert medication.label.strip()
     if medication.interaction:
-        assert medication.source.strip()
+        assert medication.source
 
 
 def test_medication_classes_codes_are_unique() -> None:
@@ -1329,7 +1331,8 @@ def test_propose_cssrs_high_is_not_eligible_blocker() -> None:
     # Assert
     assert proposal.decision == Decision.NOT_ELIGIBLE
     assert rules_of(proposal.blockers) == ["measure.cssrs_high"]
-    assert proposal.reasons[0].source == INSTRUMENTS[Instrument.CSSRS].source
+    assert proposal.reasons[0].source == MEASURE_REASON_SOURCES["cssrs_high"]
+    assert proposal.reasons[0].source.references[0].source == sources.CSSRS
 
 
 @pytest.mark.parametrize(
@@ -1351,7 +1354,10 @@ def test_propose_measure_flags_that_are_precautions(instrument: Instrument, answ
     assert proposal.decision == Decision.ELIGIBLE_WITH_PRECAUTIONS
     assert rules_of(proposal.reasons) == [rule]
     assert proposal.reasons[0].kind == ReasonKind.PRECAUTION
-    assert proposal.reasons[0].source == INSTRUMENTS[instrument].source
+    assert proposal.reasons[0].source == MEASURE_REASON_SOURCES[rule.removeprefix("measure.")]
+    assert (
+        proposal.reasons[0].source.references[0].source == INSTRUMENTS[instrument].source.references[0].source
+    )
 
 
 @pytest.mark.parametrize(
@@ -1447,8 +1453,10 @@ def test_propose_reason_as_dict_gives_plain_strings() -> None:
         "rule": "stability.escort",
         "kind": "precaution",
         "text": reason.text,
-        "source": reason.source,
+        "source": reason.source.text,
+        "source_url": reason.source.url,
     }
+    assert reason.as_dict()["source"].startswith("Royal College of Emergency Medicine")
 
 
 @given(

@@ -68,7 +68,7 @@ def test_a_draft_saves_half_filled_and_names_what_is_missing(prescriber: Any, as
         ({"systolic": 300}, "systolic", "max_value"),
         ({"heart_rate": 10}, "heart_rate", "min_value"),
         ({"systolic": 120, "diastolic": 125}, "diastolic", "diastolic_above_systolic"),
-        ({"agent": "esketamine", "route": "iv"}, "route", "route_mismatch"),
+        ({"agent": "esketamine", "route": "iv"}, "route", "screening_route_mismatch"),
         ({"condition_codes": ["made_up"]}, "condition_codes", "unknown_condition"),
     ],
 )

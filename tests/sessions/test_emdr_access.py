@@ -88,7 +88,15 @@ def test_starting_the_trauma_target_early_is_refused_by_page_and_api(
     api.force_authenticate(therapist)
     refused = api.post(f"/api/v1/emdr-targets/{memory.public_id}/start/", {}, format="json")
     assert refused.status_code == 400
-    assert {e["code"] for e in refused.json()["errors"]} == {"not_ready"}
+    assert {e["code"] for e in refused.json()["errors"]} == {
+        "emdr_readiness_resource",
+        "emdr_readiness_dual_awareness",
+        "emdr_readiness_affect_tolerance",
+        "emdr_readiness_stabilisation",
+        "emdr_readiness_no_crisis",
+        "emdr_readiness_dissociation",
+    }
+    assert all(e["source"] for e in refused.json()["errors"])
     logged = api.post(
         f"/api/v1/emdr-plans/{world['plan'].public_id}/sessions/",
         {
@@ -115,16 +123,21 @@ def test_the_api_builds_and_works_a_plan(world: dict[str, Any]) -> None:
     body = api.get(plan_url).json()
     assert body["next_target"] == created.json()["id"]
     assert [c["code"] for c in body["readiness"] if not c["met"]] == [
-        "resource",
-        "dual_awareness",
-        "stabilisation",
-        "no_crisis",
-        "dissociation",
+        "emdr_readiness_resource",
+        "emdr_readiness_dual_awareness",
+        "emdr_readiness_affect_tolerance",
+        "emdr_readiness_stabilisation",
+        "emdr_readiness_no_crisis",
+        "emdr_readiness_dissociation",
     ]
     bad = api.post(f"{plan_url}targets/", {"kind": "belief", "title": "X", "sud": 12}, format="json")
-    assert bad.json()["errors"] == [
-        {"field": "sud", "code": "invalid", "message": "SUD is rated from 0 to 10."}
-    ]
+    [error] = bad.json()["errors"]
+    assert (error["field"], error["code"], error["message"]) == (
+        "sud",
+        "emdr_rating_range",
+        "SUD is rated from 0 to 10.",
+    )
+    assert error["source"].startswith("Shapiro 2018")
     logged = api.post(
         f"{plan_url}sessions/",
         {

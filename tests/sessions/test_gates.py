@@ -23,6 +23,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from integration.models import FollowUp
+from kaemdr import sources
 from kaemdr.exceptions import error_items
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
@@ -586,7 +587,11 @@ def plan(clinic: Any, prescriber: User, therapist: User) -> EmdrPlan:
         },
     )
     return emdr_services.plan_readiness_update(
-        actor=therapist, plan=plan, dual_awareness_shown=True, dissociation_interview_recorded=False
+        actor=therapist,
+        plan=plan,
+        dual_awareness_shown=True,
+        dissociation_interview_recorded=False,
+        affect_tolerance_shown=True,
     )
 
 
@@ -621,12 +626,12 @@ def test_a_past_memory_is_checked_again_at_the_next_session_by_service_page_and_
 
     with pytest.raises(ValidationError) as refused:
         log(therapist, plan, {"target": memory, "sud_start": 5, "sud_end": 3, "voc_start": 3, "voc_end": 4})
-    assert codes(refused.value) == ["not_ready"]
+    assert codes(refused.value) == [emdr_rules.READINESS_NO_RISK_ALERT]
     [item] = refused.value.error_list
     assert item.message.startswith(
         "The accident: no high c-ssrs risk or phq-9 item-9 alert open is not met now"
     )
-    assert item.source == emdr_rules.READINESS_SOURCE
+    assert item.source == sources.citation_for(emdr_rules.READINESS_NO_RISK_ALERT)
 
     now = timezone.localtime()
     page = client_for(therapist).post(
@@ -660,7 +665,10 @@ def test_a_past_memory_is_checked_again_at_the_next_session_by_service_page_and_
     )
     assert response.status_code == 400
     [error] = response.json()["errors"]
-    assert (error["code"], error["source"]) == ("not_ready", emdr_rules.READINESS_SOURCE.text)
+    assert (error["code"], error["source"]) == (
+        emdr_rules.READINESS_NO_RISK_ALERT,
+        sources.citation_for(emdr_rules.READINESS_NO_RISK_ALERT).text,
+    )
     memory.refresh_from_db()
     assert (EmdrSessionLog.objects.count(), written(), memory.sud, memory.state) == before
 
