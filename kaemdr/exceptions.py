@@ -6,7 +6,6 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from .sources import Citation
-from .sources import Source
 from .sources import citation_for
 
 
@@ -26,9 +25,9 @@ class Refusal(ValidationError):
     (`kaemdr.api.exception_handler`), and pages show it after the message with its link.
     """
 
-    def __init__(self, message: str, *, code: str, source: Citation | str | None = None) -> None:
+    def __init__(self, message: str, *, code: str, source: Citation | None = None) -> None:
         super().__init__(message, code=code)
-        self.source: Citation | str | None = source or citation_for(code)
+        self.source: Citation | None = source or citation_for(code)
 
 
 def error_items(error: ValidationError) -> list[tuple[str | None, ValidationError]]:
@@ -48,6 +47,4 @@ def error_citation(error: ValidationError) -> Citation | None:
     source = getattr(error, "source", None)
     if isinstance(source, Citation):
         return source
-    if isinstance(source, str) and source:
-        return Source(source).at()
     return citation_for(error.code) if error.code else None

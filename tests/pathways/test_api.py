@@ -248,7 +248,7 @@ def test_api_duplicate_record_number_names_the_field(prescriber: User, patient: 
                 "field": "record_number",
                 "code": "duplicate_record_number",
                 "message": "Another patient of this clinic has this record number.",
-                **sources.citation_for("duplicate_record_number").as_dict(),  # type: ignore[union-attr]
+                **sources.citation_for("duplicate_record_number").as_dict(),
             }
         ],
     }

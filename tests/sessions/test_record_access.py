@@ -287,7 +287,7 @@ def test_booking_without_a_screening_is_refused_by_api(
             "field": None,
             "code": "screening_gate",
             "message": "No screening yet: complete and sign an assessment first.",
-            **sources.citation_for("screening_gate").as_dict(),  # type: ignore[union-attr]
+            **sources.citation_for("screening_gate").as_dict(),
         }
     ]
     assert record_snapshot() == before
