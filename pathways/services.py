@@ -28,6 +28,7 @@ from .models import PathwayStageChange
 from .models import Patient
 from .models import Stage
 from .registry import PATHWAY_STAGE_CHANGED
+from .registry import PATIENT_DATE_OF_BIRTH_CHANGED
 from .registry import registry
 from .rules import FORWARD
 from .rules import StageMoveRefused
@@ -155,6 +156,8 @@ def patient_update(*, actor: User, patient: Patient, **fields: Any) -> Patient:
         patient_public_id=patient.public_id,
         data={"fields": changed},
     )
+    if "date_of_birth" in changed:
+        registry.emit(PATIENT_DATE_OF_BIRTH_CHANGED, patient=patient, actor=actor)
     return patient
 
 

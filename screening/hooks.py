@@ -4,18 +4,21 @@ screening section, the safety-alert dashboard panel and the demo data."""
 from __future__ import annotations
 
 import zoneinfo
+from typing import Any
 
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from pathways.models import Pathway
 from pathways.models import Stage
+from pathways.registry import PATIENT_DATE_OF_BIRTH_CHANGED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
 from pathways.rules import NextAction
 
 from . import rules
 from . import selectors
+from . import services
 from .models import Assessment
 from .models import AssessmentStatus
 from .models import SafetyAlert
@@ -124,11 +127,16 @@ def alerts_panel(*, user: User) -> DashboardPanel | None:
     )
 
 
+def _recheck_age(*, patient: Any, actor: User) -> None:
+    services.screenings_recheck_age(patient=patient, actor=actor)
+
+
 def register() -> None:
     registry.register_stage_gate(eligibility_gate)
     registry.register_next_actions(next_actions)
     registry.register_pathway_panel(pathway_panel)
     registry.register_dashboard_panel(alerts_panel)
+    registry.register_event_handler(PATIENT_DATE_OF_BIRTH_CHANGED, _recheck_age)
     from .demo import demo_screenings
 
     registry.register_demo_seeder(demo_screenings)

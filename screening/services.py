@@ -53,6 +53,7 @@ class ScreeningAuditAction:
     ALERT_RAISED = "safety_alert.raised"
     ALERT_ACKNOWLEDGED = "safety_alert.acknowledged"
     ALERT_DOSING_OVERRIDDEN = "safety_alert.dosing_override_signed"
+    ENDED_BY_AGE = "assessment.ended_by_age"
     SETTINGS_UPDATED = "screening_settings.updated"
 
 
@@ -610,3 +611,36 @@ def screening_settings_update(*, actor: User, **fields: Any) -> ScreeningSetting
             data={"fields": changed},
         )
     return settings
+
+
+@transaction.atomic
+def screenings_recheck_age(*, patient: Any, actor: User) -> list[Assessment]:
+    """After the patient's date of birth is corrected, end now every current signed screening of an
+    open pathway that the age rules refuse at today's age (`rules.age_refusal`), so that no booking or
+    dose rests on a decision made about a different age; the pathway then needs a new screening,
+    whose proposal names the age reason. Each ended screening is audited with the rule. Returns them."""
+    now = timezone.now()
+    adults_only = screening_settings_for(patient.clinic_id).adults_only
+    age = rules.age_on(patient.date_of_birth, timezone.localdate())
+    ended = []
+    current = (
+        Assessment.objects.select_for_update()
+        .filter(pathway__patient=patient, status=AssessmentStatus.SIGNED, valid_until__gt=now)
+        .exclude(pathway__stage__in=(Stage.COMPLETED, Stage.DISCONTINUED))
+    )
+    for assessment in current:
+        reason = rules.age_refusal(age_years=age, agent=assessment.agent or None, adults_only=adults_only)
+        if reason is None:
+            continue
+        assessment.valid_until = now
+        assessment.save(update_fields=["valid_until", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=ScreeningAuditAction.ENDED_BY_AGE,
+            target_type="screening.Assessment",
+            target_public_id=assessment.public_id,
+            patient_public_id=patient.public_id,
+            data={"rule": reason.rule, "version": assessment.version},
+        )
+        ended.append(assessment)
+    return ended
