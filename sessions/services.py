@@ -925,14 +925,21 @@ def session_pre_dose_problems(session: DosingSession) -> list[str]:
 
 
 def _bp_ceiling_refusal(session: DosingSession) -> Refusal | None:
-    """The ceiling's refusal at the pre-dose blood pressure the dose start checks (the latest full
-    one), or None: at or above the clinic's ceiling no override can start a dose, whenever signed."""
+    """The ceiling's refusal at the pre-dose blood pressure, or None: at or above the clinic's ceiling no
+    override can start a dose, whenever signed. Judged on the latest full pre-dose reading and on any
+    single value (a systolic or a diastolic alone) taken since, the highest of each: a partial reading
+    at the ceiling is not hidden behind an earlier full one."""
     pre = _pre_dose_reading(session)
     if pre is None:
         return None
+    since = list(
+        session.vitals.filter(is_pre_dose=True, taken_at__gte=pre.taken_at).values_list(
+            "systolic", "diastolic"
+        )
+    )
     problem = rules.bp_ceiling_problem(
-        systolic=pre.systolic,
-        diastolic=pre.diastolic,
+        systolic=max([pre.systolic or 0, *(v[0] for v in since if v[0] is not None)]),
+        diastolic=max([pre.diastolic or 0, *(v[1] for v in since if v[1] is not None)]),
         ceiling=bp_ceiling(dosing_settings_for(session.clinic_id)),
     )
     return refusal(problem) if problem is not None else None

@@ -554,3 +554,30 @@ def test_settings_page_saves_ranges_that_the_dose_start_then_uses(
         services.dose_start(actor=staff[Role.MONITOR], session=iv_session, dose_mg=30, lot_number="L9")
     assert refused_dose.value.error_dict["dose_mg"][0].code == "dose_outside_range"
     assert services.dose_start(actor=staff[Role.MONITOR], session=iv_session, dose_mg=70, lot_number="L9")
+
+
+@pytest.mark.parametrize(
+    ("partial", "refused"),
+    [({"systolic": 181}, True), ({"diastolic": 112}, True), ({"systolic": 170}, False)],
+)
+def test_a_partial_reading_at_the_ceiling_is_not_hidden_behind_an_earlier_full_one(
+    partial: dict[str, int],
+    refused: bool,
+    staff: dict[str, User],
+    dosing_pathway: Any,
+    room: Any,
+    slot: Callable[..., dt.datetime],
+) -> None:
+    """150/95 is overridden; a systolic (or diastolic) alone is then taken at the ceiling: the dose does
+    not start, by the API; a partial reading below it changes nothing."""
+    session = open_record(staff, dosing_pathway, room, slot(0, 9), pre_dose=(150, 95))
+    services.session_override_sign(actor=staff[Role.PRESCRIBER], session=session, reason="Anxious.")
+    services.vitals_record(actor=staff[Role.MONITOR], session=session, **partial)
+    response = api(staff[Role.MONITOR]).post(
+        _api_url(session, "dose"), {"dose_mg": "35", "lot_number": "L9"}, format="json"
+    )
+    if refused:
+        assert response.status_code == 400
+        assert _codes(response) == ["dose_bp_ceiling"]
+    else:
+        assert response.status_code == 200, response.json()
