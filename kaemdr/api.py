@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import MaxValueValidator
+from django.core.validators import MinValueValidator
 from django.http import Http404
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.utils import OpenApiParameter
@@ -35,11 +37,14 @@ from . import accounts
 from . import services
 from .exceptions import error_citation
 from .exceptions import error_items
+from .forms import SIGN_IN_USERNAME_MAX_LENGTH
 from .models import AuditEvent
 from .models import Role
 from .models import User
 from .permissions import Capability
 from .permissions import has_capability
+from .selectors import AUDIT_DATE_FIRST
+from .selectors import AUDIT_DATE_LAST
 from .selectors import audit_events_for_user
 from .selectors import get_staff_for_user_or_404
 from .selectors import staff_qs_for_user
@@ -241,8 +246,12 @@ class AuditEventSerializer(serializers.ModelSerializer):
 class AuditFilterSerializer(serializers.Serializer):
     patient = serializers.UUIDField(required=False)
     actor = serializers.UUIDField(required=False)
-    occurred_from = serializers.DateField(required=False)
-    occurred_to = serializers.DateField(required=False)
+    occurred_from = serializers.DateField(
+        required=False, validators=[MinValueValidator(AUDIT_DATE_FIRST), MaxValueValidator(AUDIT_DATE_LAST)]
+    )
+    occurred_to = serializers.DateField(
+        required=False, validators=[MinValueValidator(AUDIT_DATE_FIRST), MaxValueValidator(AUDIT_DATE_LAST)]
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs.get("occurred_from"), attrs.get("occurred_to")
@@ -293,7 +302,13 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class TokenRequestSerializer(AuthTokenSerializer):
-    """Email and password, and the second factor for anyone who signs in with one."""
+    """Email and password, and the second factor for anyone who signs in with one. An email longer
+    than any account's is refused as the field's error before anyone is authenticated (the lock-out
+    records keep at most 255 characters of a username)."""
+
+    username = serializers.CharField(
+        label="Username", write_only=True, max_length=SIGN_IN_USERNAME_MAX_LENGTH
+    )
 
     otp = serializers.CharField(
         required=False,

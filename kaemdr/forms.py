@@ -11,8 +11,19 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from .models import Role
 
+SIGN_IN_USERNAME_MAX_LENGTH = 254
+"""No account's email is longer (`User.email`); the lock-out records keep at most 255 characters."""
+
 
 class SignInForm(AuthenticationForm):
+    def clean_username(self) -> str:
+        """An email longer than any account's is a failed sign-in, said as such, without trying it
+        (Django sets the field's length after the field is made, so it does not check it itself)."""
+        username: str = self.cleaned_data.get("username") or ""
+        if len(username) > SIGN_IN_USERNAME_MAX_LENGTH:
+            raise self.get_invalid_login_error()
+        return username
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["username"].label = "Email"

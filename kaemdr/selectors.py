@@ -44,6 +44,12 @@ def clinic_clinicians(user: User, *, role: str = "", roles: tuple[str, ...] = ()
     )
 
 
+AUDIT_DATE_FIRST = dt.date(2000, 1, 1)
+AUDIT_DATE_LAST = dt.date(2999, 12, 31)
+"""The dates an audit-log filter accepts: wide enough for any record, narrow enough to stay a date in
+every time zone."""
+
+
 def audit_events_for_user(
     user: User,
     *,
@@ -65,6 +71,9 @@ def audit_events_for_user(
     if actor_public_id is not None:
         events = events.filter(actor_public_id=actor_public_id)
     zone = tz or dt.UTC
+    # Dates outside the log's span filter nothing out (and would overflow the calendar once zoned).
+    occurred_from = occurred_from if occurred_from and occurred_from > AUDIT_DATE_FIRST else None
+    occurred_to = occurred_to if occurred_to and occurred_to < AUDIT_DATE_LAST else None
     if occurred_from is not None:
         events = events.filter(occurred_at__gte=dt.datetime.combine(occurred_from, dt.time.min, tzinfo=zone))
     if occurred_to is not None:

@@ -11,9 +11,13 @@ from crispy_forms.layout import Layout
 from crispy_forms.layout import Row
 from crispy_forms.layout import Submit
 from django import forms
+from django.core.validators import MaxValueValidator
+from django.core.validators import MinValueValidator
 
 from kaemdr.models import Role
 from kaemdr.models import User
+from kaemdr.selectors import AUDIT_DATE_FIRST
+from kaemdr.selectors import AUDIT_DATE_LAST
 
 from .models import Patient
 from .models import Stage
@@ -123,14 +127,26 @@ class PathwayMoveForm(forms.Form):
         self.helper.form_tag = False
 
 
+AUDIT_DATE_BOUNDS = [
+    MinValueValidator(AUDIT_DATE_FIRST, message="Choose a date from 2000 on."),
+    MaxValueValidator(AUDIT_DATE_LAST, message="Choose a date before the year 3000."),
+]
+
+
 class AuditFilterForm(forms.Form):
     record_number = forms.CharField(required=False, max_length=32, label="Patient record number")
     actor = forms.ChoiceField(required=False, label="User")
     occurred_from = forms.DateField(
-        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=AUDIT_DATE_BOUNDS,
     )
     occurred_to = forms.DateField(
-        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=AUDIT_DATE_BOUNDS,
     )
 
     error_messages = {"date_order": "The end date is before the start date."}
