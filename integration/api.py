@@ -22,6 +22,9 @@ from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
+from kaemdr.api_audit import AuditedListMixin
+from kaemdr.api_audit import AuditedReadMixin
+from kaemdr.api_audit import AuditedRetrieveMixin
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from pathways.selectors import get_pathway_for_user_or_404
@@ -42,6 +45,7 @@ from .models import NoteAddendum
 from .models import Summary
 from .models import SummaryKind
 from .models import SummaryStatus
+from .rules import FollowUpKind
 
 
 def _actor(request: Request) -> User:
@@ -131,10 +135,14 @@ class AddendumInputSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["integration"])
-class IntegrationNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Integration notes: the pathway's therapist writes and signs them; prescribers read them."""
+class IntegrationNoteViewSet(
+    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Integration notes: the pathway's therapist writes and signs them; prescribers read them. Each
+    read, lists included, is audited."""
 
     serializer_class = NoteSerializer
+    audited_model = IntegrationNote
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -164,11 +172,11 @@ class IntegrationNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         request=NoteCreateSerializer, responses={201: NoteSerializer, 400: ErrorBody, 404: ErrorBody}
     )
     def create(self, request: Request) -> Response:
+        require_or_404(_actor(request), Capability.INTEGRATION_WRITE)
         body = NoteCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         pathway = get_pathway_for_user_or_404(_actor(request), data["pathway"])
-        require_or_404(_actor(request), Capability.INTEGRATION_WRITE)
         session = None
         if data["dosing_session"]:
             session = DosingSession.objects.filter(
@@ -242,10 +250,14 @@ class IntegrationNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
 
 
 @extend_schema(tags=["integration"])
-class ExperimentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Experiments across notes; they change only through a note (`integration-notes/{id}/reviews/`)."""
+class ExperimentViewSet(
+    AuditedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Experiments across notes; they change only through a note (`integration-notes/{id}/reviews/`).
+    Each read, lists included, is audited."""
 
     serializer_class = ExperimentSerializer
+    audited_model = Experiment
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -309,10 +321,15 @@ class FollowUpFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["integration"])
-class FollowUpViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """What must follow each dose, and the reminders before each visit."""
+class FollowUpViewSet(
+    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """What must follow each dose, and the reminders before each visit. Each read, lists included, is
+    audited."""
 
     serializer_class = FollowUpSerializer
+    audited_model = FollowUp
+    audited_patient = "patient"
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -350,6 +367,13 @@ class FollowUpViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def complete(self, request: Request, id: str) -> Response:
         follow_up = self.get_object()
+        # Who may complete it depends on its kind (as on the page), checked before the body is read.
+        require_or_404(
+            _actor(request),
+            Capability.FOLLOW_UP_CHECK_IN
+            if follow_up.kind == FollowUpKind.CHECK_IN
+            else Capability.FOLLOW_UP_CLOSE,
+        )
         body = FollowUpDoneSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         done = services.follow_up_complete(
@@ -425,10 +449,11 @@ class SummaryRequestSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["summaries"])
-class SummaryViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """PDF summaries of signed records: ask (202 while it is made), poll, download."""
+class SummaryViewSet(AuditedRetrieveMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """PDF summaries of signed records: ask (202 while it is made), poll, download (each read audited)."""
 
     serializer_class = SummarySerializer
+    audited_model = Summary
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"

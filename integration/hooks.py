@@ -22,6 +22,7 @@ from pathways.registry import SESSION_OPENED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
 from pathways.rules import NextAction
+from sessions import selectors as dosing_selectors
 
 from . import rules
 from . import selectors
@@ -76,6 +77,7 @@ def overdue_panel(*, user: User) -> DashboardPanel | None:
             "now": timezone.now(),
         },
         order=4,
+        patients=tuple(follow_up.patient for follow_up in [*mine, *clinic]),
     )
 
 
@@ -131,6 +133,8 @@ def summary_action(*, kind: str, record: Any, user: User) -> DashboardPanel | No
     if ready is None or not ready(record):
         return None
     if kind == "pathway" and not has_capability(user, Capability.INTEGRATION_VIEW):
+        return None
+    if kind == "dosing_session" and not dosing_selectors.can_read_session_clinical(user):
         return None
     label = "Pathway summary (PDF)" if kind == "pathway" else "Summary (PDF)"
     return DashboardPanel(

@@ -79,7 +79,9 @@ def _reason_source(reason: dict[str, Any]) -> str:
 def source_for(user: User, kind: str, public_id: uuid.UUID | str) -> SummarySource:
     """The record of `kind` that `user` may see, or Http404 (missing and forbidden alike)."""
     if kind == SummaryKind.DOSING_SESSION:
-        session = dosing_selectors.get_session_for_user_or_404(user, public_id)
+        # The summary carries the record's clinical content: a reader of its logistics only (a clinic
+        # admin whose clinic does not grant more) gets the answer a missing record gets.
+        session = dosing_selectors.get_session_clinical_for_user_or_404(user, public_id)
         return _source(kind, session)
     if kind == SummaryKind.EMDR_SESSION:
         try:

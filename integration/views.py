@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from kaemdr import read_services
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -304,6 +305,9 @@ def follow_up_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.follow_ups_list(user, scope=scope, show=show), FOLLOW_UPS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    read_services.records_viewed(
+        actor=user, model=FollowUp, records=page.object_list, patient="patient", via="page"
+    )
     context = {
         "title": "Follow-ups",
         "page": page,
@@ -420,7 +424,9 @@ def summary_request(request: HttpRequest) -> HttpResponse:
 
 
 def summary_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    summary = selectors.get_summary_for_user_or_404(_user(request), public_id)
+    user = _user(request)
+    summary = selectors.get_summary_for_user_or_404(user, public_id)
+    read_services.record_viewed(actor=user, record=summary, patient="pathway.patient", via="page")
     context = {
         "title": f"{summary.get_kind_display()} summary of {summary.pathway.patient.full_name}",
         "summary": summary,

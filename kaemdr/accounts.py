@@ -2,7 +2,8 @@
 
 - A session lasts at most `SESSION_MAX_HOURS` from its sign-in, however active (the idle limit is
   Django's cookie age, pushed forward by `RequestContextMiddleware`), and ends at once when its owner
-  signs out everywhere. Both are checked against values already loaded (the session and the user
+  signs out everywhere or is deactivated (for good, with their API tokens: reactivating the account
+  revives neither). Both are checked against values already loaded (the session and the user
   row): no query per request.
 - A password reset emails a link (the invitation's set-password page) only to an active account with
   a password; the page says the same whether or not the address is known, and requests are limited
@@ -103,14 +104,17 @@ class SignedOutEverywhere:
 
 
 @transaction.atomic
-def sign_out_everywhere(*, actor: User) -> SignedOutEverywhere:
-    """End every session of the actor (each at its next request) and revoke all their API tokens.
-    A page keeps its own session by taking the new counter (`keep_session`)."""
-    User.objects.filter(pk=actor.pk).update(sessions_epoch=F("sessions_epoch") + 1)
-    actor.refresh_from_db(fields=["sessions_epoch"])
-    tokens_revoked, _ = AuthToken.objects.filter(user=actor).delete()
-    _audit(actor, AccountAuditAction.SIGNED_OUT_EVERYWHERE, actor, tokens_revoked=tokens_revoked)
-    return SignedOutEverywhere(tokens_revoked=tokens_revoked, sessions_epoch=actor.sessions_epoch)
+def sign_out_everywhere(*, actor: User, user: User | None = None) -> SignedOutEverywhere:
+    """End every session of `user` (the actor, unless a clinic admin deactivating or reactivating
+    someone names them: `kaemdr.services`) and revoke all their API tokens, for good: a session ends
+    at its next request, even once a deactivated account is active again, because its sessions
+    counter has moved on. A page keeps its own session by taking the new counter (`keep_session`)."""
+    user = actor if user is None else user
+    User.objects.filter(pk=user.pk).update(sessions_epoch=F("sessions_epoch") + 1)
+    user.refresh_from_db(fields=["sessions_epoch"])
+    tokens_revoked, _ = AuthToken.objects.filter(user=user).delete()
+    _audit(actor, AccountAuditAction.SIGNED_OUT_EVERYWHERE, user, tokens_revoked=tokens_revoked)
+    return SignedOutEverywhere(tokens_revoked=tokens_revoked, sessions_epoch=user.sessions_epoch)
 
 
 def keep_session(request: HttpRequest, result: SignedOutEverywhere) -> None:

@@ -16,7 +16,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator
 from django.core.validators import MinValueValidator
 from django.http import Http404
+from django.http import HttpRequest
+from django.http import HttpResponse
+from django.http import JsonResponse
+from django.views import defaults
 from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from knox.models import AuthToken
@@ -137,6 +142,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = _from_django(exc)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    if isinstance(exc, exceptions.NotFound) and _method_not_allowed(context):
+        # A refusal from a permission check, before the method was looked at: a method the route does
+        # not have is a 405 for every role (which methods a route has is in the schema for all).
+        exc = exceptions.MethodNotAllowed(context["request"].method)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -160,6 +169,44 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         errors = [{**item, "field": None} for item in errors]
     response.data = {"status": response.status_code, "code": code, "detail": summary, "errors": errors}
     return response
+
+
+def _method_not_allowed(context: dict[str, Any]) -> bool:
+    view, request = context.get("view"), context.get("request")
+    if view is None or request is None:
+        return False
+    return str(request.method).upper() not in view.allowed_methods
+
+
+def error_response(status: int, code: str, detail: str) -> JsonResponse:
+    """An error in the API's body shape, for the answers no DRF view gives (no route matched, a
+    server error): the same shape a client reads everywhere else."""
+    body = {
+        "status": status,
+        "code": code,
+        "detail": detail,
+        "errors": [{"field": None, "code": code, "message": detail}],
+    }
+    return JsonResponse(body, status=status)
+
+
+def is_api_path(request: HttpRequest) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """`handler404`: under /api/ (a path no route matches, an id that is not one, as `.../0.5/`) the
+    API's 404 body; elsewhere the page."""
+    if is_api_path(request):
+        return error_response(404, "not_found", str(exceptions.NotFound.default_detail))
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """`handler500`: under /api/ the API's 500 body (Django has logged the exception); elsewhere the page."""
+    if is_api_path(request):
+        return error_response(500, "server_error", str(exceptions.APIException.default_detail))
+    return defaults.server_error(request)
 
 
 def require_or_404(user: Any, capability: Capability) -> None:
@@ -269,12 +316,18 @@ class AuditFilterSerializer(serializers.Serializer):
 @extend_schema(
     tags=["audit"],
     parameters=[
-        OpenApiParameter("patient", str, description="A patient's id"),
-        OpenApiParameter("actor", str, description="A member of staff's id"),
+        OpenApiParameter("patient", OpenApiTypes.UUID, description="A patient's id"),
+        OpenApiParameter("actor", OpenApiTypes.UUID, description="A member of staff's id"),
         OpenApiParameter(
-            "occurred_from", str, description="First day, in the clinic's time zone (YYYY-MM-DD)"
+            "occurred_from",
+            OpenApiTypes.DATE,
+            description="First day, in the clinic's time zone (YYYY-MM-DD, 2000 to 2999)",
         ),
-        OpenApiParameter("occurred_to", str, description="Last day, in the clinic's time zone (YYYY-MM-DD)"),
+        OpenApiParameter(
+            "occurred_to",
+            OpenApiTypes.DATE,
+            description="Last day, in the clinic's time zone (YYYY-MM-DD, 2000 to 2999)",
+        ),
     ],
 )
 class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -363,6 +416,10 @@ class TokenObtainView(GenericAPIView):
         return Response({"token": secret, "token_key": token.token_key, "expiry": token.expiry})
 
 
+TOKEN_KEY_PATTERN = "[A-Za-z0-9_-]{1,25}"
+"""A token's visible prefix (`token_key`) in a URL, on the API and on the account page."""
+
+
 class ApiTokenSerializer(serializers.Serializer):
     token_key = serializers.CharField(read_only=True)
     created = serializers.DateTimeField(read_only=True)
@@ -376,7 +433,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
     serializer_class = ApiTokenSerializer
     pagination_class = None
     lookup_field = "token_key"
-    lookup_value_regex = "[A-Za-z0-9_-]{1,25}"
+    lookup_value_regex = TOKEN_KEY_PATTERN
 
     def get_queryset(self) -> Any:
         return accounts.api_tokens_for(self.request.user)  # type: ignore[arg-type]

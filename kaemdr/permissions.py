@@ -2,7 +2,8 @@
 
 Roles come from `design.md`: prescribers screen, plan and move pathways; therapists work with the
 patients whose care team they are on; monitors (nurses) see the clinic's patients to run dosing
-sessions; clinic admins manage staff, rooms and the calendar, and read the audit log. Later
+sessions; clinic admins manage staff, rooms and the calendar, and read the audit log (of a dosing
+session, its logistics only, unless their clinic grants more: `CLINIC_GRANTED_CAPABILITIES`). Later
 issues add capabilities here, next to the role table, so that the rules stay in one place.
 """
 
@@ -38,6 +39,7 @@ class Capability(enum.StrEnum):
     SCHEDULE_VIEW = "dosing.view_schedule"
     REMS_ENROL = "dosing.record_rems_enrolment"
     SESSION_RECORD = "dosing.record_session"
+    SESSION_VIEW_CLINICAL = "dosing.view_session_clinical"  # vitals, doses, scales, adverse events...
     SESSION_OVERRIDE = "dosing.override_pre_dose"
     EMDR_VIEW = "emdr.view"
     EMDR_EDIT = "emdr.edit"
@@ -68,6 +70,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCHEDULE_VIEW,
             Capability.REMS_ENROL,
             Capability.SESSION_RECORD,
+            Capability.SESSION_VIEW_CLINICAL,
             Capability.SESSION_OVERRIDE,
             Capability.EMDR_VIEW,
             Capability.EMDR_OVERRIDE_COSIGN,
@@ -83,6 +86,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCREENING_VIEW,
             Capability.MEASURE_RECORD,
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
+            Capability.SESSION_VIEW_CLINICAL,  # of their care team's patients (the bookings they see)
             Capability.EMDR_VIEW,
             Capability.EMDR_EDIT,
             Capability.INTEGRATION_VIEW,
@@ -98,6 +102,7 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SCHEDULE_VIEW,
             Capability.BOOKING_CHECKS,
             Capability.SESSION_RECORD,
+            Capability.SESSION_VIEW_CLINICAL,
             Capability.FOLLOW_UP_VIEW,
             Capability.FOLLOW_UP_CHECK_IN,
         }
@@ -117,6 +122,17 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
     ),
 }
 
+CLINIC_GRANTED_CAPABILITIES: dict[str, dict[Capability, str]] = {
+    Role.CLINIC_ADMIN: {Capability.SESSION_VIEW_CLINICAL: "clinic_admins_read_dosing_records"},
+}
+"""Capabilities a role holds only where its clinic grants them, each with the name of the clinic's
+setting that grants it (off until the clinic turns it on). Least privilege: a clinic admin runs the
+rooms and the calendar, so sees a dosing session's logistics (room, times, staff, status), not its
+vitals, doses, scales or adverse events, unless the clinic lets its admins read them. The app that
+owns the setting reads it (`sessions.selectors.can_read_session_clinical`, the one check the
+record's page, its API answer and its PDF summary consult). Whoever records, overrides or exports a
+record holds the capability by the table (`tests/sessions/test_clinical_access.py` keeps it so)."""
+
 
 def has_capability(user: Any, capability: Capability) -> bool:
     """True when `user` is an active clinic member whose role grants `capability`.
@@ -128,6 +144,16 @@ def has_capability(user: Any, capability: Capability) -> bool:
     if not user.is_active or user.clinic_id is None:
         return False
     return capability in ROLE_CAPABILITIES.get(user.role, frozenset())
+
+
+def clinic_grant_for(user: Any, capability: Capability) -> str | None:
+    """The name of the clinic setting that would give an active clinic member's role `capability`
+    (`CLINIC_GRANTED_CAPABILITIES`), or None when no clinic setting can give it to them."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    if not user.is_active or user.clinic_id is None:
+        return None
+    return CLINIC_GRANTED_CAPABILITIES.get(user.role, {}).get(capability)
 
 
 def require(actor: Any, capability: Capability, clinic_id: int | None = None) -> None:

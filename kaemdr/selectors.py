@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -67,7 +68,12 @@ def audit_events_for_user(
         return AuditEvent.objects.none()
     events = AuditEvent.objects.filter(clinic_public_id=user.clinic.public_id)  # type: ignore[union-attr]
     if patient_public_id is not None:
-        events = events.filter(patient_public_id=patient_public_id)
+        # A list read names each of its patients in its data (`kaemdr.read_services.records_viewed`):
+        # who was shown this patient in a list is part of the patient's trail too.
+        events = events.filter(
+            Q(patient_public_id=patient_public_id)
+            | Q(action__endswith=".list_viewed", data__patients__icontains=str(patient_public_id))
+        )
     if actor_public_id is not None:
         events = events.filter(actor_public_id=actor_public_id)
     zone = tz or dt.UTC

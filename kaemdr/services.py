@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from . import accounts
 from .audit import audit_record
 from .exceptions import NotFoundOrForbidden
 from .models import Clinic
@@ -72,6 +73,8 @@ def _active_admins_left(user: User) -> int:
 @transaction.atomic
 def staff_deactivate(*, actor: User, user: User) -> User:
     """Stop a member of staff signing in (pages and API tokens); their records and history stay.
+    Every session they have ends and every API token is revoked, in the same transaction and for
+    good (`kaemdr.accounts.sign_out_everywhere`): reactivating them later revives neither.
 
     An admin cannot deactivate themselves, and a clinic always keeps one active admin, so that
     nobody locks the clinic out of its own staff management.
@@ -88,24 +91,29 @@ def staff_deactivate(*, actor: User, user: User) -> User:
         raise ValidationError("The clinic must keep at least one active clinic admin.", code="last_admin")
     user.is_active = False
     user.save(update_fields=["is_active"])
+    ended = accounts.sign_out_everywhere(actor=actor, user=user)
     audit_record(
         actor=actor,
         action=StaffAuditAction.DEACTIVATED,
         target_type="kaemdr.User",
         target_public_id=user.public_id,
+        data={"tokens_revoked": ended.tokens_revoked},
     )
     return user
 
 
 @transaction.atomic
 def staff_reactivate(*, actor: User, user: User) -> User:
-    """Let a deactivated member of staff sign in again."""
+    """Let a deactivated member of staff sign in again, afresh: a session or API token that outlived
+    the deactivation (one deactivated before deactivation revoked them, or a token issued while it
+    was under way) ends here, so they start with a new sign-in."""
     _require(actor, Capability.STAFF_MANAGE)
     user = User.objects.select_for_update().get(pk=user.pk)
     if user.clinic_id != actor.clinic_id:
         raise NotFoundOrForbidden()
     if user.is_active:
         return user
+    ended = accounts.sign_out_everywhere(actor=actor, user=user)
     user.is_active = True
     user.save(update_fields=["is_active"])
     audit_record(
@@ -113,6 +121,7 @@ def staff_reactivate(*, actor: User, user: User) -> User:
         action=StaffAuditAction.REACTIVATED,
         target_type="kaemdr.User",
         target_public_id=user.public_id,
+        data={"tokens_revoked": ended.tokens_revoked},
     )
     return user
 

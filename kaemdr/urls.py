@@ -7,16 +7,22 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include
 from django.urls import path
+from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView
 from drf_spectacular.views import SpectacularRedocView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from . import account_views
 from . import views
+from .api import TOKEN_KEY_PATTERN
 
 DOCS_STYLES = csp_update({"style-src": ["'unsafe-inline'"]})
 
 admin.site.site_header = "kaemdr platform admin"
+
+# Under /api/ these answer the API's error body (JSON), elsewhere the pages (`kaemdr.api`).
+handler404 = "kaemdr.api.not_found"
+handler500 = "kaemdr.api.server_error"
 
 urlpatterns = [
     path("healthz", views.health, name="health"),
@@ -49,7 +55,12 @@ urlpatterns = [
     path("accounts/two-factor/off/", account_views.disable, name="two_factor_disable"),
     path("accounts/", account_views.account, name="account"),
     path("accounts/sign-out-everywhere/", account_views.sign_out_everywhere, name="sign_out_everywhere"),
-    path("accounts/tokens/<str:token_key>/revoke/", account_views.token_revoke, name="api_token_revoke"),
+    # A token's visible prefix, as the API names it: anything else is no token (404 from the resolver).
+    re_path(
+        rf"^accounts/tokens/(?P<token_key>{TOKEN_KEY_PATTERN})/revoke/$",
+        account_views.token_revoke,
+        name="api_token_revoke",
+    ),
     path("sources/", views.rule_sources, name="rule_sources"),
     path("staff/", views.staff_list, name="staff_list"),
     path(

@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
+from kaemdr.api_audit import AuditedListMixin
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -157,15 +158,18 @@ class CareTeamSerializer(serializers.Serializer):
 
 @extend_schema(tags=["patients"])
 class PatientViewSet(
+    AuditedListMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Patients of the requester's clinic that their role may see. Each read of a record is audited."""
+    """Patients of the requester's clinic that their role may see. Each read, lists included, is audited."""
 
     serializer_class = PatientSerializer
+    audited_model = Patient
+    audited_patient = ""  # the records are patients
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -182,9 +186,7 @@ class PatientViewSet(
 
     @extend_schema(parameters=[OpenApiParameter("q", str, description="Part of a name or record number")])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        response = super().list(request, *args, **kwargs)
-        services.patient_list_viewed(actor=self._user(), count=len(response.data["results"]), via="api")
-        return response
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
@@ -193,6 +195,7 @@ class PatientViewSet(
 
     @extend_schema(responses={201: PatientSerializer, 400: ErrorBody, 404: ErrorBody})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        require_or_404(self._user(), Capability.PATIENT_REGISTER)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_register(actor=self._user(), **serializer.validated_data)
@@ -201,6 +204,7 @@ class PatientViewSet(
     @extend_schema(responses={200: PatientSerializer, 400: ErrorBody, 404: ErrorBody})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         patient = self.get_object()
+        require_or_404(self._user(), Capability.PATIENT_EDIT)
         serializer = self.get_serializer(patient, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         patient = services.patient_update(actor=self._user(), patient=patient, **serializer.validated_data)
@@ -227,10 +231,15 @@ class PathwayFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["pathways"])
-class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Pathways the requester may see: open one, move it through its stages, set its care team."""
+class PathwayViewSet(
+    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Pathways the requester may see: open one, move it through its stages, set its care team.
+    Each read, lists included, is audited."""
 
     serializer_class = PathwaySerializer
+    audited_model = Pathway
+    audited_patient = "patient"
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -263,11 +272,7 @@ class PathwayViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        response = super().list(request, *args, **kwargs)
-        services.patient_list_viewed(
-            actor=self._user(), count=len(response.data["results"]), via="api pathways"
-        )
-        return response
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(responses={200: PathwayDetailSerializer, 404: ErrorBody})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

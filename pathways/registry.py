@@ -45,12 +45,15 @@ class NextActionProvider(Protocol):
 
 @dataclass(frozen=True)
 class DashboardPanel:
-    """A panel on a dashboard: a title, a template and its context."""
+    """A panel on a dashboard: a title, a template and its context. A dashboard panel names the
+    patients it shows in `patients` (loaded with its rows), for the dashboard's read audit; a pathway
+    panel shows its pathway's patient, whom the pathway page's audit event names already."""
 
     title: str
     template_name: str
     context: dict[str, Any] = field(default_factory=dict)
     order: int = 100
+    patients: tuple[Any, ...] = ()
 
 
 class DashboardPanelProvider(Protocol):

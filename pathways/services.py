@@ -40,7 +40,6 @@ class PathwayAuditAction:
     PATIENT_UPDATED = "patient.updated"
     PATIENT_VIEWED = "patient.viewed"
     PATIENT_EXPORTED = "patient.exported"
-    PATIENT_LIST_VIEWED = "patient.list_viewed"
     PATHWAY_OPENED = "pathway.opened"
     PATHWAY_VIEWED = "pathway.viewed"
     PATHWAY_STAGE_CHANGED = "pathway.stage_changed"
@@ -425,14 +424,4 @@ def pathway_record_viewed(*, actor: User, pathway: Pathway, via: str) -> None:
         target_public_id=pathway.public_id,
         patient_public_id=pathway.patient.public_id,
         data={"via": via},
-    )
-
-
-def patient_list_viewed(*, actor: User, count: int, via: str) -> None:
-    """Audit a view of a list of patients (how many rows were shown; the names are not repeated)."""
-    audit_record(
-        actor=actor,
-        action=PathwayAuditAction.PATIENT_LIST_VIEWED,
-        target_type="pathways.Patient",
-        data={"via": via, "rows": count},
     )

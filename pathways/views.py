@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from kaemdr import read_services
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -39,6 +40,7 @@ from .forms import PathwayMoveForm
 from .forms import PathwayOpenForm
 from .forms import PatientForm
 from .models import Pathway
+from .models import Patient
 from .models import Stage
 from .registry import registry
 from .rules import allowed_moves
@@ -49,19 +51,32 @@ AUDIT_EVENTS_PER_PAGE = 50
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The landing page after sign-in, shaped by role; later apps add panels through the registry."""
+    """The landing page after sign-in, shaped by role; later apps add panels through the registry.
+    One audit event names every patient it shows, the panels' included."""
     user = _user(request)
-    context: dict[str, Any] = {"title": "Dashboard", "panels": registry.panels_for(user=user)}
+    panels = registry.panels_for(user=user)
+    context: dict[str, Any] = {"title": "Dashboard", "panels": panels}
+    shown: list[Patient] = [patient for panel in panels for patient in panel.patients]
     if user.role in (Role.PRESCRIBER, Role.THERAPIST):
         groups = selectors.my_open_pathways_by_stage(user)
         actions = selectors.pathways_next_actions([p for group in groups for p in group.pathways])
         context["stage_groups"] = [(group, [(p, actions[p.pk]) for p in group.pathways]) for group in groups]
+        shown += [p.patient for group in groups for p in group.pathways]
     elif user.role == Role.MONITOR:
         context["dosing_pathways"] = selectors.pathways_in_stage(user, stage=Stage.DOSING)
+        shown += [p.patient for p in context["dosing_pathways"]]
     elif user.role == Role.CLINIC_ADMIN:
         context["staff"] = list(staff_qs_for_user(user))
         context["recent_patients"] = selectors.recent_patients(user)
         context["stage_counts"] = selectors.clinic_stage_counts(user)
+        shown += context["recent_patients"]
+    read_services.records_viewed(
+        actor=user,
+        model=Patient,
+        records={patient.pk: patient for patient in shown}.values(),
+        patient="",
+        via="dashboard",
+    )
     return render(request, "pathways/dashboard.html", context)
 
 
@@ -77,7 +92,9 @@ def my_pathways_in_stage(request: HttpRequest, stage: str) -> HttpResponse:
     )
     pathways = list(page.object_list)
     actions = selectors.pathways_next_actions(pathways)
-    services.patient_list_viewed(actor=user, count=len(pathways), via=f"my pathways in {stage}")
+    read_services.records_viewed(
+        actor=user, model=Pathway, records=pathways, patient="patient", via="my_pathways_in_stage"
+    )
     return render(
         request,
         "pathways/my_pathways_in_stage.html",
@@ -98,7 +115,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.patient_list(user, search=search), PATIENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    services.patient_list_viewed(actor=user, count=len(page.object_list), via="page")
+    read_services.records_viewed(actor=user, model=Patient, records=page.object_list, patient="", via="page")
     return render(
         request,
         "pathways/patient_list.html",
@@ -183,6 +200,7 @@ def patient_edit(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, "The patient's details are saved.")
             return HttpResponseRedirect(reverse("patient_detail", args=[patient.public_id]))
+    services.patient_record_viewed(actor=user, patient=patient, via="edit_page")
     return render(
         request,
         "pathways/patient_form.html",
@@ -208,6 +226,7 @@ def pathway_open(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, f"A pathway is open for {patient.full_name}, in referral.")
             return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    services.patient_record_viewed(actor=user, patient=patient, via="pathway_open_page")
     return render(
         request, "pathways/pathway_open.html", {"title": "Open a pathway", "form": form, "patient": patient}
     )
@@ -309,6 +328,7 @@ def pathway_care_team(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, "The care team is saved.")
             return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]))
+    services.pathway_record_viewed(actor=user, pathway=pathway, via="care_team_page")
     context = {"title": "Change the care team", "form": form, "pathway": pathway, "patient": pathway.patient}
     return render(request, "pathways/care_team.html", context, status=400 if form.errors else 200)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.core.validators import MinValueValidator
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.utils import extend_schema_field
@@ -20,6 +22,8 @@ from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
+from kaemdr.api_audit import AuditedListMixin
+from kaemdr.api_audit import AuditedReadMixin
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from pathways.selectors import get_pathway_for_user_or_404
@@ -68,6 +72,13 @@ class MeasureSerializer(serializers.ModelSerializer):
             "administered_at",
         )
         read_only_fields = ("band", "band_label", "flags")
+
+
+class LiveProposalSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=DecisionChoice.choices)
+    reasons = serializers.ListField(
+        child=serializers.DictField(), help_text="Each reason: {rule, kind, text, source, source_url}."
+    )
 
 
 class AssessmentSerializer(serializers.ModelSerializer):
@@ -142,8 +153,10 @@ class AssessmentSerializer(serializers.ModelSerializer):
         return self._review(assessment).missing
 
     @extend_schema_field(
-        serializers.DictField(
-            help_text="For a complete draft: {decision, reasons}; null while parts are missing."
+        LiveProposalSerializer(
+            allow_null=True,
+            help_text="For a complete draft, what the rules propose now; null while parts are missing "
+            "and once the assessment is signed.",
         )
     )
     def get_live_proposal(self, assessment: Assessment) -> dict[str, Any] | None:
@@ -164,9 +177,20 @@ class MeasureInputSerializer(serializers.Serializer):
     )
 
 
+# No measure was given before the clinic's records begin; an earlier time is a typing error (and the
+# year 1 has no room left for the time-zone arithmetic of the next measures due).
+EARLIEST_ADMINISTRATION = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 class RepeatMeasureSerializer(MeasureInputSerializer):
     pathway = serializers.UUIDField()
-    administered_at = serializers.DateTimeField(required=False)
+    administered_at = serializers.DateTimeField(
+        required=False,
+        validators=[
+            MinValueValidator(EARLIEST_ADMINISTRATION, message="Give a time from 1 January 2000 on.")
+        ],
+        help_text="Omit for now; a past administration from 1 January 2000 on (never in the future).",
+    )
 
 
 class SignSerializer(serializers.Serializer):
@@ -180,12 +204,17 @@ class RemoveMedicationSerializer(serializers.Serializer):
 
 @extend_schema(tags=["screening"])
 class AssessmentViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    AuditedListMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Assessments: open, fill (drafts can be saved half-filled), add medications and measures,
-    read the proposal, sign, countersign, start a new version."""
+    read the proposal, sign, countersign, start a new version. Each read, lists included, is audited."""
 
     serializer_class = AssessmentSerializer
+    audited_model = Assessment
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -225,10 +254,10 @@ class AssessmentViewSet(
         responses={201: AssessmentSerializer, 400: ErrorBody, 404: ErrorBody},
     )
     def create(self, request: Request) -> Response:
+        require_or_404(self._user(), Capability.SCREENING_EDIT)
         body = AssessmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         pathway = get_pathway_for_user_or_404(self._user(), body.validated_data["pathway"])
-        require_or_404(self._user(), Capability.SCREENING_EDIT)
         return self._detail(
             services.assessment_open(actor=self._user(), pathway=pathway), code=status.HTTP_201_CREATED
         )
@@ -319,10 +348,11 @@ class AssessmentViewSet(
 
 
 @extend_schema(tags=["screening"])
-class MeasureResponseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Measures over a pathway's course: list them, or record a repeat administration."""
+class MeasureResponseViewSet(AuditedListMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Measures over a pathway's course: list them (audited), or record a repeat administration."""
 
     serializer_class = MeasureSerializer
+    audited_model = MeasureResponse
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
 
     def get_queryset(self) -> Any:
@@ -339,11 +369,11 @@ class MeasureResponseViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         request=RepeatMeasureSerializer, responses={201: MeasureSerializer, 400: ErrorBody, 404: ErrorBody}
     )
     def create(self, request: Request) -> Response:
+        require_or_404(request.user, Capability.MEASURE_RECORD)
         body = RepeatMeasureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         pathway = get_pathway_for_user_or_404(request.user, data.pop("pathway"))  # type: ignore[arg-type]
-        require_or_404(request.user, Capability.MEASURE_RECORD)
         response = services.measure_record(actor=request.user, pathway=pathway, **data)  # type: ignore[arg-type]
         return Response(MeasureSerializer(response).data, status=status.HTTP_201_CREATED)
 
@@ -388,8 +418,14 @@ class SafetyAlertFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["screening"])
-class SafetyAlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SafetyAlertViewSet(
+    AuditedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Urgent safety alerts raised by measures: read them (audited, lists included), record the action
+    taken, or sign a dosing override."""
+
     serializer_class = SafetyAlertSerializer
+    audited_model = SafetyAlert
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"

@@ -124,6 +124,7 @@ def alerts_panel(*, user: User) -> DashboardPanel | None:
         template_name="screening/alerts_panel.html",
         context={"alerts": alerts},
         order=1,
+        patients=tuple(alert.pathway.patient for alert in alerts),
     )
 
 

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_POST
 
+from kaemdr import read_services
 from kaemdr.exceptions import error_citation
 from kaemdr.exceptions import error_items
 from kaemdr.permissions import Capability
@@ -23,6 +24,7 @@ from kaemdr.permissions import has_capability
 from kaemdr.views import form_errors_from
 from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
+from pathways import services as pathway_services
 from pathways.selectors import get_pathway_for_user_or_404
 
 from . import rules
@@ -211,6 +213,10 @@ def _measure_page(
                     messages.error(request, f"Urgent: {flag['text']}")
             return HttpResponseRedirect(back_url)
     status = 400 if request.method == "POST" else 200
+    if assessment is not None:
+        services.assessment_viewed(actor=user, assessment=assessment, via="measure_page")
+    else:
+        pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="measure_page")
     context = {
         "title": form.spec.label,
         "form": form,
@@ -323,6 +329,7 @@ def _alert_page(
         "override_form": override_form or (AlertDosingOverrideForm() if can_override else None),
         "patient": alert.pathway.patient,
     }
+    read_services.record_viewed(actor=user, record=alert, patient="pathway.patient", via="page")
     return render(request, "screening/alert_acknowledge.html", context, status=status)
 
 

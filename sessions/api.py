@@ -6,8 +6,10 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import PolymorphicProxySerializer
 from drf_spectacular.utils import extend_schema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins
@@ -23,10 +25,12 @@ from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
+from kaemdr.api_audit import AuditedListMixin
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from pathways.api import ClinicianField
+from pathways.api import StaffBriefSerializer
 from pathways.selectors import get_pathway_for_user_or_404
 from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
@@ -64,9 +68,16 @@ class ClosureSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200)
 
 
+class RoomFeedSerializer(serializers.Serializer):
+    feed_url = serializers.URLField(
+        help_text="The room's private iCalendar address; the one before it answers 404 from now on"
+    )
+
+
 @extend_schema(tags=["dosing"])
 class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The clinic's dosing rooms: clinic admins add and change them, set hours, take them out of service."""
+    """The clinic's dosing rooms: clinic admins add and change them, set hours, take them out of service,
+    and give a room's calendar feed a new address."""
 
     serializer_class = RoomSerializer
     permission_classes = (permissions.IsAuthenticated,)
@@ -114,6 +125,16 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         closure = services.room_closure_add(actor=request.user, room=room, **body.validated_data)  # type: ignore[arg-type]
         return Response(ClosureSerializer(closure).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={200: RoomFeedSerializer, 404: ErrorBody})
+    @action(detail=True, methods=["post"], url_path="rotate-feed")
+    def rotate_feed(self, request: Request, id: str) -> Response:
+        """A new address for the room's calendar feed; the old one answers 404 at once."""
+        room = self.get_object()
+        require_or_404(request.user, Capability.ROOM_MANAGE)
+        room = services.room_feed_rotate(actor=request.user, room=room)  # type: ignore[arg-type]
+        feed_url = request.build_absolute_uri(reverse("room_calendar_feed", args=[room.calendar_token]))
+        return Response(RoomFeedSerializer({"feed_url": feed_url}).data)
+
 
 class BookingSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
@@ -150,6 +171,20 @@ class BookingCreateSerializer(serializers.Serializer):
     monitor = ClinicianField(role=Role.MONITOR)
 
 
+class BookingFilterSerializer(serializers.Serializer):
+    """The booking list's filters: a time that is not one is refused rather than passed on."""
+
+    room = serializers.UUIDField(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `from` is a keyword, so it cannot be declared above.
+        return {
+            **super().get_fields(),
+            "from": serializers.DateTimeField(required=False),
+            "to": serializers.DateTimeField(required=False),
+        }
+
+
 class BookingMoveSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     room = serializers.UUIDField(required=False)
@@ -166,10 +201,15 @@ class ChecksSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["dosing"])
-class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Dosing bookings: book, move (keeping the length), cancel, and record the pre-visit checks."""
+class BookingViewSet(
+    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Dosing bookings: book, move (keeping the length), cancel, and record the pre-visit checks.
+    Each read, lists included, is audited."""
 
     serializer_class = BookingSerializer
+    audited_model = Booking
+    audited_patient = "patient"
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -180,13 +220,17 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self) -> Any:
         bookings = selectors.booking_qs_for_user(self._user()).order_by("starts_at", "id")
-        params = self.request.query_params
-        if params.get("room"):
-            bookings = bookings.filter(room__public_id=params["room"])
-        if params.get("from"):
-            bookings = bookings.filter(ends_at__gt=params["from"])
-        if params.get("to"):
-            bookings = bookings.filter(starts_at__lt=params["to"])
+        filters = BookingFilterSerializer(
+            data={name: value for name, value in self.request.query_params.items() if value}
+        )
+        filters.is_valid(raise_exception=True)
+        wanted = filters.validated_data
+        if wanted.get("room"):
+            bookings = bookings.filter(room__public_id=wanted["room"])
+        if wanted.get("from"):
+            bookings = bookings.filter(ends_at__gt=wanted["from"])
+        if wanted.get("to"):
+            bookings = bookings.filter(starts_at__lt=wanted["to"])
         return bookings
 
     def get_object(self) -> Booking:
@@ -194,16 +238,17 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("room", str, description="A room's id"),
-            OpenApiParameter("from", str, description="Bookings ending after this time (ISO 8601)"),
-            OpenApiParameter("to", str, description="Bookings starting before this time (ISO 8601)"),
+            OpenApiParameter("room", OpenApiTypes.UUID, description="A room's id"),
+            OpenApiParameter(
+                "from", OpenApiTypes.DATETIME, description="Bookings ending after this time (ISO 8601)"
+            ),
+            OpenApiParameter(
+                "to", OpenApiTypes.DATETIME, description="Bookings starting before this time (ISO 8601)"
+            ),
         ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return super().list(request, *args, **kwargs)
-        except (ValueError, TypeError) as error:
-            raise serializers.ValidationError({"from": "Give times as ISO 8601."}) from error
+        return super().list(request, *args, **kwargs)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         booking = self.get_object()
@@ -309,8 +354,19 @@ class UnmetCriterionSerializer(serializers.Serializer):
         return fields
 
 
+SESSION_CONTENT_CLINICAL = "clinical"
+SESSION_CONTENT_LOGISTICS = "logistics"
+
+
 class SessionSerializer(serializers.ModelSerializer):
+    """The whole monitoring record, for those who may read its clinical content
+    (`selectors.can_read_session_clinical`)."""
+
     id = serializers.UUIDField(source="public_id", read_only=True)
+    content = serializers.SerializerMethodField(
+        help_text="`clinical`: the whole record. A reader who may not read its clinical content gets "
+        "its logistics instead (`content`: `logistics`)."
+    )
     booking = serializers.UUIDField(source="booking.public_id", read_only=True)
     vitals = VitalsReadingSerializer(many=True, read_only=True)
     discharge_missing = serializers.SerializerMethodField()
@@ -321,6 +377,7 @@ class SessionSerializer(serializers.ModelSerializer):
         model = DosingSession
         fields = (
             "id",
+            "content",
             "booking",
             "status",
             "fasting_confirmed",
@@ -358,6 +415,10 @@ class SessionSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
+    @extend_schema_field({"type": "string", "enum": [SESSION_CONTENT_CLINICAL]})
+    def get_content(self, session: DosingSession) -> str:
+        return SESSION_CONTENT_CLINICAL
+
     def _label(self, session: DosingSession) -> str:
         """The clinic's esketamine label, read once per answer (esketamine records only)."""
         if not hasattr(self, "_esketamine_label"):
@@ -384,6 +445,65 @@ class SessionSerializer(serializers.ModelSerializer):
         ):
             return []
         return [asdict(criterion) for criterion in rules.pmf_missing(selectors.pmf_facts(session))]
+
+
+class RoomBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    name = serializers.CharField()
+
+
+class SessionLogisticsSerializer(serializers.ModelSerializer):
+    """A dosing session's logistics: what a clinic admin sees of the record when the clinic does not
+    grant its admins the clinical content (`DosingSettings.clinic_admins_read_dosing_records`). No
+    vitals, dose, lot, scales, adverse events, overrides, discharge, monitoring form or addenda."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    content = serializers.SerializerMethodField(help_text="`logistics`: the record's logistics only.")
+    booking = serializers.UUIDField(source="booking.public_id", read_only=True)
+    room = RoomBriefSerializer(source="booking.room", read_only=True)
+    starts_at = serializers.DateTimeField(source="booking.starts_at", read_only=True, help_text="Booked")
+    ends_at = serializers.DateTimeField(source="booking.ends_at", read_only=True, help_text="Booked")
+    prescriber = StaffBriefSerializer(source="booking.prescriber", read_only=True)
+    monitor = StaffBriefSerializer(source="booking.monitor", read_only=True)
+    opened_at = serializers.DateTimeField(source="created_at", read_only=True)
+    opened_by = StaffBriefSerializer(read_only=True)
+    signed_by = StaffBriefSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DosingSession
+        fields = (
+            "id",
+            "content",
+            "booking",
+            "status",
+            "room",
+            "starts_at",
+            "ends_at",
+            "prescriber",
+            "monitor",
+            "opened_at",
+            "opened_by",
+            "signed_at",
+            "signed_by",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "enum": [SESSION_CONTENT_LOGISTICS]})
+    def get_content(self, session: DosingSession) -> str:
+        return SESSION_CONTENT_LOGISTICS
+
+
+SESSION_RECORD_RESPONSE = PolymorphicProxySerializer(
+    component_name="SessionRecord",
+    serializers={
+        SESSION_CONTENT_CLINICAL: SessionSerializer,
+        SESSION_CONTENT_LOGISTICS: SessionLogisticsSerializer,
+    },
+    resource_type_field_name="content",
+    many=False,
+)
+"""A record as its reader may see it, told apart by `content`: the whole record (`clinical`), or its
+logistics only (`logistics`) for a clinic admin whose clinic does not grant the clinical content."""
 
 
 class SessionChecksSerializer(serializers.Serializer):
@@ -545,9 +665,17 @@ class SessionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         user = self.request.user
         return selectors.get_session_for_user_or_404(user, self.kwargs["id"], with_parts=True)  # type: ignore[arg-type]
 
+    @extend_schema(responses={200: SESSION_RECORD_RESPONSE, 404: ErrorBody})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The record: whole for those who may read its clinical content, else its logistics (a clinic
+        admin, unless the clinic grants its admins the clinical content); `content` says which."""
+        user: User = request.user  # type: ignore[assignment]
+        if not selectors.can_read_session_clinical(user):
+            logistics = selectors.get_session_for_user_or_404(user, self.kwargs["id"])
+            services.session_viewed(actor=user, session=logistics, via="api")
+            return Response(SessionLogisticsSerializer(logistics).data)
         session = self.get_object()
-        services.session_viewed(actor=request.user, session=session, via="api")  # type: ignore[arg-type]
+        services.session_viewed(actor=user, session=session, via="api")
         return Response(SessionSerializer(session).data)
 
     checks = _session_step(
@@ -686,6 +814,12 @@ class DosingSettingsSerializer(serializers.Serializer):
         help_text="The esketamine label the clinic follows: us_pi (US prescribing information: REMS "
         "enrolment, the REMS monitoring form) or eu_uk_smpc (EU/UK summary of product characteristics: day 1 "
         "28 mg from age 65, no REMS, the Readiness to Leave checklist before discharge).",
+    )
+    clinic_admins_read_dosing_records = serializers.BooleanField(
+        required=False,
+        help_text="Whether the clinic's admins may read the clinical content of dosing records (vitals, "
+        "dose, scales, adverse events, discharge, monitoring form, PDF summaries). Off by default: they "
+        "get a session's logistics only (GET /sessions/{id}/ answers `content`: `logistics`).",
     )
     chair_times = ChairTimeSerializer(many=True, required=False)
     dose_ranges = DoseRangeSerializer(

@@ -17,6 +17,7 @@ from pathways.models import Pathway
 from pathways.models import Stage
 
 from . import esketamine_rules
+from . import selectors
 from . import services
 from .models import DosingSession
 from .models import Room
@@ -86,6 +87,14 @@ def _follow_the_uk_label(admin: User) -> str:
     return label
 
 
+def _keep_clinical_content_from_admins(admin: User) -> None:
+    """The demo clinic does not let its admins read the clinical content of dosing records (the
+    default, kept explicitly): `make run` shows the admin a session's logistics only. Turned on from
+    the dosing settings page, through the settings service, it would be audited."""
+    if selectors.dosing_settings_for(admin.member_clinic_id).clinic_admins_read_dosing_records:
+        services.dosing_settings_update(actor=admin, clinic_admins_read_dosing_records=False)
+
+
 def _seed_dose_ranges(admin: User) -> None:
     """The clinic's mg/kg ranges, saved once through the settings service: the sourced defaults, which
     the clinic reviews on its settings page (a dose outside them needs a prescriber's approval)."""
@@ -115,6 +124,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     admin = staff["admin@demo.kaemdr.test"]
     rooms = _rooms(admin)
     _seed_dose_ranges(admin)
+    _keep_clinical_content_from_admins(admin)
     label = _follow_the_uk_label(admin)
     if pathway.patient.record_number == "HB-1006" and to_stage == Stage.INTEGRATION:
         # A single-incident trauma: his therapist chose the three-prong protocol, and worked it before

@@ -19,7 +19,9 @@ from rest_framework.response import Response
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
+from kaemdr.api_audit import AuditedListMixin
 from kaemdr.permissions import Capability
+from kaemdr.permissions import has_capability
 from kaemdr.sources import citation_for
 from pathways.selectors import get_pathway_for_user_or_404
 
@@ -200,10 +202,14 @@ class PlanCreateSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["emdr"])
-class EmdrPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """EMDR plans: the therapist of the pathway builds and works them; the prescriber reads them."""
+class EmdrPlanViewSet(
+    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """EMDR plans: the therapist of the pathway builds and works them; the prescriber reads them.
+    Each read, lists included, is audited."""
 
     serializer_class = PlanSerializer
+    audited_model = EmdrPlan
     permission_classes = (permissions.IsAuthenticated,)
     lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
     lookup_url_kwarg = "id"
@@ -228,10 +234,10 @@ class EmdrPlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=PlanCreateSerializer, responses={201: PlanSerializer, 404: ErrorBody})
     def create(self, request: Request) -> Response:
+        require_or_404(request.user, Capability.EMDR_EDIT)
         body = PlanCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         pathway = get_pathway_for_user_or_404(request.user, body.validated_data["pathway"])  # type: ignore[arg-type]
-        require_or_404(request.user, Capability.EMDR_EDIT)
         plan = services.plan_open(actor=request.user, pathway=pathway)  # type: ignore[arg-type]
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 
@@ -335,6 +341,11 @@ class EmdrTargetViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_object(self) -> EmdrTarget:
         return selectors.get_target_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
 
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        target = self.get_object()
+        services.plan_viewed(actor=request.user, plan=target.plan, via="api", target=target)  # type: ignore[arg-type]
+        return Response(TargetSerializer(target).data)
+
     @extend_schema(request=None, responses={200: TargetSerializer, 400: ErrorBody, 404: ErrorBody})
     @action(detail=True, methods=["post"])
     def start(self, request: Request, id: str) -> Response:
@@ -349,6 +360,11 @@ class EmdrTargetViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def override(self, request: Request, id: str) -> Response:
         # Only therapists and prescribers reach a target at all; which of them signs what is the service's.
         target = self.get_object()
+        if not (
+            has_capability(request.user, Capability.EMDR_EDIT)
+            or has_capability(request.user, Capability.EMDR_OVERRIDE_COSIGN)
+        ):
+            raise NotFound()
         body = OverrideInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         signed = services.target_override_sign(actor=request.user, target=target, **body.validated_data)  # type: ignore[arg-type]

@@ -306,6 +306,7 @@ def session_log(request: HttpRequest, public_id: str) -> HttpResponse:
         else:
             messages.success(request, "The session is logged.")
             return HttpResponseRedirect(_plan_url(plan, "targets"))
+    services.plan_viewed(actor=user, plan=plan, via="session_log_page")
     context = {"title": "Log an EMDR session", "form": form, "plan": plan, "patient": plan.pathway.patient}
     return render(request, "sessions/emdr_log.html", context, status=400 if form.errors else 200)
 

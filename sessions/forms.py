@@ -49,6 +49,22 @@ class RoomForm(forms.ModelForm):
         """Name uniqueness is the service's check (it words the message)."""
 
 
+class FeedRotateForm(forms.Form):
+    """Asks for a new calendar feed address, once the admin confirms the current one stops working."""
+
+    confirm = forms.BooleanField(
+        label="I understand the current address stops working at once",
+        error_messages={
+            "required": "Tick the box to confirm: calendars subscribed to the current address stop "
+            "updating until they subscribe to the new one."
+        },
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.helper = _helper()
+
+
 class OpeningHoursForm(forms.Form):
     """Opening and closing time for each weekday; both empty means closed that day."""
 
@@ -558,6 +574,13 @@ class DosingSettingsForm(forms.Form):
         label="EMDR protocol for new plans",
         help_text="A new EMDR plan follows it; the therapist can change it on each plan.",
     )
+    clinic_admins_read_dosing_records = forms.BooleanField(
+        required=False,
+        label="Clinic admins may read the clinical content of dosing records",
+        help_text="Off (the default), clinic admins see a dosing session's logistics only: room, times, "
+        "staff and status. On, they also read its vitals, dose, scales, adverse events, discharge and "
+        "monitoring form, and its PDF summary.",
+    )
 
     def __init__(self, *args: Any, routes: list[tuple[str, str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -595,6 +618,8 @@ class DosingSettingsForm(forms.Form):
                 Column("bp_rise_diastolic_margin", css_class="col-6 col-md-3"),
             ),
             Row(Column("emdr_protocol", css_class="col-12")),
+            HTML('<h2 class="h6 mt-3" id="admin-access">Clinic admins\' access</h2>'),
+            Row(Column("clinic_admins_read_dosing_records", css_class="col-12")),
         ]
         for agent, route, label in routes:
             for part, low, high in (("dosing", 5, 240), ("monitoring", 30, 480), ("turnover", 0, 120)):

@@ -70,6 +70,7 @@ def today_panel(*, user: User) -> DashboardPanel | None:
         template_name="sessions/today_panel.html",
         context={"bookings": bookings},
         order=5,
+        patients=tuple(booking.patient for booking in bookings),
     )
 
 
@@ -96,6 +97,7 @@ def monitoring_forms_panel(*, user: User) -> DashboardPanel | None:
         template_name="sessions/pmf_panel.html",
         context={"rows": rows},
         order=6,
+        patients=tuple(session.booking.patient for session in due),
     )
 
 

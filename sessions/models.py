@@ -306,6 +306,13 @@ class DosingSettings(BaseModel):
         db_default=emdr_rules.Protocol.STABILISATION_FIRST.value,
         verbose_name="EMDR protocol for new plans",
     )
+    clinic_admins_read_dosing_records = models.BooleanField(
+        default=False,
+        db_default=False,
+        verbose_name="Clinic admins may read the clinical content of dosing records",
+        help_text="Off: clinic admins see a dosing session's logistics (room, times, staff, status) only, "
+        "not its vitals, doses, scales, adverse events, discharge or monitoring form.",
+    )
 
     def __str__(self) -> str:
         return f"Dosing settings of {self.clinic}"

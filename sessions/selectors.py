@@ -20,6 +20,7 @@ from django.http import Http404
 from kaemdr import charts
 from kaemdr.models import User
 from kaemdr.permissions import Capability
+from kaemdr.permissions import clinic_grant_for
 from kaemdr.permissions import has_capability
 from pathways.models import Pathway
 from pathways.models import Patient
@@ -380,6 +381,7 @@ def vital_limits(settings: DosingSettings) -> rules.VitalLimits:
 
 SESSION_PARTS = ("vitals", "scales", "adverse_events", "addenda__author")
 SESSION_STAFF = (
+    "opened_by",
     "override_by",
     "dosed_by",
     "bp_review_by",
@@ -413,16 +415,43 @@ def _with_staff(session: DosingSession) -> DosingSession:
     return session
 
 
+def can_read_session_clinical(user: User) -> bool:
+    """Whether `user` may read the clinical content of the dosing records they may see: vitals, dose,
+    drug lot, scales, adverse events, overrides, discharge, the monitoring form and addenda.
+
+    The one check for it: the record's page, its API answer and its PDF summary ask here. The
+    roles the table gives `SESSION_VIEW_CLINICAL` read it; a clinic admin only where the clinic grants
+    it (`DosingSettings.clinic_admins_read_dosing_records`, one query), else sees the record's
+    logistics: room, booked times, staff, status, when it was opened and signed."""
+    if has_capability(user, Capability.SESSION_VIEW_CLINICAL):
+        return True
+    grant = clinic_grant_for(user, Capability.SESSION_VIEW_CLINICAL)
+    if grant is None:
+        return False
+    return DosingSettings.objects.filter(clinic_id=user.member_clinic_id, **{grant: True}).exists()
+
+
 def get_session_for_user_or_404(
     user: User, public_id: uuid.UUID | str, *, with_parts: bool = False
 ) -> DosingSession:
     """The record if the user may see its booking (else 404), with its staff; `with_parts` loads its
-    vitals, scales, adverse events and addenda too, as `session_with_parts` does."""
+    vitals, scales, adverse events and addenda too, as `session_with_parts` does.
+
+    Seeing the booking is not reading the record's clinical content: a caller that shows or carries
+    that content checks `can_read_session_clinical` (or uses `get_session_clinical_for_user_or_404`)."""
     records = _session_records(with_parts=with_parts).filter(booking__in=booking_qs_for_user(user))
     try:
         return _with_staff(records.get(public_id=public_id))
     except (DosingSession.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such session.") from None
+
+
+def get_session_clinical_for_user_or_404(user: User, public_id: uuid.UUID | str) -> DosingSession:
+    """The record, for what carries its clinical content out of its page (the PDF summary): 404 unless
+    the user may see it and read its clinical content, the same answer as for a missing record."""
+    if not can_read_session_clinical(user):
+        raise Http404("No such session.")
+    return get_session_for_user_or_404(user, public_id)
 
 
 def session_with_parts(session: DosingSession) -> DosingSession:

@@ -54,6 +54,7 @@ from .models import ScaleRating
 from .models import SessionAddendum
 from .models import SessionStatus
 from .models import VitalsReading
+from .models import new_calendar_token
 from .selectors import bp_ceiling
 from .selectors import chair_time_for
 from .selectors import conflicts
@@ -77,6 +78,7 @@ class DosingAuditAction:
     ROOM_UPDATED = "room.updated"
     ROOM_HOURS_SET = "room.hours_set"
     ROOM_CLOSED = "room.closure_added"
+    ROOM_FEED_ROTATED = "room.feed_rotated"
     REMS_ENROLLED = "rems.enrolment_recorded"
     BOOKED = "booking.created"
     MOVED = "booking.moved"
@@ -96,7 +98,9 @@ ROOM_FIELDS = ("name", "has_bp_monitor", "has_pulse_oximeter", "has_recliner", "
 
 @transaction.atomic
 def room_save(*, actor: User, room: Room | None = None, **fields: Any) -> Room:
-    """Create a room (when `room` is None) or change one. Clinic admins only."""
+    """Create a room (when `room` is None) or change one. Clinic admins only. Taking a room out of
+    use revokes its calendar feed's address (a new token), so putting it back in use later does not
+    revive the old address."""
     _require(actor, Capability.ROOM_MANAGE, room.clinic_id if room else None)
     unknown = set(fields) - set(ROOM_FIELDS)
     if unknown:
@@ -107,8 +111,12 @@ def room_save(*, actor: User, room: Room | None = None, **fields: Any) -> Room:
         if room is None
         else Room.objects.select_for_update().get(pk=room.pk)
     )
+    was_active = target.is_active
     for name, value in fields.items():
         setattr(target, name, value.strip() if isinstance(value, str) else value)
+    feed_rotated = not creating and was_active and not target.is_active
+    if feed_rotated:
+        target.calendar_token = new_calendar_token()
     if (
         Room.objects.filter(clinic_id=target.clinic_id, name__iexact=target.name)
         .exclude(pk=target.pk)
@@ -117,14 +125,35 @@ def room_save(*, actor: User, room: Room | None = None, **fields: Any) -> Room:
         raise ValidationError({"name": ValidationError("Another room has this name.", code="duplicate_name")})
     target.full_clean(exclude=["clinic"], validate_unique=False, validate_constraints=False)
     target.save()
+    data: dict[str, Any] = {"fields": sorted(fields)}
+    if feed_rotated:
+        data["feed_rotated"] = True
     audit_record(
         actor=actor,
         action=DosingAuditAction.ROOM_CREATED if creating else DosingAuditAction.ROOM_UPDATED,
         target_type="dosing.Room",
         target_public_id=target.public_id,
-        data={"fields": sorted(fields)},
+        data=data,
     )
     return target
+
+
+@transaction.atomic
+def room_feed_rotate(*, actor: User, room: Room) -> Room:
+    """Give the room's calendar feed a new address (a leaked address, someone who has left): the old
+    one answers 404 from this commit on, and every calendar subscribed to it must take the new one.
+    Clinic admins only; the audit event names the room, never a token."""
+    _require(actor, Capability.ROOM_MANAGE, room.clinic_id)
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    room.calendar_token = new_calendar_token()
+    room.save(update_fields=["calendar_token", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=DosingAuditAction.ROOM_FEED_ROTATED,
+        target_type="dosing.Room",
+        target_public_id=room.public_id,
+    )
+    return room
 
 
 @transaction.atomic
@@ -1063,13 +1092,8 @@ def session_dose_override_sign(
             "updated_at",
         ]
     )
-    _session_audit(
-        actor,
-        RecordAuditAction.DOSE_OVERRIDE,
-        locked,
-        dose_mg=str(dose),
-        mg_per_kg=str(rules.dose_per_kg(dose, weight)) if weight else None,
-    )
+    # The approved dose is on the record; the audit log (clinic admins read it) names the record only.
+    _session_audit(actor, RecordAuditAction.DOSE_OVERRIDE, locked)
     return locked
 
 
@@ -1458,9 +1482,8 @@ def session_bp_review_sign(*, actor: User, session: DosingSession, reason: str) 
         )
     locked.bp_review_reason, locked.bp_review_by, locked.bp_review_at = reason.strip(), actor, timezone.now()
     locked.save(update_fields=["bp_review_reason", "bp_review_by", "bp_review_at", "updated_at"])
-    _session_audit(
-        actor, RecordAuditAction.BP_REVIEW, locked, systolic=risen.systolic, diastolic=risen.diastolic
-    )
+    # The reading is named by its time, not its values: the audit log holds ids and codes only.
+    _session_audit(actor, RecordAuditAction.BP_REVIEW, locked, reading_taken_at=risen.taken_at.isoformat())
     return locked
 
 
@@ -1728,6 +1751,7 @@ DOSING_SETTING_FIELDS = (
     "bp_ceiling_diastolic",
     "esketamine_label",
     "emdr_protocol",
+    "clinic_admins_read_dosing_records",
 )
 
 
@@ -1782,11 +1806,13 @@ def dosing_settings_update(
     actor: User,
     chair_times: list[tuple[str, str, int, int, int]] | None = None,
     dose_ranges: list[tuple[str, str, Decimal, Decimal]] | None = None,
-    **fields: int | str,
+    **fields: int | str | bool,
 ) -> DosingSettings:
-    """Change the clinic's dosing limits, chair times and mg/kg dose ranges (clinic admins). Esketamine
-    chair time keeps at least 2 hours of monitoring, whatever is asked; the blood-pressure ceiling stays
-    above the pre-dose limits; a dose range is 0 < minimum <= maximum <= 20 mg/kg."""
+    """Change the clinic's dosing limits, chair times and mg/kg dose ranges (clinic admins), and whether
+    its clinic admins may read the clinical content of dosing records (a grant, audited with its new
+    value). Esketamine chair time keeps at least 2 hours of monitoring, whatever is asked; the
+    blood-pressure ceiling stays above the pre-dose limits; a dose range is 0 < minimum <= maximum <= 20
+    mg/kg."""
     _require(actor, Capability.CLINIC_SETTINGS_MANAGE)
     unknown = set(fields) - set(DOSING_SETTING_FIELDS)
     if unknown:
@@ -1852,6 +1878,7 @@ def dosing_settings_update(
             "fields": sorted(fields),
             "chair_times": len(chair_times or []),
             "dose_ranges": len(dose_ranges or []),
+            "clinic_admins_read_dosing_records": current.clinic_admins_read_dosing_records,
         },
     )
     return current

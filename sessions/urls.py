@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import path
+from django.urls import re_path
 
 from . import emdr_views
 from . import views
@@ -9,7 +10,12 @@ urlpatterns = [
     path("rooms/", views.room_list, name="room_list"),
     path("rooms/new/", views.room_create, name="room_create"),
     path("rooms/<uuid:public_id>/", views.room_detail, name="room_detail"),
-    path("rooms/feed/<str:token>.ics", views.room_calendar_feed, name="room_calendar_feed"),
+    # A feed's token is URL-safe base64 (`new_calendar_token`): anything else is no feed.
+    re_path(
+        r"^rooms/feed/(?P<token>[A-Za-z0-9_-]{1,64})\.ics$",
+        views.room_calendar_feed,
+        name="room_calendar_feed",
+    ),
     path("calendar/", views.week_calendar, name="room_calendar"),
     path("today/", views.today_board, name="today_board"),
     path("settings/", views.dosing_settings, name="dosing_settings"),

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_POST
 
+from kaemdr import read_services
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -51,6 +52,7 @@ from .forms import DoseEndForm
 from .forms import DoseForm
 from .forms import DoseOverrideForm
 from .forms import DosingSettingsForm
+from .forms import FeedRotateForm
 from .forms import LeaveChecklistForm
 from .forms import MoveForm
 from .forms import OpeningHoursForm
@@ -100,13 +102,15 @@ def room_create(request: HttpRequest) -> HttpResponse:
 
 
 def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    """A room: its equipment, weekly hours and out-of-service periods, each with its own form."""
+    """A room: its equipment, weekly hours, out-of-service periods and calendar feed address, each
+    with its own form."""
     require_capability(request, Capability.ROOM_MANAGE)
     user = _user(request)
     room = selectors.get_room_for_user_or_404(user, public_id)
     form = RoomForm(instance=room, prefix="room")
     hours_form = OpeningHoursForm(initial=OpeningHoursForm.initial_for(room), prefix="hours")
     closure_form = ClosureForm(prefix="closure")
+    feed_form = FeedRotateForm(prefix="feed")
     status = 200
     if request.method == "POST":
         status, action = 400, request.POST.get("action")
@@ -114,8 +118,15 @@ def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             if action == "room":
                 form = RoomForm(request.POST, instance=Room.objects.get(pk=room.pk), prefix="room")
                 if form.is_valid():
-                    services.room_save(actor=user, room=room, **form.cleaned_data)
-                    messages.success(request, "The room is saved.")
+                    saved = services.room_save(actor=user, room=room, **form.cleaned_data)
+                    revoked = room.is_active and not saved.is_active
+                    messages.success(
+                        request,
+                        "The room is saved. It is out of use, and its calendar feed's address no longer "
+                        "works: calendars need the new one."
+                        if revoked
+                        else "The room is saved.",
+                    )
                     return HttpResponseRedirect(request.path)
             elif action == "hours":
                 hours_form = OpeningHoursForm(request.POST, prefix="hours")
@@ -136,8 +147,20 @@ def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
                     )
                     messages.success(request, "The room is out of service for that period.")
                     return HttpResponseRedirect(request.path)
+            elif action == "feed":
+                feed_form = FeedRotateForm(request.POST, prefix="feed")
+                if feed_form.is_valid():
+                    services.room_feed_rotate(actor=user, room=room)
+                    messages.success(
+                        request,
+                        "The calendar feed has a new address and the old one no longer works. "
+                        "Subscribe calendars to the new address.",
+                    )
+                    return HttpResponseRedirect(request.path)
         except ValidationError as error:
-            target = {"room": form, "hours": hours_form, "closure": closure_form}.get(action or "", form)
+            target = {"room": form, "hours": hours_form, "closure": closure_form, "feed": feed_form}.get(
+                action or "", form
+            )
             form_errors_from(target, error)
     context = {
         "title": room.name,
@@ -145,6 +168,7 @@ def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "form": form,
         "hours_form": hours_form,
         "closure_form": closure_form,
+        "feed_form": feed_form,
         "closures": room.closures.filter(ends_at__gte=timezone.now()).order_by("starts_at"),
         "feed_url": request.build_absolute_uri(reverse("room_calendar_feed", args=[room.calendar_token])),
     }
@@ -164,6 +188,13 @@ def week_calendar(request: HttpRequest) -> HttpResponse:
     if request.GET.get("room"):
         room = selectors.get_room_for_user_or_404(user, request.GET["room"])
     weeks = selectors.week_calendar(user, monday=monday, room=room)
+    read_services.records_viewed(
+        actor=user,
+        model=Booking,
+        records=[booking for week in weeks for day in week.days for booking in day.bookings],
+        patient="patient",
+        via="calendar",
+    )
     context = {
         "title": "Room calendar",
         "weeks": weeks,
@@ -181,7 +212,11 @@ def week_calendar(request: HttpRequest) -> HttpResponse:
 
 def today_board(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.SCHEDULE_VIEW)
-    bookings = selectors.todays_board(_user(request), day=timezone.localdate())
+    user = _user(request)
+    bookings = selectors.todays_board(user, day=timezone.localdate())
+    read_services.records_viewed(
+        actor=user, model=Booking, records=bookings, patient="patient", via="today_board"
+    )
     return render(request, "sessions/today.html", {"title": "Today's sessions", "bookings": bookings})
 
 
@@ -226,6 +261,7 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
                 f"{timezone.localtime(booking.ends_at):%H:%M}.",
             )
             return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
+    pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="booking_page")
     status = screening_selectors.screening_status(pathway)
     esketamine = status.current is not None and status.current.agent == "esketamine"
     label = services.esketamine_label_of(pathway.clinic_id) if esketamine else ""
@@ -593,8 +629,26 @@ def _render_session(
     return render(request, "sessions/session_detail.html", context, status=status)
 
 
+def _render_session_logistics(request: HttpRequest, session: DosingSession) -> HttpResponse:
+    """The record's logistics, for a reader who may see the booking but not the record's clinical
+    content (a clinic admin whose clinic does not grant it): room, booked times, staff, status, when
+    it was opened and signed. Nothing clinical is read, so nothing clinical can reach the page."""
+    booking = session.booking
+    context = {
+        "title": f"Dosing session of {booking.patient.full_name}",
+        "session": session,
+        "booking": booking,
+        "patient": booking.patient,
+    }
+    services.session_viewed(actor=_user(request), session=session, via="page")
+    return render(request, "sessions/session_logistics.html", context)
+
+
 def session_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    session = selectors.get_session_for_user_or_404(_user(request), public_id, with_parts=True)
+    user = _user(request)
+    if not selectors.can_read_session_clinical(user):
+        return _render_session_logistics(request, selectors.get_session_for_user_or_404(user, public_id))
+    session = selectors.get_session_for_user_or_404(user, public_id, with_parts=True)
     return _render_session(request, session, parts_loaded=True)
 
 

@@ -25,6 +25,7 @@ SERVICE_MODULES = (
     "kaemdr.services",
     "kaemdr.accounts",
     "kaemdr.two_factor",
+    "kaemdr.read_services",
     "pathways.services",
     "screening.services",
     "sessions.services",

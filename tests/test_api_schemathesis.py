@@ -4,8 +4,10 @@ The schema is drf-spectacular's, generated in-process; requests go through Djang
 in-process too, so they share the test's database transaction. Each operation runs as the role that
 may use it, with a small, derandomised set of valid and invalid examples, and must never answer 500,
 must refuse a request without valid credentials, must reject invalid data, and may only answer with
-status codes its schema documents. Half of the valid examples aimed at one object swap the random id
-for a real one, so the actions run on real records rather than only reaching the 404.
+status codes its schema documents; every answer must conform to the schema too (its body, blanks,
+nulls and enums included, its content type and its headers). Half of the valid examples aimed at one
+object swap the random id for a real one, so the actions run on real records rather than only
+reaching the 404.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from hypothesis import settings as hypothesis_settings
 from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import content_type_conformance
 from schemathesis.specs.openapi.checks import ignored_auth
 from schemathesis.specs.openapi.checks import negative_data_rejection
+from schemathesis.specs.openapi.checks import response_headers_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from integration import services as integration_services
@@ -49,7 +54,15 @@ schema.config.generation.update(
     deterministic=True,
 )
 
-CHECKS = [not_a_server_error, ignored_auth, negative_data_rejection, status_code_conformance]
+CHECKS = [
+    not_a_server_error,
+    ignored_auth,
+    negative_data_rejection,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 # Who runs each operation: the role whose capabilities cover it (`kaemdr/permissions.py`).
 ADMIN_PREFIXES = (

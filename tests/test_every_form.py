@@ -77,6 +77,10 @@ from sessions.models import Room
 from sessions.models import SessionStatus
 from sessions.models import VitalsReading
 
+from .access import PLACEHOLDER
+from .access import RESOURCE_OF_SEGMENT
+from .access import fill
+from .access import routes
 from .conftest import sign_in_verified
 from .factories import ClinicFactory
 from .factories import FollowUpFactory
@@ -89,11 +93,7 @@ from .screening.helpers import fill as fill_assessment
 from .sessions.dosing_day import backdate_dose
 from .sessions.dosing_day import discharge
 from .sessions.dosing_day import settled
-from .test_access_by_construction import PLACEHOLDER
 from .test_access_by_construction import PUBLIC
-from .test_access_by_construction import RESOURCE_OF_SEGMENT
-from .test_access_by_construction import fill
-from .test_access_by_construction import routes
 
 HOST = "testserver"
 BROKEN = (404, 405, 500)

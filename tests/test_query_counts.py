@@ -375,6 +375,11 @@ PAGES: dict[str, tuple[str, UrlFor]] = {
     "booking_create": (Role.CLINIC_ADMIN, lambda w: reverse("booking_create", args=[w.pathway.public_id])),
     "booking_detail": (Role.CLINIC_ADMIN, lambda w: reverse("booking_detail", args=[w.booking.public_id])),
     "session_detail": (Role.MONITOR, lambda w: reverse("session_detail", args=[w.session.public_id])),
+    # the logistics only: the clinic does not grant its admins the record's clinical content
+    "session_detail-clinic_admin": (
+        Role.CLINIC_ADMIN,
+        lambda w: reverse("session_detail", args=[w.session.public_id]),
+    ),
     "emdr_plan-therapist": (Role.THERAPIST, lambda w: reverse("emdr_plan", args=[w.plan.public_id])),
     "emdr_plan-prescriber": (Role.PRESCRIBER, lambda w: reverse("emdr_plan", args=[w.plan.public_id])),
     "emdr_session_log": (Role.THERAPIST, lambda w: reverse("emdr_session_log", args=[w.plan.public_id])),

@@ -171,6 +171,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "kaemdr.api_schema.ApiSchema",  # adds the errors every endpoint shares
+    # JSON bodies only: a form body answers 415 rather than reading a missing boolean as false (no
+    # endpoint takes a file; one that does would name its parser on the view).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "kaemdr.api.exception_handler",
@@ -210,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "EmdrProtocol": "sessions.models.EMDR_PROTOCOL_CHOICES",
         "EsketamineLabel": "sessions.models.ESKETAMINE_LABEL_CHOICES",
         "SummaryKind": "integration.models.SummaryKind",
+        "SessionStatus": "sessions.models.SessionStatus",
     },
 }
 

@@ -46,3 +46,5 @@ SECRET_KEY = "kaemdr-test-key"
 DEBUG = False
 AXES_ENABLED = True
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]
+# The API takes JSON only (`DEFAULT_PARSER_CLASSES`): the test client sends it unless told otherwise.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "TEST_REQUEST_DEFAULT_FORMAT": "json"}

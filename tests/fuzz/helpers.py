@@ -9,6 +9,7 @@ record, and every view of a patient record is audited) are the only rows a refus
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
@@ -80,21 +81,115 @@ def decimal_field(*valid: str) -> st.SearchStrategy[str]:
     )
 
 
+EDGE_DATES = (
+    dt.date.min,
+    dt.date.min + dt.timedelta(days=1),
+    dt.date.max - dt.timedelta(days=1),
+    dt.date.max,
+)
+EDGE_ZONES = (dt.UTC, dt.timezone(dt.timedelta(hours=14)), dt.timezone(-dt.timedelta(hours=12)))
+
+any_date: st.SearchStrategy[dt.date] = st.one_of(st.sampled_from(EDGE_DATES), st.dates())
+"""Any day a `date` holds, 1 January of year 1 to 31 December 9999, the edges often."""
+
+any_datetime: st.SearchStrategy[dt.datetime] = st.one_of(
+    st.sampled_from(
+        [
+            dt.datetime.combine(day, moment, tzinfo=zone)
+            for day in (dt.date.min, dt.date.max)
+            for moment in (dt.time.min, dt.time.max)
+            for zone in (None, *EDGE_ZONES)
+        ]
+    ),
+    st.datetimes(
+        timezones=st.one_of(
+            st.none(),
+            st.sampled_from(EDGE_ZONES),
+            # an offset as ISO 8601 writes one, in whole minutes (a zone's old local mean time has seconds)
+            st.integers(min_value=-12 * 60, max_value=14 * 60).map(
+                lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
+            ),
+        )
+    ),
+)
+"""Any moment a `datetime` holds, naive or at any offset from -12:00 to +14:00, the edges often: the
+first and last moments of the calendar shifted out of range by their offset, most of all."""
+
+
 def date_field(*valid: str) -> st.SearchStrategy[str]:
+    """A date as posted: valid ones, every day from date.min to date.max, and impossible ones."""
     return st.one_of(
         st.sampled_from(valid or ("2026-03-02",)),
+        any_date.map(dt.date.isoformat),
         st.sampled_from(
             ["", "0001-01-01", "9999-12-31", "2026-02-30", "2026-13-01", "31/12/2026", "99999-01-01"]
         ),
-        st.sampled_from(["tomorrow", "\x00", "2026-01-01T10:00", "-2026-01-01"]),
+        st.sampled_from(["tomorrow", "\x00", "2026-01-01T10:00", "-2026-01-01", "0000-12-31", "10000-01-01"]),
+    )
+
+
+def datetime_field(*valid: str) -> st.SearchStrategy[str]:
+    """An ISO 8601 moment as an API client sends it: valid ones, any moment in any zone, and nonsense."""
+    return st.one_of(
+        st.sampled_from(valid or ("2026-03-02T09:00:00+00:00",)),
+        any_datetime.map(dt.datetime.isoformat),
+        st.sampled_from(
+            ["", "0000-12-31T23:59:59Z", "10000-01-01T00:00:00Z", "2026-02-30T09:00", "9999-12-31T24:00"]
+        ),
+        st.sampled_from(["now", "\x00", "2026-01-01T10:00+25:00", "1e309", "-0001-01-01T00:00:00"]),
     )
 
 
 def time_field(*valid: str) -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(valid or ("09:00",)),
+        st.times().map(lambda moment: moment.isoformat(timespec="minutes")),
         st.sampled_from(["", "00:00", "23:59", "24:00", "25:61", "9", "noon", "\x00", "09:00:00.999999"]),
     )
+
+
+def username_field(*valid: str) -> st.SearchStrategy[str]:
+    """A username or email as typed at sign-in: any length (past the 150 and 255 characters of the
+    fields and the lock-out records, to 10,000), any script, NUL bytes, emoji."""
+    return st.one_of(
+        st.sampled_from(valid or ("ann@example.org",)),
+        st.integers(min_value=150, max_value=10_000).map(lambda length: "a" * (length - 12) + "@example.org"),
+        st.sampled_from(["", " ", "\x00", "ann\x00@example.org", "é" * 256, "😀" * 300 + "@example.org"]),
+        st.text(max_size=300),
+        st.text(min_size=250, max_size=600, alphabet=st.characters(codec="utf-8")),
+    )
+
+
+ODD_IDS = (
+    "0",
+    "0.5",
+    "-1",
+    "1e309",
+    "NaN",
+    "null",
+    "9" * 40,
+    str(2**64),
+    "\x00",
+    "%00",
+    " ",
+    "é",
+    "é😀",
+    "😀",
+    "x" * 300,
+    "85658a12-c290-4889-ae8e",
+    "85658A12-C290-4889-AE8E-4A6B5DA6E6E1",
+    "{85658a12-c290-4889-ae8e-4a6b5da6e6e1}",
+    "85658a12c2904889ae8e4a6b5da6e6e1",
+    "85658a12-c290-4889-ae8e-4a6b5da6e6e1x",
+)
+
+odd_id: st.SearchStrategy[str] = st.one_of(
+    st.sampled_from(ODD_IDS),
+    st.integers(min_value=-(2**128), max_value=2**128).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.text(min_size=1, max_size=60),
+)
+"""An id in a URL that is not one: a decimal, a huge integer, a UUID almost, text in any script."""
 
 
 def choice_field(*valid: str) -> st.SearchStrategy[str]:

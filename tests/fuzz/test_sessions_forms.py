@@ -262,6 +262,7 @@ VITALS = {
     "heart_rate": number_field(76),
     "spo2": number_field(98, 100),
     "respiratory_rate": number_field(14),
+    "taken_at": time_field("00:00", "23:59"),
 }
 VALID_VITALS = {
     "systolic": "128",

@@ -55,6 +55,8 @@ def test_every_page_but_sign_in_requires_login() -> None:
     for name, route in _page_patterns():
         if name in PUBLIC_PAGES:
             continue
+        # a regular expression's group (a token's prefix) as a value it matches
+        route = re.sub(r"\(\?P<\w+>[^)]*\)", "abcd1234", route.replace("^", "").replace("$", ""))
         path = "/" + re.sub(r"<str:\w+>", "phq9", re.sub(r"<uuid:\w+>", ZERO_UUID, route))
         path = re.sub(r"<\w+>", "x", path)
         response = client.get(path)

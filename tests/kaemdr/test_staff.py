@@ -10,6 +10,8 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from knox.models import AuthToken
+from rest_framework.test import APIClient
 
 from kaemdr import services
 from kaemdr.exceptions import NotFoundOrForbidden
@@ -18,6 +20,7 @@ from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.tasks import staff_invitation_send_task
 
+from ..factories import TEST_PASSWORD
 from ..factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +154,120 @@ def test_deactivating_yourself_on_the_page_shows_a_message(clinic_admin: User, c
     assert "You cannot deactivate your own account." in response.content.decode()
     clinic_admin.refresh_from_db()
     assert clinic_admin.is_active
+
+
+# --- Deactivation is for good: reactivation starts with a fresh sign-in (issue 18) -------------------
+
+
+def token_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+def signed_out(client: Client) -> bool:
+    """Whether the client's old session is gone: a page sends it to sign in, the API refuses it."""
+    page = client.get(reverse("dashboard"))
+    return (
+        page.status_code == 302
+        and page["Location"].startswith(reverse("login"))
+        and client.get("/api/v1/pathways/").status_code in (401, 403)
+    )
+
+
+def test_deactivating_and_reactivating_on_the_pages_revives_no_session_or_token(
+    clinic_admin: User, therapist: User, client_for: Any
+) -> None:
+    old_session = client_for(therapist)
+    _, old_token = AuthToken.objects.create(user=therapist)
+    assert old_session.get(reverse("dashboard")).status_code == 200
+    admin = client_for(clinic_admin)
+
+    assert admin.post(reverse("staff_deactivate", args=[therapist.public_id])).status_code == 302
+
+    assert not AuthToken.objects.filter(user=therapist).exists()
+    # while deactivated, neither the session nor the token reaches anything
+    assert signed_out(old_session)
+    assert token_client(old_token).get("/api/v1/pathways/").status_code == 401
+
+    assert admin.post(reverse("staff_reactivate", args=[therapist.public_id])).status_code == 302
+
+    assert User.objects.get(pk=therapist.pk).is_active
+    assert signed_out(old_session)
+    assert token_client(old_token).get("/api/v1/pathways/").status_code == 401
+    therapist.refresh_from_db()  # as signing in loads them
+    assert client_for(therapist).get(reverse("dashboard")).status_code == 200  # a fresh sign-in works
+    deactivated = AuditEvent.objects.get(action="staff.deactivated", target_public_id=therapist.public_id)
+    assert deactivated.data == {"tokens_revoked": 1}
+    assert deactivated.actor_public_id == clinic_admin.public_id
+
+
+def test_a_session_untouched_while_deactivated_still_ends_at_reactivation(
+    clinic_admin: User, monitor: User, client_for: Any
+) -> None:
+    old_session = client_for(monitor)
+    assert old_session.get(reverse("dashboard")).status_code == 200
+    services.staff_deactivate(actor=clinic_admin, user=monitor)
+    services.staff_reactivate(actor=clinic_admin, user=monitor)
+
+    ended = old_session.get(reverse("dashboard"))
+
+    assert ended.status_code == 302
+    assert ended["Location"].startswith(reverse("login"))
+    assert "Sign in again." in old_session.get(ended["Location"]).content.decode()
+
+
+def test_deactivating_and_reactivating_through_the_api_revives_no_session_or_token(
+    clinic_admin: User, prescriber: User, client_for: Any
+) -> None:
+    old_session = client_for(prescriber)
+    _, old_token = AuthToken.objects.create(user=prescriber)
+    _, admin_token = AuthToken.objects.create(user=clinic_admin)
+    admin = token_client(admin_token)
+
+    deactivated = admin.post(f"/api/v1/staff/{prescriber.public_id}/deactivate/")
+
+    assert deactivated.status_code == 200
+    assert deactivated.json()["is_active"] is False
+    assert token_client(old_token).get("/api/v1/pathways/").status_code == 401
+    assert signed_out(old_session)
+    # nor can a new token be had meanwhile
+    refused = APIClient().post(
+        "/api/v1/auth/token/", {"username": prescriber.email, "password": TEST_PASSWORD}
+    )
+    assert refused.status_code == 400
+    assert not AuthToken.objects.filter(user=prescriber).exists()
+
+    reactivated = admin.post(f"/api/v1/staff/{prescriber.public_id}/reactivate/")
+
+    assert reactivated.status_code == 200
+    assert reactivated.json()["is_active"] is True
+    assert token_client(old_token).get("/api/v1/pathways/").status_code == 401
+    assert signed_out(old_session)
+    assert not AuthToken.objects.filter(user=prescriber).exists()
+    prescriber.refresh_from_db()  # as signing in loads them
+    assert client_for(prescriber).get(reverse("dashboard")).status_code == 200
+
+
+def test_reactivation_revokes_what_outlived_the_deactivation(clinic_admin: User, therapist: User) -> None:
+    """An account deactivated before deactivation revoked anything (or a token issued while it was
+    under way) still starts clean."""
+    User.objects.filter(pk=therapist.pk).update(is_active=False)
+    _, leftover = AuthToken.objects.create(user=therapist)
+    epoch = User.objects.get(pk=therapist.pk).sessions_epoch
+
+    services.staff_reactivate(actor=clinic_admin, user=therapist)
+
+    assert token_client(leftover).get("/api/v1/pathways/").status_code == 401
+    assert User.objects.get(pk=therapist.pk).sessions_epoch == epoch + 1
+    reactivated = AuditEvent.objects.get(action="staff.reactivated", target_public_id=therapist.public_id)
+    assert reactivated.data == {"tokens_revoked": 1}
+
+
+def test_a_refused_deactivation_revokes_nothing(clinic_admin: User, client_for: Any) -> None:
+    _, token = AuthToken.objects.create(user=clinic_admin)
+    session = client_for(clinic_admin)
+    with pytest.raises(ValidationError):
+        services.staff_deactivate(actor=clinic_admin, user=clinic_admin)
+    assert token_client(token).get("/api/v1/pathways/").status_code == 200
+    assert session.get(reverse("dashboard")).status_code == 200

@@ -218,7 +218,7 @@ def test_api_lists_your_own_open_pathways_as_the_dashboard_does(world: dict[str,
         clinic=colleague.clinic, prescriber=staff[Role.PRESCRIBER], patient__registered_by=colleague
     )
     Pathway.objects.filter(pk=closed.pk).update(stage=Stage.DISCONTINUED)
-    before = AuditEvent.objects.filter(action="patient.list_viewed").count()
+    before = AuditEvent.objects.filter(action="pathway.list_viewed").count()
     for role in (Role.PRESCRIBER, Role.THERAPIST):
         body = api_for(staff[role]).get("/api/v1/pathways/", {"mine": "true"}).json()
         assert [row["id"] for row in body["results"]] == [str(world["pathway"].public_id)], role
@@ -230,7 +230,7 @@ def test_api_lists_your_own_open_pathways_as_the_dashboard_does(world: dict[str,
     refused = api_for(staff[Role.PRESCRIBER]).get("/api/v1/pathways/", {"mine": "perhaps"})
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "mine"
-    assert AuditEvent.objects.filter(action="patient.list_viewed").count() == before + 5
+    assert AuditEvent.objects.filter(action="pathway.list_viewed").count() == before + 5
 
 
 def test_api_duplicate_record_number_names_the_field(prescriber: User, patient: Patient) -> None:

@@ -359,7 +359,7 @@ def test_viewing_a_patient_and_a_pathway_is_audited(
     assert actions == [
         ("patient.viewed", pathway.patient.public_id),
         ("pathway.viewed", pathway.patient.public_id),
-        ("patient.list_viewed", None),
+        ("patient.list_viewed", pathway.patient.public_id),  # the list shows only this patient
     ]
     request_ids = set(
         AuditEvent.objects.exclude(action__startswith="auth.").values_list("request_id", flat=True)
@@ -512,10 +512,15 @@ def test_my_pathways_in_stage_lists_only_the_users_own_paginated_and_audited(
     before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     first = client.get(url)
     assert first.status_code == 200
-    viewed = list(AuditEvent.objects.filter(id__gt=before, action="patient.list_viewed"))
-    assert [(e.actor_public_id, e.data) for e in viewed] == [
-        (prescriber.public_id, {"via": f"my pathways in {stage}", "rows": PATHWAYS_PER_PAGE})
+    viewed = list(AuditEvent.objects.filter(id__gt=before, action="pathway.list_viewed"))
+    assert [(e.actor_public_id, e.data["via"], e.data["rows"]) for e in viewed] == [
+        (prescriber.public_id, "my_pathways_in_stage", PATHWAYS_PER_PAGE)
     ]
+    named = set(viewed[0].data["ids"])
+    assert len(named) == PATHWAYS_PER_PAGE
+    assert set(Pathway.objects.filter(public_id__in=named).values_list("prescriber", flat=True)) == {
+        prescriber.pk
+    }
     body = first.content.decode()
     assert f"{PATHWAYS_PER_PAGE + 2} pathways" in body
     assert reverse("pathway_detail", args=[theirs.public_id]) not in body

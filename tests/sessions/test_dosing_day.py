@@ -269,6 +269,8 @@ def test_a_rise_from_baseline_needs_a_prescribers_review_before_discharge(
     )
     assert reviewed.status_code == 200, reviewed.json()
     assert reviewed.json()["bp_review_by"] == prescriber.full_name
+    event = AuditEvent.objects.get(action="session.bp_rise_reviewed")
+    assert set(event.data) == {"reading_taken_at"}  # its time, never its values
     again = api(prescriber).post(
         f"/api/v1/sessions/{dosed.public_id}/bp-review/", {"reason": "Twice."}, format="json"
     )
