@@ -69,7 +69,9 @@ def test_the_audit_logs_patient_filter_finds_the_lists_that_showed_the_patient(
     clinic: Any, prescriber: User, staff: dict[str, User]
 ) -> None:
     first, second, third = (
-        PathwayFactory(clinic=clinic, prescriber=prescriber, patient__registered_by=prescriber)
+        Pathway.objects.get(
+            pk=PathwayFactory(clinic=clinic, prescriber=prescriber, patient__registered_by=prescriber).pk
+        )
         for _ in range(3)
     )
     shown_two = read_services.records_viewed(
