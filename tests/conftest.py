@@ -40,6 +40,37 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # Every service call in the suite must audit what it writes (before any test module imports one).
 audit_guard.install()
 
+
+def _flush_past_the_audit_trigger() -> None:
+    """Let the test database's owner empty the audit table between transactional tests.
+
+    Django empties the database after a transactional test (a live server, a worker) with one
+    TRUNCATE of every table, which the audit table's statement trigger refuses (migration
+    kaemdr 0006). The owner switches that one trigger off around the flush, in the flush's own
+    transaction; the app's role can do neither (it owns nothing)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+    if getattr(original, "__passes_audit_trigger__", False):
+        return
+    trigger = "kaemdr_audit_event_no_truncate"
+
+    def sql_flush(self: Any, style: Any, tables: Any, **kwargs: Any) -> list[str]:
+        statements = original(self, style, tables, **kwargs)
+        if statements and "kaemdr_auditevent" in tables:
+            return [
+                f"ALTER TABLE kaemdr_auditevent DISABLE TRIGGER {trigger}",
+                *statements,
+                f"ALTER TABLE kaemdr_auditevent ENABLE TRIGGER {trigger}",
+            ]
+        return statements
+
+    sql_flush.__passes_audit_trigger__ = True
+    DatabaseOperations.sql_flush = sql_flush  # type: ignore[method-assign]
+
+
+_flush_past_the_audit_trigger()
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("KAEMDR_CHROMIUM", "/usr/bin/chromium")
 OUTPUT_DIR = Path(settings.BASE_DIR) / "var" / "test-output"
