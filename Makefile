@@ -37,7 +37,7 @@ test: install
 
 ## bench: the benchmark's figures on a database of its own (PostgreSQL when reachable), under var/bench/
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kaemdr_bench
-# Production keeps its cache and sessions in Redis: so does the benchmark's server (a database of its own).
+# Production keeps its cache in Redis: so does the benchmark's server (a database of its own).
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/2
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench drives the pages with wrk: installing it (apt-get install wrk)"; apt-get install -y -qq wrk >/dev/null; }

@@ -420,6 +420,7 @@ class SummarySerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     record = serializers.UUIDField(source="record_public_id", read_only=True)
     download_url = serializers.SerializerMethodField()
+    retry_offered = serializers.SerializerMethodField()
 
     class Meta:
         model = Summary
@@ -434,6 +435,7 @@ class SummarySerializer(serializers.ModelSerializer):
             "error",
             "ready_at",
             "download_url",
+            "retry_offered",
         )
         read_only_fields = fields
 
@@ -441,6 +443,11 @@ class SummarySerializer(serializers.ModelSerializer):
         if summary.status != SummaryStatus.READY:
             return None
         return f"/api/v1/summaries/{summary.public_id}/download/"
+
+    def get_retry_offered(self, summary: Summary) -> bool:
+        """True when asking again (POST /summaries/ with the same kind and record) is worth it: the
+        summary failed, or has been pending past the wait and asking again queues it again."""
+        return summary_services.summary_retry_offered(summary)
 
 
 class SummaryRequestSerializer(serializers.Serializer):
@@ -450,7 +457,9 @@ class SummaryRequestSerializer(serializers.Serializer):
 
 @extend_schema(tags=["summaries"])
 class SummaryViewSet(AuditedRetrieveMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """PDF summaries of signed records: ask (202 while it is made), poll, download (each read audited)."""
+    """PDF summaries of signed records: ask (202 while it is made), poll, download (each read audited).
+    Asking again for one being made queues it again when it never reached the task queue, or once
+    `retry_offered` is true (pending past the wait): that is "Try again"."""
 
     serializer_class = SummarySerializer
     audited_model = Summary
@@ -465,6 +474,10 @@ class SummaryViewSet(AuditedRetrieveMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(
         request=SummaryRequestSerializer,
         responses={200: SummarySerializer, 202: SummarySerializer, 400: ErrorBody, 404: ErrorBody},
+        description="Ask for the summary of a signed record: 200 with the stored one when it is ready, "
+        "202 while it is made. Asked again while it is made, it is queued again when it never reached "
+        "the task queue or when `retry_offered` is true (pending past the wait): this is the page's "
+        '"Try again". A task queue that is down delays the render; it never fails the request.',
     )
     def create(self, request: Request) -> Response:
         body = SummaryRequestSerializer(data=request.data)

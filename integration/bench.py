@@ -11,7 +11,9 @@ reused: the demo clinic, and a clinic network at scale (`integration.bench_data`
 - in the server: the pathway page of the patient with 500 sessions, and refusing a booking that
   clashes, among all the bookings;
 - the render time per page of a pathway summary PDF with 20 sessions;
-- follow-ups dispatched per second by one worker, each exactly once.
+- follow-ups dispatched per second by one worker process and by a worker as deployed (two
+  processes), each exactly once, with the ratio to the same messages handed over without a
+  database (the floor).
 
 Timings are reported, never asserted: a small run of the same code is part of the test suite.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 import statistics
 import time
 from dataclasses import asdict
@@ -30,6 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.core import mail
 from django.db import connection
+from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -39,6 +43,10 @@ from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.demo import demo_clinic_load
 from pathways.models import Pathway
+from pathways.models import Stage
+from screening.models import AlertStatus
+from screening.models import SafetyAlert
+from screening.services import safety_alert_acknowledge
 from sessions.demo import demo_past_session
 from sessions.models import DosingSession
 
@@ -64,8 +72,24 @@ def _long_pathway(sessions: int) -> Pathway:
     demo = demo_clinic_load()
     pathway = Pathway.objects.get(patient__record_number=LONG_PATIENT, clinic=demo.clinic)
     have = DosingSession.objects.filter(booking__pathway=pathway, status="signed").count()
-    for index in range(have, sessions):
-        demo_past_session(pathway=pathway, staff=demo.staff, days_ago=30 + 2 * index, dose_mg=70)
+    if have < sessions:
+        # The demo leaves this patient's PHQ-9 item 9 alert open, and no booking is taken while an
+        # alert waits for its action (`sessions.gates`): record one before adding sessions.
+        for alert in SafetyAlert.objects.filter(pathway=pathway, status=AlertStatus.OPEN):
+            safety_alert_acknowledge(
+                actor=demo.staff["prescriber@demo.kaemdr.test"],
+                alert=alert,
+                action_taken="Called the patient the same day; safety plan reviewed.",
+            )
+        # The demo has moved this pathway on to integration, where no dose is booked: the earlier
+        # sessions are added as if it were still dosing, then it is put back (the benchmark's own
+        # database, so the stage is set directly rather than through the pathway's services).
+        Pathway.objects.filter(pk=pathway.pk).update(stage=Stage.DOSING)
+        try:
+            for index in range(have, sessions):
+                demo_past_session(pathway=pathway, staff=demo.staff, days_ago=30 + 2 * index, dose_mg=70)
+        finally:
+            Pathway.objects.filter(pk=pathway.pk).update(stage=pathway.stage)
     return pathway
 
 
@@ -95,10 +119,8 @@ def summary_figures(*, sessions: int, repeats: int) -> list[Figure]:
     ]
 
 
-def dispatch_figures(*, follow_ups: int) -> list[Figure]:
-    """Follow-ups made due at once and sent by one dispatcher (Django's in-memory mail backend
-    stands for the mail server), then counted: each must have been sent once."""
-    pathway = _long_pathway(1)
+def _make_due(pathway: Pathway, count: int) -> None:
+    """`count` check-ins on `pathway`, due a minute ago (any left by an earlier run removed first)."""
     FollowUp.objects.filter(kind="check_in", sequence__gte=1000).delete()
     now = timezone.now()
     FollowUp.objects.bulk_create(
@@ -112,22 +134,120 @@ def dispatch_figures(*, follow_ups: int) -> list[Figure]:
             due_at=now,
             notify_at=now - dt.timedelta(minutes=1),
         )
-        for index in range(follow_ups)
+        for index in range(count)
     )
+
+
+def _handed_over_without_database(follow_ups: int) -> float:
+    """The floor: follow-ups a second whose messages one process composes and hands to the mail
+    backend with no database work at all (the due rows read beforehand, nothing recorded)."""
+    due = services._due_candidates(timezone.now(), follow_ups)
+    parts = services._mail_parts()
+    mail_connection = mail.get_connection()
+    started = time.perf_counter()
+    for follow_up in due:
+        mail_connection.send_messages(services._messages_for(follow_up, send_to_patient=False, parts=parts))
+    elapsed = time.perf_counter() - started
+    mail.outbox = []
+    return len(due) / elapsed if elapsed else 0.0
+
+
+def _dispatcher_process(results: Any, start: Any, limit: int) -> None:
+    """One of a worker's processes: dispatch once the others are ready too, and report what it sent
+    (how many, when it began and ended, and the Message-IDs handed over)."""
+    try:
+        mail.outbox = []
+        connection.ensure_connection()
+        services._mail_parts()
+        start.wait(timeout=60)
+        started = time.perf_counter()
+        sent = services.follow_ups_dispatch_due(limit=limit)
+        ended = time.perf_counter()
+        results.put((sent, started, ended, [m.extra_headers["Message-ID"] for m in mail.outbox], ""))
+    except BaseException as error:  # reported to the parent, which fails the figure
+        results.put((0, 0.0, 0.0, [], repr(error)))
+    finally:
+        connections.close_all()
+
+
+def _dispatch_in_processes(processes: int, limit: int) -> tuple[int, float, list[str]]:
+    """`processes` dispatchers at once, each a forked process with a database connection of its own,
+    as a Celery worker's prefork pool runs them: the follow-ups sent, the seconds from the first
+    start to the last end, and every Message-ID handed over."""
+    connections.close_all()  # no connection is shared with the children
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    start = context.Barrier(processes)
+    children = [
+        context.Process(target=_dispatcher_process, args=(results, start, limit)) for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=600) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    errors = [outcome[4] for outcome in outcomes if outcome[4]]
+    if errors:
+        raise RuntimeError(f"a dispatcher process failed: {errors[0]}")
+    elapsed = max(outcome[2] for outcome in outcomes) - min(outcome[1] for outcome in outcomes)
+    return sum(outcome[0] for outcome in outcomes), elapsed, [i for outcome in outcomes for i in outcome[3]]
+
+
+def dispatch_figures(*, follow_ups: int) -> list[Figure]:
+    """Follow-ups made due at once and sent, Django's in-memory mail backend standing for the mail
+    server, then counted (each must have been sent once): by one worker process, and by a worker as
+    production runs it (`--concurrency=2`: two processes dispatching at once, twice as many
+    follow-ups). Each rate is also given as a ratio to the floor measured in the same run: the same
+    messages composed and handed to the mail backend by one process with no database work, which
+    is what one worker process could do if recording each follow-up (a commit of its own) cost
+    nothing."""
+    pathway = _long_pathway(1)
     previous = settings.EMAIL_BACKEND
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     mail.outbox = []
     try:
+        _make_due(pathway, follow_ups)
+        floor = _handed_over_without_database(follow_ups)
         started = time.perf_counter()
-        sent = services.follow_ups_dispatch_due(limit=follow_ups + 100)
-        elapsed = time.perf_counter() - started
-        ids = [m.extra_headers["Message-ID"] for m in mail.outbox]
+        sent_alone = services.follow_ups_dispatch_due(limit=follow_ups + 100)
+        elapsed_alone = time.perf_counter() - started
+        ids_alone = [m.extra_headers["Message-ID"] for m in mail.outbox]
+        mail.outbox = []
+        _make_due(pathway, 2 * follow_ups)
+        sent_worker, elapsed_worker, ids_worker = _dispatch_in_processes(2, limit=2 * follow_ups + 100)
     finally:
         settings.EMAIL_BACKEND = previous
-    once = len(ids) == len(set(ids)) == sent >= follow_ups
-    rate = sent / elapsed if elapsed else 0.0
+    once = (
+        len(ids_alone) == len(set(ids_alone)) == sent_alone >= follow_ups
+        and len(ids_worker) == len(set(ids_worker)) == sent_worker >= 2 * follow_ups
+    )
+    alone = sent_alone / elapsed_alone if elapsed_alone else 0.0
+    worker = sent_worker / elapsed_worker if elapsed_worker else 0.0
     return [
-        Figure("follow-ups dispatched per second, one worker", rate, "/s", ">= 1000", rate >= 1000),
+        Figure(
+            "follow-ups dispatched per second, one worker (2 processes, as deployed)",
+            worker,
+            "/s",
+            ">= 1000",
+            worker >= 1000,
+            worker / floor if floor else None,
+        ),
+        Figure(
+            "follow-ups dispatched per second, one worker process",
+            alone,
+            "/s",
+            "",
+            None,
+            alone / floor if floor else None,
+        ),
+        Figure(
+            "follow-ups composed and handed over per second, one process, no database (the floor)",
+            floor,
+            "/s",
+            "",
+            None,
+            1.0,
+        ),
         Figure("follow-ups each sent exactly once", 1.0 if once else 0.0, "yes/no", "yes", once),
     ]
 

@@ -418,3 +418,11 @@ sources.register(
         "summary_file_missing": SOURCE_SUMMARY,
     }
 )
+
+
+def summary_retry_offered(
+    *, status: str, pending_since: dt.datetime, now: dt.datetime, wait: dt.timedelta
+) -> bool:
+    """Whether a PDF summary's page offers "Try again": it failed, or it has been waiting longer than
+    `wait` since it was last queued (its task held back by a broker that was down, or lost)."""
+    return status == "failed" or (status == "pending" and now - pending_since >= wait)

@@ -3,6 +3,7 @@ downloads. Pages, the API and the task all come through here."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import tempfile
@@ -16,10 +17,12 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
+from kaemdr import outbox
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import User
 
+from . import rules
 from . import summaries
 from .models import Summary
 from .models import SummaryKind
@@ -69,12 +72,29 @@ def _audit(actor: User | None, action: str, summary: Summary, **data: object) ->
     )
 
 
+def summary_retry_wait() -> dt.timedelta:
+    """How long a summary waits, being made, before its page offers "Try again"."""
+    return dt.timedelta(seconds=settings.KAEMDR_SUMMARY_RETRY_AFTER_SECONDS)
+
+
+def summary_retry_offered(summary: Summary) -> bool:
+    """Whether the summary's page offers "Try again" (failed, or pending past the wait)."""
+    return rules.summary_retry_offered(
+        status=summary.status, pending_since=summary.updated_at, now=timezone.now(), wait=summary_retry_wait()
+    )
+
+
 def summary_request(*, actor: User, kind: str, record_public_id: uuid.UUID | str) -> Summary:
     """Ask for the summary of a record the actor may see.
 
     The record's current data decides its version: the stored summary of that version is returned
     when there is one (made or being made); otherwise a new one is queued. A failed one is queued
-    again, which is the retry."""
+    again, which is the retry.
+
+    The render is an outbox row written in this transaction (`kaemdr.outbox`), so a broker that is
+    down delays it and never loses it. Asking again for a summary being made queues its render again
+    when it never reached the broker, or when the page offers "Try again" (pending past
+    `summary_retry_wait`); otherwise it is on its way, and nothing changes."""
     source = _source(actor, kind, record_public_id)
     version = summaries.version_of(summaries.summary_data(source))
     with transaction.atomic():
@@ -97,15 +117,23 @@ def summary_request(*, actor: User, kind: str, record_public_id: uuid.UUID | str
                 ),
                 False,
             )
+        from .tasks import summary_render_task
+
         file_lost = summary.status == SummaryStatus.READY and not summary_path(summary).exists()
         if created or summary.status == SummaryStatus.FAILED or file_lost:
             summary.status, summary.error, summary.requested_by = SummaryStatus.PENDING, "", actor
             summary.save(update_fields=["status", "error", "requested_by", "updated_at"])
             _audit(actor, SummaryAuditAction.REQUESTED, summary, retry=not created)
-            from .tasks import summary_render_task
-
-            public_id = str(summary.public_id)
-            transaction.on_commit(lambda: summary_render_task.delay(public_id))
+            outbox.enqueue(summary_render_task, str(summary.public_id))
+        elif summary.status == SummaryStatus.PENDING:
+            offered = summary_retry_offered(summary)
+            if outbox.enqueue(
+                summary_render_task,
+                str(summary.public_id),
+                republish_after=dt.timedelta(0) if offered else summary_retry_wait(),
+            ):
+                summary.save(update_fields=["updated_at"])  # the wait for "Try again" starts again
+                _audit(actor, SummaryAuditAction.REQUESTED, summary, retry=True, requeued=True)
     return Summary.objects.select_related("pathway__patient", "pathway__clinic").get(pk=summary.pk)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from kaemdr.outbox import OutboxTask
 from kaemdr.request_context import set_request_id
 
 from .services import follow_ups_dispatch_due
@@ -18,9 +19,10 @@ def follow_ups_dispatch(limit: int = 1000) -> int:
     return follow_ups_dispatch_due(limit=limit)
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(base=OutboxTask, ignore_result=True, acks_late=True)
 def summary_render_task(summary_public_id: str) -> bool:
-    """Render a queued PDF summary; safe to run twice (the second run finds it done)."""
+    """Render a queued PDF summary; safe to run twice (the second run finds it done). Published from
+    the outbox (`kaemdr.outbox`), so a broker that was down when it was asked for delays it only."""
     from .summary_services import summary_render
 
     set_request_id(None)

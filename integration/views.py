@@ -431,18 +431,21 @@ def summary_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "title": f"{summary.get_kind_display()} summary of {summary.pathway.patient.full_name}",
         "summary": summary,
         "patient": summary.pathway.patient,
+        "retry_offered": summary_services.summary_retry_offered(summary),
     }
     return render(request, "integration/summary.html", context)
 
 
 def summary_status(request: HttpRequest, public_id: str) -> JsonResponse:
-    """The summary's state for the page's script, which offers the download when it is ready."""
+    """The summary's state for the page's script, which offers the download when it is ready, and
+    "Try again" when it has waited too long."""
     summary = selectors.get_summary_for_user_or_404(_user(request), public_id)
     return JsonResponse(
         {
             "status": summary.status,
             "pages": summary.page_count,
             "error": summary.error,
+            "retry_offered": summary_services.summary_retry_offered(summary),
             "download_url": reverse("summary_download", args=[summary.public_id])
             if summary.status == SummaryStatus.READY
             else None,

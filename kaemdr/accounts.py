@@ -31,6 +31,7 @@ from django.utils import timezone
 from django_ratelimit.core import is_ratelimited
 from knox.models import AuthToken
 
+from . import outbox
 from .audit import audit_record
 from .exceptions import NotFoundOrForbidden
 from .models import User
@@ -127,7 +128,12 @@ def keep_session(request: HttpRequest, result: SignedOutEverywhere) -> None:
 
 def password_reset_limited(request: HttpRequest, email: str) -> bool:
     """Whether this request goes over the reset limits: per address (so nobody's inbox is flooded)
-    and per client address (so addresses cannot be tried in bulk). Counts the request."""
+    and per client address (so addresses cannot be tried in bulk). Counts the request.
+
+    The counts live in the cache. While it is unreachable they cannot be kept, and the request is
+    refused (django-ratelimit with `RATELIMIT_FAIL_OPEN = False`): these limits guard other people's
+    inboxes and the account list, and a reset can wait for Redis. Sign-in itself does not depend on
+    the cache: its lock-out is django-axes' database handler."""
     by_address = is_ratelimited(
         request,
         group="kaemdr.password_reset.email",
@@ -145,11 +151,14 @@ def password_reset_limited(request: HttpRequest, email: str) -> bool:
     return bool(by_address or by_client)
 
 
+@transaction.atomic
 def password_reset_request(*, email: str) -> None:
     """Email a link to choose a new password when the address is an active account's (one that has
     set a password: an invited member of staff follows their invitation). Says nothing about
     whether it was: the email goes out from a Celery task after commit, so the answer takes as
-    long either way."""
+    long either way. The email is an outbox row written with the audit event (`kaemdr.outbox`): a
+    broker that is down delays it, never loses it. Each request is an email of its own (the limits
+    of `password_reset_limited` bound them)."""
     from .tasks import password_reset_send_task
 
     user = (
@@ -161,8 +170,7 @@ def password_reset_request(*, email: str) -> None:
     if user is None:
         return
     _audit(None, AccountAuditAction.PASSWORD_RESET_REQUESTED, user)
-    public_id = str(user.public_id)
-    transaction.on_commit(lambda: password_reset_send_task.delay(public_id))
+    outbox.enqueue(password_reset_send_task, str(user.public_id), coalesce=False)
 
 
 def password_reset_send(*, user: User) -> bool:

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from .models import AuditEvent
 from .models import Clinic
+from .models import OutboxMessage
 from .models import User
 
 
@@ -42,6 +43,32 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("occurred_at", "actor_label", "action", "target_type", "target_public_id")
     list_filter = ("action",)
     search_fields = ("actor_label", "action", "request_id")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """The outbox, to look at (`manage.py outbox_sweep --all` publishes what is waiting again)."""
+
+    list_display = (
+        "created_at",
+        "task",
+        "attempts",
+        "published_at",
+        "next_attempt_at",
+        "done_at",
+        "last_error",
+    )
+    list_filter = ("task", "last_error")
+    search_fields = ("key",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -181,3 +181,41 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditEventImmutable("Audit events cannot be deleted.")
+
+
+class OutboxMessage(models.Model):
+    """A task a request promised (a PDF to render, an email to send), written in the request's own
+    transaction and handed to the broker after it commits (`kaemdr.outbox`): a broker that is down
+    when the request commits delays the task, never loses it.
+
+    `task` and `args` (ids only, as strings) say what to run; `public_id` is the Celery task id of
+    every message published for the row, so the task finds its row and marks it done in the same
+    transaction as its work. `key` (the task and its arguments) allows one live row per task and
+    arguments. The sweeper publishes again a row not done by `next_attempt_at`, at most
+    `KAEMDR_OUTBOX_MAX_ATTEMPTS` times, further apart each time. `last_error` holds a code (an
+    exception's class name, or `gave_up`), never free text. Its columns change only through
+    `kaemdr.outbox`, by conditional updates (no `updated_at`: the times that matter are named)."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    key = models.CharField(max_length=255)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    done_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=Q(done_at__isnull=True), name="outbox_one_live_per_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(done_at__isnull=True), name="outbox_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}({', '.join(self.args)})"

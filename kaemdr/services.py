@@ -14,6 +14,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from . import accounts
+from . import outbox
 from .audit import audit_record
 from .exceptions import NotFoundOrForbidden
 from .models import Clinic
@@ -34,8 +35,9 @@ class StaffAuditAction:
 def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
     """Add a member of staff to the actor's clinic and email them a link to set their password.
 
-    The account has no usable password until they follow the link; the email goes out from a
-    Celery task after the transaction commits.
+    The account has no usable password until they follow the link; the email is an outbox row
+    written in this transaction (`kaemdr.outbox`), sent by a Celery task once it commits, or later
+    by the sweeper when the broker is down.
     """
     from .tasks import staff_invitation_send_task
 
@@ -58,7 +60,7 @@ def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
         target_public_id=user.public_id,
         data={"role": role},
     )
-    transaction.on_commit(lambda: staff_invitation_send_task.delay(str(user.public_id)))
+    outbox.enqueue(staff_invitation_send_task, str(user.public_id))
     return user
 
 
@@ -204,5 +206,5 @@ def clinic_create(
     )
     from .tasks import staff_invitation_send_task
 
-    transaction.on_commit(lambda: staff_invitation_send_task.delay(str(admin.public_id)))
+    outbox.enqueue(staff_invitation_send_task, str(admin.public_id))
     return clinic, admin

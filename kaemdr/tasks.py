@@ -1,4 +1,5 @@
-"""Background work for staff accounts. Tasks take ids, re-fetch, and call a service."""
+"""Background work for staff accounts, and the outbox's sweeper. Tasks take ids, re-fetch, and call a
+service; the emails are published from the outbox (`kaemdr.outbox`), so each row's is sent once."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import smtplib
 
 from celery import shared_task
 
+from . import outbox
 from .models import User
 from .request_context import set_request_id
 from .services import staff_invitation_send
 
 
 @shared_task(
+    base=outbox.OutboxTask,
     autoretry_for=(smtplib.SMTPException, ConnectionError, TimeoutError),
     retry_backoff=True,
     max_retries=5,
@@ -26,12 +29,14 @@ def staff_invitation_send_task(user_public_id: str) -> bool:
 
 
 @shared_task(
+    base=outbox.OutboxTask,
     autoretry_for=(smtplib.SMTPException, ConnectionError, TimeoutError),
     retry_backoff=True,
     max_retries=3,
 )
 def password_reset_send_task(user_public_id: str) -> bool:
-    """Email a requested password-reset link (a retry after a failed send sends it again)."""
+    """Email a requested password-reset link: once per request's outbox row (a failed send rolls
+    back and is tried again; a second delivery of the same message finds the row done)."""
     from .accounts import password_reset_send
 
     set_request_id(None)
@@ -39,3 +44,11 @@ def password_reset_send_task(user_public_id: str) -> bool:
     if user is None:
         return False
     return password_reset_send(user=user)
+
+
+@shared_task(ignore_result=True)
+def outbox_sweep_task() -> int:
+    """The beat entry `outbox-sweep`: publish again what the outbox holds past its time (see
+    `kaemdr.outbox.sweep`); returns how many were published."""
+    set_request_id(None)
+    return outbox.sweep()

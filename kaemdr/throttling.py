@@ -1,5 +1,11 @@
 """API throttles beyond DRF's own. Kept apart from `kaemdr.api`: DRF imports throttle classes while
-its views load, so this module must import nothing that imports DRF's views."""
+its views load, so this module must import nothing that imports DRF's views.
+
+Every API throttle (DRF's per-user and anonymous ones, and the per-token one here) keeps its history
+in the cache, and opens while the cache is unreachable (a miss is an empty history, and the write is
+dropped: `kaemdr.cache`): these limits share the server fairly, and a Redis outage should cost
+speed, not the API. Password guessing through the token endpoint is not left to them: django-axes
+locks it out from the database."""
 
 from __future__ import annotations
 

@@ -40,7 +40,12 @@ UNAUDITED = {
     "kaemdr.two_factor.enrol_with_key": "the demo clinic's published authenticator, made by `demo_data` only",
 }
 
-_WRITE = re.compile(r'^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
+# A write, or the EXECUTE of a statement prepared for one (named `kaemdr_<verb>__<table>__…` by
+# `integration.services._prepared`).
+_WRITE = re.compile(
+    r'^\s*(?:(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?|EXECUTE\s+kaemdr_(?:insert|update|delete)__(\w+?)__)',
+    re.IGNORECASE,
+)
 AUDIT_TABLE = "kaemdr_auditevent"
 # Tables a service may touch as a side effect of Django or a library, not as a record.
 SIDE_TABLES = frozenset({"django_session", "otp_totp_totpdevice", "otp_static_staticdevice"})
@@ -58,7 +63,7 @@ class _Recorder:
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
         match = _WRITE.match(sql)
         if match:
-            table = match.group(2).lower()
+            table = (match.group(1) or match.group(2)).lower()
             if table == AUDIT_TABLE:
                 self.audited = True
             elif table not in SIDE_TABLES:

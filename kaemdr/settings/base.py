@@ -99,6 +99,10 @@ else:
     DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL;"
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["OPTIONS"]["timeout"] = 20
+# Production's app connects (DATABASE_URL) as a role that owns nothing; the owner of the tables runs
+# the migrations and sets that role up: `manage.py db_roles --migrate` connects as DATABASE_OWNER_URL.
+# Unset (the embedded default, development, the tests), DATABASE_URL is the owner's.
+DATABASE_OWNER_URL = env("DATABASE_OWNER_URL", default="")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "kaemdr.User"
@@ -127,6 +131,9 @@ SESSION_MAX_HOURS = env.float("KAEMDR_SESSION_MAX_HOURS", default=12)
 # Password reset requests (`kaemdr.accounts.password_reset_limited`, django-ratelimit's rate format).
 KAEMDR_PASSWORD_RESET_RATE_PER_EMAIL = env("KAEMDR_PASSWORD_RESET_RATE_PER_EMAIL", default="3/h")
 KAEMDR_PASSWORD_RESET_RATE_PER_IP = env("KAEMDR_PASSWORD_RESET_RATE_PER_IP", default="20/h")
+# The reset limits count in the cache; while it is unreachable they refuse (see
+# `kaemdr.accounts.password_reset_limited`).
+RATELIMIT_FAIL_OPEN = False
 
 # django-axes: lock a username + address pair out after repeated failures.
 AXES_FAILURE_LIMIT = env.int("KAEMDR_LOGIN_FAILURE_LIMIT", default=5)
@@ -135,6 +142,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_USERNAME_FORM_FIELD = "username"  # the sign-in form posts the email as "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Failures and lock-outs are rows in the database (not the cache), so the lock-out holds while
+# Redis is down.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -218,22 +228,34 @@ SPECTACULAR_SETTINGS = {
 }
 
 REDIS_URL = env("REDIS_URL", default="")
-# Shared by every process when Redis is there (API throttling counts across gunicorn workers).
+# Shared by every process when Redis is there (API throttling counts across gunicorn workers). Redis
+# is an accelerator: while it is unreachable every cache call is a miss, logged once per outage
+# (`kaemdr.cache`), and the first call after it returns uses it again.
 CACHES = (
-    {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    {
+        "default": {
+            "BACKEND": "kaemdr.cache.ForgivingRedisCache",
+            "LOCATION": REDIS_URL,
+            # A down Redis costs a quarter of a second at most, then nothing for RETRY_SECONDS.
+            "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5, "RETRY_SECONDS": 5.0},
+        }
+    }
     if REDIS_URL
     else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
-# With Redis, every process shares the cache, so sessions are read from it (written to both): one
-# database query less per page. A per-process cache could serve one process a session another had
-# ended, so without Redis sessions stay in the database only.
-SESSION_ENGINE = (
-    "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
-)
+# Sessions live in the database only, so a Redis outage cannot sign anyone out or in. Not
+# `cached_db`: a delete or change the cache missed during an outage (a sign-out) would be served
+# from it again once Redis came back. The cost is one query by primary key per signed-in request.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CELERY_BROKER_DIR = VAR_DIR / "celery" / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    # A broker host that does not answer costs a publish a second, not the system's connect timeout:
+    # the outbox (`kaemdr.outbox`) then keeps the task for the sweeper and the page answers.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 1.0,
+    }
 else:
     CELERY_BROKER_DIR.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
@@ -262,7 +284,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": FOLLOW_UP_DISPATCH_SECONDS,
         "options": {"expires": FOLLOW_UP_DISPATCH_SECONDS * 5},
     },
+    "outbox-sweep": {
+        "task": "kaemdr.tasks.outbox_sweep_task",
+        "schedule": env.float("KAEMDR_OUTBOX_SWEEP_SECONDS", default=60.0),
+        "options": {"expires": 300},
+    },
 }
+# The outbox (`kaemdr.outbox`): every task a page promises is a row written with the request and
+# published after it commits; the beat entry `outbox-sweep` publishes again any row not done this
+# long after its last publish (or at once when publishing failed), waiting twice as long after each
+# try, up to an hour between tries, and stops after so many tries (logged as an error).
+KAEMDR_OUTBOX_GRACE_SECONDS = env.float("KAEMDR_OUTBOX_GRACE_SECONDS", default=120.0)
+KAEMDR_OUTBOX_MAX_ATTEMPTS = env.int("KAEMDR_OUTBOX_MAX_ATTEMPTS", default=10)
+# A PDF summary still being made this long after it was asked for offers "Try again".
+KAEMDR_SUMMARY_RETRY_AFTER_SECONDS = env.float("KAEMDR_SUMMARY_RETRY_AFTER_SECONDS", default=60.0)
 
 LOGGING = {
     "version": 1,

@@ -26,6 +26,8 @@ if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {}
+# The suite connects as the owner of its test database (tests/faults/ makes the app's role itself).
+DATABASE_OWNER_URL = ""
 
 TEST_REDIS_URL = os.environ.get("REDIS_URL") or (
     "redis://127.0.0.1:6379/0" if _reachable("127.0.0.1", 6379) else ""

@@ -43,7 +43,9 @@ def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path, settings: An
         "pathway page, 12 sessions: queries",
         "conflicting booking refused every time",
         "pathway summary PDF, 3 sessions: seconds per page",
-        "follow-ups dispatched per second, one worker",
+        "follow-ups dispatched per second, one worker (2 processes, as deployed)",
+        "follow-ups dispatched per second, one worker process",
+        "follow-ups composed and handed over per second, one process, no database (the floor)",
         "follow-ups each sent exactly once",
     ):
         assert expected in names, expected
@@ -60,6 +62,14 @@ def test_a_small_benchmark_run_reports_every_figure(tmp_path: Path, settings: An
     assert any(f.name.startswith("conflicting booking refused among") for f in figures)
     assert by_name["conflicting booking refused every time"].met is True
     assert by_name["follow-ups each sent exactly once"].met is True
+    for name in (
+        "follow-ups dispatched per second, one worker (2 processes, as deployed)",
+        "follow-ups dispatched per second, one worker process",
+    ):
+        dispatch = by_name[name]
+        assert dispatch.value > 0, name
+        assert dispatch.ratio_to_floor is not None, name
+        assert dispatch.ratio_to_floor > 0, name
     table = bench.write_report(figures, tmp_path / "bench")
     assert "| follow-ups each sent exactly once | 1 yes/no | yes |  | yes |" in table, table
     report = json.loads((tmp_path / "bench" / "results.json").read_text())

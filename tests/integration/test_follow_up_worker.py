@@ -432,8 +432,8 @@ def test_two_threads_dispatching_at_once_on_postgres_send_each_follow_up_once(
     transactional_db: None, mailoutbox: list[mail.EmailMessage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_postgres()
-    # Batches of five, so that 40 rows make eight batches for the two to share out.
-    monkeypatch.setattr(services, "DISPATCH_ROWS_PER_COMMIT", 5)
+    # Reads of five, so that 40 rows make eight reads for the two to share out.
+    monkeypatch.setattr(services, "DISPATCH_READ_AHEAD", 5)
     follow_ups = FollowUpFactory.create_batch(40, pathway=PathwayFactory())
     original_send = locmem.EmailBackend.send_messages
 

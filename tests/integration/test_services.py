@@ -24,7 +24,6 @@ from integration.models import Experiment
 from integration.models import FollowUp
 from integration.models import IntegrationNote
 from integration.models import IntegrationSettings
-from kaemdr.audit import audit_record_many
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
@@ -561,7 +560,7 @@ def test_a_reminder_for_a_visit_already_begun_is_not_sent(staff: dict[str, Any],
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_send_each_follow_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
     require_postgres()
-    monkeypatch.setattr(services, "DISPATCH_ROWS_PER_COMMIT", 5)  # eight batches to share out
+    monkeypatch.setattr(services, "DISPATCH_READ_AHEAD", 5)  # eight reads to share out
     rows = FollowUpFactory.create_batch(40)
     mail.outbox.clear()
     barrier = threading.Barrier(2)
@@ -647,83 +646,113 @@ def test_dispatch_stops_at_three_failures_in_a_row_and_leaves_the_rest_untouched
 
 
 def lose_the_database_at_recording(monkeypatch: pytest.MonkeyPatch, *, call: int) -> None:
-    """The `call`-th batch's recording fails, after its messages went out and before its commit: what a
-    worker killed, or a database lost, at that moment leaves behind."""
-    original = services.audit_record_many
+    """The `call`-th follow-up's recording fails, after its messages went out and before its commit:
+    what a worker killed, or a database lost, at that moment leaves behind."""
+    original = services._audit_append
     calls = 0
 
-    def recording(events: Any) -> Any:
+    def recording(event: AuditEvent) -> None:
         nonlocal calls
         calls += 1
         if calls == call:
             raise OperationalError("server closed the connection unexpectedly")
-        return original(events)
+        original(event)
 
-    monkeypatch.setattr(services, "audit_record_many", recording)
+    monkeypatch.setattr(services, "_audit_append", recording)
 
 
-def test_dispatch_batch_lost_before_its_commit_is_sent_again_and_no_more_than_that_batch(
+def test_dispatch_lost_before_its_commit_sends_that_one_follow_up_again_and_no_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "DISPATCH_ROWS_PER_COMMIT", 2)
     rows = FollowUpFactory.create_batch(5, pathway=PathwayFactory())
-    lose_the_database_at_recording(monkeypatch, call=2)
+    lose_the_database_at_recording(monkeypatch, call=3)
     mail.outbox.clear()
 
     with pytest.raises(OperationalError):
         services.follow_ups_dispatch_due()
 
-    # The first batch is recorded; the second went out but is not; the fifth row was never tried.
-    assert sent_message_ids() == {staff_message_id(row): 1 for row in rows[:4]}
+    # The first two are recorded; the third went out but is not; the others were never tried.
+    assert sent_message_ids() == {staff_message_id(row): 1 for row in rows[:3]}
     assert set(FollowUp.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == {
         rows[0].pk,
         rows[1].pk,
     }
     assert AuditEvent.objects.filter(action="follow_up.sent").count() == 2
 
-    monkeypatch.setattr(services, "audit_record_many", audit_record_many)
+    monkeypatch.undo()
     assert services.follow_ups_dispatch_due() == 3
     assert sent_message_ids() == {
         staff_message_id(rows[0]): 1,
         staff_message_id(rows[1]): 1,
-        staff_message_id(rows[2]): 2,  # the lost batch: the duplicate the fixed Message-ID lets a
-        staff_message_id(rows[3]): 2,  # mail system recognise, at most DISPATCH_ROWS_PER_COMMIT rows
+        staff_message_id(rows[2]): 2,  # the one in flight: the duplicate its fixed Message-ID names
+        staff_message_id(rows[3]): 1,
         staff_message_id(rows[4]): 1,
     }
     assert AuditEvent.objects.filter(action="follow_up.sent").count() == 5
+    for row in rows:
+        assert len(audited("follow_up.sent", row)) == 1
 
 
-def test_dispatch_with_slow_sends_commits_a_batch_once_its_time_is_up(
+@pytest.mark.django_db(transaction=True)
+def test_dispatch_commits_each_follow_up_before_sending_the_next_without_waiting_for_the_disk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(services, "DISPATCH_SECONDS_PER_COMMIT", 0.0)  # every send counts as slow
-    rows = FollowUpFactory.create_batch(3, pathway=PathwayFactory())
-    lose_the_database_at_recording(monkeypatch, call=2)
+    """Seen from another connection at each hand-over: every follow-up sent before it is recorded
+    (committed, with its audit event) and this one is not yet; and the transaction sending it has
+    `synchronous_commit` off, which the dispatcher's connection has not once the run is over."""
+    require_postgres()
+    rows = FollowUpFactory.create_batch(4, pathway=PathwayFactory())
+    original_send = locmem.EmailBackend.send_messages
+    seen: list[tuple[int, int, str]] = []
+
+    def recorded_elsewhere() -> tuple[int, int]:
+        counts: list[int] = []
+
+        def count() -> None:
+            try:
+                counts.append(FollowUp.objects.filter(notified_at__isnull=False).count())
+                counts.append(AuditEvent.objects.filter(action="follow_up.sent").count())
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=count)
+        thread.start()
+        thread.join(timeout=30)
+        return counts[0], counts[1]
+
+    def send_messages(self: locmem.EmailBackend, messages: Any) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            (synchronous_commit,) = cursor.fetchone()
+        seen.append((*recorded_elsewhere(), synchronous_commit))
+        return original_send(self, messages)
+
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", send_messages)
     mail.outbox.clear()
 
-    with pytest.raises(OperationalError):
-        services.follow_ups_dispatch_due()
+    assert services.follow_ups_dispatch_due() == 4
 
-    # One row a batch: the first is recorded, the second lost with its batch, the third never tried.
-    assert sent_message_ids() == {staff_message_id(rows[0]): 1, staff_message_id(rows[1]): 1}
-    assert list(FollowUp.objects.filter(notified_at__isnull=False).values_list("pk", flat=True)) == [
-        rows[0].pk
-    ]
+    assert seen == [(0, 0, "off"), (1, 1, "off"), (2, 2, "off"), (3, 3, "off")]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    assert sent_message_ids() == {staff_message_id(row): 1 for row in rows}
 
 
-def test_dispatch_takes_the_same_queries_however_many_rows_a_batch_holds() -> None:
+def test_dispatch_takes_the_same_queries_for_every_follow_up() -> None:
     def dispatch_queries(rows: int) -> int:
         FollowUpFactory.create_batch(rows, pathway=PathwayFactory())
         with CaptureQueriesContext(connection) as captured:
             assert services.follow_ups_dispatch_due() == rows
         return len(captured)
 
-    # The batch between a savepoint and its release (the test's transaction stands in for the
-    # commit): the rows read and locked, the clinic's settings, one UPDATE marking every row sent and
-    # one INSERT of their audit events; then a batch that finds nothing more (savepoint, read, release).
-    # SQLite, which has no row locks, adds the write that takes the database's lock after each read.
-    per_batch = 6 if connection.features.has_select_for_update_skip_locked else 7
-    assert dispatch_queries(3) == dispatch_queries(9) == per_batch + 3
+    dispatch_queries(1)  # on PostgreSQL, the first run on a connection prepares its two statements
+    # A run reads the due rows and their clinic's settings, and reads again to find nothing more;
+    # each follow-up is then its own transaction (here a savepoint and its release, the test's
+    # transaction standing in for the commit) holding two statements: the claim that marks it sent
+    # and its audit event.
+    assert dispatch_queries(3) == 3 + 4 * 3
+    assert dispatch_queries(9) == 3 + 4 * 9
 
 
 def test_settings_are_validated_and_audited(staff: dict[str, Any]) -> None:

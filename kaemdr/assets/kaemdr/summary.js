@@ -1,4 +1,5 @@
-// Watches a PDF summary being made and offers its download when ready, without reloading the page.
+// Watches a PDF summary being made and offers its download when ready, without reloading the page;
+// offers "Try again" (the form the page holds, hidden) when it has been waiting too long.
 (function () {
   "use strict";
   var box = document.querySelector("[data-summary-status-url]");
@@ -23,6 +24,10 @@
       message.textContent = "The summary could not be made: " + state.error;
       action.hidden = false;
       return true;
+    }
+    if (state.retry_offered && action.hidden) {
+      message.textContent = "The summary is taking longer than it should. Try again; this page offers the download when it is ready.";
+      action.hidden = false;
     }
     return false;
   }
