@@ -333,3 +333,20 @@ def test_a_nudge_to_a_broker_that_is_down_is_logged_and_never_raised(
     with django_capture_on_commit_callbacks(execute=True):
         outbox.nudge(outbox_sweep_task)
     assert published.names() == [outbox_sweep_task.name]
+
+
+def test_a_nudge_to_the_follow_up_dispatcher_with_the_broker_down_is_logged_and_never_raised(
+    django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Signing a record or booking a visit nudges the dispatcher on commit (`integration.services.
+    _dispatch_soon`); its follow-up rows are their own outbox, so a broker that is down costs only the
+    wait for beat, never the request."""
+    from integration.tasks import follow_ups_dispatch
+
+    caplog.set_level(logging.WARNING, logger="kaemdr.outbox")
+    with broker(down_broker_url()), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        outbox.nudge(follow_ups_dispatch)
+
+    assert len(callbacks) == 1
+    assert not OutboxMessage.objects.exists()  # no row: beat runs the dispatcher anyway
+    assert any("beat runs it later" in record.getMessage() for record in caplog.records)
