@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import statistics
 import time
+import traceback
 from dataclasses import asdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,8 +165,8 @@ def _dispatcher_process(results: Any, start: Any, limit: int) -> None:
         sent = services.follow_ups_dispatch_due(limit=limit)
         ended = time.perf_counter()
         results.put((sent, started, ended, [m.extra_headers["Message-ID"] for m in mail.outbox], ""))
-    except BaseException as error:  # reported to the parent, which fails the figure
-        results.put((0, 0.0, 0.0, [], repr(error)))
+    except BaseException:  # reported to the parent, which fails the figure
+        results.put((0, 0.0, 0.0, [], traceback.format_exc()))
     finally:
         connections.close_all()
 
