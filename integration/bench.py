@@ -153,9 +153,20 @@ def _handed_over_without_database(follow_ups: int) -> float:
     return len(due) / elapsed if elapsed else 0.0
 
 
+# In a dispatcher child: the connections it inherited from the parent at fork (see below).
+_inherited_connections: list[Any] = []
+
+
 def _dispatcher_process(results: Any, start: Any, limit: int) -> None:
     """One of a worker's processes: dispatch once the others are ready too, and report what it sent
     (how many, when it began and ended, and the Message-IDs handed over)."""
+    # A forked child never uses, closes or frees a database connection it inherited: the parent or
+    # its threads may still hold the same socket open (two processes on one socket lose the
+    # protocol's thread, "lost synchronization with server"). Each alias gets a new one; the old
+    # objects are kept referenced until the child exits, which runs no finalizers.
+    _inherited_connections.extend(connections[alias] for alias in connections)
+    for alias in connections:
+        connections[alias] = connections.create_connection(alias)
     try:
         mail.outbox = []
         connection.ensure_connection()
