@@ -3,8 +3,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where `make run` serves: `make run PORT=8001 HOST=0.0.0.0` (0.0.0.0 listens on every interface, so
+# another machine can reach it; the pages then answer to any host name, as a development server).
 HOST ?= 127.0.0.1
 PORT ?= 8000
+comma := ,
+SHOWN_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST))
+RUN_ALLOWED_HOSTS := $(if $(filter 0.0.0.0,$(HOST)),*,localhost$(comma)127.0.0.1$(comma)[::1]$(comma)$(HOST))
 
 .PHONY: run test lint install serve migrate demo clean bench backup restore
 
@@ -24,12 +29,14 @@ migrate: install
 demo: migrate
 	$(BIN)/python manage.py demo_data
 
-## run: install, migrate, load the demo clinic, then serve web + Celery worker + beat (Ctrl-C stops all)
+## run: install, migrate, load the demo clinic, then serve web + Celery worker + beat (Ctrl-C stops all);
+##      make run PORT=8001 HOST=0.0.0.0 chooses the port and the address it listens on
 run: demo
 	@echo ""
-	@echo "kaemdr is starting at http://$(HOST):$(PORT)/  (Ctrl-C stops the web server, worker and beat)"
+	@echo "kaemdr is starting at http://$(SHOWN_HOST):$(PORT)/  (Ctrl-C stops the web server, worker and beat)"
+	@$(if $(filter 0.0.0.0,$(HOST)),echo "Listening on every interface: from another machine open this machine's address on port $(PORT).",true)
 	@echo ""
-	KAEMDR_BIND=$(HOST):$(PORT) exec $(BIN)/honcho -f Procfile.dev start
+	KAEMDR_BIND=$(HOST):$(PORT) KAEMDR_BASE_URL=$${KAEMDR_BASE_URL:-http://$(SHOWN_HOST):$(PORT)} DJANGO_ALLOWED_HOSTS="$${DJANGO_ALLOWED_HOSTS:-$(RUN_ALLOWED_HOSTS)}" exec $(BIN)/honcho -f Procfile.dev start
 
 ## test: the whole suite; real PostgreSQL and Redis when reachable (required when CI=true)
 test: install

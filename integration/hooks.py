@@ -21,6 +21,7 @@ from pathways.registry import SESSION_COMPLETED
 from pathways.registry import SESSION_OPENED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
+from pathways.rules import ActionTarget
 from pathways.rules import NextAction
 from sessions import selectors as dosing_selectors
 
@@ -64,7 +65,9 @@ def overdue_panel(*, user: User) -> DashboardPanel | None:
         "clinic_admin",
         "prescriber",
     )
-    clinic, clinic_count = selectors.overdue_follow_ups(user, mine=False) if clinic_wide else ([], 0)
+    clinic, clinic_count = (
+        selectors.overdue_follow_ups(user, mine=False, others_only=True) if clinic_wide else ([], 0)
+    )
     return DashboardPanel(
         title="Overdue follow-ups",
         template_name="integration/overdue_panel.html",
@@ -97,8 +100,11 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
                 if follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
                 else f"Day-{follow_up.sequence} check-in"
             )
+            where = (
+                ActionTarget("follow_up_detail", (str(follow_up.public_id),), Capability.FOLLOW_UP_VIEW),
+            )
             actions[pathway_id].append(
-                NextAction(label, f"{'Overdue since' if overdue else 'Due by'} {due:%a %-d %b %H:%M}.")
+                NextAction(label, f"{'Overdue since' if overdue else 'Due by'} {due:%a %-d %b %H:%M}.", where)
             )
     return dict(actions)
 

@@ -274,13 +274,19 @@ def follow_ups_list(
     return _work(visible).order_by("due_at", "id")
 
 
-def overdue_follow_ups(user: User, *, mine: bool, limit: int = 10) -> tuple[list[FollowUp], int]:
+def overdue_follow_ups(
+    user: User, *, mine: bool, limit: int = 10, others_only: bool = False
+) -> tuple[list[FollowUp], int]:
     """The first `limit` overdue follow-ups (the user's own, or the clinic's) and how many there are.
+    With `others_only`, the clinic's leave out the user's own (a dashboard that lists those already
+    shows each item once).
 
     One query: the total is a window count over the whole filtered set, computed before the LIMIT,
     so the dashboard panel costs the same with ten overdue follow-ups as with ten thousand.
     """
     overdue_qs = follow_ups_list(user, scope="mine" if mine else "clinic", show="overdue")
+    if others_only and not mine:
+        overdue_qs = overdue_qs.exclude(responsible=user)
     # The panel names the patient and who is responsible: the list page's other joins cost more to
     # plan than the query costs to run.
     overdue = _latest(overdue_qs.select_related(None).select_related("patient", "responsible"), limit)

@@ -516,14 +516,17 @@ def _charts(data: dict[str, Any], tz: dt.tzinfo) -> list[dict[str, str]]:
             ),
             tz,
         )
-        return [{"label": chart["label"], "svg": chart["svg"]}] if chart else []
+        # One reading is no trend (its figures are in the table beside it).
+        return [{"label": chart["label"], "svg": chart["svg"]}] if chart and chart["svg"] else []
     if data["kind"] == SummaryKind.PATHWAY:
         history = {
             instrument: [screening_selectors.SeriesPoint(p["when"], p["total"], p["band"]) for p in points]
             for instrument, points in body["measures"].items()
         }
+        # A measure given once is a text figure ("PHQ-9 14 on 3 Dec 2026"), not a chart.
         return [
-            {"label": c["label"], "svg": c["svg"]} for c in screening_selectors.measure_charts(history, tz)
+            {"label": c["label"], "svg": c["svg"], "text": c["text"], "band": c["band"]}
+            for c in screening_selectors.measure_charts(history, tz)
         ]
     return []
 

@@ -5,13 +5,16 @@ settings. Views only translate HTTP to services and selectors."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import zoneinfo
 from typing import Any
+from typing import cast
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import FileResponse
 from django.http import Http404
 from django.http import HttpRequest
@@ -73,12 +76,38 @@ def note_open(request: HttpRequest, public_id: str) -> HttpResponse:
         session = DosingSession.objects.filter(
             public_id__in=[request.POST["dosing_session"]], booking__pathway=pathway
         ).first()
+    _keep_unsent_outcome(request, pathway)
     try:
         note = services.note_open(actor=user, pathway=pathway, dosing_session=session)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return HttpResponseRedirect(reverse("pathway_detail", args=[pathway.public_id]) + "#integration")
     return HttpResponseRedirect(_note_url(note))
+
+
+FOLLOW_UP_PAGE_FORM = "follow-up-page"
+"""The one form of an open follow-up's page: its outcome field belongs to it, and the button that opens
+the integration note posts it too, so the outcome typed is kept rather than thrown away."""
+
+
+def _unsent_outcome_key(public_id: Any) -> str:
+    return f"integration-unsent-outcome-{public_id}"
+
+
+def _keep_unsent_outcome(request: HttpRequest, pathway: Pathway) -> None:
+    """An outcome typed on a follow-up's page when its "Write the integration note" was pressed is no
+    part of the note: it is kept in the visitor's own (server-side) session and shown again on the
+    follow-up's page until the follow-up is closed."""
+    public_id = request.POST.get("follow_up", "")
+    outcome = request.POST.get("outcome", "").strip()
+    if not public_id or not outcome:
+        return
+    try:
+        public_id = str(uuid.UUID(public_id))
+    except ValueError:
+        return
+    if FollowUp.objects.filter(public_id__in=[public_id], pathway=pathway).exists():
+        request.session[_unsent_outcome_key(public_id)] = outcome
 
 
 def _pathway_for_integration(request: HttpRequest, public_id: str) -> Pathway:
@@ -197,7 +226,11 @@ def _render_note(
         "reviews": _review_forms(note, detail.live, review_forms or {}) if can_edit else [],
         "addendum_form": addendum_form or AddendumForm(),
         "area_labels": rules.EXPERIMENT_AREA_LABELS,
+        "page_form": NOTE_PAGE_FORM if can_edit else "",
     }
+    if can_edit:
+        reviews = cast("list[dict[str, Any]]", context["reviews"])
+        _on_page_form(context["note_form"], context["experiment_form"], *(r["form"] for r in reviews))
     services.note_viewed(actor=user, note=note, via="page")
     return render(request, "integration/note.html", context, status=status)
 
@@ -212,46 +245,126 @@ def _note_for_writing(request: HttpRequest, public_id: str) -> IntegrationNote:
     return note
 
 
-@require_POST
-def note_save(request: HttpRequest, public_id: str) -> HttpResponse:
-    """Save the answers; with `sign`, save and sign in one step."""
+NOTE_PAGE_FORM = "note-page"
+"""The one form of a draft note's page: the answers, each experiment's review and a new experiment
+all belong to it, and every button posts all of them, so no button throws away what was typed
+elsewhere on the page."""
+
+NOTE_MARKER = "with_note"
+"""Sent by the page when the note's answers are on it (a post from elsewhere may carry only its part)."""
+
+
+def _on_page_form(*forms: Any) -> None:
+    for form in forms:
+        for field in form.fields.values():
+            field.widget.attrs["form"] = NOTE_PAGE_FORM
+
+
+def _note_page_post(
+    request: HttpRequest,
+    note: IntegrationNote,
+    *,
+    pressed: str,
+    experiment: Any = None,
+) -> HttpResponse:
+    """Save everything typed on the draft note's page, whichever of its buttons was pressed: the answers,
+    each review changed, a new experiment filled in, then the button's own action (`sign`, `review` of
+    `experiment`, `add`), each through its audited service, all or nothing. When anything is refused the
+    page comes back with everything as typed and the refusal beside its field."""
     user = _user(request)
-    note = _note_for_writing(request, public_id)
-    form = NoteForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        held_at = dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=_tz(user))
-        try:
-            services.note_update(
-                actor=user, note=note, held_at=held_at, **{name: data[name] for name in services.NOTE_FIELDS}
+    posted = request.POST
+    note_form = NoteForm(posted) if pressed in ("save", "sign") or NOTE_MARKER in posted else None
+    live = selectors.note_detail(note).live
+    reviews: dict[int, tuple[Any, ExperimentReviewForm]] = {}
+    for item in live:
+        if f"e{item.pk}-state" in posted and item.pk != getattr(experiment, "pk", None):
+            reviews[item.pk] = (
+                item,
+                ExperimentReviewForm(
+                    posted,
+                    prefix=f"e{item.pk}",
+                    initial={"state": item.state},
+                    empty_permitted=True,
+                    use_required_attribute=False,
+                ),
             )
-            if "sign" in request.POST:
-                services.note_sign(actor=user, note=note)
+    if experiment is not None:
+        reviews[experiment.pk] = (experiment, ExperimentReviewForm(posted, prefix=f"e{experiment.pk}"))
+    if pressed == "add":
+        experiment_form: ExperimentForm | None = ExperimentForm(posted)
+    elif "area" in posted:
+        experiment_form = ExperimentForm(posted, empty_permitted=True, use_required_attribute=False)
+    else:
+        experiment_form = None
+    forms: list[Any] = [f for f in (note_form, experiment_form) if f is not None]
+    forms += [form for _item, form in reviews.values()]
+    if all([form.is_valid() for form in forms]):  # a list: every form validated, so all errors show
+        step: Any = None
+        try:
+            with transaction.atomic():
+                if note_form is not None:
+                    step = note_form
+                    data = note_form.cleaned_data
+                    held_at = dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=_tz(user))
+                    services.note_update(
+                        actor=user,
+                        note=note,
+                        held_at=held_at,
+                        **{name: data[name] for name in services.NOTE_FIELDS},
+                    )
+                for item, form in reviews.values():
+                    if item is experiment or form.has_changed():
+                        step = form
+                        services.experiment_review(
+                            actor=user, note=note, experiment=item, **form.cleaned_data
+                        )
+                if experiment_form is not None and (pressed == "add" or experiment_form.has_changed()):
+                    step = experiment_form
+                    services.experiment_add(actor=user, note=note, **experiment_form.cleaned_data)
+                if pressed == "sign":
+                    step = note_form
+                    services.note_sign(actor=user, note=note)
         except ValidationError as error:
-            form_errors_from(form, error, field_map={"held_at": "held_date"})
+            if step is note_form and note_form is not None:
+                form_errors_from(note_form, error, field_map={"held_at": "held_date"})
+            else:
+                form_errors_from(step, error)
         else:
-            if "sign" in request.POST:
+            if pressed == "sign":
                 messages.success(request, "The note is signed. Corrections from now on are addenda.")
+            elif pressed == "add":
+                messages.success(request, "The experiment is agreed.")
+            elif pressed == "review":
+                state = reviews[experiment.pk][1].cleaned_data["state"]
+                messages.success(
+                    request, f"“{experiment.description}” is {rules.EXPERIMENT_STATE_LABELS[state].lower()}."
+                )
             else:
                 messages.success(request, "The note is saved.")
-            return HttpResponseRedirect(_note_url(note))
-    return _render_note(request, note, note_form=form, status=400)
+            return HttpResponseRedirect(
+                _note_url(note, "experiments" if pressed in ("add", "review") else "")
+            )
+    return _render_note(
+        request,
+        note,
+        note_form=note_form,
+        experiment_form=experiment_form,
+        review_forms={pk: form for pk, (_item, form) in reviews.items()},
+        status=400,
+    )
+
+
+@require_POST
+def note_save(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Save the answers (and whatever else is typed on the page); with `sign`, save and sign in one step."""
+    note = _note_for_writing(request, public_id)
+    return _note_page_post(request, note, pressed="sign" if "sign" in request.POST else "save")
 
 
 @require_POST
 def experiment_add(request: HttpRequest, public_id: str) -> HttpResponse:
-    user = _user(request)
     note = _note_for_writing(request, public_id)
-    form = ExperimentForm(request.POST)
-    if form.is_valid():
-        try:
-            services.experiment_add(actor=user, note=note, **form.cleaned_data)
-        except ValidationError as error:
-            form_errors_from(form, error)
-        else:
-            messages.success(request, "The experiment is agreed.")
-            return HttpResponseRedirect(_note_url(note, "experiments"))
-    return _render_note(request, note, experiment_form=form, status=400)
+    return _note_page_post(request, note, pressed="add")
 
 
 @require_POST
@@ -259,16 +372,7 @@ def experiment_review(request: HttpRequest, public_id: str, experiment_id: str) 
     user = _user(request)
     note = _note_for_writing(request, public_id)
     experiment = selectors.get_experiment_for_user_or_404(user, experiment_id)
-    form = ExperimentReviewForm(request.POST, prefix=f"e{experiment.pk}")
-    if form.is_valid():
-        try:
-            services.experiment_review(actor=user, note=note, experiment=experiment, **form.cleaned_data)
-        except ValidationError as error:
-            form_errors_from(form, error)
-        else:
-            messages.success(request, f"“{experiment.description}” is {form.cleaned_data['state']}.")
-            return HttpResponseRedirect(_note_url(note, "experiments"))
-    return _render_note(request, note, review_forms={experiment.pk: form}, status=400)
+    return _note_page_post(request, note, pressed="review", experiment=experiment)
 
 
 @require_POST
@@ -346,6 +450,11 @@ def follow_up_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     follow_up = selectors.get_follow_up_for_user_or_404(user, public_id)
     form = _done_form(follow_up, request.POST or None)
+    if request.method != "POST":
+        unsent = request.session.get(_unsent_outcome_key(follow_up.public_id), "")
+        if unsent:
+            form.initial["outcome"] = unsent
+    form.fields["outcome"].widget.attrs["form"] = FOLLOW_UP_PAGE_FORM
     status = 200
     if request.method == "POST":
         if not _can_complete(user, follow_up):
@@ -358,6 +467,7 @@ def follow_up_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             except ValidationError as error:
                 form_errors_from(form, error)
             else:
+                request.session.pop(_unsent_outcome_key(follow_up.public_id), None)
                 messages.success(request, f"{follow_up.get_kind_display()} recorded as done.")
                 return HttpResponseRedirect(reverse("follow_up_detail", args=[follow_up.public_id]))
         status = 400
@@ -372,6 +482,7 @@ def follow_up_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         "overdue": follow_up.is_open
         and rules.is_overdue(kind=follow_up.kind, due_at=follow_up.due_at, now=timezone.now()),
         "form": form if _can_complete(user, follow_up) else None,
+        "page_form": FOLLOW_UP_PAGE_FORM,
         "can_write_note": follow_up.kind == rules.FollowUpKind.INTEGRATION_SESSION
         and has_capability(user, Capability.INTEGRATION_WRITE)
         and follow_up.pathway.therapist_id == user.pk,

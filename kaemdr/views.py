@@ -47,6 +47,13 @@ def require_capability(request: HttpRequest, capability: Capability) -> None:
         raise Http404()
 
 
+def not_for_your_role(request: HttpRequest, *, title: str, explanation: str) -> HttpResponse:
+    """A whole page the user's role may not use (not a record: those stay 404), explained: who can,
+    and where to go instead. 403, and nothing is read or written."""
+    context = {"title": title, "explanation": explanation}
+    return render(request, "kaemdr/not_for_your_role.html", context, status=403)
+
+
 def form_errors_from(form: Any, error: ValidationError, *, field_map: dict[str, str] | None = None) -> None:
     """Attach a service's `ValidationError` to the form, field by field where it names fields.
 

@@ -82,6 +82,9 @@ class StageChangeSerializer(serializers.ModelSerializer):
 
 class NextActionSerializer(serializers.Serializer):
     detail = serializers.CharField()
+    url = serializers.CharField(
+        help_text="The page where the requester's role does it (a path), or empty where it has none."
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         # `label` is also a serializer's own attribute, so it cannot be declared as a class field.
@@ -127,7 +130,9 @@ class PathwayDetailSerializer(PathwaySerializer):
 
     @extend_schema_field(NextActionSerializer(many=True))
     def get_next_actions(self, pathway: Pathway) -> list[dict[str, Any]]:
-        return NextActionSerializer(selectors.pathway_next_actions(pathway=pathway), many=True).data  # type: ignore[return-value]
+        request = self.context.get("request")
+        actions = selectors.pathway_next_actions(pathway=pathway, user=getattr(request, "user", None))
+        return NextActionSerializer(actions, many=True).data  # type: ignore[return-value]
 
 
 class PatientReferenceSerializer(serializers.Serializer):

@@ -61,18 +61,24 @@ class DemoPatient:
     therapist_index: int | None = 0
 
 
+def _born(age_this_year: int, month: int, day: int) -> dt.date:
+    """A birthday `age_this_year` years before this year's: the demo's patients keep their ages (and
+    so the age rules that apply to them, such as esketamine's at 65) whenever the demo is loaded."""
+    return dt.date(timezone.localdate().year - age_this_year, month, day)
+
+
 DEMO_PATIENTS: tuple[DemoPatient, ...] = (
-    DemoPatient("HB-1001", "Eleanor", "Vance", dt.date(1986, 3, 14), ()),
-    DemoPatient("HB-1002", "Marcus", "Adeyemi", dt.date(1979, 11, 2), (Stage.ASSESSMENT,), None),
-    DemoPatient("HB-1003", "Hannah", "Kowalski", dt.date(1992, 6, 21), (Stage.ASSESSMENT, Stage.PREPARATION)),
+    DemoPatient("HB-1001", "Eleanor", "Vance", _born(40, 3, 14), ()),
+    DemoPatient("HB-1002", "Marcus", "Adeyemi", _born(47, 11, 2), (Stage.ASSESSMENT,), None),
+    DemoPatient("HB-1003", "Hannah", "Kowalski", _born(34, 6, 21), (Stage.ASSESSMENT, Stage.PREPARATION)),
     DemoPatient(
-        "HB-1004", "Tomás", "Reyes", dt.date(1975, 1, 9), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING)
+        "HB-1004", "Tomás", "Reyes", _born(51, 1, 9), (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING)
     ),
     DemoPatient(
         "HB-1005",
         "Aisha",
         "Rahman",
-        dt.date(1990, 8, 30),
+        _born(36, 8, 30),
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING),
         1,
     ),
@@ -80,14 +86,14 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         "HB-1006",
         "Oliver",
         "Brandt",
-        dt.date(1983, 4, 17),
+        _born(43, 4, 17),
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION),
     ),
     DemoPatient(
         "HB-1007",
         "Grace",
         "Nakamura",
-        dt.date(1968, 12, 5),
+        _born(58, 12, 5),
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION, Stage.COMPLETED),
         1,
     ),
@@ -95,11 +101,11 @@ DEMO_PATIENTS: tuple[DemoPatient, ...] = (
         "HB-1008",
         "Daniel",
         "O'Connor",
-        dt.date(1995, 2, 28),
+        _born(31, 2, 28),
         (Stage.ASSESSMENT, Stage.PREPARATION, Stage.ON_HOLD),
     ),
-    DemoPatient("HB-1009", "Lucia", "Ferreira", dt.date(1988, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
-    DemoPatient("HB-1010", "Samuel", "Achterberg", dt.date(1958, 7, 23), (Stage.ASSESSMENT,)),
+    DemoPatient("HB-1009", "Lucia", "Ferreira", _born(38, 9, 12), (Stage.ASSESSMENT, Stage.DISCONTINUED)),
+    DemoPatient("HB-1010", "Samuel", "Achterberg", _born(68, 7, 23), (Stage.ASSESSMENT,)),
     # Aged 17 (and about 110 days) whenever the demo loads: the screening proposes not eligible.
     DemoPatient(
         "HB-1011", "Kai", "Morgan", timezone.localdate() - dt.timedelta(days=6318), (Stage.ASSESSMENT,)

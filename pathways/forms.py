@@ -27,9 +27,14 @@ from .services import PATIENT_FIELDS
 class PatientForm(forms.Form):
     """Registration details of a patient. Record-number uniqueness and dates are checked by the service."""
 
-    def __init__(self, *args: Any, submit_label: str = "Register patient", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, submit_label: str = "Register patient", record_number_hint: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields.update(forms.fields_for_model(Patient, fields=PATIENT_FIELDS))
+        if record_number_hint:  # a suggestion only: the number is the clinic's to give
+            self.fields["record_number"].widget.attrs["placeholder"] = record_number_hint
+            self.fields["record_number"].help_text = f"The next free number is {record_number_hint}."
         self.fields["date_of_birth"].widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
         self.fields["phone"].widget.attrs.update({"type": "tel", "autocomplete": "off"})
         self.fields["emergency_contact_phone"].widget.attrs.update({"type": "tel"})

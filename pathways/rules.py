@@ -10,9 +10,12 @@ and so on) are registered with `pathways.registry` and checked by the service af
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from dataclasses import replace
 
 from kaemdr import sources
+from kaemdr.permissions import Capability
 
 from .models import CLOSED_STAGES
 from .models import Stage
@@ -83,11 +86,29 @@ def check_move(*, stage: str, stage_before_hold: str, to_stage: str, has_therapi
 
 
 @dataclass(frozen=True)
+class ActionTarget:
+    """A page where a next action is done: a URL name with its arguments (and a `#fragment`), for a
+    viewer whose role holds `capability` (a `kaemdr.permissions.Capability` value)."""
+
+    url_name: str
+    args: tuple[str, ...] = ()
+    capability: str = ""
+    fragment: str = ""
+
+
+@dataclass(frozen=True)
 class NextAction:
-    """A short instruction shown on the pathway page and the dashboards."""
+    """A short instruction shown on the pathway page and the dashboards.
+
+    `targets` are the pages where it is done, most direct first; the viewer gets a link (`url`) to
+    the first whose capability their role holds (`pathways.selectors.pathways_next_actions`), else
+    plain text.
+    """
 
     label: str
     detail: str = ""
+    targets: tuple[ActionTarget, ...] = ()
+    url: str = ""
 
 
 _STAGE_NEXT_ACTION: dict[str, NextAction] = {
@@ -110,17 +131,72 @@ _STAGE_NEXT_ACTION: dict[str, NextAction] = {
 }
 
 
-def stage_next_actions(*, stage: str, stage_before_hold: str, has_therapist: bool) -> list[NextAction]:
-    """What the care team should do next for a pathway in `stage`, before any registered items."""
+def _stage_targets(stage: str, public_id: str) -> tuple[ActionTarget, ...]:
+    """Where each stage's own next action is done (pathway, booking and integration pages)."""
+    args = (public_id,)
+    move = ActionTarget("pathway_detail", args, Capability.PATHWAY_MOVE, "move-heading")
+    bookings = (
+        ActionTarget("booking_create", args, Capability.BOOKING_MANAGE),
+        ActionTarget("pathway_bookings", args, Capability.SCHEDULE_VIEW),
+        ActionTarget("pathway_bookings", args, Capability.PATIENT_VIEW_CARE_TEAM),
+    )
+    targets: dict[str, tuple[ActionTarget, ...]] = {
+        Stage.REFERRAL: (move,),
+        Stage.ASSESSMENT: (ActionTarget("pathway_detail", args, Capability.SCREENING_VIEW, "screening"),),
+        Stage.PREPARATION: bookings,
+        Stage.DOSING: bookings,
+        Stage.INTEGRATION: (
+            ActionTarget("pathway_integration", args, Capability.INTEGRATION_VIEW),
+            ActionTarget("pathway_detail", args, Capability.FOLLOW_UP_VIEW, "integration"),
+        ),
+        Stage.ON_HOLD: (move,),
+    }
+    return targets.get(stage, ())
+
+
+def stage_next_actions(
+    *, stage: str, stage_before_hold: str, has_therapist: bool, public_id: str = ""
+) -> list[NextAction]:
+    """What the care team should do next for a pathway in `stage`, before any registered items;
+    with the pathway's `public_id`, each says where it is done."""
     if stage in CLOSED_STAGES:
         return []
+    targets = _stage_targets(stage, public_id) if public_id else ()
     if stage == Stage.ON_HOLD:
         back = dict(Stage.choices).get(stage_before_hold, "").lower()
-        return [NextAction("Review the hold", f"Resume at {back} when ready, or discontinue.")]
-    actions = [_STAGE_NEXT_ACTION[stage]]
+        return [NextAction("Review the hold", f"Resume at {back} when ready, or discontinue.", targets)]
+    actions = [replace(_STAGE_NEXT_ACTION[stage], targets=targets)]
     if not has_therapist and stage in (Stage.REFERRAL, Stage.ASSESSMENT):
-        actions.append(NextAction("Assign a therapist", "Needed before the pathway enters preparation."))
+        team = (ActionTarget("pathway_care_team", (public_id,), Capability.CARE_TEAM_ASSIGN),)
+        actions.append(
+            NextAction(
+                "Assign a therapist",
+                "Needed before the pathway enters preparation.",
+                team if public_id else (),
+            )
+        )
     return actions
+
+
+RECORD_NUMBER_PATTERN = re.compile(r"^(?P<prefix>.*?)(?P<digits>\d+)$")
+
+
+def record_number_parts(record_number: str) -> tuple[str, str] | None:
+    """A record number's prefix and trailing digits ("HB-1004" -> ("HB-", "1004")), or None when it
+    does not end in a number (then there is no pattern to continue)."""
+    found = RECORD_NUMBER_PATTERN.match(record_number.strip())
+    return (found["prefix"], found["digits"]) if found else None
+
+
+def next_record_number(highest: str) -> str:
+    """The record number after `highest` in its pattern: the same prefix, the number plus one, as
+    many digits as before at least ("HB-0999" -> "HB-1000", "MRN-9" -> "MRN-10"). Only a hint: the
+    service still refuses a number another patient of the clinic has."""
+    parts = record_number_parts(highest)
+    if parts is None:
+        return ""
+    prefix, digits = parts
+    return f"{prefix}{int(digits) + 1:0{len(digits)}d}"
 
 
 # --- The codes of the pathway's rules, in the one catalogue --------------------------------------------

@@ -6,8 +6,10 @@ patients whose pathway names them on the care team. Anything else answers 404, l
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from dataclasses import replace
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count
@@ -16,8 +18,11 @@ from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
 from django.db.models import Window
+from django.db.models.functions import Length
+from django.db.models.functions import Lower
 from django.db.models.functions import RowNumber
 from django.http import Http404
+from django.urls import reverse
 
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -30,6 +35,8 @@ from .models import Patient
 from .models import Stage
 from .registry import registry
 from .rules import NextAction
+from .rules import next_record_number
+from .rules import record_number_parts
 from .rules import stage_next_actions
 
 
@@ -67,8 +74,13 @@ def get_pathway_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathw
         raise Http404("No such pathway.") from None
 
 
-def patient_list(user: User, *, search: str = "") -> QuerySet[Patient]:
-    """The patient list page: visible patients with their open pathway (if any) in two queries."""
+def patient_list(user: User, *, search: str = "", stage: str = "") -> QuerySet[Patient]:
+    """The patient list page: visible patients with their open pathway (if any) in two queries.
+
+    With a `stage` (a `Stage` value; anything else is ignored), only the patients with a visible
+    pathway in that stage, and that pathway in place of the open one (a completed stage's is closed):
+    the clinic admin's stage counts link here.
+    """
     patients = patient_qs_for_user(user)
     search = search.strip()
     if search:
@@ -77,10 +89,14 @@ def patient_list(user: User, *, search: str = "") -> QuerySet[Patient]:
             | Q(family_name__icontains=search)
             | Q(given_name__icontains=search)
         )
-    open_pathways = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES)
-    return patients.prefetch_related(
-        Prefetch("pathways", queryset=open_pathways, to_attr="open_pathways")
-    ).order_by("family_name", "given_name", "id")
+    if stage in Stage.values:
+        shown = pathway_qs_for_user(user).filter(stage=stage)
+        patients = patients.filter(pk__in=shown.values("patient_id"))
+    else:
+        shown = pathway_qs_for_user(user).exclude(stage__in=CLOSED_STAGES)
+    return patients.prefetch_related(Prefetch("pathways", queryset=shown, to_attr="open_pathways")).order_by(
+        "family_name", "given_name", "id"
+    )
 
 
 def patient_pathways(user: User, *, patient: Patient) -> list[Pathway]:
@@ -92,25 +108,42 @@ def pathway_timeline(*, pathway: Pathway) -> list[PathwayStageChange]:
     return list(pathway.stage_changes.select_related("changed_by").order_by("changed_at", "id"))
 
 
-def pathways_next_actions(pathways: list[Pathway]) -> dict[int, list[NextAction]]:
-    """Each pathway's next actions: later apps' items (more specific) first, then the stage's own.
+def next_action_for_viewer(action: NextAction, user: User | None) -> NextAction:
+    """The action with `url` set to the first of its targets the viewer's role may use, or without a
+    link when none (and for no viewer): a role sees a link only where it can act or look."""
+    for target in action.targets:
+        if user is not None and has_capability(user, Capability(target.capability)):
+            url = reverse(target.url_name, args=target.args)
+            return replace(action, url=f"{url}#{target.fragment}" if target.fragment else url)
+    return replace(action, url="")
+
+
+def pathways_next_actions(
+    pathways: list[Pathway], *, user: User | None = None
+) -> dict[int, list[NextAction]]:
+    """Each pathway's next actions: later apps' items (more specific) first, then the stage's own,
+    each linking to where `user` does it (`next_action_for_viewer`).
 
     A fixed number of queries however many pathways: registered providers work on the whole list.
     """
     extra = registry.extra_next_actions(pathways=pathways)
     return {
-        pathway.pk: extra.get(pathway.pk, [])
-        + stage_next_actions(
-            stage=pathway.stage,
-            stage_before_hold=pathway.stage_before_hold,
-            has_therapist=pathway.therapist_id is not None,
-        )
+        pathway.pk: [
+            next_action_for_viewer(action, user)
+            for action in extra.get(pathway.pk, [])
+            + stage_next_actions(
+                stage=pathway.stage,
+                stage_before_hold=pathway.stage_before_hold,
+                has_therapist=pathway.therapist_id is not None,
+                public_id=str(pathway.public_id),
+            )
+        ]
         for pathway in pathways
     }
 
 
-def pathway_next_actions(*, pathway: Pathway) -> list[NextAction]:
-    return pathways_next_actions([pathway])[pathway.pk]
+def pathway_next_actions(*, pathway: Pathway, user: User | None = None) -> list[NextAction]:
+    return pathways_next_actions([pathway], user=user)[pathway.pk]
 
 
 DASHBOARD_PATHWAYS_PER_STAGE = 10
@@ -165,11 +198,18 @@ def my_open_pathways_by_stage(
     return groups
 
 
-def clinic_stage_counts(user: User) -> dict[str, int]:
-    """How many of the clinic's visible pathways sit in each stage."""
+@dataclass(frozen=True)
+class StageCount:
+    stage: str
+    label: str
+    count: int
+
+
+def clinic_stage_counts(user: User) -> list[StageCount]:
+    """How many of the clinic's visible pathways sit in each stage, in pathway order."""
     rows = pathway_qs_for_user(user).order_by().values("stage").annotate(total=Count("id"))
     counts = {row["stage"]: row["total"] for row in rows}
-    return {label: counts.get(stage, 0) for stage, label in Stage.choices}
+    return [StageCount(stage, label, counts.get(stage, 0)) for stage, label in Stage.choices]
 
 
 def pathways_in_stage(user: User, *, stage: str, limit: int = 50) -> list[Pathway]:
@@ -178,3 +218,26 @@ def pathways_in_stage(user: User, *, stage: str, limit: int = 50) -> list[Pathwa
 
 def recent_patients(user: User, *, limit: int = 10) -> list[Patient]:
     return list(patient_qs_for_user(user).order_by("-created_at", "-id")[:limit])
+
+
+def next_free_record_number(user: User) -> str:
+    """A hint for the registration form: the next free record number in the clinic's pattern, taken
+    from the most recently registered patient's (prefix and number), continued after the highest
+    number the clinic has with that prefix. Empty when the clinic has no patients yet or its numbers
+    end in no digits. Two queries, however many patients; never assigned, only suggested."""
+    latest = patient_qs_for_user(user).order_by("-created_at", "-id").values_list("record_number", flat=True)
+    newest = latest.first()
+    parts = record_number_parts(newest) if newest else None
+    if parts is None:
+        return ""
+    prefix = parts[0]
+    highest = (
+        patient_qs_for_user(user)
+        .filter(record_number__iregex=rf"^{re.escape(prefix)}[0-9]+$")
+        .annotate(number_length=Length("record_number"))
+        .order_by("-number_length", Lower("record_number").desc())
+        .values_list("record_number", flat=True)
+        .first()
+    )
+    digits = (record_number_parts(highest) if highest else None) or parts
+    return next_record_number(prefix + digits[1])  # in the newest's spelling of the prefix

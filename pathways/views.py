@@ -16,6 +16,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
@@ -29,6 +30,7 @@ from kaemdr.selectors import audit_events_for_user
 from kaemdr.selectors import clinic_clinicians
 from kaemdr.selectors import staff_qs_for_user
 from kaemdr.views import form_errors_from
+from kaemdr.views import not_for_your_role
 from kaemdr.views import request_user as _user
 from kaemdr.views import require_capability
 
@@ -59,7 +61,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     shown: list[Patient] = [patient for panel in panels for patient in panel.patients]
     if user.role in (Role.PRESCRIBER, Role.THERAPIST):
         groups = selectors.my_open_pathways_by_stage(user)
-        actions = selectors.pathways_next_actions([p for group in groups for p in group.pathways])
+        actions = selectors.pathways_next_actions([p for group in groups for p in group.pathways], user=user)
         context["stage_groups"] = [(group, [(p, actions[p.pk]) for p in group.pathways]) for group in groups]
         shown += [p.patient for group in groups for p in group.pathways]
     elif user.role == Role.MONITOR:
@@ -91,7 +93,7 @@ def my_pathways_in_stage(request: HttpRequest, stage: str) -> HttpResponse:
         request.GET.get("page")
     )
     pathways = list(page.object_list)
-    actions = selectors.pathways_next_actions(pathways)
+    actions = selectors.pathways_next_actions(pathways, user=user)
     read_services.records_viewed(
         actor=user, model=Pathway, records=pathways, patient="patient", via="my_pathways_in_stage"
     )
@@ -112,7 +114,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if not can_see_patients(user):
         require_capability(request, Capability.PATIENT_VIEW_ALL)
     search = request.GET.get("q", "")[:100]
-    page = Paginator(selectors.patient_list(user, search=search), PATIENTS_PER_PAGE).get_page(
+    stage = request.GET.get("stage", "")
+    stage = stage if stage in Stage.values else ""
+    page = Paginator(selectors.patient_list(user, search=search, stage=stage), PATIENTS_PER_PAGE).get_page(
         request.GET.get("page")
     )
     read_services.records_viewed(actor=user, model=Patient, records=page.object_list, patient="", via="page")
@@ -120,20 +124,36 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         request,
         "pathways/patient_list.html",
         {
-            "title": "Patients",
+            "title": f"Patients in {Stage(stage).label.lower()}" if stage else "Patients",
             "page": page,
             "search": search,
+            "stage": stage,
+            "stage_label": Stage(stage).label if stage else "",
+            "pager_query": urlencode(
+                {key: value for key, value in (("q", search), ("stage", stage)) if value}
+            ),
             "can_register": has_capability(user, Capability.PATIENT_REGISTER),
         },
     )
 
 
 def patient_register(request: HttpRequest) -> HttpResponse:
-    require_capability(request, Capability.PATIENT_REGISTER)
-    form = PatientForm(request.POST or None)
+    user = _user(request)
+    if not has_capability(user, Capability.PATIENT_REGISTER):
+        return not_for_your_role(
+            request,
+            title="Register a patient",
+            explanation=(
+                "Patients are registered by a prescriber, who takes the referral and opens the "
+                "pathway. Ask one of your clinic's prescribers to register the patient; you will then "
+                "find them in the patient list."
+            ),
+        )
+    next_free = selectors.next_free_record_number(user)
+    form = PatientForm(request.POST or None, record_number_hint=next_free)
     if request.method == "POST" and form.is_valid():
         try:
-            patient = services.patient_register(actor=_user(request), **form.cleaned_data)
+            patient = services.patient_register(actor=user, **form.cleaned_data)
         except ValidationError as error:
             form_errors_from(form, error)
         else:
@@ -254,7 +274,7 @@ def _pathway_page(
         "pathway": pathway,
         "patient": pathway.patient,
         "timeline": selectors.pathway_timeline(pathway=pathway),
-        "next_actions": selectors.pathway_next_actions(pathway=pathway),
+        "next_actions": selectors.pathway_next_actions(pathway=pathway, user=user),
         "stage_track": _stage_track(pathway),
         "move_form": move_form if can_move else None,
         "panels": registry.pathway_panels_for(pathway=pathway, user=user),

@@ -14,6 +14,7 @@ from pathways.models import Stage
 from pathways.registry import PATIENT_DATE_OF_BIRTH_CHANGED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
+from pathways.rules import ActionTarget
 from pathways.rules import NextAction
 
 from . import rules
@@ -33,20 +34,35 @@ def eligibility_gate(*, pathway: Pathway, to_stage: str) -> list[str]:
     return selectors.screening_gate_refusals(pathway)
 
 
-def _assessment_actions(found: Assessment | None) -> list[NextAction]:
-    """What to do next about the screening of a pathway in the assessment stage."""
+def _assessment_actions(found: Assessment | None, pathway: Pathway) -> list[NextAction]:
+    """What to do next about the screening of a pathway in the assessment stage, and where."""
     if found is None:
-        return [NextAction("Open the assessment", "Stability, history, medications, vitals, measures.")]
+        opening = (
+            ActionTarget("pathway_detail", (str(pathway.public_id),), Capability.SCREENING_EDIT, "screening"),
+        )
+        return [
+            NextAction("Open the assessment", "Stability, history, medications, vitals, measures.", opening)
+        ]
+    at_assessment = (ActionTarget("assessment_detail", (str(found.public_id),), Capability.SCREENING_VIEW),)
     if found.status == AssessmentStatus.DRAFT:
-        return [NextAction("Complete and sign the assessment", "Then move on to preparation.")]
+        return [NextAction("Complete and sign the assessment", "Then move on to preparation.", at_assessment)]
     if found.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
-        return [NextAction("Second signature needed", "Another prescriber confirms the decision.")]
+        return [
+            NextAction("Second signature needed", "Another prescriber confirms the decision.", at_assessment)
+        ]
     if found.decision in rules.ELIGIBLE_DECISIONS:
-        return [NextAction("Move to preparation", "The signed screening allows it.")]
+        move = (
+            ActionTarget(
+                "pathway_detail", (str(pathway.public_id),), Capability.PATHWAY_MOVE, "move-heading"
+            ),
+        )
+        return [NextAction("Move to preparation", "The signed screening allows it.", move)]
     if found.decision == rules.Decision.NOT_ELIGIBLE:
         return [
             NextAction(
-                "Not eligible", "Discuss it with the patient; discontinue, or screen again if things change."
+                "Not eligible",
+                "Discuss it with the patient; discontinue, or screen again if things change.",
+                at_assessment,
             )
         ]
     return []
@@ -56,32 +72,39 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
     """Urgent alerts first; then, in the assessment stage, where the screening stands. Two queries."""
     ids = [pathway.pk for pathway in pathways]
     actions: dict[int, list[NextAction]] = {pk: [] for pk in ids}
+    alerted: dict[int, str] = {}  # the pathway's latest open alert
     if len(pathways) == 1:  # the pathway page: share the panel's read of the alerts
-        alerted = {pathways[0].pk} if selectors.open_alerts(pathways[0]) else set()
+        alerts = selectors.open_alerts(pathways[0])
+        if alerts:
+            alerted[pathways[0].pk] = str(alerts[0].public_id)
     else:
-        alerted = set(
-            SafetyAlert.objects.filter(pathway_id__in=ids, status="open").values_list("pathway_id", flat=True)
-        )
-    for pk in alerted:
+        for pathway_id, public_id in (
+            SafetyAlert.objects.filter(pathway_id__in=ids, status="open")
+            .order_by("raised_at", "id")
+            .values_list("pathway_id", "public_id")
+        ):
+            alerted[pathway_id] = str(public_id)
+    for pk, alert_id in alerted.items():
         actions[pk].append(
             NextAction(
                 "Urgent: review the safety alert",
                 "Record what was done about it; until then no dose is booked or started, unless a "
                 "prescriber signs a dosing override.",
+                (ActionTarget("safety_alert_acknowledge", (alert_id,), Capability.SAFETY_ALERT_ACKNOWLEDGE),),
             )
         )
-    in_assessment = [p.pk for p in pathways if p.stage == Stage.ASSESSMENT]
+    in_assessment = [p for p in pathways if p.stage == Stage.ASSESSMENT]
     if len(pathways) == 1 and in_assessment:
         only = selectors.screening_status_for_display(pathways[0]).latest
-        actions[pathways[0].pk] += _assessment_actions(only)
+        actions[pathways[0].pk] += _assessment_actions(only, pathways[0])
     elif in_assessment:
         latest: dict[int, Assessment] = {}
-        for assessment in Assessment.objects.filter(pathway_id__in=in_assessment).order_by(
+        for assessment in Assessment.objects.filter(pathway_id__in=[p.pk for p in in_assessment]).order_by(
             "pathway_id", "version"
         ):
             latest[assessment.pathway_id] = assessment
-        for pk in in_assessment:
-            actions[pk] += _assessment_actions(latest.get(pk))
+        for pathway in in_assessment:
+            actions[pathway.pk] += _assessment_actions(latest.get(pathway.pk), pathway)
     return actions
 
 
@@ -92,13 +115,18 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     status = selectors.screening_status_for_display(pathway)
     latest = status.latest
     tz = zoneinfo.ZoneInfo(user.clinic.time_zone) if user.clinic else None
+    charted = selectors.measure_charts(selectors.measure_history(pathway), tz)
     context = {
         "pathway": pathway,
         "latest": latest,
         "current": status.current,
         "refusals": status.refusals if pathway.is_open else [],
         "alerts": selectors.open_alerts(pathway),
-        "charts": selectors.measure_charts(selectors.measure_history(pathway), tz),
+        "charts": charted,
+        # The scoring sources of the charts drawn (their bands and cut-points).
+        "charted_sources": [chart["source"] for chart in charted if chart["svg"]],
+        # Measures given once: a value and a date, no chart.
+        "measures_once": [chart for chart in charted if not chart["svg"]],
         "can_edit": has_capability(user, Capability.SCREENING_EDIT) and pathway.is_open,
         "can_record": has_capability(user, Capability.MEASURE_RECORD) and pathway.takes_measures,
         "can_acknowledge": has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE),

@@ -318,35 +318,72 @@ def measure_history(pathway: Pathway) -> dict[str, list[SeriesPoint]]:
     return dict(series)
 
 
-CHARTED = {
-    rules.Instrument.PHQ9: (27, [charts.Threshold("Moderate (10)", 10)]),
-    rules.Instrument.GAD7: (21, [charts.Threshold("Evaluate further (10)", 10)]),
+def _bands(bands: tuple[tuple[float, str, str], ...], top: float) -> list[charts.Band]:
+    """A scale's bands as `rules` scores them ((lowest total, code, label), increasing), each up to
+    the next one's lowest total and the last up to the scale's maximum."""
+    highs = [lowest for lowest, _, _ in bands[1:]] + [top]
+    return [charts.Band(label, lowest, high) for (lowest, _, label), high in zip(bands, highs, strict=True)]
+
+
+# Each charted measure: its scale's maximum, its bands and its lines, from the cut-points the scoring
+# in `rules` uses (and cites in `rules.INSTRUMENTS[...].source`); none is set here.
+CHARTED: dict[str, tuple[int, list[charts.Band], list[charts.Threshold]]] = {
+    rules.Instrument.PHQ9: (27, _bands(rules.PHQ9_BANDS, 27), []),
+    rules.Instrument.GAD7: (
+        21,
+        _bands(rules.GAD7_BANDS, 21),
+        [charts.Threshold("Evaluate further (10)", 10)],
+    ),
     rules.Instrument.PCL5: (
         80,
-        [charts.Threshold(f"Probable PTSD ({rules.PCL5_PROBABLE_PTSD})", rules.PCL5_PROBABLE_PTSD)],
+        _bands(
+            (
+                (0, "below_cut_point", "Below the cut-point"),
+                (
+                    rules.PCL5_LOWER_CUT_POINT,
+                    "cut_point_range",
+                    f"Cut-point range ({rules.PCL5_LOWER_CUT_POINT}-{rules.PCL5_PROBABLE_PTSD})",
+                ),
+                (rules.PCL5_PROBABLE_PTSD, "probable_ptsd", "Probable PTSD"),
+            ),
+            80,
+        ),
+        [],
     ),
-    rules.Instrument.DES2: (100, [charts.Threshold("High (30)", rules.DES2_HIGH)]),
+    rules.Instrument.DES2: (
+        100,
+        _bands(((0, "below_30", "Below 30"), (rules.DES2_HIGH, "high", "High (30 or more)")), 100),
+        [],
+    ),
 }
 
 
 def measure_charts(history: dict[str, list[SeriesPoint]], tz: Any) -> list[dict[str, Any]]:
-    """Each charted measure over time (from `measure_history`) as an SVG line chart with its
-    threshold: the same charts on the pathway page and in the pathway summary PDF."""
+    """Each charted measure over time (from `measure_history`): with two administrations or more, an
+    SVG line chart over its scale's bands and cut-points (`svg`); with one, no chart but a text
+    figure (`text`, "PHQ-9 14 on 3 Dec 2026"). The same on the pathway page and in the pathway
+    summary PDF; `source` cites the scale's scoring, where the bands come from."""
     rendered = []
-    for instrument, (y_max, thresholds) in CHARTED.items():
+    for instrument, (y_max, bands, thresholds) in CHARTED.items():
         points = history.get(instrument, [])
         if not points:
             continue
-        label = rules.INSTRUMENTS[instrument].label
+        spec = rules.INSTRUMENTS[instrument]
+        short = spec.label.split(" (")[0]  # "PHQ-9 (depression)" -> "PHQ-9"
+        latest = points[-1]
         rendered.append(
             {
-                "label": label,
+                "label": spec.label,
                 "points": points,
+                "source": spec.source,
+                "text": charts.point_text(short, latest.when, latest.total, tz=tz),
+                "band": latest.band_label,
                 "svg": charts.line_chart_svg(
-                    title=label,
-                    series=[charts.Series(label, [(p.when, p.total) for p in points])],
+                    title=spec.label,
+                    series=[charts.Series(short, [(p.when, p.total) for p in points])],
                     y_min=0,
                     y_max=y_max,
+                    bands=bands,
                     thresholds=thresholds,
                     tz=tz,
                     height=240,

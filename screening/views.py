@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from kaemdr import read_services
 from kaemdr.exceptions import error_citation
 from kaemdr.exceptions import error_items
+from kaemdr.formatting import format_score
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from kaemdr.views import form_errors_from
@@ -66,6 +67,62 @@ def _initial(assessment: Assessment) -> dict[str, Any]:
     return {name: getattr(assessment, name) for name in services.ASSESSMENT_FIELDS}
 
 
+PAGE_FORM = "assessment-page"
+"""The one form of a draft's page: every field on it (the draft's, a medication being added, the
+sign-off) belongs to it, and every button posts all of them, so no button throws away what was typed
+elsewhere on the page. Each button's own action saves the draft's fields first."""
+
+DRAFT_MARKER = "with_draft"
+"""Sent by the page when the draft's fields are on it (the API and older pages do not send it)."""
+
+
+def _on_page_form(*forms: Any) -> None:
+    for form in forms:
+        if form is not None:
+            for field in form.fields.values():
+                field.widget.attrs["form"] = PAGE_FORM
+
+
+def _unsent_key(assessment: Assessment) -> str:
+    return f"screening-unsent-sign-off-{assessment.public_id}"
+
+
+def _keep_unsent_sign_off(request: HttpRequest, assessment: Assessment) -> None:
+    """The sign-off's decision and reason are no part of the draft: when another button of the page was
+    pressed they are kept in the visitor's own (server-side) session and shown again, until signed.
+    Kept once a reason is typed (a decision against the proposal needs one); a decision left at the
+    proposal is not, so that it follows the proposal as the draft changes."""
+    if request.POST.get("reason", "").strip():
+        request.session[_unsent_key(assessment)] = {
+            "decision": request.POST.get("decision", ""),
+            "reason": request.POST.get("reason", ""),
+        }
+
+
+def _posted_draft(request: HttpRequest, assessment: Assessment) -> AssessmentForm | None:
+    """The draft's fields as posted with any button of the page, when the poster may edit the draft."""
+    if DRAFT_MARKER not in request.POST or not assessment.is_draft:
+        return None
+    if not has_capability(_user(request), Capability.SCREENING_EDIT):
+        return None
+    return AssessmentForm(request.POST)
+
+
+def _draft_saved(request: HttpRequest, assessment: Assessment, draft: AssessmentForm | None) -> bool:
+    """Save the draft's posted fields (through the audited service) before the button's own action.
+    False when they are refused: the page is then shown again with everything as typed."""
+    if draft is None:
+        return True
+    if not draft.is_valid():
+        return False
+    try:
+        services.assessment_update(actor=_user(request), assessment=assessment, **draft.cleaned_data)
+    except ValidationError as error:
+        form_errors_from(draft, error)
+        return False
+    return True
+
+
 @require_POST
 def assessment_open(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
@@ -88,17 +145,35 @@ def _render_assessment(
     sign_form: SignForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    """The page; after a refused post every form on it is shown as posted (those whose button was
+    not pressed without errors while left empty), so nothing typed is lost."""
     user = _user(request)
     full = selectors.assessment_with_parts(assessment)
     review = selectors.assessment_review(full)
     can_edit = has_capability(user, Capability.SCREENING_EDIT) and full.is_draft
     can_sign = has_capability(user, Capability.SCREENING_SIGN)
+    if request.method == "POST":
+        posted = request.POST
+        if can_edit and form is None and DRAFT_MARKER in posted:
+            form = AssessmentForm(posted)
+        if can_edit and medication_form is None and "name" in posted:
+            medication_form = MedicationForm(posted, empty_permitted=True, use_required_attribute=False)
+        if can_sign and full.is_draft and sign_form is None and "decision" in posted:
+            sign_form = SignForm(posted, empty_permitted=True, use_required_attribute=False)
     if can_edit and form is None:
         form = AssessmentForm(initial=_initial(full))
     if can_edit and medication_form is None:
         medication_form = MedicationForm()
     if can_sign and full.is_draft and sign_form is None and review.proposal is not None:
-        sign_form = SignForm(initial={"decision": review.proposal.decision})
+        unsent = request.session.get(_unsent_key(full), {})
+        sign_form = SignForm(
+            initial={
+                "decision": unsent.get("decision") or review.proposal.decision,
+                "reason": unsent.get("reason", ""),
+            }
+        )
+    if can_edit:
+        _on_page_form(form, medication_form, sign_form if full.is_draft else None)
     measures = {m.instrument: m for m in full.measures.all()}
     services.assessment_viewed(actor=user, assessment=full, via="page")
     context = {
@@ -111,6 +186,7 @@ def _render_assessment(
         "medication_form": medication_form if can_edit else None,
         "sign_form": sign_form if can_sign and full.is_draft else None,
         "can_edit": can_edit,
+        "page_form": PAGE_FORM if can_edit else "",
         "can_countersign": (
             can_sign
             and full.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE
@@ -140,15 +216,24 @@ def assessment_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         return _render_assessment(request, assessment)
     require_capability(request, Capability.SCREENING_EDIT)
     form = AssessmentForm(request.POST)
-    if form.is_valid():
-        try:
-            services.assessment_update(actor=user, assessment=assessment, **form.cleaned_data)
-        except ValidationError as error:
-            form_errors_from(form, error)
-        else:
+    # A medication typed in but not yet added is added with the draft rather than thrown away.
+    medication = MedicationForm(request.POST, empty_permitted=True, use_required_attribute=False)
+    if _draft_saved(request, assessment, form) and medication.is_valid():
+        _keep_unsent_sign_off(request, assessment)
+        if not medication.has_changed():
             messages.success(request, "The assessment is saved.")
             return HttpResponseRedirect(_assessment_url(assessment, "review"))
-    return _render_assessment(request, assessment, form=form, status=400)
+        try:
+            services.medication_add(actor=user, assessment=assessment, **medication.cleaned_data)
+        except ValidationError as error:
+            form_errors_from(medication, error)
+        else:
+            messages.success(
+                request,
+                f"The assessment is saved and {medication.cleaned_data['name']} is on the medication list.",
+            )
+            return HttpResponseRedirect(_assessment_url(assessment, "review"))
+    return _render_assessment(request, assessment, form=form, medication_form=medication, status=400)
 
 
 @require_POST
@@ -156,16 +241,18 @@ def medication_add(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     assessment = selectors.get_assessment_for_user_or_404(user, public_id)
     require_capability(request, Capability.SCREENING_EDIT)
+    draft = _posted_draft(request, assessment)
     form = MedicationForm(request.POST)
-    if form.is_valid():
+    if _draft_saved(request, assessment, draft) and form.is_valid():
         try:
             services.medication_add(actor=user, assessment=assessment, **form.cleaned_data)
         except ValidationError as error:
             form_errors_from(form, error)
         else:
+            _keep_unsent_sign_off(request, assessment)
             messages.success(request, f"{form.cleaned_data['name']} is on the medication list.")
             return HttpResponseRedirect(_assessment_url(assessment, "medications"))
-    return _render_assessment(request, assessment, medication_form=form, status=400)
+    return _render_assessment(request, assessment, form=draft, medication_form=form, status=400)
 
 
 @require_POST
@@ -176,10 +263,15 @@ def medication_remove(request: HttpRequest, public_id: str, medication_id: str) 
     medication = AssessmentMedication.objects.filter(assessment=assessment, public_id=medication_id).first()
     if medication is None:
         raise Http404()
+    draft = _posted_draft(request, assessment)
+    if not _draft_saved(request, assessment, draft):
+        return _render_assessment(request, assessment, form=draft, status=400)
     try:
         services.medication_remove(actor=user, medication=medication)
     except ValidationError as error:
         messages.error(request, _refusal_message(error))
+    else:
+        _keep_unsent_sign_off(request, assessment)
     return HttpResponseRedirect(_assessment_url(assessment, "medications"))
 
 
@@ -206,7 +298,7 @@ def _measure_page(
         except ValidationError as error:
             form_errors_from(form, error)
         else:
-            figure = "" if instrument == rules.Instrument.CSSRS else f"{response.total.normalize()}, "
+            figure = "" if instrument == rules.Instrument.CSSRS else f"{format_score(response.total)}, "
             messages.success(request, f"{form.spec.label}: {figure}{response.band_label} recorded.")
             for flag in response.flags:
                 if flag.get("urgent"):
@@ -263,19 +355,21 @@ def assessment_sign(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     assessment = selectors.get_assessment_for_user_or_404(user, public_id)
     require_capability(request, Capability.SCREENING_SIGN)
+    draft = _posted_draft(request, assessment)
     form = SignForm(request.POST)
-    if form.is_valid():
+    if _draft_saved(request, assessment, draft) and form.is_valid():
         try:
             signed = services.assessment_sign(actor=user, assessment=assessment, **form.cleaned_data)
         except ValidationError as error:
             form_errors_from(form, error)
         else:
+            request.session.pop(_unsent_key(assessment), None)
             if signed.status == AssessmentStatus.AWAITING_COUNTERSIGNATURE:
                 messages.warning(request, "Signed. A second prescriber must countersign before it counts.")
             else:
                 messages.success(request, "The eligibility decision is signed.")
             return HttpResponseRedirect(reverse("pathway_detail", args=[assessment.pathway.public_id]))
-    return _render_assessment(request, assessment, sign_form=form, status=400)
+    return _render_assessment(request, assessment, form=draft, sign_form=form, status=400)
 
 
 @require_POST
@@ -306,6 +400,10 @@ def assessment_new_version(request: HttpRequest, public_id: str) -> HttpResponse
     return HttpResponseRedirect(_assessment_url(copy))
 
 
+ALERT_PAGE_FORM = "alert-page"
+"""The one form of an open alert's page: the action taken and the override's reason both belong to it."""
+
+
 def _alert_page(
     request: HttpRequest,
     alert: Any,
@@ -322,13 +420,27 @@ def _alert_page(
         and alert.status == "open"
         and alert.dosing_override_at is None
     )
+    if request.method == "POST":
+        # One form for the page: after a post each part comes back as typed (the part whose button was
+        # not pressed without errors while left empty), so nothing typed beside the other is lost.
+        if form is None and "action_taken" in request.POST:
+            form = AlertAcknowledgeForm(request.POST, empty_permitted=True, use_required_attribute=False)
+        if override_form is None and can_override and "reason" in request.POST:
+            override_form = AlertDosingOverrideForm(
+                request.POST, empty_permitted=True, use_required_attribute=False
+            )
     context = {
         "title": "Safety alert",
         "alert": alert,
         "form": form or AlertAcknowledgeForm(),
         "override_form": override_form or (AlertDosingOverrideForm() if can_override else None),
         "patient": alert.pathway.patient,
+        "page_form": ALERT_PAGE_FORM if alert.status == "open" else "",
     }
+    if alert.status == "open":
+        for shown in (context["form"], context["override_form"]):
+            for field in shown.fields.values() if shown is not None else ():
+                field.widget.attrs["form"] = ALERT_PAGE_FORM
     read_services.record_viewed(actor=user, record=alert, patient="pathway.patient", via="page")
     return render(request, "screening/alert_acknowledge.html", context, status=status)
 
@@ -365,6 +477,11 @@ def alert_dosing_override(request: HttpRequest, public_id: str) -> HttpResponse:
             messages.success(
                 request, "Dosing override signed: the alert stays open until the action taken is recorded."
             )
+            if request.POST.get("action_taken", "").strip():
+                # The action taken typed beside the override is not recorded by it: it is shown again,
+                # as typed, to be recorded with its own button.
+                alert.refresh_from_db()
+                return _alert_page(request, alert)
             return HttpResponseRedirect(reverse("pathway_detail", args=[alert.pathway.public_id]))
     return _alert_page(request, alert, override_form=form, status=400)
 

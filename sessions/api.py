@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from drf_spectacular.utils import PolymorphicProxySerializer
@@ -29,6 +32,7 @@ from kaemdr.api_audit import AuditedListMixin
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
+from pathways import services as pathway_services
 from pathways.api import ClinicianField
 from pathways.api import StaffBriefSerializer
 from pathways.selectors import get_pathway_for_user_or_404
@@ -66,6 +70,52 @@ class ClosureSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     ends_at = serializers.DateTimeField()
     reason = serializers.CharField(max_length=200)
+
+
+class FreeSlotsQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(
+        required=False,
+        help_text="The day (clinic time); the room's next open day from tomorrow when left out",
+    )
+    monitor = ClinicianField(
+        role=Role.MONITOR, required=False, help_text="Leave out the monitor's own bookings' times too"
+    )
+    pathway = serializers.UUIDField(
+        required=False,
+        help_text="The pathway to book: its planned chair time sets the length, and its patient's bookings "
+        "are left out too",
+    )
+    minutes = serializers.IntegerField(
+        required=False, min_value=5, max_value=24 * 60, help_text="The session's length, without a pathway"
+    )
+
+    def validate_date(self, value: dt.date) -> dt.date:
+        if not rules.within_booking_horizon(value, today=timezone.localdate()):
+            raise serializers.ValidationError("Give a day within two years of today.", code="too_far_ahead")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "pathway" not in attrs and "minutes" not in attrs:
+            raise serializers.ValidationError({"minutes": "Give the pathway to book, or the minutes."})
+        return attrs
+
+
+class FreeSlotsSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    minutes = serializers.IntegerField(help_text="The chair time the starts leave room for")
+    is_open = serializers.BooleanField(
+        help_text="Whether the room opens that day (out-of-service periods aside)"
+    )
+    opening_hours = serializers.CharField(
+        help_text='The room\'s weekly hours in words, e.g. "Mon-Fri 08:00-18:00"'
+    )
+    slots = serializers.ListField(child=serializers.DateTimeField(), help_text="Free starts, earliest first")
+    times = serializers.ListField(
+        child=serializers.CharField(), help_text='The same starts as clinic wall-clock times ("09:15")'
+    )
+    next_free_slot = serializers.DateTimeField(
+        allow_null=True, help_text="The first free start from that day on (four weeks ahead at most)"
+    )
 
 
 class RoomFeedSerializer(serializers.Serializer):
@@ -124,6 +174,72 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         body.is_valid(raise_exception=True)
         closure = services.room_closure_add(actor=request.user, room=room, **body.validated_data)  # type: ignore[arg-type]
         return Response(ClosureSerializer(closure).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[FreeSlotsQuerySerializer],
+        responses={200: FreeSlotsSerializer, 400: ErrorBody, 404: ErrorBody},
+    )
+    @action(detail=True, methods=["get"], url_path="free-slots")
+    def free_slots(self, request: Request, id: str) -> Response:
+        """The room's free starts on a day for a session (the booking form's list): the same rules the
+        booking service refuses by (opening hours, out-of-service periods, the room's, the monitor's and
+        the patient's bookings)."""
+        room = self.get_object()
+        require_or_404(request.user, Capability.BOOKING_MANAGE)
+        query = FreeSlotsQuerySerializer(data=request.query_params, context={"request": request})
+        query.is_valid(raise_exception=True)
+        user: User = request.user  # type: ignore[assignment]
+        patient_id, minutes = None, query.validated_data.get("minutes")
+        if "pathway" in query.validated_data:
+            pathway = get_pathway_for_user_or_404(user, query.validated_data["pathway"])
+            patient_id = pathway.patient_id
+            if minutes is None:
+                minutes = selectors.planned_chair_minutes(pathway)
+                if minutes is None:
+                    raise serializers.ValidationError(
+                        {"pathway": "The pathway has no signed plan to book yet."}
+                    )
+            pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="free_slots_api")
+        tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+        now = timezone.now()
+        monitor = query.validated_data.get("monitor")
+        availability = selectors.booking_availability(
+            rooms=selectors.room_qs_for_user(user),
+            room_public_id=room.public_id,
+            day=query.validated_data.get("date"),
+            after=timezone.localdate() + dt.timedelta(days=1),
+            minutes=minutes,
+            tz=tz,
+            now=now,
+            clinic_id=room.clinic_id,
+            monitor_public_id=monitor.public_id if monitor else None,
+            patient_id=patient_id,
+        )
+        day = availability.day if availability else query.validated_data.get("date") or timezone.localdate()
+        slots = availability.slots if availability else []
+        next_free = (
+            slots[0]
+            if slots
+            else selectors.next_free_slot_for(
+                room=room,
+                from_day=day,
+                minutes=minutes,
+                tz=tz,
+                now=now,
+                monitor_id=monitor.pk if monitor else None,
+                patient_id=patient_id,
+            )
+        )
+        body = {
+            "date": day,
+            "minutes": minutes,
+            "is_open": availability.is_open if availability else False,
+            "opening_hours": availability.hours_text if availability else rules.describe_opening_hours([]),
+            "slots": slots,
+            "times": [slot.astimezone(tz).strftime("%H:%M") for slot in slots],
+            "next_free_slot": next_free,
+        }
+        return Response(FreeSlotsSerializer(body).data)
 
     @extend_schema(request=None, responses={200: RoomFeedSerializer, 404: ErrorBody})
     @action(detail=True, methods=["post"], url_path="rotate-feed")

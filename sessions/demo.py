@@ -1,4 +1,4 @@
-"""Rooms and bookings for the demo clinic: three rooms with hours, one out of service for a morning,
+"""Rooms and bookings for the demo clinic: three rooms open every day, one out of service for a morning,
 and dosing sessions booked for the patients whose pathways have reached dosing."""
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from . import services
 from .models import DosingSession
 from .models import Room
 
-WEEKDAY_HOURS = [(day, dt.time(8, 0), dt.time(18, 0)) for day in range(5)]
+# Every day of the week, 07:00 to 21:00: someone trying the demo can book a room whatever day (weekends
+# too) and most hours they try it; the demo's own bookings still fall on weekdays.
+DEMO_ROOM_HOURS = [(day, dt.time(7, 0), dt.time(21, 0)) for day in range(7)]
 
 
 class SimulatedClock:
@@ -70,7 +72,7 @@ def _rooms(admin: User) -> list[Room]:
         for name, oximeter in (("Harbour Room", True), ("Garden Room", True), ("Quiet Room", False))
     ]
     for room in rooms:
-        services.room_set_hours(actor=admin, room=room, hours=WEEKDAY_HOURS)
+        services.room_set_hours(actor=admin, room=room, hours=DEMO_ROOM_HOURS)
     return rooms
 
 
@@ -184,6 +186,51 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
                 fasting_confirmed=True,
                 escort_confirmed=record != "HB-1004",
             )
+    if record == "HB-1005":
+        _demo_calendar_variety(pathway=pathway, admin=admin, staff=staff, rooms=by_name, tz=tz)
+
+
+def _demo_calendar_variety(
+    *, pathway: Pathway, admin: User, staff: dict[str, User], rooms: dict[str, Room], tz: dt.tzinfo
+) -> None:
+    """Give the room calendar what it shades and labels besides booked sessions: a session that was
+    cancelled (at the first free start of the afternoon, two weekdays ahead, whatever the rooms'
+    hours), and the Quiet Room out of service for a morning the same day."""
+    day = _next_weekday(timezone.localdate(), 2)
+    garden = rooms["Garden Room"]
+    minutes = selectors.planned_chair_minutes(pathway)
+    available = selectors.booking_availability(
+        rooms=Room.objects.filter(pk=garden.pk),
+        room_public_id=garden.public_id,
+        day=day,
+        after=day,
+        minutes=minutes,
+        tz=tz,
+        now=timezone.now(),
+        clinic_id=pathway.clinic_id,
+        monitor_public_id=staff["monitor@demo.kaemdr.test"].public_id,
+        patient_id=pathway.patient_id,
+    )
+    afternoon = [slot for slot in (available.slots if available else []) if slot.astimezone(tz).hour >= 14]
+    if afternoon:
+        booking = services.booking_create(
+            actor=admin,
+            pathway=pathway,
+            room=garden,
+            starts_at=afternoon[0],
+            prescriber=staff["prescriber@demo.kaemdr.test"],
+            monitor=staff["monitor@demo.kaemdr.test"],
+        )
+        services.booking_cancel(
+            actor=admin, booking=booking, reason="She asked to move it to later in the week."
+        )
+    services.room_closure_add(
+        actor=admin,
+        room=rooms["Quiet Room"],
+        starts_at=dt.datetime.combine(day, dt.time(8, 0), tzinfo=tz),
+        ends_at=dt.datetime.combine(day, dt.time(12, 0), tzinfo=tz),
+        reason="Recliner service",
+    )
 
 
 def demo_past_session(

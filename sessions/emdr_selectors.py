@@ -90,6 +90,12 @@ class PlanSummary:
     targets: list[TargetBadge]
 
 
+def current_target(plan: EmdrPlan) -> EmdrTarget | None:
+    """The target the plan is working on: the first in the plan's order that is in progress (blocked
+    ones wait), for the session log form to start from. One query."""
+    return plan.targets.filter(state=emdr_rules.State.IN_PROGRESS).order_by("order", "id").first()
+
+
 def plan_summary(pathway: Pathway) -> PlanSummary | None:
     """The pathway's plan with its targets in order, or None when no plan is open yet.
 

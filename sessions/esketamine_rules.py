@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaemdr import sources
+from kaemdr.formatting import format_figure
+from kaemdr.formatting import format_measurement
 
 from .rules import ESKETAMINE_LABEL_NAMES
 from .rules import Criterion
@@ -134,7 +136,7 @@ def allowed_doses(label: str, *, age: int, first_dose: bool) -> AllowedDoses:
 
 
 def _mg_list(doses: Sequence[int]) -> str:
-    return " or ".join(str(dose) for dose in doses) + " mg"
+    return " or ".join(format_figure(dose, "mg") for dose in doses) + " mg"
 
 
 def dose_problem(label: str, *, dose_mg: float, age: int, first_dose: bool) -> Criterion | None:
@@ -148,7 +150,8 @@ def dose_problem(label: str, *, dose_mg: float, age: int, first_dose: bool) -> C
         when += f" at age {age}"
     return Criterion(
         "label_dose_not_allowed",
-        f"{dose_mg:g} mg is not a dose {LABEL_TITLE[EsketamineLabel(label)]} gives for {when} "
+        f"{format_measurement(dose_mg, 'mg')} is not a dose {LABEL_TITLE[EsketamineLabel(label)]} "
+        f"gives for {when} "
         f'("{allowed.words}"): enter {_mg_list(allowed.doses_mg)}.',
         allowed.source,
     )

@@ -146,7 +146,9 @@ class _StaffChoice(forms.ModelChoiceField):
 class BookingForm(LocalDateTimeMixin, forms.Form):
     room = forms.ModelChoiceField(queryset=Room.objects.none(), to_field_name="public_id", label="Room")
     date = forms.DateField(label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
-    time = forms.TimeField(label="Start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300}))
+    time = forms.TimeField(
+        label="Start time", widget=forms.TimeInput(attrs={"type": "time", "step": 300}, format="%H:%M")
+    )
 
     def __init__(
         self,

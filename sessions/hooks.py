@@ -60,17 +60,25 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
 
 
 def today_panel(*, user: User) -> DashboardPanel | None:
-    if not has_capability(user, Capability.SCHEDULE_VIEW):
+    """Today's dosing sessions and the next days' (`selectors.upcoming_bookings`), for every role that
+    sees bookings: the clinic's for schedule readers, the care team's for a therapist. Two queries."""
+    if not selectors.can_see_pathway_bookings(user):
         return None
     from django.utils import timezone
 
-    bookings = selectors.todays_board(user, day=timezone.localdate())
+    found = selectors.dashboard_bookings(user, day=timezone.localdate())
+    bookings, upcoming = found.today, found.upcoming
     return DashboardPanel(
         title="Today's dosing sessions",
         template_name="sessions/today_panel.html",
-        context={"bookings": bookings},
+        context={
+            "bookings": bookings,
+            "upcoming": upcoming,
+            "upcoming_days": selectors.UPCOMING_DAYS,
+            "can_see_calendar": has_capability(user, Capability.SCHEDULE_VIEW),
+        },
         order=5,
-        patients=tuple(booking.patient for booking in bookings),
+        patients=tuple(booking.patient for booking in [*bookings, *upcoming]),
     )
 
 

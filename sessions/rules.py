@@ -16,6 +16,8 @@ from decimal import ROUND_HALF_UP
 from decimal import Decimal
 
 from kaemdr import sources
+from kaemdr.formatting import format_figure
+from kaemdr.formatting import format_measurement
 from screening.rules import AGENT_LABELS
 from screening.rules import ROUTE_LABELS
 from screening.rules import Agent
@@ -287,7 +289,8 @@ class DoseRange:
     source: sources.Citation
 
     def text(self) -> str:
-        return f"{self.minimum_mg_per_kg:.2f}-{self.maximum_mg_per_kg:.2f} mg/kg"
+        low = format_figure(self.minimum_mg_per_kg, "mg/kg")
+        return f"{low}-{format_measurement(self.maximum_mg_per_kg, 'mg/kg')}"
 
 
 SOURCE_DOSE_IV = sources.ANDRADE_2017_DOSE.at(
@@ -372,8 +375,10 @@ def dose_range_problem(
     high = (dose_range.maximum_mg_per_kg * weight_kg).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
     return Criterion(
         "dose_outside_range",
-        f"{dose_mg:f} mg is {per_kg} mg/kg at {weight_kg:f} kg, outside the clinic's range of "
-        f"{dose_range.text()} ({low:f}-{high:f} mg) for {label}: check the dose, or ask a prescriber to "
+        f"{format_measurement(dose_mg, 'mg')} is {format_measurement(per_kg, 'mg/kg')} at "
+        f"{format_measurement(weight_kg, 'kg')}, outside the clinic's range of {dose_range.text()} "
+        f"({format_figure(low, 'mg')}-{format_measurement(high, 'mg')}) for {label}: check the dose, "
+        "or ask a prescriber to "
         "approve this dose on the record with a reason.",
         dose_range.source,
     )
@@ -397,8 +402,9 @@ def dose_override_problem(
     assert weight_kg is not None  # a dose inside the range was weighed
     return Criterion(
         "dose_override_not_needed",
-        f"{dose_mg:f} mg is {dose_per_kg(dose_mg, weight_kg)} mg/kg, inside the clinic's range for {label} "
-        f"({dose_range.text()}): there is nothing to override; the dose can start as it is.",
+        f"{format_measurement(dose_mg, 'mg')} is "
+        f"{format_measurement(dose_per_kg(dose_mg, weight_kg), 'mg/kg')}, inside the clinic's range for "
+        f"{label} ({dose_range.text()}): there is nothing to override; the dose can start as it is.",
         dose_range.source,
     )
 
@@ -976,6 +982,7 @@ sources.register(
         "booking_conflict": SOURCE_BOOKING,
         "closure_conflict": SOURCE_BOOKING,
         "outside_opening_hours": SOURCE_BOOKING,
+        "next_free_slot": SOURCE_BOOKING,
         "room_inactive": SOURCE_BOOKING,
         "room_bp_monitor": sources.SPRAVATO_US_PI.at("section 2.1, blood pressure before and after dosing")
         + sources.SANACORA_2017.at("monitoring of vital signs"),
@@ -1034,3 +1041,245 @@ sources.register(
         "wrong_status": SOURCE_SIGNED_RECORD,
     }
 )
+
+
+# --- Free slots and the next open day (the booking form, its refusals and the API) -------------------
+
+SLOT_STEP_MINUTES = 15
+"""Free start times are offered on this grid, counted from the day's opening time."""
+
+WEEKDAY_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def day_opening(day: dt.date, hours: Iterable[OpeningHours], tz: dt.tzinfo) -> Interval | None:
+    """The day's opening hours as an aware interval in the clinic's zone, or None on a closed weekday."""
+    for each in hours:
+        if each.weekday == day.weekday():
+            return Interval(
+                dt.datetime.combine(day, each.opens, tzinfo=tz),
+                dt.datetime.combine(day, each.closes, tzinfo=tz),
+            )
+    return None
+
+
+def is_open_day(
+    day: dt.date, *, hours: Iterable[OpeningHours], closures: Sequence[Interval], tz: dt.tzinfo
+) -> bool:
+    """Whether any of the day's opening hours is left once out-of-service periods are taken out."""
+    opening = day_opening(day, hours, tz)
+    if opening is None:
+        return False
+    cursor = opening.starts_at
+    for closure in sorted(closures, key=lambda c: c.starts_at):
+        if closure.ends_at <= cursor or closure.starts_at >= opening.ends_at:
+            continue
+        if closure.starts_at > cursor:
+            return True
+        cursor = max(cursor, closure.ends_at)
+        if cursor >= opening.ends_at:
+            return False
+    return cursor < opening.ends_at
+
+
+def next_open_day(
+    after: dt.date,
+    *,
+    hours: Sequence[OpeningHours],
+    closures: Sequence[Interval],
+    tz: dt.tzinfo,
+    horizon_days: int = 60,
+) -> dt.date | None:
+    """The first day from `after` (itself included) with opening hours not all out of service; None
+    when the room has no such day within the horizon (no hours at all, a long closure)."""
+    for offset in range(horizon_days):
+        day = after + dt.timedelta(days=offset)
+        if is_open_day(day, hours=hours, closures=closures, tz=tz):
+            return day
+    return None
+
+
+def free_slots(
+    day: dt.date,
+    *,
+    hours: Sequence[OpeningHours],
+    busy: Sequence[Interval],
+    minutes: int,
+    tz: dt.tzinfo,
+    not_before: dt.datetime | None = None,
+    step_minutes: int = SLOT_STEP_MINUTES,
+) -> list[dt.datetime]:
+    """Every start on the day's grid (every `step_minutes` from opening) at which a session of
+    `minutes` fits inside the opening hours and overlaps nothing in `busy` (bookings of the room, the
+    patient or the monitor, and out-of-service periods), and starts no earlier than `not_before`.
+
+    The same tests the booking service applies (`within_opening_hours`, half-open overlaps), so a slot
+    offered here is one the service accepts, barring a booking made in between."""
+    opening = day_opening(day, hours, tz)
+    if opening is None or minutes <= 0 or step_minutes <= 0:
+        return []
+    length = dt.timedelta(minutes=minutes)
+    step = dt.timedelta(minutes=step_minutes)
+    relevant = [b for b in busy if b.starts_at < opening.ends_at and b.ends_at > opening.starts_at]
+    slots = []
+    start = opening.starts_at
+    while start + length <= opening.ends_at:
+        candidate = Interval(start, start + length)
+        fits = not_before is None or start >= not_before
+        if (
+            fits
+            and not any(candidate.overlaps(b) for b in relevant)
+            and within_opening_hours(candidate, hours, tz)
+        ):
+            slots.append(start)
+        start += step
+    return slots
+
+
+def next_free_slot(
+    from_day: dt.date,
+    *,
+    hours: Sequence[OpeningHours],
+    busy: Sequence[Interval],
+    minutes: int,
+    tz: dt.tzinfo,
+    not_before: dt.datetime | None = None,
+    horizon_days: int = 28,
+) -> dt.datetime | None:
+    """The earliest free start (`free_slots`) from `from_day` on, within the horizon; None if none."""
+    for offset in range(horizon_days):
+        slots = free_slots(
+            from_day + dt.timedelta(days=offset),
+            hours=hours,
+            busy=busy,
+            minutes=minutes,
+            tz=tz,
+            not_before=not_before,
+        )
+        if slots:
+            return slots[0]
+    return None
+
+
+def describe_opening_hours(hours: Iterable[OpeningHours]) -> str:
+    """The weekly hours in words, runs of days with the same hours together: "Mon-Fri 09:00-17:00,
+    Sat 10:00-14:00"; "no opening hours set" when there are none."""
+    by_day = sorted(hours, key=lambda h: h.weekday)
+    groups: list[tuple[int, int, dt.time, dt.time]] = []
+    for each in by_day:
+        last = groups[-1] if groups else None
+        if last and last[1] == each.weekday - 1 and (last[2], last[3]) == (each.opens, each.closes):
+            groups[-1] = (last[0], each.weekday, each.opens, each.closes)
+        else:
+            groups.append((each.weekday, each.weekday, each.opens, each.closes))
+    if not groups:
+        return "no opening hours set"
+    parts = []
+    for first, last_day, opens, closes in groups:
+        days = (
+            WEEKDAY_SHORT[first] if first == last_day else f"{WEEKDAY_SHORT[first]}-{WEEKDAY_SHORT[last_day]}"
+        )
+        parts.append(f"{days} {opens:%H:%M}-{closes:%H:%M}")
+    return ", ".join(parts)
+
+
+def describe_next_free(slot: dt.datetime | None, tz: dt.tzinfo) -> str:
+    """The next free slot in words for a refusal."""
+    if slot is None:
+        return "No free slot in the next four weeks."
+    return f"Next free slot: {slot.astimezone(tz):%a %-d %b %H:%M}."
+
+
+# --- How far bookings reach ------------------------------------------------------------------------
+
+BOOKING_HORIZON = dt.timedelta(days=2 * 366)
+"""A booking starts within two years of now; free starts are looked for over the same span."""
+
+
+def within_booking_horizon(day: dt.date, *, today: dt.date) -> bool:
+    """Whether free starts may be looked for on `day`: within `BOOKING_HORIZON` of `today`, either way.
+    Callers ask before any date arithmetic, so a day near the ends of the calendar (year 1 or 9999)
+    is answered "nothing to offer" rather than overflowing."""
+    return today - BOOKING_HORIZON <= day <= today + BOOKING_HORIZON
+
+
+# --- The time-grid calendar ---------------------------------------------------------------------------
+
+
+class CalendarState(enum.StrEnum):
+    """How a booking shows on the calendar (colour and its text label)."""
+
+    BOOKED = "booked"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+CALENDAR_STATE_LABELS = {
+    CalendarState.BOOKED: "Booked",
+    CalendarState.IN_PROGRESS: "In progress",
+    CalendarState.DONE: "Done",
+    CalendarState.CANCELLED: "Cancelled",
+}
+
+
+def calendar_state(booking_status: str, *, has_session: bool) -> CalendarState:
+    """Booked until its session record opens (then in progress); completed is done."""
+    if booking_status == "cancelled":
+        return CalendarState.CANCELLED
+    if booking_status == "completed":
+        return CalendarState.DONE
+    return CalendarState.IN_PROGRESS if has_session else CalendarState.BOOKED
+
+
+def lanes(intervals: Sequence[Interval]) -> list[tuple[int, int]]:
+    """Side-by-side places for overlapping blocks in one calendar column: for each interval (in the
+    order given) its lane and the number of lanes of the group of overlapping intervals it is in.
+    Intervals that do not overlap each other all get lane 0 of 1."""
+    order = sorted(range(len(intervals)), key=lambda i: (intervals[i].starts_at, intervals[i].ends_at))
+    placed: dict[int, int] = {}
+    groups: list[list[int]] = []
+    lane_ends: list[dt.datetime] = []
+    group_end: dt.datetime | None = None
+    for index in order:
+        interval = intervals[index]
+        if group_end is None or interval.starts_at >= group_end:
+            groups.append([])
+            lane_ends = []
+            group_end = interval.ends_at
+        for lane, end in enumerate(lane_ends):
+            if end <= interval.starts_at:
+                lane_ends[lane] = interval.ends_at
+                placed[index] = lane
+                break
+        else:
+            placed[index] = len(lane_ends)
+            lane_ends.append(interval.ends_at)
+        groups[-1].append(index)
+        group_end = max(group_end, interval.ends_at)
+    width = {index: len({placed[i] for i in group}) for group in groups for index in group}
+    return [(placed[i], width[i]) for i in range(len(intervals))]
+
+
+def closed_spans(
+    window: Interval, *, opening: Interval | None, closures: Sequence[tuple[Interval, str]]
+) -> list[tuple[Interval, str, str]]:
+    """The parts of a calendar column's window the room cannot be booked, as (interval, kind, text):
+    kind "closed" before opening and after closing (the whole window on a closed weekday), and
+    kind "closure" for each out-of-service period (its reason), cut to the window."""
+    spans: list[tuple[Interval, str, str]] = []
+    if opening is None:
+        spans.append((window, "closed", "Closed"))
+    else:
+        if opening.starts_at > window.starts_at:
+            spans.append(
+                (Interval(window.starts_at, min(opening.starts_at, window.ends_at)), "closed", "Closed")
+            )
+        if opening.ends_at < window.ends_at:
+            spans.append(
+                (Interval(max(opening.ends_at, window.starts_at), window.ends_at), "closed", "Closed")
+            )
+    for closure, reason in closures:
+        if closure.overlaps(window):
+            cut = Interval(max(closure.starts_at, window.starts_at), min(closure.ends_at, window.ends_at))
+            spans.append((cut, "closure", f"Out of service: {reason}"))
+    return [span for span in spans if span[0].starts_at < span[0].ends_at]

@@ -12,9 +12,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import Case
+from django.db.models import DateTimeField
+from django.db.models import F
+from django.db.models import IntegerField
 from django.db.models import Prefetch
 from django.db.models import Q
 from django.db.models import QuerySet
+from django.db.models import Subquery
+from django.db.models import TimeField
+from django.db.models import Value
+from django.db.models import When
+from django.db.models import Window
+from django.db.models.functions import RowNumber
 from django.http import Http404
 
 from kaemdr import charts
@@ -255,62 +265,8 @@ def conflicts(
     return found
 
 
-@dataclass(frozen=True)
-class WeekDay:
-    date: dt.date
-    bookings: list[Booking]
-
-
-@dataclass(frozen=True)
-class RoomWeek:
-    room: Room
-    days: list[WeekDay]
-    utilisation: float
-    open_minutes: int
-
-
 def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
-
-
-def week_calendar(user: User, *, monday: dt.date, room: Room | None = None) -> list[RoomWeek]:
-    """Each room's week, Monday to Sunday in the clinic's time zone, with its bookings and utilisation.
-
-    Three queries however many bookings: rooms with their hours, then the week's bookings.
-    """
-    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
-    start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
-    end = start + dt.timedelta(days=7)
-    rooms = (
-        room_qs_for_user(user)
-        .filter(is_active=True)
-        .prefetch_related(Prefetch("opening_hours", queryset=RoomOpeningHours.objects.order_by("weekday")))
-    )
-    if room is not None:
-        rooms = rooms.filter(pk=room.pk)
-    bookings = booking_qs_for_user(user).filter(starts_at__lt=end, ends_at__gt=start).order_by("starts_at")
-    by_room: dict[int, dict[dt.date, list[Booking]]] = defaultdict(lambda: defaultdict(list))
-    for booking in bookings:
-        by_room[booking.room_id][booking.starts_at.astimezone(tz).date()].append(booking)
-    weeks = []
-    for each in rooms.order_by("name"):
-        hours = {h.weekday: h for h in each.opening_hours.all()}
-        open_minutes = sum(
-            (dt.datetime.combine(monday, h.closes) - dt.datetime.combine(monday, h.opens)).seconds // 60
-            for h in hours.values()
-        )
-        days = [
-            WeekDay(monday + dt.timedelta(days=i), by_room[each.pk][monday + dt.timedelta(days=i)])
-            for i in range(7)
-        ]
-        live = [
-            rules.Interval(b.starts_at, b.ends_at)
-            for day in days
-            for b in day.bookings
-            if b.status != "cancelled"
-        ]
-        weeks.append(RoomWeek(each, days, rules.utilisation(live, open_minutes), open_minutes))
-    return weeks
 
 
 def todays_board(user: User, *, day: dt.date) -> list[Booking]:
@@ -319,11 +275,53 @@ def todays_board(user: User, *, day: dt.date) -> list[Booking]:
     start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
     bookings = (
         booking_qs_for_user(user)
+        .select_related("session")
         .filter(starts_at__gte=start, starts_at__lt=start + dt.timedelta(days=1))
         .exclude(status=BookingStatus.CANCELLED)
         .order_by("starts_at", "id")
     )
     return list(bookings)
+
+
+UPCOMING_DAYS = 7
+UPCOMING_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class DashboardBookings:
+    today: list[Booking]
+    upcoming: list[Booking]
+
+
+def dashboard_bookings(
+    user: User, *, day: dt.date, days: int = UPCOMING_DAYS, limit: int = UPCOMING_SHOWN
+) -> DashboardBookings:
+    """The dashboard's sessions: every live booking of `day` the user may see (as `todays_board`), and
+    the soonest `limit` of the `days` after it. One query however full the calendar: the later ones
+    are ranked by a window over their own partition and cut at `limit` in the same statement."""
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    tomorrow = start + dt.timedelta(days=1)
+    later = Case(When(starts_at__gte=tomorrow, then=Value(True)), default=Value(False))
+    rows = (
+        booking_qs_for_user(user)
+        .select_related("session")
+        .filter(starts_at__gte=start, starts_at__lt=tomorrow + dt.timedelta(days=days))
+        .exclude(status=BookingStatus.CANCELLED)
+        .annotate(
+            is_later=later,
+            later_rank=Window(
+                RowNumber(), partition_by=[later], order_by=[F("starts_at").asc(), F("id").asc()]
+            ),
+        )
+        .filter(Q(is_later=False) | Q(later_rank__lte=limit))
+        .order_by("starts_at", "id")
+    )
+    bookings = list(rows)
+    return DashboardBookings(
+        today=[b for b in bookings if not getattr(b, "is_later")],  # noqa: B009  (the annotation)
+        upcoming=[b for b in bookings if getattr(b, "is_later")],  # noqa: B009
+    )
 
 
 PATHWAY_BOOKINGS_SHOWN = 10
@@ -552,12 +550,13 @@ def vitals_chart(
     readings: list[tuple[dt.datetime, rules.Reading]], limits: rules.VitalLimits, tz: dt.tzinfo
 ) -> dict[str, str] | None:
     """The record's vitals trend: systolic, diastolic, heart rate and SpO2 over the session, with the
-    clinic's limits for each as a dashed line in its reading's colour, as an SVG (`label`, `svg`)
-    and a text alternative (`summary`). The same chart on the record's page and in its PDF summary
-    (`integration.summaries`); drawings are cached by `charts.line_chart_svg`. None before there
-    are two readings: one is no trend, and its limit lines would have no length.
+    clinic's limits for each as a labelled dashed line in its reading's colour, as an SVG (`label`,
+    `svg`) and a text alternative (`summary`). The same chart on the record's page and in its PDF
+    summary (`integration.summaries`); drawings are cached by `charts.line_chart_svg`. With one
+    reading time there is no trend: `svg` is "" and `summary` gives the reading and its time.
+    None without readings.
     """
-    if len(readings) < 2:
+    if not readings:
         return None
 
     def line(label: str, field: str) -> charts.Series:
@@ -571,7 +570,7 @@ def vitals_chart(
         line("SpO2 %", "spo2"),
     ]
     values = [value for s in series for _, value in s.points]
-    if len({when for s in series for when, _ in s.points}) < 2:
+    if not values:
         return None
     # Room for the highest value and limit above, and for the lowest value below (from 40 when all
     # are above 50, so that the usual readings are not squeezed into the top half).
@@ -583,7 +582,7 @@ def vitals_chart(
         series=series,
         y_min=y_min,
         y_max=y_max,
-        # Each limit sits in the legend below its reading, in its colour: "Max 180" under "Systolic".
+        # Each limit is labelled at the right of the plot in its reading's colour: "Max 180".
         thresholds=[
             charts.Threshold(f"Max {limits.systolic_max}", limits.systolic_max, "Systolic"),
             charts.Threshold(f"Max {limits.diastolic_max}", limits.diastolic_max, "Diastolic"),
@@ -593,9 +592,6 @@ def vitals_chart(
         tz=tz,
         width=560,
         height=340,
-        x_format="%H:%M",
-        y_labels=tuple(range(y_min, y_max + 1, 20)),
-        legend_columns=4,  # the readings in one row, each limit below its reading
     )
     first, last = readings[0][0].astimezone(tz), readings[-1][0].astimezone(tz)
     latest = readings[-1][1]
@@ -608,11 +604,13 @@ def vitals_chart(
         if latest.systolic is not None and latest.diastolic is not None
         else f"{shown(latest.systolic)} systolic, {shown(latest.diastolic)} diastolic"
     )
+    span = f"at {first:%H:%M}" if first == last else f"from {first:%H:%M} to {last:%H:%M}"
     summary = (
-        f"{len(readings)} reading{'s' if len(readings) != 1 else ''} from {first:%H:%M} to {last:%H:%M}; "
+        f"{len(readings)} reading{'s' if len(readings) != 1 else ''} {span}; "
         f"the latest: blood pressure {pressure}, "
         f"heart rate {shown(latest.heart_rate)}, SpO2 {shown(latest.spo2, '%')}. "
-        f"The clinic's limits, drawn as dashed lines: systolic {limits.systolic_max}, diastolic "
+        f"The clinic's limits{', drawn as dashed lines' if svg else ''}: "
+        f"systolic {limits.systolic_max}, diastolic "
         f"{limits.diastolic_max}, heart rate {limits.heart_rate_max}, SpO2 at least {limits.spo2_min}%."
     )
     return {"label": VITALS_CHART_LABEL, "svg": svg, "summary": summary}
@@ -644,3 +642,437 @@ def esketamine_course(pathway_id: int, *, tz: dt.tzinfo) -> list[CourseSession]:
         CourseSession(pk, (dosed_at or starts_at).astimezone(tz).date(), dosed_at is not None)
         for pk, starts_at, dosed_at in rows
     ]
+
+
+# --- The time-grid room calendar --------------------------------------------------------------------
+
+CALENDAR_STEP_MINUTES = 15
+"""One grid row of the calendar: bookings and closed hours are placed to the quarter hour."""
+
+
+@dataclass(frozen=True)
+class CalendarColumn:
+    """One column of the grid: a day of one room (`room` set), headed by `heading`."""
+
+    date: dt.date
+    room: Room
+    heading: str
+    subheading: str
+    is_today: bool
+    column: int  # the CSS grid column (the time axis is column 1)
+
+
+@dataclass(frozen=True)
+class CalendarBlock:
+    """Something placed in a column: a booking (with its state) or closed/out-of-service time."""
+
+    kind: str  # "booking", "closed" or "closure"
+    column: int
+    row_start: int
+    row_end: int
+    lane: int
+    lanes: int
+    text: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    booking: Booking | None = None
+    state: str = ""
+    state_label: str = ""
+
+
+@dataclass(frozen=True)
+class RoomUse:
+    room: Room
+    utilisation: float
+    open_minutes: int
+    booked_minutes: int
+
+
+@dataclass(frozen=True)
+class CalendarGrid:
+    columns: list[CalendarColumn]
+    header_rows: int
+    day_headers: list[tuple[dt.date, int, int, bool]]  # (date, first column, span, is today), across rooms
+    hours: list[tuple[int, str]]  # (row, "09:00") for each whole hour
+    last_row: int
+    blocks: list[CalendarBlock]
+    now_row: int | None
+    now_columns: list[int]
+    now_label: str
+    uses: list[RoomUse]
+    bookings: list[Booking]
+
+
+def room_calendar(
+    user: User, *, first_day: dt.date, days: int, room: Room | None = None, now: dt.datetime
+) -> CalendarGrid:
+    """The rooms' calendar as a time grid for `days` days from `first_day`: time down the side; a column
+    per day (one room's week), per room (a day), or per day and room (the week across rooms).
+
+    Four queries however many rooms and bookings: the active rooms, their opening hours, their
+    out-of-service periods in the window, and the window's bookings (with their session's status, for
+    "in progress"). Bookings are placed by their chair time as booked (`starts_at` to `ends_at`).
+    """
+    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    start = dt.datetime.combine(first_day, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(first_day + dt.timedelta(days=days), dt.time.min, tzinfo=tz)
+    rooms_qs = (
+        room_qs_for_user(user)
+        .filter(is_active=True)
+        .prefetch_related(
+            Prefetch("opening_hours", queryset=RoomOpeningHours.objects.order_by("weekday")),
+            Prefetch(
+                "closures",
+                queryset=RoomClosure.objects.filter(starts_at__lt=end, ends_at__gt=start).order_by(
+                    "starts_at"
+                ),
+            ),
+        )
+        .order_by("name")
+    )
+    if room is not None:
+        rooms_qs = rooms_qs.filter(pk=room.pk)
+    rooms = list(rooms_qs)
+    bookings = list(
+        booking_qs_for_user(user)
+        .filter(room__in=[r.pk for r in rooms], starts_at__lt=end, ends_at__gt=start)
+        .select_related("session")
+        .order_by("starts_at", "id")
+    )
+    hours = {
+        r.pk: [rules.OpeningHours(h.weekday, h.opens, h.closes) for h in r.opening_hours.all()] for r in rooms
+    }
+    dates = [first_day + dt.timedelta(days=i) for i in range(days)]
+    today = now.astimezone(tz).date()
+
+    # The window shown each day: whole hours from the earliest opening (or booking) to the latest.
+    first_minute, last_minute = 24 * 60, 0
+    for day_hours in [h for rows in hours.values() for h in rows]:
+        first_minute = min(first_minute, day_hours.opens.hour * 60 + day_hours.opens.minute)
+        last_minute = max(last_minute, day_hours.closes.hour * 60 + day_hours.closes.minute)
+    for booking in bookings:
+        local_start, local_end = booking.starts_at.astimezone(tz), booking.ends_at.astimezone(tz)
+        first_minute = min(first_minute, local_start.hour * 60 + local_start.minute)
+        if local_end.date() > local_start.date():
+            last_minute = 24 * 60
+        else:
+            last_minute = max(last_minute, local_end.hour * 60 + local_end.minute)
+    if first_minute >= last_minute:
+        first_minute, last_minute = 7 * 60, 20 * 60
+    first_hour, last_hour = first_minute // 60, min(24, -(-last_minute // 60))
+
+    across_rooms = room is None and days > 1
+    header_rows = 2 if across_rooms else 1
+    columns: list[CalendarColumn] = []
+    day_headers: list[tuple[dt.date, int, int, bool]] = []
+    for day_index, day in enumerate(dates):
+        if across_rooms:
+            day_headers.append((day, 2 + day_index * len(rooms), max(1, len(rooms)), day == today))
+        for room_index, each in enumerate(rooms):
+            column = 2 + (day_index * len(rooms) + room_index if days > 1 else room_index)
+            if room is not None and days > 1:
+                heading, subheading = f"{day:%a} {day.day} {day:%b}", ""
+            elif days == 1:
+                heading, subheading = each.name, ""
+            else:
+                heading, subheading = each.name, f"{day:%a} {day.day}"
+            columns.append(CalendarColumn(day, each, heading, subheading, day == today, column))
+
+    def row_of(moment: dt.datetime, day: dt.date, *, upper: bool) -> int:
+        day_start = dt.datetime.combine(day, dt.time(first_hour), tzinfo=tz)
+        minutes = (moment - day_start).total_seconds() / 60
+        minutes = max(0.0, min(minutes, (last_hour - first_hour) * 60))
+        steps = -(-minutes // CALENDAR_STEP_MINUTES) if upper else minutes // CALENDAR_STEP_MINUTES
+        return header_rows + 1 + int(steps)
+
+    last_row = header_rows + 1 + (last_hour - first_hour) * 60 // CALENDAR_STEP_MINUTES
+    by_column: dict[tuple[int, dt.date], list[Booking]] = defaultdict(list)
+    for booking in bookings:
+        local_start = booking.starts_at.astimezone(tz)
+        local_end = booking.ends_at.astimezone(tz)
+        day = local_start.date()
+        while day <= local_end.date() and day < dates[-1] + dt.timedelta(days=1):
+            if day >= first_day:
+                by_column[(booking.room_id, day)].append(booking)
+            day += dt.timedelta(days=1)
+    blocks: list[CalendarBlock] = []
+    for col in columns:
+        window = rules.Interval(
+            dt.datetime.combine(col.date, dt.time(first_hour), tzinfo=tz),
+            dt.datetime.combine(col.date, dt.time.min, tzinfo=tz) + dt.timedelta(hours=last_hour),
+        )
+        opening = rules.day_opening(col.date, hours[col.room.pk], tz)
+        closures = [(rules.Interval(c.starts_at, c.ends_at), c.reason) for c in col.room.closures.all()]
+        for span, kind, text in rules.closed_spans(window, opening=opening, closures=closures):
+            blocks.append(
+                CalendarBlock(
+                    kind,
+                    col.column,
+                    row_of(span.starts_at, col.date, upper=False),
+                    max(
+                        row_of(span.ends_at, col.date, upper=True),
+                        row_of(span.starts_at, col.date, upper=False) + 1,
+                    ),
+                    0,
+                    1,
+                    text,
+                    span.starts_at,
+                    span.ends_at,
+                )
+            )
+        placed = by_column[(col.room.pk, col.date)]
+        places = rules.lanes([rules.Interval(b.starts_at, b.ends_at) for b in placed])
+        for booking, (lane, lane_count) in zip(placed, places, strict=True):
+            top = row_of(booking.starts_at, col.date, upper=False)
+            state = rules.calendar_state(booking.status, has_session=_has_session(booking))
+            blocks.append(
+                CalendarBlock(
+                    "booking",
+                    col.column,
+                    top,
+                    max(row_of(booking.ends_at, col.date, upper=True), top + 1),
+                    min(lane, 5),
+                    min(lane_count, 6),  # the stylesheet places up to six side by side
+                    booking.patient.full_name,
+                    booking.starts_at,
+                    booking.ends_at,
+                    booking,
+                    state.value,
+                    rules.CALENDAR_STATE_LABELS[state],
+                )
+            )
+    local_now = now.astimezone(tz)
+    now_row = None
+    now_columns = [c.column for c in columns if c.date == today]
+    if now_columns and first_hour * 60 <= local_now.hour * 60 + local_now.minute < last_hour * 60:
+        now_row = row_of(now, today, upper=False)
+    uses = []
+    for each in rooms:
+        open_minutes = 0
+        for day in dates:
+            opening = rules.day_opening(day, hours[each.pk], tz)
+            if opening is not None:
+                open_minutes += int((opening.ends_at - opening.starts_at).total_seconds() // 60)
+        live = [
+            rules.Interval(max(b.starts_at, start), min(b.ends_at, end))
+            for b in bookings
+            if b.room_id == each.pk and b.status != BookingStatus.CANCELLED
+        ]
+        booked = int(sum((i.ends_at - i.starts_at).total_seconds() for i in live) // 60)
+        uses.append(RoomUse(each, rules.utilisation(live, open_minutes), open_minutes, booked))
+    return CalendarGrid(
+        columns=columns,
+        header_rows=header_rows,
+        day_headers=day_headers,
+        hours=[
+            (
+                row_of(dt.datetime.combine(first_day, dt.time(h), tzinfo=tz), first_day, upper=False),
+                f"{h:02d}:00",
+            )
+            for h in range(first_hour, last_hour)
+        ],
+        last_row=last_row,
+        blocks=blocks,
+        now_row=now_row,
+        now_columns=now_columns,
+        now_label=f"{local_now:%H:%M}",
+        uses=uses,
+        bookings=bookings,
+    )
+
+
+def _has_session(booking: Booking) -> bool:
+    try:
+        return booking.session is not None
+    except DosingSession.DoesNotExist:
+        return False
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A room's day for booking: the room (by public id), its hours in words, whether it is open that
+    day, and the free starts for a session of `minutes` that the room, the monitor and the patient
+    leave (none when the length is not known yet)."""
+
+    room_public_id: uuid.UUID
+    day: dt.date
+    minutes: int | None
+    hours_text: str
+    is_open: bool
+    slots: list[dt.datetime]
+
+
+AVAILABILITY_HORIZON_DAYS = 28
+"""How far ahead the next open day is looked for when no day is asked for."""
+
+
+def booking_availability(
+    *,
+    rooms: QuerySet[Room],
+    room_public_id: uuid.UUID | None,
+    day: dt.date | None,
+    after: dt.date,
+    minutes: int | None,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    clinic_id: int,
+    monitor_public_id: uuid.UUID | None = None,
+    patient_id: int | None = None,
+) -> Availability | None:
+    """The booking form's (and the API's) day: `day`, or the room's next open day from `after` (its
+    hours less its out-of-service periods), with its free starts (`rules.free_slots`).
+
+    The room is the one of `rooms` named, or else their first by name (the form's first choice). One
+    query whatever the data: the room's opening hours, its out-of-service periods and the live
+    bookings of the room, the monitor and the patient over the days looked at, as one union of rows
+    (the booking page's budget of 12 queries has room for no more). None when no such room has
+    opening hours (a room never opened: nothing to offer), or the day is beyond the booking horizon
+    (`rules.within_booking_horizon`)."""
+    if not rules.within_booking_horizon(day or after, today=now.astimezone(tz).date()):
+        return None
+    target = rooms.filter(public_id=room_public_id) if room_public_id is not None else rooms.order_by("name")
+    room_id = Subquery(target.values("pk")[:1])
+    start = dt.datetime.combine(day or after, dt.time.min, tzinfo=tz)
+    end = start + dt.timedelta(days=1 if day is not None else AVAILABILITY_HORIZON_DAYS)
+    no_time, no_moment = Value(None, output_field=TimeField()), Value(None, output_field=DateTimeField())
+    columns = ("row_kind", "room_key", "row_weekday", "row_opens", "row_closes", "row_starts", "row_ends")
+    hours = RoomOpeningHours.objects.filter(room_id=room_id).annotate(
+        row_kind=Value("hours"),
+        room_key=F("room__public_id"),
+        row_weekday=F("weekday"),
+        row_opens=F("opens"),
+        row_closes=F("closes"),
+        row_starts=no_moment,
+        row_ends=no_moment,
+    )
+    closures = RoomClosure.objects.filter(room_id=room_id, starts_at__lt=end, ends_at__gt=start).annotate(
+        row_kind=Value("closure"),
+        room_key=F("room__public_id"),
+        row_weekday=Value(None, output_field=IntegerField()),
+        row_opens=no_time,
+        row_closes=no_time,
+        row_starts=F("starts_at"),
+        row_ends=F("ends_at"),
+    )
+    who = Q(room_id=room_id)
+    if monitor_public_id is not None:
+        who |= Q(monitor__public_id=monitor_public_id)
+    if patient_id is not None:
+        who |= Q(patient_id=patient_id)
+    bookings = Booking.objects.filter(
+        who, ~Q(status=BookingStatus.CANCELLED), clinic_id=clinic_id, starts_at__lt=end, ends_at__gt=start
+    ).annotate(
+        row_kind=Value("booking"),
+        room_key=F("room__public_id"),
+        row_weekday=Value(None, output_field=IntegerField()),
+        row_opens=no_time,
+        row_closes=no_time,
+        row_starts=F("starts_at"),
+        row_ends=F("ends_at"),
+    )
+    rows = list(
+        hours.values_list(*columns).union(
+            closures.values_list(*columns), bookings.values_list(*columns), all=True
+        )
+    )
+    opening = [rules.OpeningHours(w, o, c) for kind, _, w, o, c, _, _ in rows if kind == "hours"]
+    room_keys = {key for kind, key, *_ in rows if kind == "hours"}
+    if not opening:
+        return None
+    out_of_service = [rules.Interval(s, e) for kind, _, _, _, _, s, e in rows if kind == "closure"]
+    busy = [rules.Interval(s, e) for kind, _, _, _, _, s, e in rows if kind == "booking"] + out_of_service
+    chosen = day or rules.next_open_day(
+        after, hours=opening, closures=out_of_service, tz=tz, horizon_days=AVAILABILITY_HORIZON_DAYS
+    )
+    chosen = chosen or after
+    return Availability(
+        room_public_id=room_keys.pop(),
+        day=chosen,
+        minutes=minutes,
+        hours_text=rules.describe_opening_hours(opening),
+        is_open=rules.is_open_day(chosen, hours=opening, closures=out_of_service, tz=tz),
+        slots=rules.free_slots(chosen, hours=opening, busy=busy, minutes=minutes, tz=tz, not_before=now)
+        if minutes
+        else [],
+    )
+
+
+def _busy(
+    *,
+    room: Room,
+    monitor_id: int | None,
+    patient_id: int | None,
+    start: dt.datetime,
+    end: dt.datetime,
+    exclude_booking_id: int | None = None,
+) -> tuple[list[rules.Interval], list[rules.Interval]]:
+    """Live bookings of the room, monitor or patient, and the room's out-of-service periods, between
+    `start` and `end` (two queries)."""
+    who = Q(room_id=room.pk)
+    if monitor_id is not None:
+        who |= Q(monitor_id=monitor_id)
+    if patient_id is not None:
+        who |= Q(patient_id=patient_id)
+    rows = Booking.objects.filter(
+        who,
+        ~Q(status=BookingStatus.CANCELLED),
+        clinic_id=room.clinic_id,
+        starts_at__lt=end,
+        ends_at__gt=start,
+    )
+    if exclude_booking_id is not None:
+        rows = rows.exclude(pk=exclude_booking_id)
+    closures = RoomClosure.objects.filter(room_id=room.pk, starts_at__lt=end, ends_at__gt=start)
+    return (
+        [rules.Interval(*row) for row in rows.values_list("starts_at", "ends_at")],
+        [rules.Interval(*row) for row in closures.values_list("starts_at", "ends_at")],
+    )
+
+
+def next_free_slot_for(
+    *,
+    room: Room,
+    from_day: dt.date,
+    minutes: int,
+    tz: dt.tzinfo,
+    now: dt.datetime,
+    monitor_id: int | None = None,
+    patient_id: int | None = None,
+    exclude_booking_id: int | None = None,
+    horizon_days: int = 28,
+    hours: list[rules.OpeningHours] | None = None,
+) -> dt.datetime | None:
+    """The earliest start from `from_day` on that the room, the monitor and the patient leave free, for
+    a refusal to name: the bookings and the closures of the horizon (two queries), and the opening
+    hours unless the caller has them (`hours`)."""
+    if not rules.within_booking_horizon(from_day, today=now.astimezone(tz).date()):
+        return None
+    if hours is None:
+        hours = opening_hours(room)
+    start = dt.datetime.combine(from_day, dt.time.min, tzinfo=tz)
+    bookings, closures = _busy(
+        room=room,
+        monitor_id=monitor_id,
+        patient_id=patient_id,
+        start=start,
+        end=start + dt.timedelta(days=horizon_days),
+        exclude_booking_id=exclude_booking_id,
+    )
+    return rules.next_free_slot(
+        from_day,
+        hours=hours,
+        busy=bookings + closures,
+        minutes=minutes,
+        tz=tz,
+        not_before=now,
+        horizon_days=horizon_days,
+    )
+
+
+def planned_chair_minutes(pathway: Pathway) -> int | None:
+    """The chair time (minutes) a booking of the pathway takes: the clinic's for the current signed
+    screening's agent and route; None while there is no such plan."""
+    plan = screening_selectors.current_screening(pathway)
+    if plan is None or not plan.agent or not plan.route:
+        return None
+    return chair_time_for(pathway.clinic_id, agent=plan.agent, route=plan.route).total_minutes

@@ -18,6 +18,7 @@ from django.utils import timezone
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.exceptions import Refusal
+from kaemdr.formatting import format_measurement
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -61,6 +62,7 @@ from .selectors import conflicts
 from .selectors import dose_range_for
 from .selectors import dosing_settings_for
 from .selectors import esketamine_course
+from .selectors import next_free_slot_for
 from .selectors import opening_hours
 from .selectors import pathway_for_booking
 from .selectors import pmf_facts
@@ -68,7 +70,7 @@ from .selectors import rems_medication_classes
 from .selectors import vital_limits
 
 BOOKABLE_STAGES = gates.BOOKABLE_STAGES  # preparation and dosing (see `sessions.gates`)
-BOOKING_HORIZON = dt.timedelta(days=2 * 366)
+BOOKING_HORIZON = rules.BOOKING_HORIZON
 """How far ahead a session can be booked. It also keeps a start's end (start + chair time) inside the
 calendar: a start late on 31 December 9999 would otherwise overflow."""
 
@@ -382,13 +384,23 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
     interval = rules.Interval(booking.starts_at, booking.ends_at)
     if booking.starts_at < timezone.now():
         raise ValidationError({"starts_at": ValidationError("This time has passed.", code="past")})
-    if not rules.within_opening_hours(interval, opening_hours(room), tz):
+    hours = opening_hours(room)
+    if not rules.within_opening_hours(interval, hours, tz):
         local = booking.starts_at.astimezone(tz)
+        minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
+        if rules.day_opening(local.date(), hours, tz) is None:
+            what = f"{room.name} is closed on {local:%A %-d %b}."
+        else:
+            what = (
+                f"{room.name} is not open for the whole session ({local:%a %-d %b %H:%M}, {minutes} minutes)."
+            )
+        hint = _hours_and_next_free(
+            booking, room=room, hours=hours, tz=tz, exclude_booking_id=exclude_booking_id
+        )
         raise ValidationError(
             {
                 "starts_at": ValidationError(
-                    f"{room.name} is not open for the whole session ({local:%a %-d %b %H:%M}, "
-                    f"{(booking.ends_at - booking.starts_at).seconds // 60} minutes).",
+                    f"{what} {hint}",
                     code="outside_opening_hours",
                 )
             }
@@ -403,9 +415,40 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
         exclude_booking_id=exclude_booking_id,
     )
     if found:
-        raise ValidationError(
-            {"starts_at": [ValidationError(c.text, code="booking_conflict") for c in found]}
+        hint = _hours_and_next_free(
+            booking, room=room, hours=hours, tz=tz, exclude_booking_id=exclude_booking_id
         )
+        raise ValidationError(
+            {
+                "starts_at": [ValidationError(c.text, code="booking_conflict") for c in found]
+                + [ValidationError(hint, code="next_free_slot")]
+            }
+        )
+
+
+def _hours_and_next_free(
+    booking: Booking,
+    *,
+    room: Room,
+    hours: list[rules.OpeningHours],
+    tz: dt.tzinfo,
+    exclude_booking_id: int | None,
+) -> str:
+    """What a refused time is told: the room's opening hours and the next start that the room, the
+    patient and the monitor all leave free, from the asked day on (a refusal only: three reads)."""
+    asked = booking.starts_at.astimezone(tz).date()
+    slot = next_free_slot_for(
+        room=room,
+        from_day=asked,
+        minutes=int((booking.ends_at - booking.starts_at).total_seconds() // 60),
+        tz=tz,
+        now=timezone.now(),
+        monitor_id=booking.monitor_id,
+        patient_id=booking.patient_id,
+        exclude_booking_id=exclude_booking_id,
+        hours=hours,
+    )
+    return f"{room.name} opens {rules.describe_opening_hours(hours)}. {rules.describe_next_free(slot, tz)}"
 
 
 def _save_booking(booking: Booking, *, actor: User, room: Room, exclude_booking_id: int | None) -> None:
@@ -1791,7 +1834,8 @@ def _dose_range_setting_problems(
     for part, value in (("minimum", minimum), ("maximum", maximum)):
         if not (Decimal(0) < value <= limit) or value != value.quantize(Decimal("0.01")):
             problems[f"{part}_{agent}_{route}"] = ValidationError(
-                f"Enter a dose above 0 and at most {limit} mg/kg, to two decimals.", code="out_of_range"
+                f"Enter a dose above 0 and at most {format_measurement(limit, 'mg/kg')}, to two decimals.",
+                code="out_of_range",
             )
     if not problems and minimum > maximum:
         problems[f"maximum_{agent}_{route}"] = ValidationError(

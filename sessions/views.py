@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import zoneinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
@@ -176,38 +178,60 @@ def room_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def week_calendar(request: HttpRequest) -> HttpResponse:
-    """The week across rooms (or one room), Monday to Sunday; `?week=YYYY-MM-DD` picks the week."""
+    """The room calendar as a time grid: `?view=week` (default; `week=YYYY-MM-DD` picks it) or
+    `?view=day` (`day=YYYY-MM-DD`), across rooms or for one (`room=<id>`)."""
     require_capability(request, Capability.SCHEDULE_VIEW)
     user = _user(request)
+    today = timezone.localdate()
+    view = "day" if request.GET.get("view") == "day" else "week"
     try:
-        chosen = dt.date.fromisoformat(request.GET.get("week", ""))
+        chosen = dt.date.fromisoformat(request.GET.get("day" if view == "day" else "week", ""))
     except ValueError:
-        chosen = timezone.localdate()
-    monday = selectors.week_start(chosen)
+        chosen = today
     room = None
     if request.GET.get("room"):
         room = selectors.get_room_for_user_or_404(user, request.GET["room"])
-    weeks = selectors.week_calendar(user, monday=monday, room=room)
+    first_day, days = (chosen, 1) if view == "day" else (selectors.week_start(chosen), 7)
+    grid = selectors.room_calendar(user, first_day=first_day, days=days, room=room, now=timezone.now())
     read_services.records_viewed(
-        actor=user,
-        model=Booking,
-        records=[booking for week in weeks for day in week.days for booking in day.bookings],
-        patient="patient",
-        via="calendar",
+        actor=user, model=Booking, records=grid.bookings, patient="patient", via="calendar"
     )
+    step = dt.timedelta(days=days)
+    if view == "day":
+        title = f"{room.name}: " if room else ""
+        heading = f"{title}{first_day:%A} {first_day.day} {first_day:%B %Y}"
+    else:
+        heading = f"{room.name + ': week' if room else 'Week'} of {first_day.day} {first_day:%b %Y}"
+
+    def link(**changes: Any) -> str:
+        params = {"view": view, "room": str(room.public_id) if room else ""}
+        params["day" if view == "day" else "week"] = first_day.isoformat()
+        params.update(changes)
+        return "?" + urlencode({key: value for key, value in params.items() if value})
+
     context = {
         "title": "Room calendar",
-        "weeks": weeks,
-        "monday": monday,
-        "days": [monday + dt.timedelta(days=i) for i in range(7)],
-        "previous_week": monday - dt.timedelta(days=7),
-        "next_week": monday + dt.timedelta(days=7),
-        "this_week": selectors.week_start(timezone.localdate()),
+        "heading": heading,
+        "grid": grid,
+        "view": view,
+        "first_day": first_day,
         "room": room,
         "rooms": list(selectors.room_qs_for_user(user).filter(is_active=True)),
-        "today": timezone.localdate(),
+        "previous_link": link(**{"day" if view == "day" else "week": (first_day - step).isoformat()}),
+        "next_link": link(**{"day" if view == "day" else "week": (first_day + step).isoformat()}),
+        "today_link": link(**{"day" if view == "day" else "week": today.isoformat()}),
+        "day_view_link": link(view="day", day=_day_in(first_day, days, today).isoformat(), week=""),
+        "week_view_link": link(view="week", week=first_day.isoformat(), day=""),
+        "all_rooms_link": link(room=""),
+        "can_book": has_capability(user, Capability.BOOKING_MANAGE),
+        "states": [(state.value, label) for state, label in rules.CALENDAR_STATE_LABELS.items()],
     }
     return render(request, "sessions/week_calendar.html", context)
+
+
+def _day_in(first_day: dt.date, days: int, today: dt.date) -> dt.date:
+    """The day the day view opens on from a period: today when it is in the period, else its first."""
+    return today if first_day <= today < first_day + dt.timedelta(days=days) else first_day
 
 
 def today_board(request: HttpRequest) -> HttpResponse:
@@ -220,18 +244,79 @@ def today_board(request: HttpRequest) -> HttpResponse:
     return render(request, "sessions/today.html", {"title": "Today's sessions", "bookings": bookings})
 
 
-def _booking_form(request: HttpRequest, user: User, pathway: Any, data: Any = None) -> BookingForm:
-    return BookingForm(
+def _booking_form(
+    request: HttpRequest, user: User, pathway: Any, data: Any = None, *, minutes: int | None = None
+) -> tuple[BookingForm, selectors.Availability | None, dict[str, str]]:
+    """The booking form, opened on the chosen room's next open day (from tomorrow) at its first free
+    start, with that day's free starts for the room, the monitor and the patient.
+
+    `?room=`, `?date=`, `?monitor=`, `?prescriber=` and `?time=` choose them without JavaScript (the
+    free starts are links that carry them); a posted form shows the free starts of what it posted.
+    The choices are read as they are given (a public id, a date): the availability's one query finds
+    the room and the monitor within the clinic, so a wrong one simply finds nothing."""
+    rooms = selectors.room_qs_for_user(user).filter(is_active=True)
+    form = BookingForm(
         data,
-        rooms=selectors.room_qs_for_user(user).filter(is_active=True),
+        rooms=rooms,
         prescribers=clinic_clinicians(user, role=Role.PRESCRIBER),
         monitors=clinic_clinicians(user, role=Role.MONITOR),
-        initial={
-            "date": timezone.localdate() + dt.timedelta(days=1),
-            "time": dt.time(9, 0),
-            "prescriber": pathway.prescriber.public_id,
-        },
     )
+    source = data if data is not None else request.GET
+    given = {name: _given(source, name) for name in ("room", "monitor", "prescriber", "date", "time")}
+    availability = selectors.booking_availability(
+        rooms=rooms,
+        room_public_id=given["room"],
+        day=given["date"],
+        after=timezone.localdate() + dt.timedelta(days=1),
+        minutes=minutes,
+        tz=_tz(user),
+        now=timezone.now(),
+        clinic_id=pathway.clinic_id,
+        monitor_public_id=given["monitor"],
+        patient_id=pathway.patient_id,
+    )
+    day = availability.day if availability else given["date"] or timezone.localdate() + dt.timedelta(days=1)
+    time = given["time"]
+    if time is None:
+        first = availability.slots[0] if availability and availability.slots else None
+        time = first.astimezone(_tz(user)).time() if first else dt.time(9, 0)
+    chosen = {
+        "room": str(availability.room_public_id if availability else given["room"] or ""),
+        "date": day.isoformat(),
+        "monitor": str(given["monitor"] or ""),
+        "prescriber": str(given["prescriber"] or pathway.prescriber.public_id),
+    }
+    form.initial = {**chosen, "date": day, "time": time}
+    return form, availability, chosen
+
+
+def _given(source: Any, name: str) -> Any:
+    """A choice as given: a public id (room, monitor, prescriber), a date or a time; None when it is
+    missing or does not read as one."""
+    value = (source.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        if name == "date":
+            return dt.date.fromisoformat(value)
+        if name == "time":
+            return dt.time.fromisoformat(value)
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+def _slot_links(
+    availability: selectors.Availability | None, chosen: dict[str, str], tz: dt.tzinfo
+) -> list[Any]:
+    """Each free start as (time, link carrying the form's choices and the time)."""
+    if availability is None:
+        return []
+    links = []
+    for slot in availability.slots:
+        at = slot.astimezone(tz).strftime("%H:%M")
+        links.append((at, "?" + urlencode({**{k: v for k, v in chosen.items() if v}, "time": at})))
+    return links
 
 
 def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -240,7 +325,14 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
     pathway = get_pathway_for_user_or_404(user, public_id)
     require_capability(request, Capability.BOOKING_MANAGE)
-    form = _booking_form(request, user, pathway, request.POST or None)
+    status = screening_selectors.screening_status(pathway)
+    plan = status.current
+    minutes = (
+        selectors.chair_time_for(pathway.clinic_id, agent=plan.agent, route=plan.route).total_minutes
+        if plan is not None and plan.agent and plan.route
+        else None
+    )
+    form, availability, chosen = _booking_form(request, user, pathway, request.POST or None, minutes=minutes)
     if request.method == "POST" and form.is_valid():
         try:
             booking = services.booking_create(
@@ -262,7 +354,6 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
             )
             return HttpResponseRedirect(reverse("booking_detail", args=[booking.public_id]))
     pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="booking_page")
-    status = screening_selectors.screening_status(pathway)
     esketamine = status.current is not None and status.current.agent == "esketamine"
     label = services.esketamine_label_of(pathway.clinic_id) if esketamine else ""
     context = {
@@ -280,6 +371,9 @@ def booking_create(request: HttpRequest, public_id: str) -> HttpResponse:
         else "",
         "rems_required": bool(label) and esketamine_rules.rems_enrolment_required(label),
         "rems_form": RemsEnrolmentForm() if has_capability(user, Capability.REMS_ENROL) else None,
+        "availability": availability,
+        "slot_links": _slot_links(availability, chosen, _tz(user)),
+        "chosen": chosen,
     }
     return render(request, "sessions/booking_form.html", context, status=400 if form.errors else 200)
 

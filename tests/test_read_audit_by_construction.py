@@ -82,6 +82,7 @@ EXEMPT = {
     "integration_settings": "the clinic's follow-up settings",
     "api-room-list": "the clinic's rooms (no bookings)",
     "api-room-detail": "a room (no bookings)",
+    "api-room-free-slots": "a room's free start times (no bookings; a pathway given is audited as viewed)",
     "room_list": "the clinic's rooms (no bookings)",
     "room_create": "a new room's form",
     "room_detail": "a room, its hours and closures (no bookings)",

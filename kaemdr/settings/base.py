@@ -305,7 +305,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Axes announces its version at INFO each time Django starts, before any command's own output
+        # (`manage.py demo_code` would print it above the code); its lock-out records still log.
+        "axes.apps": {"level": "WARNING"},
+    },
 }
 
 

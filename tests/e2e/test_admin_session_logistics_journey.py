@@ -92,7 +92,7 @@ def test_a_clinic_admin_sees_a_sessions_logistics_but_not_its_vitals(
         ADVERSE_EVENT,
         "133/84",
         "126/79",
-        "35.0 mg",
+        "35 mg",
         "Vitals trend",
         "Adverse events",
         "Scales",

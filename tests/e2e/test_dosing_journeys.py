@@ -85,8 +85,8 @@ def test_admin_books_a_room_and_a_clash_is_refused(page: Page, live_server: Any,
     expect(page.get_by_role("alert").first).to_contain_text("Booked: Harbour Room")
 
     page.goto(f"{live_server.url}/dosing/calendar/?week={day.isoformat()}")
-    expect(page.locator(".calendar")).to_contain_text("Tomás Reyes")
-    expect(page.locator(".calendar")).to_contain_text("Aisha Rahman")
+    expect(page.locator(".cal-grid")).to_contain_text("Tomás Reyes")
+    expect(page.locator(".cal-grid")).to_contain_text("Aisha Rahman")
     shot(page, output_dir, "03-week-calendar")
     assert_accessible(page, output_dir, "week-calendar")
     assert Booking.objects.filter(status="booked").count() == 2

@@ -5,10 +5,12 @@ and the new order (a present trigger now waits for the past memory, with its sou
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
@@ -46,8 +48,11 @@ def log_session(
     sets: str = "",
     clear: bool = False,
     closure: str = "",
+    held_date: str = "",
 ) -> None:
     page.get_by_role("link", name="Log a session").click()
+    if held_date:  # otherwise today, now
+        page.locator("#id_held_date").fill(held_date)
     page.locator("#id_target").select_option(label=target)
     page.get_by_label("SUD at start").fill(sud[0])
     page.get_by_label("SUD at end").fill(sud[1])
@@ -79,7 +84,17 @@ def test_therapist_takes_a_plan_from_stabilisation_to_trauma_processing(
     expect(page.locator("#proposal")).to_contain_text("A resource (calm place or resource development)")
 
     log_session(page, "Calm place", voc=("4", "6"))
-    log_session(page, "Sirens at night", sud=("6", "3"), voc=("3", "4"), sets="6, 5, 3", closure="container")
+    # A week ago, so that the target's chart has a trend to draw (one time is a text figure).
+    last_week = (timezone.localdate() - dt.timedelta(days=7)).isoformat()
+    log_session(
+        page,
+        "Sirens at night",
+        sud=("6", "3"),
+        voc=("3", "4"),
+        sets="6, 5, 3",
+        closure="container",
+        held_date=last_week,
+    )
     expect(page.locator("#targets")).to_contain_text("Reevaluate next session")
     log_session(page, "Sirens at night", sud=("3", "0"), voc=("4", "7"), sets="3, 1, 0", clear=True)
 

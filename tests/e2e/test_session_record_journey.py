@@ -123,7 +123,7 @@ def test_monitor_runs_a_session_to_discharge(
     page.get_by_label("Lot number").fill("KET-2291")
     page.get_by_role("button", name="Start the dose").click()
     expect(page.locator("#session-status")).to_have_text("Dosed, monitoring")
-    expect(page.get_by_text("35.0 mg (0.5 mg/kg at 70.0 kg)")).to_be_visible()
+    expect(page.get_by_text("35 mg (0.50 mg/kg at 70 kg)")).to_be_visible()
 
     # Forty minutes in: the reading the label asks for about then, and the infusion's end.
     time_passes(session, 40)

@@ -196,6 +196,7 @@ def _valid_bodies(world: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any] 
         "PATCH /api/v1/patients/{id}/": (Role.PRESCRIBER, {}),
         "POST /api/v1/rooms/{id}/closures/": (Role.CLINIC_ADMIN, {"reason": "Works"}),
         "PUT /api/v1/rooms/{id}/hours/": (Role.CLINIC_ADMIN, [{"weekday": 0}, {"weekday": 6}]),
+        "GET /api/v1/rooms/{id}/free-slots/": (Role.CLINIC_ADMIN, {"minutes": 165}),
         "POST /api/v1/sessions/{id}/adverse-events/": (
             Role.MONITOR,
             {"description": "Nausea", "severity": "mild", "action_taken": "Observed"},
@@ -302,6 +303,7 @@ OPERATIONS = sorted(
         "PATCH /api/v1/patients/{id}/",
         "POST /api/v1/rooms/{id}/closures/",
         "PUT /api/v1/rooms/{id}/hours/",
+        "GET /api/v1/rooms/{id}/free-slots/",
         "POST /api/v1/sessions/{id}/adverse-events/",
         "POST /api/v1/sessions/{id}/devices/",
         "POST /api/v1/sessions/{id}/dose/",
@@ -353,7 +355,10 @@ def test_every_dated_api_parameter_takes_any_date_without_a_500(
     @EXTREMES
     @given(values=st.fixed_dictionaries({name: _value(kind) for name, kind in names.items()}))
     def run(values: dict[str, str]) -> None:
-        query = {name[1:]: value for name, value in values.items() if name.startswith("?")}
+        query = {
+            **(valid if isinstance(valid, dict) else {}),
+            **{name[1:]: value for name, value in values.items() if name.startswith("?")},
+        }
         body: Any = valid
         if isinstance(valid, list):
             body = [

@@ -85,7 +85,7 @@ def test_every_summary_of_the_demo_clinic_renders_with_its_figures_and_page_numb
             [
                 "Tomás Reyes",
                 "HB-1004",
-                "56.0 mg",
+                "56 mg",
                 "SPR-40917",
                 "148/90",
                 "Max 180",

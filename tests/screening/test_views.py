@@ -235,7 +235,8 @@ def test_pathway_page_shows_the_screening_gate_alerts_and_chart(
 
     start = body.index('src="data:image/svg+xml;base64,') + len('src="data:image/svg+xml;base64,')
     chart = base64.b64decode(body[start : body.index('"', start)]).decode()
-    assert 'class="pygal-chart"' in chart
+    assert chart.startswith('<svg role="img"')
+    assert "<title>PHQ-9 (depression)</title>" in chart
     assert "<script" not in chart
 
 

@@ -307,21 +307,30 @@ def _chart_readings() -> list[tuple[dt.datetime, rules.Reading]]:
     ]
 
 
-def test_the_vitals_chart_draws_four_readings_and_the_four_limits_as_dashed_lines() -> None:
+def test_the_vitals_chart_draws_four_readings_and_the_four_limits_as_labelled_lines() -> None:
     cache.clear()
     chart = selectors.vitals_chart(_chart_readings(), LIMITS, zoneinfo.ZoneInfo("Europe/London"))
     assert chart is not None
     svg = chart["svg"]
     for label in ("Systolic", "Diastolic", "Heart rate", "SpO2 %"):
-        assert f">{label}</text>" in svg
-    for label in ("Max 180", "Max 110", "Max 120", "Min 92%"):
-        assert f">{label}</text>" in svg
-    # Four series of readings, then four limits drawn as dashed lines, each in its reading's colour.
-    dashed = re.findall(r"\.series\.serie-(\d+)\{stroke-width:1\.5;stroke-dasharray:6,4\}", svg)
-    assert dashed == ["4", "5", "6", "7"]
-    colour = dict(re.findall(r"\.color-(\d+) a:visited\{stroke:(#\w+)", svg))
-    assert [colour[str(limit)] for limit in range(4, 8)] == [colour[str(line)] for line in range(4)]
-    assert len({colour[str(line)] for line in range(4)}) == 4
+        assert f">{label}</text>" in svg  # the legend
+    # Each limit labelled in the plot, in its reading's colour (the legend's colour of that reading).
+    legend = {
+        label: colour
+        for colour, label in re.findall(r'fill="(#\w+)">(Systolic|Diastolic|Heart rate|SpO2 %)</text>', svg)
+    }
+    found = re.findall(r'<text class="threshold-label"[^>]* fill="(#\w+)">([^<]+)</text>', svg)
+    assert {label: colour for colour, label in found} == {
+        "Max 180": legend["Systolic"],
+        "Max 110": legend["Diastolic"],
+        "Max 120": legend["Heart rate"],
+        "Min 92%": legend["SpO2 %"],
+    }
+    assert len(set(legend.values())) == 4
+    # Each reading's latest value labelled at its point: 132/84, 78, 93.
+    assert sorted(re.findall(r'<text class="latest"[^>]*>([^<]*)</text>', svg)) == sorted(
+        ["132", "84", "78", "93"]
+    )
 
 
 def test_the_vitals_chart_limit_lines_sit_at_the_limits() -> None:
@@ -330,25 +339,33 @@ def test_the_vitals_chart_limit_lines_sit_at_the_limits() -> None:
     cache.clear()
     chart = selectors.vitals_chart(_chart_readings(), LIMITS, zoneinfo.ZoneInfo("Europe/London"))
     assert chart is not None
-    heights = []
-    for serie in range(4, 8):
-        path = re.search(
-            rf'serie-{serie} color-{serie}">\s*<path d="M([\d.]+) ([\d.]+) L([\d.]+) ([\d.]+)"', chart["svg"]
-        )
-        assert path is not None, serie
-        assert path.group(2) == path.group(4)
-        heights.append(float(path.group(2)))
-    systolic, diastolic, heart_rate, spo2 = heights
+    lines = re.findall(
+        r'<line class="threshold" x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="([\d.]+)"', chart["svg"]
+    )
+    assert len(lines) == 4
+    assert all(y1 == y2 for y1, y2 in lines)
+    systolic, diastolic, heart_rate, spo2 = (float(y1) for y1, _ in lines)
     assert systolic < heart_rate < diastolic < spo2  # 180 above 120 above 110 above 92
 
 
-def test_the_vitals_chart_waits_for_two_readings() -> None:
-    """One reading is no trend (and its limit lines would have no length); the table lists it."""
+def test_one_reading_time_is_a_text_figure_not_a_chart() -> None:
+    """One reading is no trend: no drawing, but the reading and its time in words; none without any."""
     first, second, _ = _chart_readings()
     assert selectors.vitals_chart([], LIMITS, dt.UTC) is None
-    assert selectors.vitals_chart([first], LIMITS, dt.UTC) is None
-    assert selectors.vitals_chart([first, (second[0], reading(respiratory_rate=14))], LIMITS, dt.UTC) is None
-    assert selectors.vitals_chart([first, second], LIMITS, dt.UTC) is not None
+    one = selectors.vitals_chart([first], LIMITS, dt.UTC)
+    assert one is not None
+    assert one["svg"] == ""
+    assert one["summary"].startswith("1 reading at 09:00; the latest: blood pressure 128/82, heart rate 76")
+    assert "drawn as dashed lines" not in one["summary"]
+    # Two readings but only one with a charted value: still one time, no trend.
+    only_one_charted = selectors.vitals_chart(
+        [first, (second[0], reading(respiratory_rate=14))], LIMITS, dt.UTC
+    )
+    assert only_one_charted is not None
+    assert only_one_charted["svg"] == ""
+    two = selectors.vitals_chart([first, second], LIMITS, dt.UTC)
+    assert two is not None
+    assert two["svg"].startswith('<svg role="img"')
 
 
 def test_the_record_page_and_the_pdf_summary_draw_the_same_chart(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -216,9 +217,23 @@ def test_a_target_page_draws_its_ratings(
         stimulation="taps",
         works=[{"target": resource, "voc_start": 4, "voc_end": 6}],
     )
-    body = client_for(therapist).get(reverse("emdr_target", args=[resource.public_id])).content.decode()
+    url = reverse("emdr_target", args=[resource.public_id])
+    body = client_for(therapist).get(url).content.decode()
+    # One session is no trend: its VOC as a value and a date, not a chart.
+    assert 'class="chart-img"' not in body
+    assert f"VOC 6 on {timezone.localdate():%-d %b %Y}" in body
+    assert "4 → 6" in body  # the VOC of the session, in the table beside it
+    services.session_log(
+        actor=therapist,
+        plan=plan,
+        held_at=timezone.now() + dt.timedelta(minutes=5),
+        phase_reached=5,
+        stimulation="taps",
+        works=[{"target": resource, "voc_start": 6, "voc_end": 7}],
+    )
+    body = client_for(therapist).get(url).content.decode()
     assert 'class="chart-img" src="data:image/svg+xml;base64,' in body
-    assert "4 → 6" in body  # the VOC of the session, in the table beside the chart
+    assert "VOC 6 on" not in body
 
 
 def test_reading_a_plan_or_a_target_is_audited(

@@ -130,10 +130,11 @@ def test_a_clashing_booking_is_refused_in_the_same_queries_however_many_bookings
     clinic: Any,
     django_assert_num_queries: Any,
 ) -> None:
-    """Eleven queries: the savepoint; the pathway locked, then its alerts that stop dosing
+    """Thirteen queries: the savepoint; the pathway locked, then its alerts that stop dosing
     (`sessions.gates`); the room locked; the pathway with its screening versions (one query, the
     screening read once for the plan and the gate); the chair time; the opening hours; the clashing
-    bookings; the room's closures; the savepoint rolled back and released."""
+    bookings; the room's closures; for the next free slot the refusal names, the four weeks' bookings
+    of the room, patient and monitor and the room's closures; the savepoint rolled back and released."""
     book(staff, dosing_pathway, room, slot(0, 9))
     other = PathwayFactory(clinic=clinic, stage="dosing", prescriber=staff[Role.PRESCRIBER])
     SignedScreeningFactory(pathway=other)
@@ -144,13 +145,13 @@ def test_a_clashing_booking_is_refused_in_the_same_queries_however_many_bookings
         with pytest.raises(ValidationError, match="The room is booked for"):
             book(staff, other, room, slot(0, 10), monitor=other_monitor)
 
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(13):
         refuse()
     for day in range(1, 16):
         book(staff, dosing_pathway, room, slot(day, 9))
         book(staff, other, other_room, slot(day, 9), monitor=other_monitor)
     assert Booking.objects.count() == 31
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(13):
         refuse()
 
 

@@ -13,11 +13,13 @@ from pathways.demo import DEMO_TOTP_KEY
 
 
 class Command(BaseCommand):
-    help = "Print the demo clinic's current two-factor sign-in code."
+    help = "Print the demo clinic's current two-factor sign-in code (it changes every 30 seconds)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         device = TOTPDevice.objects.filter(name=DEMO_TOTP_DEVICE, key=DEMO_TOTP_KEY).first()
         if device is None:
             self.stderr.write("The demo clinic is not loaded (run `make run` or `manage.py demo_data`).")
             return
-        self.stdout.write(f"{current_code(device)}  (changes every 30 seconds)")
+        # The code alone on stdout, so `manage.py demo_code` can be read by eye or piped; it changes
+        # every 30 seconds (the command's help says so).
+        self.stdout.write(current_code(device))
