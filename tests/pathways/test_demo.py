@@ -163,8 +163,18 @@ def test_make_run_serves_on_the_port_and_host_given(
     arguments: list[str], bind: str, shown: str, hosts: str
 ) -> None:
     """`make run PORT=… HOST=…` as the README's first lines tell (a dry run: nothing is started)."""
+    # As a user runs it, not as a sub-make of `make test` (whose level and flags would add lines).
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
+    }
     run = subprocess.run(  # make, in this project
-        ["make", "-n", "run", *arguments], capture_output=True, text=True, cwd=ROOT, timeout=60, check=True
+        ["make", "--no-print-directory", "-n", "run", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+        env=env,
     )
     assert f'echo "kaemdr is starting at {shown} ' in run.stdout
     serve = run.stdout.strip().splitlines()[-1]
