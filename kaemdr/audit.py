@@ -1,11 +1,10 @@
-"""Writing audit events. Services call `audit_record` inside their own transaction; work that writes
-many at once (the follow-up dispatcher) builds them with `audit_event` and appends them together
-with `audit_record_many`, in the same transaction as the change they record."""
+"""Writing audit events. Services call `audit_record` inside their own transaction; the follow-up
+dispatcher builds each with `audit_event` and appends it with a statement of its own
+(`integration.services._audit_append`), in the transaction that records the follow-up as sent."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from .models import AuditEvent
@@ -66,10 +65,3 @@ def audit_record(
     )
     event.save(force_insert=True)
     return event
-
-
-def audit_record_many(events: Sequence[AuditEvent]) -> list[AuditEvent]:
-    """Append events built by `audit_event` in one INSERT. Each keeps the time it was built at, so a
-    batch records when each thing happened, not when the batch was written. Events are only ever
-    inserted, so the bulk insert skipping `AuditEvent.save` loses nothing (it only refuses updates)."""
-    return AuditEvent.objects.bulk_create(events) if events else []

@@ -1192,7 +1192,9 @@ def describe_next_free(slot: dt.datetime | None, tz: dt.tzinfo) -> str:
 # --- How far bookings reach ------------------------------------------------------------------------
 
 BOOKING_HORIZON = dt.timedelta(days=2 * 366)
-"""A booking starts within two years of now; free starts are looked for over the same span."""
+"""A booking starts within two years of now; free starts are looked for over the same span. It also
+keeps a start's end (start + chair time) inside the calendar: a start late on 31 December 9999 would
+otherwise overflow."""
 
 
 def within_booking_horizon(day: dt.date, *, today: dt.date) -> bool:

@@ -70,9 +70,6 @@ from .selectors import rems_medication_classes
 from .selectors import vital_limits
 
 BOOKABLE_STAGES = gates.BOOKABLE_STAGES  # preparation and dosing (see `sessions.gates`)
-BOOKING_HORIZON = rules.BOOKING_HORIZON
-"""How far ahead a session can be booked. It also keeps a start's end (start + chair time) inside the
-calendar: a start late on 31 December 9999 would otherwise overflow."""
 
 
 class DosingAuditAction:
@@ -369,7 +366,7 @@ def _booking_refusals(
 
 def _check_horizon(starts_at: dt.datetime) -> None:
     """Refuse a start beyond the booking horizon, before any arithmetic on it."""
-    if starts_at - timezone.now() > BOOKING_HORIZON:
+    if starts_at - timezone.now() > rules.BOOKING_HORIZON:
         raise ValidationError(
             {"starts_at": ValidationError("Book within the next two years.", code="too_far_ahead")}
         )

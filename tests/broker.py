@@ -4,6 +4,7 @@ real Redis database (a worker consumes it). Tasks are then published, not run in
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,32 @@ from typing import Any
 from kombu import pools as kombu_pools
 
 from kaemdr import celery_app
+
+
+def database_url(database: dict[str, Any]) -> str:
+    """The test database (already created by pytest-django) as a URL for a worker process."""
+    user = database["USER"] or "postgres"
+    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
+
+
+def solo_worker_command() -> list[str]:
+    """`celery worker` with the solo pool, logging each task, without the cluster chatter a single
+    test worker has no use for."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "kaemdr",
+        "worker",
+        "--pool=solo",
+        "--loglevel=INFO",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 def closed_port() -> int:

@@ -3,29 +3,20 @@ adverse events (issue 18: least privilege), until the clinic lets its admins rea
 
 from __future__ import annotations
 
-import datetime as dt
-import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
-from kaemdr.models import Role
-from pathways.models import Stage
 from sessions import services
 
 from ..factories import TEST_PASSWORD
-from ..factories import ClinicFactory
-from ..factories import PathwayFactory
-from ..factories import RoomFactory
-from ..factories import SignedScreeningFactory
-from ..factories import UserFactory
 from ..sessions.dosing_day import backdate_dose
 from ..sessions.dosing_day import discharge
 from ..sessions.dosing_day import settled
+from .bookings import booking_tomorrow
 from .conftest import assert_accessible
 from .conftest import shot
 from .test_foundation_journeys import sign_in
@@ -39,30 +30,12 @@ ADVERSE_EVENT = "Brief nausea"
 def test_a_clinic_admin_sees_a_sessions_logistics_but_not_its_vitals(
     page: Page, live_server: Any, output_dir: Path
 ) -> None:
-    clinic = ClinicFactory(name="Harbour Clinic", time_zone="Europe/London")
-    admin = UserFactory(
-        clinic=clinic, role=Role.CLINIC_ADMIN, email="admin@harbour.test", full_name="Jo Whitfield"
+    made = booking_tomorrow(
+        admin={"email": "admin@harbour.test", "full_name": "Jo Whitfield"},
+        prescriber={"full_name": "Dr Amara Okafor"},
+        monitor={"full_name": "Priya Raman"},
     )
-    prescriber = UserFactory(clinic=clinic, role=Role.PRESCRIBER, full_name="Dr Amara Okafor")
-    monitor = UserFactory(clinic=clinic, role=Role.MONITOR, full_name="Priya Raman")
-    room = RoomFactory(clinic=clinic, name="Harbour Room")
-    pathway = PathwayFactory(
-        clinic=clinic,
-        stage=Stage.DOSING,
-        prescriber=prescriber,
-        patient__given_name="Aisha",
-        patient__family_name="Rahman",
-    )
-    SignedScreeningFactory(pathway=pathway, weight_kg=70)
-    day = timezone.localdate() + dt.timedelta(days=1)
-    booking = services.booking_create(
-        actor=admin,
-        pathway=pathway,
-        room=room,
-        prescriber=prescriber,
-        monitor=monitor,
-        starts_at=dt.datetime.combine(day, dt.time(9, 0), tzinfo=zoneinfo.ZoneInfo(clinic.time_zone)),
-    )
+    booking, admin, monitor = made.booking, made.admin, made.monitor
     # The monitor ran the session: checks, a pre-dose reading, the dose, an adverse event, discharge.
     session = services.session_open(actor=monitor, booking=booking)
     services.session_checks_update(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +17,10 @@ from django.utils import timezone
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
-from kaemdr.models import Role
-from pathways.models import Stage
 from sessions import services
-from sessions.models import Booking
 
 from ..factories import TEST_PASSWORD
-from ..factories import ClinicFactory
-from ..factories import PathwayFactory
-from ..factories import RoomFactory
-from ..factories import SignedScreeningFactory
-from ..factories import UserFactory
+from .bookings import booking_tomorrow
 from .conftest import shot
 from .test_foundation_journeys import sign_in
 
@@ -36,32 +28,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WHAT_HAPPENED = "Nausea after the first reading, settled with rest"
 ACTION_TAKEN = "Observed, water offered"
-
-
-def a_booking(**people: Any) -> tuple[Booking, dict[str, Any]]:
-    clinic = ClinicFactory(name="Harbour Clinic", time_zone="Europe/London")
-    admin = UserFactory(clinic=clinic, role=Role.CLINIC_ADMIN, email="admin@harbour.test")
-    prescriber = UserFactory(clinic=clinic, role=Role.PRESCRIBER)
-    monitor = UserFactory(clinic=clinic, role=Role.MONITOR, email="nurse@harbour.test")
-    room = RoomFactory(clinic=clinic, name="Harbour Room")
-    pathway = PathwayFactory(
-        clinic=clinic,
-        stage=Stage.DOSING,
-        prescriber=prescriber,
-        patient__given_name="Aisha",
-        patient__family_name="Rahman",
-    )
-    SignedScreeningFactory(pathway=pathway, weight_kg=70)
-    day = timezone.localdate() + dt.timedelta(days=1)
-    booking = services.booking_create(
-        actor=admin,
-        pathway=pathway,
-        room=room,
-        prescriber=prescriber,
-        monitor=monitor,
-        starts_at=dt.datetime.combine(day, dt.time(9, 0), tzinfo=zoneinfo.ZoneInfo(clinic.time_zone)),
-    )
-    return booking, {"admin": admin, "monitor": monitor, "room": room}
 
 
 def save_reading(page: Page, systolic: str) -> None:
@@ -75,10 +41,11 @@ def save_reading(page: Page, systolic: str) -> None:
 def test_the_dosing_record_keeps_what_was_typed_into_another_form(
     page: Page, live_server: Any, output_dir: Path
 ) -> None:
-    booking, people = a_booking()
-    session = services.session_open(actor=people["monitor"], booking=booking)
+    made = booking_tomorrow(admin={"email": "admin@harbour.test"}, monitor={"email": "nurse@harbour.test"})
+    booking = made.booking
+    session = services.session_open(actor=made.monitor, booking=booking)
     url = f"{live_server.url}/dosing/sessions/{session.public_id}/"
-    sign_in(page, live_server.url, people["monitor"].email, TEST_PASSWORD)
+    sign_in(page, live_server.url, made.monitor.email, TEST_PASSWORD)
     page.goto(url)
     event = page.locator("#adverse_event form")
     what, action, severity = (
@@ -133,8 +100,9 @@ def test_the_dosing_record_keeps_what_was_typed_into_another_form(
 def test_a_booking_keeps_a_cancel_reason_typed_before_the_checks_are_saved(
     page: Page, live_server: Any, output_dir: Path
 ) -> None:
-    booking, people = a_booking()
-    sign_in(page, live_server.url, people["admin"].email, TEST_PASSWORD)
+    made = booking_tomorrow(admin={"email": "admin@harbour.test"}, monitor={"email": "nurse@harbour.test"})
+    booking = made.booking
+    sign_in(page, live_server.url, made.admin.email, TEST_PASSWORD)
     reason = page.get_by_label("Reason for cancelling")
     confirmed = page.get_by_label("Patient confirmed they will fast")
     given = page.get_by_label("Fasting instructions given")
@@ -175,9 +143,9 @@ def test_a_booking_keeps_a_cancel_reason_typed_before_the_checks_are_saved(
 def test_a_room_keeps_a_closure_reason_typed_before_the_hours_are_saved(
     page: Page, live_server: Any, output_dir: Path
 ) -> None:
-    _booking, people = a_booking()
-    room = people["room"]
-    sign_in(page, live_server.url, people["admin"].email, TEST_PASSWORD)
+    made = booking_tomorrow(admin={"email": "admin@harbour.test"}, monitor={"email": "nurse@harbour.test"})
+    room = made.room
+    sign_in(page, live_server.url, made.admin.email, TEST_PASSWORD)
     page.goto(f"{live_server.url}/dosing/rooms/{room.public_id}/")
     reason = page.locator("[name=closure-reason]")
     reason.fill("Chair repair")

@@ -27,6 +27,7 @@ from ..factories import RoomFactory
 from ..factories import SignedScreeningFactory
 from ..factories import UserFactory
 from ..sessions.dosing_day import time_passes
+from .bookings import booking_tomorrow
 from .conftest import assert_accessible
 from .conftest import shot
 from .test_foundation_journeys import sign_in
@@ -59,32 +60,11 @@ def scale(page: Page, name: str, score: str) -> None:
 def test_monitor_runs_a_session_to_discharge(
     page: Page, browser: Browser, live_server: Any, output_dir: Path
 ) -> None:
-    clinic = ClinicFactory(name="Harbour Clinic")
-    admin = UserFactory(clinic=clinic, role=Role.CLINIC_ADMIN)
-    prescriber = UserFactory(
-        clinic=clinic, role=Role.PRESCRIBER, email="dr@harbour.test", full_name="Dr Amara Okafor"
+    made = booking_tomorrow(
+        prescriber={"email": "dr@harbour.test", "full_name": "Dr Amara Okafor"},
+        monitor={"email": "nurse@harbour.test", "full_name": "Priya Raman"},
     )
-    monitor = UserFactory(
-        clinic=clinic, role=Role.MONITOR, email="nurse@harbour.test", full_name="Priya Raman"
-    )
-    room = RoomFactory(clinic=clinic, name="Harbour Room")
-    pathway = PathwayFactory(
-        clinic=clinic,
-        stage=Stage.DOSING,
-        prescriber=prescriber,
-        patient__given_name="Aisha",
-        patient__family_name="Rahman",
-    )
-    SignedScreeningFactory(pathway=pathway, weight_kg=70)
-    day = timezone.localdate() + dt.timedelta(days=1)
-    booking = services.booking_create(
-        actor=admin,
-        pathway=pathway,
-        room=room,
-        prescriber=prescriber,
-        monitor=monitor,
-        starts_at=dt.datetime.combine(day, dt.time(9, 0), tzinfo=zoneinfo.ZoneInfo(clinic.time_zone)),
-    )
+    booking, prescriber, monitor = made.booking, made.prescriber, made.monitor
 
     sign_in(page, live_server.url, monitor.email, TEST_PASSWORD)
     page.goto(f"{live_server.url}/dosing/bookings/{booking.public_id}/")

@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -45,10 +44,11 @@ from kaemdr.tasks import staff_invitation_send_task
 from sessions.models import DosingSession
 
 from ..broker import broker
+from ..broker import database_url
 from ..broker import down_broker_url
+from ..broker import solo_worker_command
 from ..conftest import require_postgres
 from ..conftest import require_redis
-from ..kaemdr.test_celery_worker import _database_url
 
 # Not 0, 13 (tests/integration/test_follow_up_worker.py) nor 14 (tests/kaemdr/test_celery_worker.py).
 REDIS_DB = 12
@@ -69,7 +69,7 @@ class Worker:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "kaemdr.settings.local",
             "DJANGO_DEBUG": "false",
-            "DATABASE_URL": _database_url(connection.settings_dict),
+            "DATABASE_URL": database_url(connection.settings_dict),
             "DJANGO_CONN_MAX_AGE": "0",
             "REDIS_URL": broker_url,
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
@@ -78,23 +78,7 @@ class Worker:
             "PYTHONUNBUFFERED": "1",
         }
         self.popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "kaemdr",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            solo_worker_command(), cwd=settings.BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def log(self) -> str:

@@ -42,7 +42,6 @@ from django.core import mail
 from django.core.mail.backends import locmem
 from django.db import connection
 from django.db import transaction
-from kombu import pools
 
 from integration import services
 from integration.models import FollowUp
@@ -50,14 +49,14 @@ from integration.models import FollowUpStatus
 from integration.models import IntegrationSettings
 from integration.services import follow_ups_dispatch_due
 from integration.tasks import follow_ups_dispatch
-from kaemdr import celery_app
 from kaemdr.models import AuditEvent
 
+from ..broker import broker as broker_at
+from ..broker import database_url
 from ..conftest import require_postgres
 from ..conftest import require_redis
 from ..factories import FollowUpFactory
 from ..factories import PathwayFactory
-from ..kaemdr.test_celery_worker import _database_url
 
 # Not 0 (the default) nor 14 (tests/kaemdr/test_celery_worker.py).
 REDIS_DB = 13
@@ -179,7 +178,7 @@ class CeleryCluster:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "kaemdr.settings.local",
             "DJANGO_DEBUG": "false",
-            "DATABASE_URL": _database_url(connection.settings_dict),
+            "DATABASE_URL": database_url(connection.settings_dict),
             "DJANGO_CONN_MAX_AGE": "0",
             "REDIS_URL": broker,
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -255,15 +254,6 @@ class CeleryCluster:
             process.stop()
 
 
-def _reset_broker_connections() -> None:
-    """Close and forget every kombu pool. Closing only the app's pool (as `_drop_broker_connections`
-    in tests/kaemdr/test_celery_worker.py does) leaves the closed pool in kombu's global registry, so
-    the next test on the same broker URL fails with "Acquire on closed pool"."""
-    pools.reset()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def celery_cluster(
     tmp_path: Path, transactional_db: None, smtp_server: RecordingHandler
@@ -271,19 +261,15 @@ def celery_cluster(
     require_postgres()
     broker = require_redis().rsplit("/", 1)[0] + f"/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
-    previous = {
-        key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")
-    }
-    celery_app.conf.update(broker_url=broker, task_always_eager=False, broker_transport_options={})
-    _reset_broker_connections()
-    cluster = CeleryCluster(tmp_path, broker, smtp_server)
     try:
-        yield cluster
+        with broker_at(broker):
+            cluster = CeleryCluster(tmp_path, broker, smtp_server)
+            try:
+                yield cluster
+            finally:
+                smtp_server.release.set()  # a worker stuck in a held send can then shut down warm
+                cluster.stop()
     finally:
-        smtp_server.release.set()  # a worker stuck in a held send can then shut down warm
-        cluster.stop()
-        celery_app.conf.update(**previous)
-        _reset_broker_connections()
         redis.Redis.from_url(broker).flushdb()
 
 

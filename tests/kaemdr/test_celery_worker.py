@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +13,15 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
-from kombu import pools as kombu_pools
 
-from kaemdr import celery_app
 from kaemdr import services
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
 
+from ..broker import broker as broker_at
+from ..broker import database_url
+from ..broker import solo_worker_command
 from ..conftest import require_postgres
 from ..conftest import require_redis
 from ..factories import ClinicFactory
@@ -34,23 +34,6 @@ def _redis_url(base: str) -> str:
     return base.rsplit("/", 1)[0] + f"/{WORKER_REDIS_DB}"
 
 
-def _database_url(database: dict[str, Any]) -> str:
-    """The test database (already created by pytest-django) as a URL for the worker process."""
-    user = database["USER"] or "postgres"
-    password = f":{database['PASSWORD']}" if database["PASSWORD"] else ""
-    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
-
-
-def _drop_broker_connections() -> None:
-    """Forget the connection and producer pools made for the previous broker URL."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-    kombu_pools.reset()  # kombu keeps its own pools per broker URL, closed ones included
-
-
 @pytest.fixture
 def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, Any]]:
     require_postgres()
@@ -59,7 +42,7 @@ def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, A
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "kaemdr.settings.local",
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_URL": database_url(connection.settings_dict),
         "REDIS_URL": broker,
         "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "DJANGO_EMAIL_FILE_PATH": str(tmp_path / "mail"),
@@ -67,37 +50,15 @@ def redis_worker(tmp_path: Path, transactional_db: None) -> Iterator[dict[str, A
     }
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kaemdr",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        solo_worker_command(), cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
     )
-    previous = {
-        key: celery_app.conf[key] for key in ("broker_url", "task_always_eager", "broker_transport_options")
-    }
-    celery_app.conf.update(broker_url=broker, task_always_eager=False, broker_transport_options={})
-    _drop_broker_connections()
     try:
-        yield {"mail_dir": tmp_path / "mail", "log": tmp_path / "worker.log"}
+        with broker_at(broker):
+            yield {"mail_dir": tmp_path / "mail", "log": tmp_path / "worker.log"}
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
-        celery_app.conf.update(**previous)
-        _drop_broker_connections()
 
 
 @pytest.mark.celery_worker
