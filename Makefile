@@ -42,7 +42,8 @@ run: demo
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: the benchmark's figures on a database of its own (PostgreSQL when reachable), under var/bench/
+## bench: the benchmark's figures on a database of its own (PostgreSQL when reachable), under var/bench/;
+##        kaemdr.settings.bench installs the `bench` app (its command) there only
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kaemdr_bench
 # Production keeps its cache in Redis: so does the benchmark's server (a database of its own).
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/2
@@ -50,7 +51,7 @@ bench: install
 	@command -v wrk >/dev/null 2>&1 || { echo "make bench drives the pages with wrk: installing it (apt-get install wrk)"; apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -c "import psycopg2, sys; c = psycopg2.connect('$(BENCH_DATABASE_URL)'.rsplit('/', 1)[0] + '/postgres'); c.autocommit = True; cur = c.cursor(); name = '$(BENCH_DATABASE_URL)'.rsplit('/', 1)[1]; cur.execute('SELECT 1 FROM pg_database WHERE datname = %s', [name]); cur.fetchone() or cur.execute(f'CREATE DATABASE \"{name}\"')"
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput -v0
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_DEBUG=false KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend $(BIN)/python manage.py bench $(BENCH_ARGS)
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) DJANGO_DEBUG=false KAEMDR_CELERY_EAGER=true DJANGO_EMAIL_BACKEND=django.core.mail.backends.locmem.EmailBackend DJANGO_SETTINGS_MODULE=kaemdr.settings.bench $(BIN)/python manage.py bench $(BENCH_ARGS)
 
 ## backup: the configured database (and KAEMDR_PRIVATE_DIR as tar.gz) under var/backups/, UTC-stamped
 backup: install
@@ -65,7 +66,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/bandit -c pyproject.toml -r kaemdr pathways screening sessions integration -q
+	$(BIN)/bandit -c pyproject.toml -r kaemdr pathways screening sessions integration bench -q
 	@echo "$(BIN)/pip-audit --skip-editable"
 	@out=$$($(BIN)/pip-audit --skip-editable --progress-spinner off 2>&1); status=$$?; \
 	if [ $$status -eq 0 ] && echo "$$out" | grep -qE '^pip +Dependency not found on PyPI'; then \

@@ -13,7 +13,6 @@ from rest_framework import mixins
 from rest_framework import permissions
 from rest_framework import serializers
 from rest_framework import status
-from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -22,9 +21,9 @@ from rest_framework.views import APIView
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
-from kaemdr.api_audit import AuditedListMixin
-from kaemdr.api_audit import AuditedReadMixin
 from kaemdr.api_audit import AuditedRetrieveMixin
+from kaemdr.api_base import ScopedRecordViewSet
+from kaemdr.api_base import ScopedViewSet
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from pathways.selectors import get_pathway_for_user_or_404
@@ -135,26 +134,20 @@ class AddendumInputSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["integration"])
-class IntegrationNoteViewSet(
-    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class IntegrationNoteViewSet(ScopedRecordViewSet[IntegrationNote]):
     """Integration notes: the pathway's therapist writes and signs them; prescribers read them. Each
     read, lists included, is audited."""
 
     serializer_class = NoteSerializer
     audited_model = IntegrationNote
-    permission_classes = (permissions.IsAuthenticated,)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     queryset = IntegrationNote.objects.none()  # for the schema; requests use get_queryset
+    scoped_queryset = staticmethod(selectors.note_qs_for_user)
+    scoped_object = staticmethod(selectors.get_note_for_user_or_404)
 
     def get_queryset(self) -> Any:
-        notes = selectors.note_qs_for_user(_actor(self.request)).prefetch_related("addenda__author")
+        notes = super().get_queryset().prefetch_related("addenda__author")
         pathway = self.request.query_params.get("pathway")
         return notes.filter(pathway__public_id=pathway) if pathway else notes
-
-    def get_object(self) -> IntegrationNote:
-        return selectors.get_note_for_user_or_404(_actor(self.request), self.kwargs["id"])
 
     def _body(self, note: IntegrationNote) -> Any:
         return NoteSerializer(selectors.get_note_for_user_or_404(_actor(self.request), note.public_id)).data
@@ -163,10 +156,8 @@ class IntegrationNoteViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        note = self.get_object()
-        services.note_viewed(actor=_actor(request), note=note, via="api")
-        return Response(NoteSerializer(note).data)
+    def audit_retrieve(self, record: IntegrationNote) -> None:
+        services.note_viewed(actor=self._user(), note=record, via="api")
 
     @extend_schema(
         request=NoteCreateSerializer, responses={201: NoteSerializer, 400: ErrorBody, 404: ErrorBody}
@@ -250,30 +241,20 @@ class IntegrationNoteViewSet(
 
 
 @extend_schema(tags=["integration"])
-class ExperimentViewSet(
-    AuditedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class ExperimentViewSet(ScopedRecordViewSet[Experiment]):
     """Experiments across notes; they change only through a note (`integration-notes/{id}/reviews/`).
     Each read, lists included, is audited."""
 
     serializer_class = ExperimentSerializer
     audited_model = Experiment
-    permission_classes = (permissions.IsAuthenticated,)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     queryset = Experiment.objects.none()
+    scoped_queryset = staticmethod(selectors.experiment_qs_for_user)
+    scoped_object = staticmethod(selectors.get_experiment_for_user_or_404)
 
     def get_queryset(self) -> Any:
-        experiments = (
-            selectors.experiment_qs_for_user(_actor(self.request))
-            .select_related("pathway")
-            .prefetch_related("updates__note")
-        )
+        experiments = super().get_queryset().select_related("pathway").prefetch_related("updates__note")
         pathway = self.request.query_params.get("pathway")
         return experiments.filter(pathway__public_id=pathway) if pathway else experiments
-
-    def get_object(self) -> Experiment:
-        return selectors.get_experiment_for_user_or_404(_actor(self.request), self.kwargs["id"])
 
     @extend_schema(parameters=[OpenApiParameter("pathway", str, description="A pathway's id")])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -321,29 +302,23 @@ class FollowUpFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["integration"])
-class FollowUpViewSet(
-    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class FollowUpViewSet(ScopedRecordViewSet[FollowUp]):
     """What must follow each dose, and the reminders before each visit. Each read, lists included, is
     audited."""
 
     serializer_class = FollowUpSerializer
     audited_model = FollowUp
     audited_patient = "patient"
-    permission_classes = (permissions.IsAuthenticated,)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     queryset = FollowUp.objects.none()
+    scoped_object = staticmethod(selectors.get_follow_up_for_user_or_404)
 
     def get_queryset(self) -> Any:
+        """The list's own selector: scoped like `follow_up_qs_for_user`, filtered and ordered."""
         filters = FollowUpFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         return selectors.follow_ups_list(
-            _actor(self.request), scope=filters.validated_data["scope"], show=filters.validated_data["show"]
+            self._user(), scope=filters.validated_data["scope"], show=filters.validated_data["show"]
         )
-
-    def get_object(self) -> FollowUp:
-        return selectors.get_follow_up_for_user_or_404(_actor(self.request), self.kwargs["id"])
 
     @extend_schema(
         parameters=[
@@ -356,10 +331,8 @@ class FollowUpViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        follow_up = self.get_object()
-        services.follow_up_viewed(actor=_actor(request), follow_up=follow_up, via="api")
-        return Response(FollowUpSerializer(follow_up).data)
+    def audit_retrieve(self, record: FollowUp) -> None:
+        services.follow_up_viewed(actor=self._user(), follow_up=record, via="api")
 
     @extend_schema(
         request=FollowUpDoneSerializer, responses={200: FollowUpSerializer, 400: ErrorBody, 404: ErrorBody}
@@ -456,20 +429,15 @@ class SummaryRequestSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["summaries"])
-class SummaryViewSet(AuditedRetrieveMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SummaryViewSet(AuditedRetrieveMixin, mixins.RetrieveModelMixin, ScopedViewSet[Summary]):
     """PDF summaries of signed records: ask (202 while it is made), poll, download (each read audited).
     Asking again for one being made queues it again when it never reached the task queue, or once
     `retry_offered` is true (pending past the wait): that is "Try again"."""
 
     serializer_class = SummarySerializer
     audited_model = Summary
-    permission_classes = (permissions.IsAuthenticated,)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     queryset = Summary.objects.none()
-
-    def get_object(self) -> Summary:
-        return selectors.get_summary_for_user_or_404(_actor(self.request), self.kwargs["id"])
+    scoped_object = staticmethod(selectors.get_summary_for_user_or_404)
 
     @extend_schema(
         request=SummaryRequestSerializer,

@@ -23,7 +23,7 @@ from pathways.registry import DashboardPanel
 from pathways.registry import registry
 from pathways.rules import ActionTarget
 from pathways.rules import NextAction
-from sessions import selectors as dosing_selectors
+from sessions.record import selectors as dosing_selectors
 
 from . import rules
 from . import selectors

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from typing import Generic
 from typing import TypeVar
 
@@ -34,9 +35,13 @@ from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
 from pathways.models import Pathway
+from pathways.selectors import get_pathway_for_user_or_404
 from pathways.selectors import pathway_qs_for_user
+from sessions.emdr import selectors as emdr_selectors
 from sessions.models import DosingSession
+from sessions.models import EmdrSessionLog
 from sessions.models import SessionStatus
+from sessions.record import selectors as dosing_selectors
 
 from . import rules
 from .models import Experiment
@@ -48,6 +53,7 @@ from .models import IntegrationSettings
 from .models import NoteAddendum
 from .models import NoteStatus
 from .models import Summary
+from .models import SummaryKind
 
 
 def integration_settings_for(clinic_id: int) -> IntegrationSettings:
@@ -353,11 +359,84 @@ def pathway_follow_ups_overview(
     )
 
 
+# --- Summaries ---------------------------------------------------------------------------------------
+# The record a PDF summary is of, and whether the user may see it: the first step of building one
+# (`integration.summaries`), and the access check of a stored one.
+
+
+class NotSummarisable(Exception):
+    """The record exists and may be seen, but is not a finished record yet (an unsigned draft)."""
+
+
+@dataclass(frozen=True)
+class SummarySource:
+    """The record a summary is of, with its pathway and the summary's title."""
+
+    kind: str
+    record: Any
+    pathway: Pathway
+    title: str
+
+
+def _emdr_logs() -> QuerySet[EmdrSessionLog]:
+    return EmdrSessionLog.objects.select_related(
+        "plan__pathway__patient", "plan__pathway__clinic", "therapist"
+    )
+
+
+def source_for(user: User, kind: str, public_id: uuid.UUID | str) -> SummarySource:
+    """The record of `kind` that `user` may see, or Http404 (missing and forbidden alike)."""
+    if kind == SummaryKind.DOSING_SESSION:
+        # The summary carries the record's clinical content: a reader of its logistics only (a clinic
+        # admin whose clinic does not grant more) gets the answer a missing record gets.
+        session = dosing_selectors.get_session_clinical_for_user_or_404(user, public_id)
+        return _source(kind, session)
+    if kind == SummaryKind.EMDR_SESSION:
+        try:
+            log = _emdr_logs().get(plan__in=emdr_selectors.plan_qs_for_user(user), public_id=public_id)
+        except (EmdrSessionLog.DoesNotExist, ValidationError, ValueError, TypeError):
+            raise Http404("No such session.") from None
+        return _source(kind, log)
+    if kind == SummaryKind.INTEGRATION_NOTE:
+        return _source(kind, get_note_for_user_or_404(user, public_id))
+    if kind == SummaryKind.PATHWAY:
+        # The whole pathway holds screening, EMDR and integration notes: its clinicians only.
+        if not has_capability(user, Capability.INTEGRATION_VIEW):
+            raise Http404("No such pathway.")
+        return _source(kind, get_pathway_for_user_or_404(user, public_id))
+    raise Http404("No such summary.")
+
+
+def source_unscoped(kind: str, public_id: uuid.UUID | str) -> SummarySource:
+    """The record for a background task, which acts for whoever asked (checked when they asked)."""
+    model: Any = {
+        SummaryKind.DOSING_SESSION: dosing_selectors.session_qs_for_user_unscoped(),
+        SummaryKind.EMDR_SESSION: _emdr_logs(),
+        SummaryKind.INTEGRATION_NOTE: IntegrationNote.objects.select_related("pathway__patient", "author"),
+        SummaryKind.PATHWAY: Pathway.objects.select_related("patient", "prescriber", "therapist"),
+    }[SummaryKind(kind)]
+    return _source(kind, model.get(public_id=public_id))
+
+
+def _source(kind: str, record: Any) -> SummarySource:
+    if kind == SummaryKind.DOSING_SESSION:
+        if record.status != SessionStatus.SIGNED:
+            raise NotSummarisable("Summaries are made from signed records; sign the session record first.")
+        when = timezone.localtime(record.dose_started_at or record.created_at)
+        return SummarySource(kind, record, record.booking.pathway, f"Dosing session of {when:%-d %B %Y}")
+    if kind == SummaryKind.EMDR_SESSION:
+        when = timezone.localtime(record.held_at)
+        return SummarySource(kind, record, record.plan.pathway, f"EMDR session of {when:%-d %B %Y}")
+    if kind == SummaryKind.INTEGRATION_NOTE:
+        if record.status != NoteStatus.SIGNED:
+            raise NotSummarisable("Summaries are made from signed notes; sign the note first.")
+        when = timezone.localtime(record.held_at)
+        return SummarySource(kind, record, record.pathway, f"Integration note of {when:%-d %B %Y}")
+    return SummarySource(kind, record, record, "Pathway summary")
+
+
 def get_summary_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Summary:
     """A summary whose record the user may see (the record's own access check), else 404."""
-    from .summaries import NotSummarisable
-    from .summaries import source_for
-
     try:
         summary = Summary.objects.select_related("pathway__patient", "pathway__clinic").get(
             public_id=public_id, clinic_id=user.member_clinic_id

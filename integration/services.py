@@ -45,13 +45,15 @@ from kaemdr.permissions import require as _require
 from pathways.models import Pathway
 from pathways.models import Stage
 from screening.models import MeasureResponse
-from sessions import services as dosing_services
+from sessions.booking import services as booking_services
 from sessions.models import Booking
 from sessions.models import BookingStatus
 from sessions.models import DosingSession
 from sessions.models import SessionStatus
+from sessions.record import services as dosing_services
 
 from . import rules
+from . import task_names
 from .models import Experiment
 from .models import ExperimentUpdate
 from .models import FollowUp
@@ -398,9 +400,7 @@ def _dispatch_soon() -> None:
     """Send what is due now once the transaction commits (the beat task would, within a minute). The
     follow-up rows are their own outbox, so a broker that is down costs only that wait, never the
     request (`kaemdr.outbox.nudge`)."""
-    from .tasks import follow_ups_dispatch
-
-    outbox.nudge(follow_ups_dispatch)
+    outbox.nudge(task_names.FOLLOW_UPS_DISPATCH)
 
 
 def follow_ups_schedule_after_session(
@@ -440,7 +440,7 @@ def follow_ups_schedule_after_session(
         if plan.kind == Kind.OUTCOME_MEASURES and has_open_measures:
             continue
         if plan.kind == Kind.MONITORING_FORM and not dosing_services.monitoring_form_owed(
-            session, label=dosing_services.esketamine_label_of(session.clinic_id)
+            session, label=booking_services.esketamine_label_of(session.clinic_id)
         ):
             continue  # esketamine under the EU/UK label: no REMS form (its checklist came before discharge)
         follow_up, was_created = FollowUp.objects.get_or_create(

@@ -1,9 +1,10 @@
 """What each PDF summary shows, read in a fixed number of queries, and how it is rendered.
 
-A summary is built in three steps: `source_for` finds the record the user may see (the same access
-helpers as the record's own pages), `summary_data` reads everything the document shows up front
-into plain values (so its digest is the record's version), and `render_pdf` lays it out with
-WeasyPrint from a template, with charts made by the same server-side SVG code as the pages.
+A summary is built in three steps: `source_for` (in `selectors`, named here too) finds the record
+the user may see (the same access helpers as the record's own pages), `summary_data` reads
+everything the document shows up front into plain values (so its digest is the record's version),
+and `render_pdf` lays it out with WeasyPrint from a template, with charts made by the same
+server-side SVG code as the pages.
 """
 
 from __future__ import annotations
@@ -11,62 +12,39 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import uuid
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Count
-from django.db.models import QuerySet
-from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from kaemdr import sources
 from kaemdr.models import User
-from kaemdr.permissions import Capability
-from kaemdr.permissions import has_capability
 from pathways.models import Pathway
 from pathways.models import PathwayStageChange
-from pathways.selectors import get_pathway_for_user_or_404
 from screening import selectors as screening_selectors
 from screening.models import Assessment
 from screening.models import AssessmentStatus
-from sessions import emdr_selectors
-from sessions import rules as dosing_rules
-from sessions import selectors as dosing_selectors
-from sessions.esketamine_rules import LEAVE_CHECKLIST
+from sessions.booking import selectors as booking_selectors
+from sessions.booking.esketamine_rules import LEAVE_CHECKLIST
 from sessions.models import DosingSession
 from sessions.models import EmdrSessionLog
 from sessions.models import EmdrTarget
-from sessions.models import SessionStatus
+from sessions.record import rules as dosing_rules
+from sessions.record import selectors as dosing_selectors
 
 from .models import Experiment
 from .models import IntegrationNote
-from .models import NoteStatus
 from .models import SummaryKind
 
-
-class NotSummarisable(Exception):
-    """The record exists and may be seen, but is not a finished record yet (an unsigned draft)."""
-
-
-@dataclass(frozen=True)
-class SummarySource:
-    kind: str
-    record: Any
-    pathway: Pathway
-    title: str
-
-
-def _emdr_logs() -> QuerySet[EmdrSessionLog]:
-    return EmdrSessionLog.objects.select_related(
-        "plan__pathway__patient", "plan__pathway__clinic", "therapist"
-    )
+# The first step, finding the record a user may see, is a scoped read that the access check of a stored
+# summary needs too (`selectors.get_summary_for_user_or_404`): it lives in `selectors`, and is named
+# here as well so that a summary is built from this module alone.
+from .selectors import SummarySource
 
 
 def _reason_source(reason: dict[str, Any]) -> str:
@@ -74,59 +52,6 @@ def _reason_source(reason: dict[str, Any]) -> str:
     an older finding may name a source the catalogue has since put in plain words)."""
     citation = sources.citation_for(str(reason.get("rule", "")))
     return citation.text if citation else str(reason.get("source", ""))
-
-
-def source_for(user: User, kind: str, public_id: uuid.UUID | str) -> SummarySource:
-    """The record of `kind` that `user` may see, or Http404 (missing and forbidden alike)."""
-    if kind == SummaryKind.DOSING_SESSION:
-        # The summary carries the record's clinical content: a reader of its logistics only (a clinic
-        # admin whose clinic does not grant more) gets the answer a missing record gets.
-        session = dosing_selectors.get_session_clinical_for_user_or_404(user, public_id)
-        return _source(kind, session)
-    if kind == SummaryKind.EMDR_SESSION:
-        try:
-            log = _emdr_logs().get(plan__in=emdr_selectors.plan_qs_for_user(user), public_id=public_id)
-        except (EmdrSessionLog.DoesNotExist, ValidationError, ValueError, TypeError):
-            raise Http404("No such session.") from None
-        return _source(kind, log)
-    if kind == SummaryKind.INTEGRATION_NOTE:
-        from .selectors import get_note_for_user_or_404
-
-        return _source(kind, get_note_for_user_or_404(user, public_id))
-    if kind == SummaryKind.PATHWAY:
-        # The whole pathway holds screening, EMDR and integration notes: its clinicians only.
-        if not has_capability(user, Capability.INTEGRATION_VIEW):
-            raise Http404("No such pathway.")
-        return _source(kind, get_pathway_for_user_or_404(user, public_id))
-    raise Http404("No such summary.")
-
-
-def source_unscoped(kind: str, public_id: uuid.UUID | str) -> SummarySource:
-    """The record for a background task, which acts for whoever asked (checked when they asked)."""
-    model: Any = {
-        SummaryKind.DOSING_SESSION: dosing_selectors.session_qs_for_user_unscoped(),
-        SummaryKind.EMDR_SESSION: _emdr_logs(),
-        SummaryKind.INTEGRATION_NOTE: IntegrationNote.objects.select_related("pathway__patient", "author"),
-        SummaryKind.PATHWAY: Pathway.objects.select_related("patient", "prescriber", "therapist"),
-    }[SummaryKind(kind)]
-    return _source(kind, model.get(public_id=public_id))
-
-
-def _source(kind: str, record: Any) -> SummarySource:
-    if kind == SummaryKind.DOSING_SESSION:
-        if record.status != SessionStatus.SIGNED:
-            raise NotSummarisable("Summaries are made from signed records; sign the session record first.")
-        when = timezone.localtime(record.dose_started_at or record.created_at)
-        return SummarySource(kind, record, record.booking.pathway, f"Dosing session of {when:%-d %B %Y}")
-    if kind == SummaryKind.EMDR_SESSION:
-        when = timezone.localtime(record.held_at)
-        return SummarySource(kind, record, record.plan.pathway, f"EMDR session of {when:%-d %B %Y}")
-    if kind == SummaryKind.INTEGRATION_NOTE:
-        if record.status != NoteStatus.SIGNED:
-            raise NotSummarisable("Summaries are made from signed notes; sign the note first.")
-        when = timezone.localtime(record.held_at)
-        return SummarySource(kind, record, record.pathway, f"Integration note of {when:%-d %B %Y}")
-    return SummarySource(kind, record, record, "Pathway summary")
 
 
 # --- Data --------------------------------------------------------------------------------------------
@@ -156,7 +81,7 @@ def _pmf_pressures(facts: dosing_rules.PmfFacts) -> list[dict[str, Any]]:
 
 def _dosing_data(session: DosingSession) -> dict[str, Any]:
     full = dosing_selectors.session_with_parts(session)
-    limits = dosing_selectors.dosing_settings_for(full.clinic_id)
+    limits = booking_selectors.dosing_settings_for(full.clinic_id)
     booking = full.booking
     medication_labels = dict(dosing_selectors.rems_medication_classes())
     mg_per_kg = (

@@ -23,7 +23,9 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import User
 
 from . import rules
+from . import selectors
 from . import summaries
+from . import task_names
 from .models import Summary
 from .models import SummaryKind
 from .models import SummaryStatus
@@ -49,14 +51,14 @@ def summary_path(summary: Summary) -> Path:
     return summaries_dir() / summary.file_name
 
 
-def _source(actor: User, kind: str, record_public_id: uuid.UUID | str) -> summaries.SummarySource:
+def _source(actor: User, kind: str, record_public_id: uuid.UUID | str) -> selectors.SummarySource:
     if kind not in SummaryKind.values:
         raise ValidationError({"kind": ValidationError("Choose what to summarise.", code="invalid_choice")})
     try:
-        return summaries.source_for(actor, kind, record_public_id)
+        return selectors.source_for(actor, kind, record_public_id)
     except Http404:
         raise NotFoundOrForbidden() from None
-    except summaries.NotSummarisable as refusal:
+    except selectors.NotSummarisable as refusal:
         raise ValidationError(str(refusal), code="not_signed") from None
 
 
@@ -117,18 +119,16 @@ def summary_request(*, actor: User, kind: str, record_public_id: uuid.UUID | str
                 ),
                 False,
             )
-        from .tasks import summary_render_task
-
         file_lost = summary.status == SummaryStatus.READY and not summary_path(summary).exists()
         if created or summary.status == SummaryStatus.FAILED or file_lost:
             summary.status, summary.error, summary.requested_by = SummaryStatus.PENDING, "", actor
             summary.save(update_fields=["status", "error", "requested_by", "updated_at"])
             _audit(actor, SummaryAuditAction.REQUESTED, summary, retry=not created)
-            outbox.enqueue(summary_render_task, str(summary.public_id))
+            outbox.enqueue(task_names.SUMMARY_RENDER, str(summary.public_id))
         elif summary.status == SummaryStatus.PENDING:
             offered = summary_retry_offered(summary)
             if outbox.enqueue(
-                summary_render_task,
+                task_names.SUMMARY_RENDER,
                 str(summary.public_id),
                 republish_after=dt.timedelta(0) if offered else summary_retry_wait(),
             ):
@@ -151,10 +151,10 @@ def summary_render(*, summary_public_id: uuid.UUID | str) -> Summary | None:
             return summary
         temporary: str | None = None
         try:
-            source = summaries.source_unscoped(summary.kind, summary.record_public_id)
+            source = selectors.source_unscoped(summary.kind, summary.record_public_id)
             data = summaries.summary_data(source)
             if summaries.version_of(data) != summary.version:
-                raise summaries.NotSummarisable("The record changed while its summary was queued; ask again.")
+                raise selectors.NotSummarisable("The record changed while its summary was queued; ask again.")
             pdf, pages = summaries.render_pdf(data, generated_at=timezone.now())
             file_name = f"{summary.public_id}.pdf"
             folder = summaries_dir()

@@ -22,16 +22,21 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
+from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django_ratelimit.core import is_ratelimited
 from knox.models import AuthToken
 
 from . import outbox
+from . import task_names
 from .audit import audit_record
 from .exceptions import NotFoundOrForbidden
 from .models import User
@@ -159,8 +164,6 @@ def password_reset_request(*, email: str) -> None:
     long either way. The email is an outbox row written with the audit event (`kaemdr.outbox`): a
     broker that is down delays it, never loses it. Each request is an email of its own (the limits
     of `password_reset_limited` bound them)."""
-    from .tasks import password_reset_send_task
-
     user = (
         User.objects.select_related("clinic")
         .filter(email__iexact=email.strip(), is_active=True)
@@ -170,14 +173,22 @@ def password_reset_request(*, email: str) -> None:
     if user is None:
         return
     _audit(None, AccountAuditAction.PASSWORD_RESET_REQUESTED, user)
-    outbox.enqueue(password_reset_send_task, str(user.public_id), coalesce=False)
+    outbox.enqueue(task_names.PASSWORD_RESET_SEND, str(user.public_id), coalesce=False)
+
+
+def invitation_link(user: User) -> str:
+    """The absolute link to the set-password page that lets its user choose a password: the one an
+    invitation (`kaemdr.services.staff_invitation_send`) and a password reset both email. Valid once,
+    for `PASSWORD_RESET_TIMEOUT` (Django's token generator)."""
+    uidb64 = urlsafe_base64_encode(force_bytes(str(user.public_id)))
+    token = default_token_generator.make_token(user)
+    path = reverse("password_set", kwargs={"uidb64": uidb64, "token": token})
+    return f"{settings.KAEMDR_BASE_URL.rstrip('/')}{path}"
 
 
 def password_reset_send(*, user: User) -> bool:
     """Email the link to choose a new password (valid once, for `PASSWORD_RESET_TIMEOUT`). False
     when the account can no longer use it (deactivated meanwhile)."""
-    from .services import invitation_link
-
     if not user.is_active:
         return False
     clinic_name = user.clinic.name if user.clinic_id and user.clinic else "kaemdr"

@@ -40,6 +40,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import accounts
 from . import services
+from .api_base import ScopedViewSet
 from .exceptions import error_citation
 from .exceptions import error_items
 from .forms import SIGN_IN_USERNAME_MAX_LENGTH
@@ -238,21 +239,15 @@ class StaffSerializer(serializers.ModelSerializer):
 
 @extend_schema(tags=["staff"])
 class StaffViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet[User]
 ):
     """The clinic's staff, for clinic admins: list, invite, deactivate and reactivate."""
 
     serializer_class = StaffSerializer
     permission_classes = (permissions.IsAuthenticated, HasCapability)
     required_capability = Capability.STAFF_MANAGE
-    lookup_field = "public_id"
-    lookup_url_kwarg = "id"
-
-    def get_queryset(self) -> Any:
-        return staff_qs_for_user(self.request.user)  # type: ignore[arg-type]
-
-    def get_object(self) -> User:
-        return get_staff_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
+    scoped_queryset = staticmethod(staff_qs_for_user)
+    scoped_object = staticmethod(get_staff_for_user_or_404)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.staff_invite(actor=self.request.user, **serializer.validated_data)  # type: ignore[arg-type]

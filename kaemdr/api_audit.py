@@ -58,14 +58,19 @@ class AuditedListMixin(_AuditedReads):
 class AuditedRetrieveMixin(_AuditedReads):
     """`retrieve` for a ViewSet of clinical records: one audit event naming the record and its
     patient. A ViewSet whose records have a read event of their own (`booking.viewed`...) overrides
-    `retrieve` and calls that service instead."""
+    `audit_retrieve` and calls that service instead."""
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         record = self.get_object()
+        self.audit_retrieve(record)
+        return Response(self.get_serializer(record).data)
+
+    def audit_retrieve(self, record: Any) -> None:
+        """Write the read event of one record answered by `retrieve`: by default the generic
+        `<model>.viewed` (`read_services.record_viewed`)."""
         read_services.record_viewed(
             actor=self._reader(), record=record, patient=self.audited_patient, via="api"
         )
-        return Response(self.get_serializer(record).data)
 
 
 class AuditedReadMixin(AuditedListMixin, AuditedRetrieveMixin):

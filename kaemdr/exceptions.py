@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import Model
 from django.http import Http404
 
 from .sources import Citation
@@ -48,3 +49,12 @@ def error_citation(error: ValidationError) -> Citation | None:
     if isinstance(source, Citation):
         return source
     return citation_for(error.code) if error.code else None
+
+
+def text_too_long(model: type[Model], field: str, value: str, label: str) -> ValidationError | None:
+    """The refusal of text longer than the model's column holds (stripped, as it is saved), else None:
+    a direct caller of a service gets a message next to the field, not a database error."""
+    limit = getattr(model._meta.get_field(field), "max_length", None) or 0
+    if len(value.strip()) <= limit:
+        return None
+    return ValidationError(f"Keep {label} to {limit} characters.", code="too_long")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Layout
 from crispy_forms.layout import Submit
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -13,6 +14,16 @@ from .models import Role
 
 SIGN_IN_USERNAME_MAX_LENGTH = 254
 """No account's email is longer (`User.email`); the lock-out records keep at most 255 characters."""
+
+
+def form_helper(*layout: Any) -> FormHelper:
+    """A crispy helper for a form the page wraps in its own <form> tag (so one page can post several),
+    laid out in the given order when fields are named."""
+    helper = FormHelper()
+    helper.form_tag = False
+    if layout:
+        helper.layout = Layout(*layout)
+    return helper
 
 
 class SignInForm(AuthenticationForm):

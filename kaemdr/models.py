@@ -49,6 +49,11 @@ class Clinic(BaseModel):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The clinic's time zone: the one its pages show times in and its staff enter them in."""
+        return zoneinfo.ZoneInfo(self.time_zone)
+
 
 class Role(models.TextChoices):
     PRESCRIBER = "prescriber", "Prescriber"
@@ -124,6 +129,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.clinic_id is None:
             raise PermissionError("This account belongs to no clinic.")
         return self.clinic_id
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The time zone of the member's clinic, in which they read and enter times."""
+        if self.clinic is None:
+            raise PermissionError("This account belongs to no clinic.")
+        return self.clinic.zone
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import uuid
 from typing import Any
@@ -71,6 +72,28 @@ def _key(task_name: str, args: tuple[str, ...]) -> str:
 
 def _task_name(task: Task | str) -> str:
     return task if isinstance(task, str) else str(task.name)
+
+
+def registered_task(name: str) -> Task:
+    """The Celery task registered under `name`; KeyError (celery's NotRegistered) when none is.
+
+    Services enqueue by name (each app's `task_names`) and never import the tasks, which import
+    them. So a process that has not imported the apps' `tasks` modules yet (a web process, a
+    management command) imports them here, once, when it first publishes a name it does not know,
+    as a worker does when it starts."""
+    from .celery import app
+
+    if name not in app.tasks:
+        _import_task_modules()
+    return app.tasks[name]
+
+
+@functools.cache
+def _import_task_modules() -> None:
+    """Import every installed app's `tasks` module (Celery's autodiscovery, done now), once."""
+    from .celery import app
+
+    app.autodiscover_tasks(force=True)
 
 
 def enqueue(
@@ -123,10 +146,8 @@ def nudge(task: Task | str, *args: str) -> None:
     name = _task_name(task)
 
     def send() -> None:
-        from .celery import app
-
         try:
-            app.tasks[name].apply_async(args=list(args), retry_policy=PUBLISH_RETRY_POLICY)
+            registered_task(name).apply_async(args=list(args), retry_policy=PUBLISH_RETRY_POLICY)
         except PUBLISH_ERRORS as error:
             logger.warning(
                 "outbox: the broker did not take %s (%s); beat runs it later", name, type(error).__name__
@@ -159,10 +180,8 @@ def publish(message_id: int) -> Published:
         return Published.SKIPPED
     if attempts >= settings.KAEMDR_OUTBOX_MAX_ATTEMPTS:
         logger.error("outbox: publishing %s for the last time (try %d)", message, attempts)
-    from .celery import app
-
     try:
-        app.tasks[message.task].apply_async(
+        registered_task(message.task).apply_async(
             args=message.args, task_id=str(message.public_id), retry_policy=PUBLISH_RETRY_POLICY
         )
     except PUBLISH_ERRORS as error:

@@ -129,7 +129,7 @@ CLINIC_GRANTED_CAPABILITIES: dict[str, dict[Capability, str]] = {
 setting that grants it (off until the clinic turns it on). Least privilege: a clinic admin runs the
 rooms and the calendar, so sees a dosing session's logistics (room, times, staff, status), not its
 vitals, doses, scales or adverse events, unless the clinic lets its admins read them. The app that
-owns the setting reads it (`sessions.selectors.can_read_session_clinical`, the one check the
+owns the setting reads it (`sessions.record.selectors.can_read_session_clinical`, the one check the
 record's page, its API answer and its PDF summary consult). Whoever records, overrides or exports a
 record holds the capability by the table (`tests/sessions/test_clinical_access.py` keeps it so)."""
 

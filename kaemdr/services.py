@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
 from . import accounts
 from . import outbox
+from . import task_names
 from .audit import audit_record
 from .exceptions import NotFoundOrForbidden
 from .models import Clinic
@@ -39,8 +35,6 @@ def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
     written in this transaction (`kaemdr.outbox`), sent by a Celery task once it commits, or later
     by the sweeper when the broker is down.
     """
-    from .tasks import staff_invitation_send_task
-
     _require(actor, Capability.STAFF_MANAGE)
     email = User.objects.normalize_email(email).strip().lower()
     if role not in Role.values:
@@ -60,7 +54,7 @@ def staff_invite(*, actor: User, email: str, full_name: str, role: str) -> User:
         target_public_id=user.public_id,
         data={"role": role},
     )
-    outbox.enqueue(staff_invitation_send_task, str(user.public_id))
+    outbox.enqueue(task_names.STAFF_INVITATION_SEND, str(user.public_id))
     return user
 
 
@@ -128,14 +122,6 @@ def staff_reactivate(*, actor: User, user: User) -> User:
     return user
 
 
-def invitation_link(user: User) -> str:
-    """The absolute link that lets an invited member of staff choose their password."""
-    uidb64 = urlsafe_base64_encode(force_bytes(str(user.public_id)))
-    token = default_token_generator.make_token(user)
-    path = reverse("password_set", kwargs={"uidb64": uidb64, "token": token})
-    return f"{settings.KAEMDR_BASE_URL.rstrip('/')}{path}"
-
-
 @transaction.atomic
 def staff_invitation_send(*, user: User) -> bool:
     """Email the invitation once. Returns False when there is nothing to send (already sent, or the
@@ -149,7 +135,7 @@ def staff_invitation_send(*, user: User) -> bool:
     clinic_name = locked.clinic.name if locked.clinic else "kaemdr"
     body = render_to_string(
         "emails/staff_invitation.txt",
-        {"user": locked, "clinic_name": clinic_name, "link": invitation_link(locked)},
+        {"user": locked, "clinic_name": clinic_name, "link": accounts.invitation_link(locked)},
     )
     send_mail(
         subject=f"Your kaemdr account at {clinic_name}",
@@ -204,7 +190,5 @@ def clinic_create(
         clinic_public_id=clinic.public_id,
         data={"role": Role.CLINIC_ADMIN},
     )
-    from .tasks import staff_invitation_send_task
-
-    outbox.enqueue(staff_invitation_send_task, str(admin.public_id))
+    outbox.enqueue(task_names.STAFF_INVITATION_SEND, str(admin.public_id))
     return clinic, admin

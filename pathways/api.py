@@ -12,7 +12,6 @@ from rest_framework import mixins
 from rest_framework import permissions
 from rest_framework import serializers
 from rest_framework import status
-from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -20,9 +19,8 @@ from rest_framework.response import Response
 
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
-from kaemdr.api_audit import AuditedListMixin
+from kaemdr.api_base import ScopedRecordViewSet
 from kaemdr.models import Role
-from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import can_see_patients
 from kaemdr.selectors import clinic_clinicians
@@ -162,41 +160,26 @@ class CareTeamSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["patients"])
-class PatientViewSet(
-    AuditedListMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class PatientViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, ScopedRecordViewSet[Patient]):
     """Patients of the requester's clinic that their role may see. Each read, lists included, is audited."""
 
     serializer_class = PatientSerializer
     audited_model = Patient
     audited_patient = ""  # the records are patients
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     http_method_names = ("get", "post", "patch", "head", "options")
-
-    def _user(self) -> User:
-        return self.request.user  # type: ignore[return-value]
+    scoped_object = staticmethod(selectors.get_patient_for_user_or_404)
 
     def get_queryset(self) -> Any:
+        """The list's own selector: scoped like `patient_qs_for_user`, searched and ordered."""
         return selectors.patient_list(self._user(), search=self.request.query_params.get("q", "")[:100])
-
-    def get_object(self) -> Patient:
-        return selectors.get_patient_for_user_or_404(self._user(), self.kwargs["id"])
 
     @extend_schema(parameters=[OpenApiParameter("q", str, description="Part of a name or record number")])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        patient = self.get_object()
-        services.patient_record_viewed(actor=self._user(), patient=patient, via="api")
-        return Response(self.get_serializer(patient).data)
+    def audit_retrieve(self, record: Patient) -> None:
+        services.patient_record_viewed(actor=self._user(), patient=record, via="api")
 
     @extend_schema(responses={201: PatientSerializer, 400: ErrorBody, 404: ErrorBody})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -236,9 +219,7 @@ class PathwayFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["pathways"])
-class PathwayViewSet(
-    AuditedListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class PathwayViewSet(ScopedRecordViewSet[Pathway]):
     """Pathways the requester may see: open one, move it through its stages, set its care team.
     Each read, lists included, is audited."""
 
@@ -246,11 +227,7 @@ class PathwayViewSet(
     audited_model = Pathway
     audited_patient = "patient"
     permission_classes = (permissions.IsAuthenticated, CanSeePatients)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
-
-    def _user(self) -> User:
-        return self.request.user  # type: ignore[return-value]
+    scoped_object = staticmethod(selectors.get_pathway_for_user_or_404)
 
     def get_queryset(self) -> Any:
         filters = PathwayFilterSerializer(data=self.request.query_params.dict())
@@ -261,9 +238,6 @@ class PathwayViewSet(
             pathways = selectors.pathway_qs_for_user(self._user()).order_by("-stage_changed_at", "id")
         stage = filters.validated_data.get("stage")
         return pathways.filter(stage=stage) if stage else pathways
-
-    def get_object(self) -> Pathway:
-        return selectors.get_pathway_for_user_or_404(self._user(), self.kwargs["id"])
 
     @extend_schema(
         parameters=[

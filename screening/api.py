@@ -13,7 +13,6 @@ from rest_framework import mixins
 from rest_framework import permissions
 from rest_framework import serializers
 from rest_framework import status
-from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -23,7 +22,8 @@ from rest_framework.views import APIView
 from kaemdr.api import ErrorBody
 from kaemdr.api import require_or_404
 from kaemdr.api_audit import AuditedListMixin
-from kaemdr.api_audit import AuditedReadMixin
+from kaemdr.api_base import ScopedRecordViewSet
+from kaemdr.api_base import ScopedViewSet
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from pathways.selectors import get_pathway_for_user_or_404
@@ -203,38 +203,26 @@ class RemoveMedicationSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["screening"])
-class AssessmentViewSet(
-    AuditedListMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class AssessmentViewSet(mixins.UpdateModelMixin, ScopedRecordViewSet[Assessment]):
     """Assessments: open, fill (drafts can be saved half-filled), add medications and measures,
     read the proposal, sign, countersign, start a new version. Each read, lists included, is audited."""
 
     serializer_class = AssessmentSerializer
     audited_model = Assessment
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
     http_method_names = ("get", "post", "patch", "head", "options")
-
-    def _user(self) -> User:
-        return self.request.user  # type: ignore[return-value]
+    scoped_queryset = staticmethod(selectors.assessment_qs_for_user)
+    scoped_object = staticmethod(selectors.get_assessment_for_user_or_404)
 
     def get_queryset(self) -> Any:
-        assessments = selectors.assessment_qs_for_user(self._user()).prefetch_related(
-            "medications", "measures"
-        )
+        assessments = super().get_queryset().prefetch_related("medications", "measures")
         pathway = self.request.query_params.get("pathway")
         return (
             assessments.filter(pathway__public_id=pathway) if pathway else assessments.order_by("-created_at")
         )
 
     def get_object(self) -> Assessment:
-        found = selectors.get_assessment_for_user_or_404(self._user(), self.kwargs["id"])
-        return selectors.assessment_with_parts(found)
+        return selectors.assessment_with_parts(super().get_object())
 
     def _detail(self, assessment: Assessment, *, code: int = status.HTTP_200_OK) -> Response:
         fresh = selectors.assessment_with_parts(assessment)
@@ -244,10 +232,8 @@ class AssessmentViewSet(
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        assessment = self.get_object()
-        services.assessment_viewed(actor=self._user(), assessment=assessment, via="api")
-        return Response(self.get_serializer(assessment).data)
+    def audit_retrieve(self, record: Assessment) -> None:
+        services.assessment_viewed(actor=self._user(), assessment=record, via="api")
 
     @extend_schema(
         request=AssessmentCreateSerializer,
@@ -348,15 +334,16 @@ class AssessmentViewSet(
 
 
 @extend_schema(tags=["screening"])
-class MeasureResponseViewSet(AuditedListMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class MeasureResponseViewSet(AuditedListMixin, mixins.ListModelMixin, ScopedViewSet[MeasureResponse]):
     """Measures over a pathway's course: list them (audited), or record a repeat administration."""
 
     serializer_class = MeasureSerializer
     audited_model = MeasureResponse
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
+    scoped_queryset = staticmethod(selectors.measure_qs_for_user)
 
     def get_queryset(self) -> Any:
-        measures = selectors.measure_qs_for_user(self.request.user).select_related("pathway")  # type: ignore[arg-type]
+        measures = super().get_queryset().select_related("pathway")
         pathway = self.request.query_params.get("pathway")
         measures = measures.filter(pathway__public_id=pathway) if pathway else measures
         return measures.filter(carried_from__isnull=True).order_by("administered_at", "id")
@@ -418,27 +405,22 @@ class SafetyAlertFilterSerializer(serializers.Serializer):
 
 
 @extend_schema(tags=["screening"])
-class SafetyAlertViewSet(
-    AuditedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class SafetyAlertViewSet(ScopedRecordViewSet[SafetyAlert]):
     """Urgent safety alerts raised by measures: read them (audited, lists included), record the action
     taken, or sign a dosing override."""
 
     serializer_class = SafetyAlertSerializer
     audited_model = SafetyAlert
     permission_classes = (permissions.IsAuthenticated, CanReadScreening)
-    lookup_field = "public_id"  # the id in the URL (and the schema) is the record's public UUID
-    lookup_url_kwarg = "id"
+    scoped_queryset = staticmethod(selectors.alert_qs_for_user)
+    scoped_object = staticmethod(selectors.get_alert_for_user_or_404)
 
     def get_queryset(self) -> Any:
-        alerts = selectors.alert_qs_for_user(self.request.user)  # type: ignore[arg-type]
+        alerts = super().get_queryset()
         filters = SafetyAlertFilterSerializer(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
         wanted = filters.validated_data.get("status")
         return alerts.filter(status=wanted) if wanted else alerts
-
-    def get_object(self) -> SafetyAlert:
-        return selectors.get_alert_for_user_or_404(self.request.user, self.kwargs["id"])  # type: ignore[arg-type]
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=["open", "acknowledged"])])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -3,12 +3,12 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .api import BookingViewSet
-from .api import DosingSettingsView
-from .api import RoomViewSet
-from .api import SessionViewSet
-from .emdr_api import EmdrPlanViewSet
-from .emdr_api import EmdrTargetViewSet
+from sessions.booking.api import RoomViewSet
+from sessions.clinic_settings.api import DosingSettingsView
+from sessions.emdr.api import EmdrPlanViewSet
+from sessions.emdr.api import EmdrTargetViewSet
+from sessions.record.api import BookingViewSet
+from sessions.record.api import SessionViewSet
 
 router = SimpleRouter()
 router.register("rooms", RoomViewSet, basename="api-room")

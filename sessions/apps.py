@@ -12,6 +12,6 @@ class DosingSessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import hooks
+        from sessions import hooks
 
         hooks.register()

@@ -15,12 +15,13 @@ from django.utils import timezone
 from kaemdr.models import User
 from pathways.models import Pathway
 from pathways.models import Stage
-
-from . import esketamine_rules
-from . import selectors
-from . import services
-from .models import DosingSession
-from .models import Room
+from sessions.booking import esketamine_rules
+from sessions.booking import selectors
+from sessions.booking import services as booking_services
+from sessions.clinic_settings import services as clinic_settings_services
+from sessions.models import DosingSession
+from sessions.models import Room
+from sessions.record import services
 
 # Every day of the week, 07:00 to 21:00: someone trying the demo can book a room whatever day (weekends
 # too) and most hours they try it; the demo's own bookings still fall on weekdays.
@@ -61,7 +62,7 @@ def _rooms(admin: User) -> list[Room]:
         return existing
     # (name, has a pulse oximeter): the Quiet Room has none, so it cannot take esketamine sessions.
     rooms = [
-        services.room_save(
+        booking_services.room_save(
             actor=admin,
             name=name,
             has_bp_monitor=True,
@@ -72,7 +73,7 @@ def _rooms(admin: User) -> list[Room]:
         for name, oximeter in (("Harbour Room", True), ("Garden Room", True), ("Quiet Room", False))
     ]
     for room in rooms:
-        services.room_set_hours(actor=admin, room=room, hours=DEMO_ROOM_HOURS)
+        booking_services.room_set_hours(actor=admin, room=room, hours=DEMO_ROOM_HOURS)
     return rooms
 
 
@@ -80,9 +81,9 @@ def _follow_the_uk_label(admin: User) -> str:
     """The demo clinic is in London: it follows the UK summary of product characteristics for
     esketamine (no REMS; the Readiness to Leave checklist before discharge). Set once, through the
     settings service; returns the label."""
-    label = services.esketamine_label_of(admin.member_clinic_id)
+    label = booking_services.esketamine_label_of(admin.member_clinic_id)
     if label != esketamine_rules.EsketamineLabel.EU_UK_SMPC:
-        services.dosing_settings_update(
+        clinic_settings_services.dosing_settings_update(
             actor=admin, esketamine_label=esketamine_rules.EsketamineLabel.EU_UK_SMPC
         )
         label = esketamine_rules.EsketamineLabel.EU_UK_SMPC
@@ -94,18 +95,18 @@ def _keep_clinical_content_from_admins(admin: User) -> None:
     default, kept explicitly): `make run` shows the admin a session's logistics only. Turned on from
     the dosing settings page, through the settings service, it would be audited."""
     if selectors.dosing_settings_for(admin.member_clinic_id).clinic_admins_read_dosing_records:
-        services.dosing_settings_update(actor=admin, clinic_admins_read_dosing_records=False)
+        clinic_settings_services.dosing_settings_update(actor=admin, clinic_admins_read_dosing_records=False)
 
 
 def _seed_dose_ranges(admin: User) -> None:
     """The clinic's mg/kg ranges, saved once through the settings service: the sourced defaults, which
     the clinic reviews on its settings page (a dose outside them needs a prescriber's approval)."""
-    from . import rules
-    from .models import DoseRange
+    from sessions.models import DoseRange
+    from sessions.record import rules
 
     if DoseRange.objects.filter(clinic_id=admin.member_clinic_id).exists():
         return
-    services.dosing_settings_update(
+    clinic_settings_services.dosing_settings_update(
         actor=admin,
         dose_ranges=[
             (agent, route, default.minimum_mg_per_kg, default.maximum_mg_per_kg)
@@ -137,7 +138,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     record = pathway.patient.record_number
     emdr_plans = {"HB-1004": 30, "HB-1005": 20}
     if record == "HB-1004" and esketamine_rules.rems_enrolment_required(label):  # US: REMS enrolment first
-        services.rems_enrolment_record(
+        booking_services.rems_enrolment_record(
             actor=staff["prescriber@demo.kaemdr.test"],
             patient=pathway.patient,
             enrolled_on=timezone.localdate() - dt.timedelta(days=30),
@@ -170,7 +171,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     by_name = {room.name: room for room in rooms}
     for index, (offset, hour, minute, room_name) in enumerate(plans[record]):
         day = _next_weekday(today, offset)
-        booking = services.booking_create(
+        booking = booking_services.booking_create(
             actor=admin,
             pathway=pathway,
             room=by_name[room_name],
@@ -179,7 +180,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
             monitor=staff["monitor@demo.kaemdr.test"],
         )
         if index == 0:
-            services.booking_checks_update(
+            booking_services.booking_checks_update(
                 actor=admin,
                 booking=booking,
                 fasting_instructions_given=True,
@@ -213,7 +214,7 @@ def _demo_calendar_variety(
     )
     afternoon = [slot for slot in (available.slots if available else []) if slot.astimezone(tz).hour >= 14]
     if afternoon:
-        booking = services.booking_create(
+        booking = booking_services.booking_create(
             actor=admin,
             pathway=pathway,
             room=garden,
@@ -221,10 +222,10 @@ def _demo_calendar_variety(
             prescriber=staff["prescriber@demo.kaemdr.test"],
             monitor=staff["monitor@demo.kaemdr.test"],
         )
-        services.booking_cancel(
+        booking_services.booking_cancel(
             actor=admin, booking=booking, reason="She asked to move it to later in the week."
         )
-    services.room_closure_add(
+    booking_services.room_closure_add(
         actor=admin,
         room=rooms["Quiet Room"],
         starts_at=dt.datetime.combine(day, dt.time(8, 0), tzinfo=tz),
@@ -256,10 +257,10 @@ def demo_past_session(
     `dose_approval`, a dose outside the clinic's mg/kg range, the prescriber approves it with that reason."""
     from django.db.models import F
 
-    from .models import AdverseEvent
-    from .models import Booking
-    from .models import ScaleRating
-    from .models import VitalsReading
+    from sessions.models import AdverseEvent
+    from sessions.models import Booking
+    from sessions.models import ScaleRating
+    from sessions.models import VitalsReading
 
     admin, monitor = staff["admin@demo.kaemdr.test"], staff["monitor@demo.kaemdr.test"]
     prescriber = staff["prescriber@demo.kaemdr.test"]
@@ -267,7 +268,7 @@ def demo_past_session(
     tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
     day = _next_weekday(timezone.localdate(), 7)
     with simulated_clock() as clock:
-        booking = services.booking_create(
+        booking = booking_services.booking_create(
             actor=admin,
             pathway=pathway,
             room=room,
@@ -275,7 +276,7 @@ def demo_past_session(
             prescriber=prescriber,
             monitor=monitor,
         )
-        services.booking_checks_update(
+        booking_services.booking_checks_update(
             actor=admin,
             booking=booking,
             fasting_instructions_given=True,
@@ -441,9 +442,9 @@ def _demo_emdr_three_prong(pathway: Pathway, *, days_back: int) -> None:
     trauma in a stable patient: a resource installed in preparation, the touchstone memory processed,
     the second past memory left incomplete at the last session (so the plan proposes to continue it),
     the present triggers waiting for the past memories, and a future template for them."""
-    from . import emdr_rules
-    from . import emdr_services
-    from .models import EmdrPlan
+    from sessions.emdr import rules as emdr_rules
+    from sessions.emdr import services as emdr_services
+    from sessions.models import EmdrPlan
 
     therapist = pathway.therapist
     if therapist is None:
@@ -545,9 +546,9 @@ def _demo_emdr_three_prong(pathway: Pathway, *, days_back: int) -> None:
 def _demo_emdr(pathway: Pathway, *, days_back: int) -> None:
     """An EMDR plan worked over the last weeks: a resource installed, stabilisation in progress or
     done, and for the furthest patients a trauma target under way, one session incomplete."""
-    from . import emdr_services
-    from .models import DosingSession
-    from .models import EmdrPlan
+    from sessions.emdr import services as emdr_services
+    from sessions.models import DosingSession
+    from sessions.models import EmdrPlan
 
     therapist = pathway.therapist
     if therapist is None:

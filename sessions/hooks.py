@@ -13,8 +13,8 @@ from pathways.models import PathwayStageChange
 from pathways.registry import PATHWAY_STAGE_CHANGED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
-
-from . import selectors
+from sessions.booking import selectors
+from sessions.record import selectors as record_selectors
 
 
 def _rems_form_for(pathway: Pathway, user: User) -> Any:
@@ -24,18 +24,17 @@ def _rems_form_for(pathway: Pathway, user: User) -> Any:
     if not (has_capability(user, Capability.REMS_ENROL) and pathway.is_open):
         return None
     from screening import selectors as screening_selectors
-
-    from .forms import RemsEnrolmentForm
-    from .models import RemsEnrolment
-    from .rules import Agent
+    from screening.rules import Agent
+    from sessions.booking.forms import RemsEnrolmentForm
+    from sessions.models import RemsEnrolment
 
     plan = screening_selectors.screening_status_for_display(pathway).current  # read once per page
     if plan is None or plan.agent != Agent.ESKETAMINE:
         return None
     if RemsEnrolment.objects.filter(patient_id=pathway.patient_id).exists():
         return None
-    from .esketamine_rules import rems_enrolment_required
-    from .services import esketamine_label_of
+    from sessions.booking.esketamine_rules import rems_enrolment_required
+    from sessions.booking.services import esketamine_label_of
 
     if not rems_enrolment_required(esketamine_label_of(pathway.clinic_id)):
         return None  # the EU/UK label has no REMS
@@ -90,9 +89,9 @@ def monitoring_forms_panel(*, user: User) -> DashboardPanel | None:
         return None
     from django.utils import timezone
 
-    from . import rules
+    from sessions.record import rules
 
-    due = selectors.pmf_due(user)
+    due = record_selectors.pmf_due(user)
     if not due:
         return None
     today = timezone.localdate()
@@ -113,8 +112,8 @@ def emdr_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     """The EMDR plan at a glance: targets by state (one query, `emdr_selectors.plan_summary`)."""
     if not has_capability(user, Capability.EMDR_VIEW):
         return None
-    from . import emdr_rules
-    from . import emdr_selectors
+    from sessions.emdr import rules as emdr_rules
+    from sessions.emdr import selectors as emdr_selectors
 
     plan = emdr_selectors.plan_summary(pathway)
     targets = plan.targets if plan is not None else []
@@ -139,7 +138,7 @@ def cancel_bookings_on_stage_change(
 ) -> None:
     """Putting a pathway on hold, discontinuing or completing it cancels its bookings still to come
     (those with no record opened), with the move and its reason shown on each."""
-    from . import services
+    from sessions.booking import services
 
     if change.to_stage not in services.STAGE_CANCELLING_MOVES:
         return  # a move forward (the first dose's, by the monitor, among them) keeps the bookings
@@ -154,8 +153,8 @@ def register() -> None:
     registry.register_pathway_panel(emdr_panel)
     registry.register_dashboard_panel(today_panel)
     registry.register_dashboard_panel(monitoring_forms_panel)
-    from .demo import demo_dosing
-    from .demo_alerts import demo_alerts
+    from sessions.demo import demo_dosing
+    from sessions.demo_alerts import demo_alerts
 
     registry.register_demo_seeder(demo_dosing)
     registry.register_demo_seeder(demo_alerts)  # after the bookings it then stops

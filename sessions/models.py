@@ -17,9 +17,8 @@ from pathways.models import Pathway
 from pathways.models import Patient
 from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
-
-from . import emdr_rules
-from . import rules
+from sessions.booking import rules
+from sessions.emdr import rules as emdr_rules
 
 ESKETAMINE_LABEL_CHOICES = [(label.value, name) for label, name in rules.ESKETAMINE_LABEL_NAMES.items()]
 EMDR_PROTOCOL_CHOICES = [(protocol.value, name) for protocol, name in emdr_rules.PROTOCOL_LABELS.items()]

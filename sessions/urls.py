@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.urls import path
 from django.urls import re_path
 
-from . import emdr_views
-from . import views
+from sessions.booking import views
+from sessions.clinic_settings import views as clinic_settings_views
+from sessions.emdr import views as emdr_views
+from sessions.record import views as record_views
 
 urlpatterns = [
     path("rooms/", views.room_list, name="room_list"),
@@ -18,7 +20,7 @@ urlpatterns = [
     ),
     path("calendar/", views.week_calendar, name="room_calendar"),
     path("today/", views.today_board, name="today_board"),
-    path("settings/", views.dosing_settings, name="dosing_settings"),
+    path("settings/", clinic_settings_views.dosing_settings, name="dosing_settings"),
     path("pathways/<uuid:public_id>/book/", views.booking_create, name="booking_create"),
     path("pathways/<uuid:public_id>/rems/", views.rems_enrol, name="rems_enrol"),
     path("pathways/<uuid:public_id>/sessions/", views.pathway_bookings, name="pathway_bookings"),
@@ -26,9 +28,9 @@ urlpatterns = [
     path("bookings/<uuid:public_id>/move/", views.booking_move, name="booking_move"),
     path("bookings/<uuid:public_id>/cancel/", views.booking_cancel, name="booking_cancel"),
     path("bookings/<uuid:public_id>/checks/", views.booking_checks, name="booking_checks"),
-    path("bookings/<uuid:public_id>/session/", views.session_open, name="session_open"),
-    path("sessions/<uuid:public_id>/", views.session_detail, name="session_detail"),
-    path("sessions/<uuid:public_id>/<str:action>/", views.session_action, name="session_action"),
+    path("bookings/<uuid:public_id>/session/", record_views.session_open, name="session_open"),
+    path("sessions/<uuid:public_id>/", record_views.session_detail, name="session_detail"),
+    path("sessions/<uuid:public_id>/<str:action>/", record_views.session_action, name="session_action"),
     path("pathways/<uuid:public_id>/emdr/", emdr_views.plan_open, name="emdr_plan_open"),
     path("emdr/<uuid:public_id>/", emdr_views.plan_detail, name="emdr_plan"),
     path("emdr/<uuid:public_id>/targets/", emdr_views.target_add, name="emdr_target_add"),

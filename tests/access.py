@@ -143,7 +143,7 @@ def one_of_everything(clinic: Any, team: dict[str, User], capture_on_commit: Any
     from integration import summary_services
     from integration.models import FollowUp
     from screening import services as screening_services
-    from sessions import emdr_services
+    from sessions.emdr import services as emdr_services
 
     from .factories import PathwayFactory
     from .factories import RoomFactory
@@ -208,13 +208,14 @@ def _signed_session(team: dict[str, User], pathway: Any, room: Any) -> Any:
 
     from django.utils import timezone
 
-    from sessions import services as dosing
+    from sessions.booking import services as booking_services
+    from sessions.record import services as dosing
 
     from .sessions.dosing_day import backdate_dose
     from .sessions.dosing_day import settled
 
     tz = zoneinfo.ZoneInfo(pathway.clinic.time_zone)
-    booking = dosing.booking_create(
+    booking = booking_services.booking_create(
         actor=team[Role.CLINIC_ADMIN],
         pathway=pathway,
         room=room,

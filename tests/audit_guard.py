@@ -28,8 +28,10 @@ SERVICE_MODULES = (
     "kaemdr.read_services",
     "pathways.services",
     "screening.services",
-    "sessions.services",
-    "sessions.emdr_services",
+    "sessions.booking.services",
+    "sessions.record.services",
+    "sessions.emdr.services",
+    "sessions.clinic_settings.services",
     "integration.services",
     "integration.summary_services",
 )

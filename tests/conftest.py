@@ -22,8 +22,9 @@ from kaemdr.models import Clinic
 from kaemdr.models import Role
 from kaemdr.models import User
 from kaemdr.permissions import two_factor_required
-from sessions import services as dosing
+from sessions.booking import services as booking_services
 from sessions.models import DosingSession
+from sessions.record import services as dosing
 
 from . import audit_guard
 from .factories import ClinicFactory
@@ -249,7 +250,7 @@ def complete_session(staff: dict[str, Any], room: Any) -> Callable[..., DosingSe
         tz = zoneinfo.ZoneInfo(pathway.clinic.time_zone)
         day = timezone.localdate() + dt.timedelta(days=1 + days_ahead + counter["n"])
         counter["n"] += 1
-        booking = dosing.booking_create(
+        booking = booking_services.booking_create(
             actor=staff[Role.CLINIC_ADMIN],
             pathway=pathway,
             room=room,

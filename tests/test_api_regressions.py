@@ -202,7 +202,8 @@ def open_session(staff: dict[str, User], dosing_pathway: Any, room: Any) -> Any:
 
     from django.utils import timezone
 
-    from sessions import services as dosing
+    from sessions.booking import services as dosing
+    from sessions.record import services as record_services
 
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
     booking = dosing.booking_create(
@@ -213,7 +214,7 @@ def open_session(staff: dict[str, User], dosing_pathway: Any, room: Any) -> Any:
         prescriber=staff[Role.PRESCRIBER],
         monitor=staff[Role.MONITOR],
     )
-    return dosing.session_open(actor=staff[Role.MONITOR], booking=booking)
+    return record_services.session_open(actor=staff[Role.MONITOR], booking=booking)
 
 
 @pytest.mark.django_db

@@ -38,8 +38,8 @@ from integration import services as integration_services
 from kaemdr.models import Role
 from kaemdr.models import User
 from screening.models import Assessment
-from sessions import emdr_services
-from sessions import services as dosing
+from sessions.booking import services as dosing
+from sessions.emdr import services as emdr_services
 
 from .factories import FollowUpFactory
 

@@ -39,7 +39,7 @@ def test_every_module_named_like_a_service_module_is_listed() -> None:
     found = {
         ".".join(path.relative_to(root).with_suffix("").parts)
         for package in ("kaemdr", "pathways", "screening", "sessions", "integration")
-        for path in (root / package).glob("*services.py")
+        for path in (root / package).rglob("*services.py")
     }
     assert found <= set(audit_guard.SERVICE_MODULES)
 

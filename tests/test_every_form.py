@@ -68,14 +68,15 @@ from pathways.models import Stage
 from screening import services as screening_services
 from screening.models import AssessmentStatus
 from screening.rules import Instrument
-from sessions import emdr_services
-from sessions import services as dosing
+from sessions.booking import services as dosing
+from sessions.emdr import services as emdr_services
 from sessions.models import Booking
 from sessions.models import BookingStatus
 from sessions.models import DosingSession
 from sessions.models import Room
 from sessions.models import SessionStatus
 from sessions.models import VitalsReading
+from sessions.record import services as record_services
 
 from .access import PLACEHOLDER
 from .access import RESOURCE_OF_SEGMENT
@@ -572,15 +573,15 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
         prescriber=world.staff[Role.PRESCRIBER],
         monitor=monitor,
     )
-    session = dosing.session_open(actor=monitor, booking=booking)
+    session = record_services.session_open(actor=monitor, booking=booking)
     if status == SessionStatus.PRE_DOSE:
         return session
     esketamine = booking.agent == "esketamine"
     dose = 56 if esketamine else 100
-    dosing.session_checks_update(
+    record_services.session_checks_update(
         actor=monitor, session=session, fasting_confirmed=True, escort_present=True, consent_confirmed=True
     )
-    dosing.vitals_record(
+    record_services.vitals_record(
         actor=monitor,
         session=session,
         systolic=128,
@@ -591,7 +592,7 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
     )
     now = timezone.now()
     try:
-        dosing.dose_start(actor=monitor, session=session, dose_mg=dose, lot_number="LOT-1")
+        record_services.dose_start(actor=monitor, session=session, dose_mg=dose, lot_number="LOT-1")
     except ValidationError:
         DosingSession.objects.filter(pk=session.pk).update(
             status=SessionStatus.DOSED,
@@ -636,7 +637,7 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
         return session
     try:
         if esketamine:
-            dosing.pmf_update(
+            record_services.pmf_update(
                 actor=monitor,
                 session=session,
                 pmf_first_treatment=False,
@@ -645,7 +646,7 @@ def _dosing_record(world: ClinicWorld, pathway: Pathway, room: Room, status: str
                 pmf_respiratory_depression=False,
                 pmf_ready_minutes=95,
             )
-        session = dosing.session_sign(actor=monitor, session=session)
+        session = record_services.session_sign(actor=monitor, session=session)
     except ValidationError:
         DosingSession.objects.filter(pk=session.pk).update(
             status=SessionStatus.SIGNED, signed_by=monitor, signed_at=timezone.now()
@@ -918,7 +919,7 @@ def visitors(world: ClinicWorld) -> list[Visitor]:
         return client
 
     pages = seeds(world)
-    invitation = urlsplit(staff_services.invitation_link(world.records["invited"][0])).path
+    invitation = urlsplit(accounts.invitation_link(world.records["invited"][0])).path
     return [
         *(
             Visitor(str(role), signed_in(world.staff[role]), reverse("dashboard"), pages)
@@ -974,7 +975,7 @@ def test_the_checker_reports_a_form_whose_action_is_gone(
         prescriber=staff[Role.PRESCRIBER],
         monitor=monitor,
     )
-    session = dosing.session_open(actor=monitor, booking=booking)
+    session = record_services.session_open(actor=monitor, booking=booking)
     page = reverse("session_detail", args=[session.public_id])
     client = sign_in_verified(Client(enforce_csrf_checks=True), monitor)
     html = client.get(page).content.decode()

@@ -47,8 +47,8 @@ from pathways.models import Pathway
 from pathways.models import Stage
 from screening import services as screening_services
 from screening.models import Assessment
-from sessions import emdr_services
-from sessions import services as dosing_services
+from sessions.booking import services as dosing_services
+from sessions.emdr import services as emdr_services
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import EmdrPlan

@@ -59,10 +59,7 @@ def _codes_in(path: Path) -> set[str]:
 
 def _app_modules() -> list[Path]:
     return [
-        path
-        for app in APPS
-        for path in sorted((ROOT / app).rglob("*.py"))
-        if "migrations" not in path.parts and not path.name.startswith("bench")
+        path for app in APPS for path in sorted((ROOT / app).rglob("*.py")) if "migrations" not in path.parts
     ]
 
 

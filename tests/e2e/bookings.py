@@ -12,7 +12,7 @@ from django.utils import timezone
 from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.models import Stage
-from sessions import services
+from sessions.booking import services
 from sessions.models import Booking
 from sessions.models import Room
 

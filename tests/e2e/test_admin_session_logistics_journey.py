@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
-from sessions import services
+from sessions.record import services
 
 from ..factories import TEST_PASSWORD
 from ..sessions.dosing_day import backdate_dose

@@ -16,11 +16,12 @@ from playwright.sync_api import expect
 
 from kaemdr.models import Role
 from pathways.models import Stage
-from sessions import rules
-from sessions import services
+from sessions.booking import services
 from sessions.models import DosingSession
 from sessions.models import SessionStatus
 from sessions.models import VitalsReading
+from sessions.record import rules
+from sessions.record import services as record_services
 
 from ..factories import TEST_PASSWORD
 from ..factories import ClinicFactory
@@ -67,7 +68,7 @@ def _dosed_session_with_readings() -> tuple[DosingSession, Any]:
         monitor=monitor,
         starts_at=dt.datetime.combine(day, dt.time(9, 0), tzinfo=zoneinfo.ZoneInfo(clinic.time_zone)),
     )
-    session = services.session_open(actor=monitor, booking=booking)
+    session = record_services.session_open(actor=monitor, booking=booking)
     now = timezone.now()
     started = now - dt.timedelta(minutes=50)
     DosingSession.objects.filter(pk=session.pk).update(

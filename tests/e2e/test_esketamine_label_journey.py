@@ -17,8 +17,9 @@ from playwright.sync_api import expect
 from kaemdr.models import Role
 from pathways.models import Patient
 from pathways.models import Stage
-from sessions import services
-from sessions.esketamine_rules import EsketamineLabel
+from sessions.booking import services as booking_services
+from sessions.booking.rules import EsketamineLabel
+from sessions.clinic_settings import services
 from sessions.models import DosingSession
 
 from ..factories import TEST_PASSWORD
@@ -62,7 +63,7 @@ def test_uk_nurse_completes_the_readiness_to_leave_checklist_then_discharges(
     today = timezone.localdate()
     Patient.objects.filter(pk=pathway.patient_id).update(date_of_birth=today.replace(year=today.year - 68))
     SignedScreeningFactory(pathway=pathway, agent="esketamine", route="intranasal")
-    booking = services.booking_create(  # no REMS enrolment: the UK label has no REMS
+    booking = booking_services.booking_create(  # no REMS enrolment: the UK label has no REMS
         actor=admin,
         pathway=pathway,
         room=room,

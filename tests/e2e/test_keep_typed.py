@@ -17,7 +17,7 @@ from django.utils import timezone
 from playwright.sync_api import Page
 from playwright.sync_api import expect
 
-from sessions import services
+from sessions.record import services
 
 from ..factories import TEST_PASSWORD
 from .bookings import booking_tomorrow

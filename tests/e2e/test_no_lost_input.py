@@ -168,7 +168,7 @@ def test_a_draft_note_keeps_everything_typed_when_a_review_is_updated_or_an_expe
 def test_the_emdr_plan_keeps_everything_typed_when_a_target_is_added_or_refused_to_start(
     page: Page, live_server: Any, output_dir: Path
 ) -> None:
-    from sessions import emdr_selectors
+    from sessions.emdr import selectors as emdr_selectors
     from sessions.models import EmdrPlan
 
     demo_clinic_load()

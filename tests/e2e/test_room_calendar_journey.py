@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from kaemdr.models import Role
 from pathways.models import Stage
-from sessions import services
+from sessions.booking import services
 from sessions.models import Booking
 
 from ..factories import TEST_PASSWORD

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from kaemdr.models import Role
 from pathways.models import Stage
-from sessions import services
+from sessions.booking import services
 from sessions.models import DosingSession
 from sessions.models import RemsEnrolment
 

@@ -42,9 +42,10 @@ from rest_framework.test import APIClient
 from integration import services as integration_services
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import emdr_services
-from sessions import services as dosing
+from sessions.booking import services as booking_services
+from sessions.emdr import services as emdr_services
 from sessions.models import DosingSession
+from sessions.record import services as dosing
 
 from ..access import PLACEHOLDER
 from ..access import fill
@@ -238,7 +239,7 @@ def world(
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
 
     def booking(days: int) -> Any:
-        return dosing.booking_create(
+        return booking_services.booking_create(
             actor=admin,
             pathway=dosing_pathway,
             room=room,
@@ -388,27 +389,27 @@ FORM_FIELDS_FUZZED = {
     "pathways.forms.AuditFilterForm.occurred_from": "test_audit_log_filter_takes_any_date",
     "pathways.forms.AuditFilterForm.occurred_to": "test_audit_log_filter_takes_any_date",
     "pathways.forms.PatientForm.date_of_birth": "test_pathways_kaemdr_forms.test_patient_register_fuzz",
-    "sessions.forms.AdverseEventForm.occurred_at": "test_sessions_forms.test_session_after_dose_fuzz",
-    "sessions.forms.BookingForm.date": "test_sessions_forms.test_booking_create_fuzz",
-    "sessions.forms.BookingForm.time": "test_sessions_forms.test_booking_create_fuzz",
-    "sessions.forms.ClosureForm.start_date": "test_sessions_forms.test_room_detail_fuzz",
-    "sessions.forms.ClosureForm.start_time": "test_sessions_forms.test_room_detail_fuzz",
-    "sessions.forms.ClosureForm.end_date": "test_sessions_forms.test_room_detail_fuzz",
-    "sessions.forms.ClosureForm.end_time": "test_sessions_forms.test_room_detail_fuzz",
-    "sessions.forms.DeviceForm.given_at": "test_sessions_forms.test_session_after_dose_fuzz",
-    "sessions.forms.DoseEndForm.ended_at": "test_sessions_forms.test_session_after_dose_fuzz",
-    "sessions.forms.DoseForm.started_at": "test_sessions_forms.test_session_before_dose_fuzz",
-    "sessions.forms.MoveForm.date": "test_sessions_forms.test_booking_move_fuzz",
-    "sessions.forms.MoveForm.time": "test_sessions_forms.test_booking_move_fuzz",
-    "sessions.forms.RemsEnrolmentForm.enrolled_on": "test_sessions_forms.test_rems_enrol_fuzz",
-    "sessions.forms.ScaleForm.taken_at": "test_sessions_forms.test_session_after_dose_fuzz",
-    "sessions.forms.VitalsForm.taken_at": "test_sessions_forms.test_session_before_dose_fuzz",
-    "sessions.emdr_forms.SessionLogForm.held_date": "test_sessions_forms.test_emdr_session_log_fuzz",
-    "sessions.emdr_forms.SessionLogForm.held_time": "test_sessions_forms.test_emdr_session_log_fuzz",
+    "sessions.record.forms.AdverseEventForm.occurred_at": "test_sessions_forms.test_session_after_dose_fuzz",
+    "sessions.booking.forms.BookingForm.date": "test_sessions_forms.test_booking_create_fuzz",
+    "sessions.booking.forms.BookingForm.time": "test_sessions_forms.test_booking_create_fuzz",
+    "sessions.booking.forms.ClosureForm.start_date": "test_sessions_forms.test_room_detail_fuzz",
+    "sessions.booking.forms.ClosureForm.start_time": "test_sessions_forms.test_room_detail_fuzz",
+    "sessions.booking.forms.ClosureForm.end_date": "test_sessions_forms.test_room_detail_fuzz",
+    "sessions.booking.forms.ClosureForm.end_time": "test_sessions_forms.test_room_detail_fuzz",
+    "sessions.record.forms.DeviceForm.given_at": "test_sessions_forms.test_session_after_dose_fuzz",
+    "sessions.record.forms.DoseEndForm.ended_at": "test_sessions_forms.test_session_after_dose_fuzz",
+    "sessions.record.forms.DoseForm.started_at": "test_sessions_forms.test_session_before_dose_fuzz",
+    "sessions.booking.forms.MoveForm.date": "test_sessions_forms.test_booking_move_fuzz",
+    "sessions.booking.forms.MoveForm.time": "test_sessions_forms.test_booking_move_fuzz",
+    "sessions.booking.forms.RemsEnrolmentForm.enrolled_on": "test_sessions_forms.test_rems_enrol_fuzz",
+    "sessions.record.forms.ScaleForm.taken_at": "test_sessions_forms.test_session_after_dose_fuzz",
+    "sessions.record.forms.VitalsForm.taken_at": "test_sessions_forms.test_session_before_dose_fuzz",
+    "sessions.emdr.forms.SessionLogForm.held_date": "test_sessions_forms.test_emdr_session_log_fuzz",
+    "sessions.emdr.forms.SessionLogForm.held_time": "test_sessions_forms.test_emdr_session_log_fuzz",
     "integration.forms.NoteForm.held_date": "test_integration_forms.test_note_save_fuzz",
     "integration.forms.NoteForm.held_time": "test_integration_forms.test_note_save_fuzz",
     **{
-        f"sessions.forms.OpeningHoursForm.{edge}_{day}": "test_sessions_forms.test_room_detail_fuzz"
+        f"sessions.booking.forms.OpeningHoursForm.{edge}_{day}": "test_sessions_forms.test_room_detail_fuzz"
         for edge in ("opens", "closes")
         for day in range(7)
     },
@@ -417,8 +418,10 @@ FORM_MODULES = (
     "kaemdr.forms",
     "pathways.forms",
     "screening.forms",
-    "sessions.forms",
-    "sessions.emdr_forms",
+    "sessions.booking.forms",
+    "sessions.record.forms",
+    "sessions.emdr.forms",
+    "sessions.clinic_settings.forms",
     "integration.forms",
 )
 

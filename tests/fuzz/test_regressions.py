@@ -21,11 +21,12 @@ from pathways.models import Patient
 from pathways.models import Stage
 from screening import services as screening
 from screening.models import Assessment
-from sessions import services as dosing
+from sessions.booking import services as booking_services
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import RemsEnrolment
 from sessions.models import Room
+from sessions.record import services as dosing
 from tests.factories import PathwayFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +48,7 @@ PATIENT = {
 @pytest.fixture
 def booking(dosing_pathway: Any, room: Room, clinic_admin: User, monitor: User) -> Booking:
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
-    return dosing.booking_create(
+    return booking_services.booking_create(
         actor=clinic_admin,
         pathway=dosing_pathway,
         room=room,
@@ -95,7 +96,7 @@ def test_booking_move_past_the_horizon_is_refused(clinic_admin: User, booking: B
     starts_at = dt.datetime(9999, 12, 31, 23, 59, tzinfo=zoneinfo.ZoneInfo(zone))
 
     with pytest.raises(ValidationError) as refused:
-        dosing.booking_move(actor=clinic_admin, booking=booking, starts_at=starts_at)
+        booking_services.booking_move(actor=clinic_admin, booking=booking, starts_at=starts_at)
 
     assert refused.value.error_dict["starts_at"][0].code == "too_far_ahead"
     booking.refresh_from_db()
@@ -161,7 +162,7 @@ def test_rems_enrolment_with_an_over_long_reference_names_the_field(
     prescriber: User, dosing_pathway: Any
 ) -> None:
     with pytest.raises(ValidationError) as refused:
-        dosing.rems_enrolment_record(
+        booking_services.rems_enrolment_record(
             actor=prescriber,
             patient=dosing_pathway.patient,
             enrolled_on=dt.date(2025, 1, 6),
@@ -203,7 +204,7 @@ def test_a_room_closure_with_an_over_long_reason_names_the_field(clinic_admin: U
 
     starts = dt.datetime(2030, 1, 7, 9, tzinfo=zoneinfo.ZoneInfo("Europe/London"))
     with pytest.raises(ValidationError) as refused:
-        dosing.room_closure_add(
+        booking_services.room_closure_add(
             actor=clinic_admin,
             room=room,
             starts_at=starts,

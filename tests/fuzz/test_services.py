@@ -33,13 +33,14 @@ from pathways.models import Stage
 from screening import rules as screening_rules
 from screening import services as screening
 from screening.models import Assessment
-from sessions import emdr_services as emdr
-from sessions import services as dosing
+from sessions.booking import services as booking_services
+from sessions.emdr import services as emdr
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
 from sessions.models import Room
+from sessions.record import services as dosing
 from tests.factories import PathwayFactory
 
 from .helpers import FUZZ
@@ -229,7 +230,7 @@ def test_measure_record_service_fuzz(
 def booking(dosing_pathway: Any, room: Room, clinic_admin: User, monitor: User) -> Booking:
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
     day = dt.date.today() + dt.timedelta(days=2)
-    return dosing.booking_create(
+    return booking_services.booking_create(
         actor=clinic_admin,
         pathway=dosing_pathway,
         room=room,
@@ -252,8 +253,10 @@ def dosed(booking: Booking, monitor: User) -> DosingSession:
 @FUZZ
 @given(name=texts, flags=st.tuples(st.booleans(), st.booleans()))
 def test_room_save_service_fuzz(clinic_admin: User, room: Room, name: str, flags: tuple[bool, bool]) -> None:
-    check(dosing.room_save, actor=clinic_admin, name=name, has_bp_monitor=flags[0], is_active=flags[1])
-    check(dosing.room_save, actor=clinic_admin, room=Room.objects.get(pk=room.pk), name=name)
+    check(
+        booking_services.room_save, actor=clinic_admin, name=name, has_bp_monitor=flags[0], is_active=flags[1]
+    )
+    check(booking_services.room_save, actor=clinic_admin, room=Room.objects.get(pk=room.pk), name=name)
 
 
 @FUZZ
@@ -262,7 +265,7 @@ def test_room_closure_service_fuzz(
     clinic_admin: User, room: Room, starts_at: dt.datetime, ends_at: dt.datetime, reason: str
 ) -> None:
     check(
-        dosing.room_closure_add,
+        booking_services.room_closure_add,
         actor=clinic_admin,
         room=Room.objects.get(pk=room.pk),
         starts_at=starts_at,
@@ -282,13 +285,13 @@ def test_booking_create_and_move_service_fuzz(
     starts_at: dt.datetime,
 ) -> None:
     check(
-        dosing.booking_move,
+        booking_services.booking_move,
         actor=clinic_admin,
         booking=Booking.objects.get(pk=booking.pk),
         starts_at=starts_at,
     )
     check(
-        dosing.booking_create,
+        booking_services.booking_create,
         actor=clinic_admin,
         pathway=Pathway.objects.get(pk=dosing_pathway.pk),
         room=Room.objects.get(pk=room.pk),
@@ -304,14 +307,17 @@ def test_rems_and_cancel_service_fuzz(
     prescriber: User, clinic_admin: User, booking: Booking, enrolled_on: dt.date, reference: str, reason: str
 ) -> None:
     check(
-        dosing.rems_enrolment_record,
+        booking_services.rems_enrolment_record,
         actor=prescriber,
         patient=Patient.objects.get(pk=booking.patient_id),
         enrolled_on=enrolled_on,
         reference=reference,
     )
     check(
-        dosing.booking_cancel, actor=clinic_admin, booking=Booking.objects.get(pk=booking.pk), reason=reason
+        booking_services.booking_cancel,
+        actor=clinic_admin,
+        booking=Booking.objects.get(pk=booking.pk),
+        reason=reason,
     )
 
 

@@ -21,9 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kaemdr.models import User
-from sessions import emdr_services
-from sessions import services as dosing
-from sessions.emdr_forms import INTERWEAVES
+from sessions.booking import services as booking_services
+from sessions.emdr import services as emdr_services
+from sessions.emdr.forms import INTERWEAVES
 from sessions.models import EMDR_KIND_CHOICES
 from sessions.models import BilateralStimulation
 from sessions.models import Booking
@@ -31,6 +31,7 @@ from sessions.models import DosingSession
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
 from sessions.models import Room
+from sessions.record import services as dosing
 
 from .helpers import FEW
 from .helpers import FUZZ
@@ -58,7 +59,7 @@ def booking(
 ) -> Booking:
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
     day = timezone.localdate() + dt.timedelta(days=2)
-    return dosing.booking_create(
+    return booking_services.booking_create(
         actor=clinic_admin,
         pathway=dosing_pathway,
         room=room,

@@ -38,9 +38,9 @@ from pathways.models import Stage
 from pathways.registry import PATHWAY_STAGE_CHANGED
 from pathways.registry import registry
 from screening import services as screening_services
-from sessions import services as dosing
 from sessions.models import Booking
 from sessions.models import DosingSession
+from sessions.record import services as dosing
 
 from ..factories import ClinicFactory
 from ..factories import PathwayFactory

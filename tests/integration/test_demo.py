@@ -15,7 +15,7 @@ from integration.models import FollowUp
 from integration.models import IntegrationNote
 from pathways.demo import demo_clinic_load
 from pathways.models import Pathway
-from sessions.esketamine_rules import LEAVE_CHECKLIST_CODES
+from sessions.booking.esketamine_rules import LEAVE_CHECKLIST_CODES
 from sessions.models import DosingSession
 
 pytestmark = pytest.mark.django_db

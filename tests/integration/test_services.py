@@ -30,8 +30,9 @@ from kaemdr.models import Role
 from pathways import services as pathway_services
 from pathways.models import Stage
 from screening import services as screening_services
-from sessions import services as dosing
+from sessions.booking import services as dosing
 from sessions.models import DosingSession
+from sessions.record import services as record_services
 
 from ..conftest import require_postgres
 from ..factories import FollowUpFactory
@@ -332,7 +333,7 @@ def test_filing_the_monitoring_form_closes_its_follow_up(
     services.follow_ups_schedule_after_session(session=session)
     form = FollowUp.objects.get(dosing_session=session, kind="monitoring_form")
     assert form.responsible == staff[Role.PRESCRIBER]
-    dosing.pmf_mark_filed(actor=staff[Role.MONITOR], session=session)
+    record_services.pmf_mark_filed(actor=staff[Role.MONITOR], session=session)
     assert FollowUp.objects.get(pk=form.pk).status == "done"
 
 

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from integration import selectors as summary_selectors
 from integration import services as integration_services
 from integration import summaries
 from integration import summary_services
@@ -28,10 +29,11 @@ from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.demo import demo_clinic_load
 from pathways.models import Pathway
-from sessions import emdr_services
-from sessions import services as dosing
+from sessions.booking import services as booking_services
+from sessions.emdr import services as emdr_services
 from sessions.models import DosingSession
 from sessions.models import EmdrSessionLog
+from sessions.record import services as dosing
 
 from ..factories import UserFactory
 
@@ -215,7 +217,7 @@ def test_unsigned_records_are_not_summarised(staff: dict[str, User], dosing_path
     import zoneinfo
 
     tz = zoneinfo.ZoneInfo(dosing_pathway.clinic.time_zone)
-    booking = dosing.booking_create(
+    booking = booking_services.booking_create(
         actor=staff[Role.CLINIC_ADMIN],
         pathway=dosing_pathway,
         room=room,
@@ -335,7 +337,7 @@ def test_building_the_pathway_summary_takes_the_same_queries_for_1_and_20_sessio
         integration_services.note_sign(actor=therapist, note=note)
 
     def queries() -> tuple[int, dict[str, Any]]:
-        source = summaries.source_unscoped("pathway", dosing_pathway.public_id)
+        source = summary_selectors.source_unscoped("pathway", dosing_pathway.public_id)
         with CaptureQueriesContext(connection) as captured:
             data = summaries.summary_data(source)
         return len(captured), data

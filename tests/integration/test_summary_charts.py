@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from integration import selectors
 from integration import summaries
 from kaemdr.models import Role
 from kaemdr.models import User
@@ -46,7 +47,7 @@ def test_the_pathway_summary_pdf_draws_the_measure_charts(staff: dict[str, User]
         actor=prescriber, pathway=pathway, instrument="phq9", answers=[2] * 8 + [0]
     )  # 16: moderately severe
 
-    data = summaries.summary_data(summaries.SummarySource("pathway", pathway, pathway, "Pathway summary"))
+    data = summaries.summary_data(selectors.SummarySource("pathway", pathway, pathway, "Pathway summary"))
     tz = zoneinfo.ZoneInfo(data["time_zone"])
     charts = summaries._charts(data, tz)
     content, _pages = summaries.render_pdf(data, generated_at=timezone.now())

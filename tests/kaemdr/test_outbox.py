@@ -350,3 +350,56 @@ def test_a_nudge_to_the_follow_up_dispatcher_with_the_broker_down_is_logged_and_
     assert len(callbacks) == 1
     assert not OutboxMessage.objects.exists()  # no row: beat runs the dispatcher anyway
     assert any("beat runs it later" in record.getMessage() for record in caplog.records)
+
+
+def test_each_task_is_registered_under_the_name_services_enqueue_it_by() -> None:
+    """Services enqueue by name (`task_names`) and never import the tasks; the names are stored in
+    outbox rows and beat schedules, so they are the tasks' registered names and never change."""
+    from integration import task_names as integration_task_names
+    from integration.tasks import follow_ups_dispatch
+    from integration.tasks import summary_render_task
+    from kaemdr import task_names
+
+    assert {
+        task_names.STAFF_INVITATION_SEND: staff_invitation_send_task,
+        task_names.PASSWORD_RESET_SEND: password_reset_send_task,
+        task_names.OUTBOX_SWEEP: outbox_sweep_task,
+        integration_task_names.FOLLOW_UPS_DISPATCH: follow_ups_dispatch,
+        integration_task_names.SUMMARY_RENDER: summary_render_task,
+    } == {
+        "kaemdr.tasks.staff_invitation_send_task": celery_app.tasks[task_names.STAFF_INVITATION_SEND],
+        "kaemdr.tasks.password_reset_send_task": celery_app.tasks[task_names.PASSWORD_RESET_SEND],
+        "kaemdr.tasks.outbox_sweep_task": celery_app.tasks[task_names.OUTBOX_SWEEP],
+        "integration.tasks.follow_ups_dispatch": celery_app.tasks[integration_task_names.FOLLOW_UPS_DISPATCH],
+        "integration.tasks.summary_render_task": celery_app.tasks[integration_task_names.SUMMARY_RENDER],
+    }
+    assert all(entry["task"] in celery_app.tasks for entry in settings.CELERY_BEAT_SCHEDULE.values())
+
+
+def test_a_process_that_never_imported_the_tasks_finds_them_by_name() -> None:
+    """A web process or a management command publishes a task by its name before anything imported
+    its module: the outbox imports the apps' task modules then, as a worker does when it starts."""
+    import os
+    import subprocess  # nosec B404  # the test's own interpreter, with fixed arguments
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys, django; django.setup(); from kaemdr import outbox; "
+        "assert 'kaemdr.tasks' not in sys.modules and 'integration.tasks' not in sys.modules; "
+        "print(outbox.registered_task(sys.argv[1]).name, outbox.registered_task(sys.argv[2]).name)"
+    )
+    names = ["kaemdr.tasks.password_reset_send_task", "integration.tasks.summary_render_task"]
+    done = subprocess.run(  # nosec B603
+        [sys.executable, "-c", script, *names],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == names
+    with pytest.raises(KeyError):
+        outbox.registered_task("kaemdr.tasks.no_such_task")

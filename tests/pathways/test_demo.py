@@ -25,7 +25,7 @@ from pathways.demo import DEMO_TOTP_DEVICE
 from pathways.demo import DEMO_TOTP_KEY
 from pathways.demo import demo_clinic_load
 from screening.rules import age_on
-from sessions import services as session_services
+from sessions.booking import services as session_services
 from sessions.models import Booking
 from sessions.models import Room
 

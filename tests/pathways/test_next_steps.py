@@ -26,7 +26,7 @@ from screening import services as screening_services
 from screening.models import Assessment
 from screening.models import AssessmentStatus
 from screening.models import SafetyAlert
-from sessions import emdr_services
+from sessions.emdr import services as emdr_services
 from sessions.models import Booking
 from sessions.models import EmdrTarget
 

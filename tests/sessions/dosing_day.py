@@ -9,10 +9,11 @@ from typing import Any
 from django.utils import timezone
 
 from kaemdr.models import User
-from sessions import services
+from sessions.booking import services as booking_services
 from sessions.models import DosingSession
 from sessions.models import ScaleRating
 from sessions.models import VitalsReading
+from sessions.record import services
 
 
 def backdate_dose(session: DosingSession, minutes: int, *, ended_after: int = 5) -> None:
@@ -105,7 +106,7 @@ def open_record(
     from kaemdr.models import Role
 
     monitor = staff[Role.MONITOR]
-    booking = services.booking_create(
+    booking = booking_services.booking_create(
         actor=staff[Role.CLINIC_ADMIN],
         pathway=pathway,
         room=room,

@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import services
+from sessions.booking import services
 from sessions.models import Booking
 
 from ..factories import PathwayFactory

@@ -18,17 +18,19 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from integration import selectors as summary_selectors
 from integration import summaries
 from kaemdr import charts
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import rules
-from sessions import selectors
-from sessions import services
-from sessions import views
-from sessions.forms import VitalsForm
+from sessions.booking import services
 from sessions.models import DosingSession
 from sessions.models import VitalsReading
+from sessions.record import rules
+from sessions.record import selectors
+from sessions.record import services as record_services
+from sessions.record import views
+from sessions.record.forms import VitalsForm
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +92,7 @@ def session(
         prescriber=staff[Role.PRESCRIBER],
         monitor=staff[Role.MONITOR],
     )
-    return services.session_open(actor=staff[Role.MONITOR], booking=booking)
+    return record_services.session_open(actor=staff[Role.MONITOR], booking=booking)
 
 
 def test_an_out_of_range_reading_is_refused_on_the_page_with_the_range_and_the_input_kept(
@@ -390,7 +392,7 @@ def test_the_record_page_and_the_pdf_summary_draw_the_same_chart(
 
     # The PDF's charts, from the summary's data of the same record (signed or not, the data and the
     # chart are read the same way).
-    source = summaries.SummarySource("dosing_session", session, session.booking.pathway, "Session")
+    source = summary_selectors.SummarySource("dosing_session", session, session.booking.pathway, "Session")
     data = summaries.summary_data(source)
     pdf_charts = summaries._charts(data, zoneinfo.ZoneInfo(data["time_zone"]))
 

@@ -25,11 +25,13 @@ from kaemdr.permissions import ROLE_CAPABILITIES
 from kaemdr.permissions import Capability
 from kaemdr.permissions import clinic_grant_for
 from kaemdr.permissions import has_capability
-from sessions import selectors
-from sessions import services
-from sessions.api import SessionLogisticsSerializer
+from sessions.booking import selectors as booking_selectors
+from sessions.clinic_settings import services as clinic_settings_services
 from sessions.models import DosingSession
 from sessions.models import DosingSettings
+from sessions.record import selectors
+from sessions.record import services
+from sessions.record.api import SessionLogisticsSerializer
 
 from ..access import snapshot
 from ..factories import UserFactory
@@ -363,7 +365,7 @@ def test_a_clinic_admin_turns_the_grant_on_from_the_settings_page_and_it_is_audi
     assert page.context["form"].initial[GRANT] is False
     body = api(admin).get("/api/v1/dosing-settings/").json()
     assert body[GRANT] is False
-    data = {name: body[name] for name in services.DOSING_SETTING_FIELDS if name != GRANT}
+    data = {name: body[name] for name in clinic_settings_services.DOSING_SETTING_FIELDS if name != GRANT}
     data[GRANT] = "on"
     for c in body["chair_times"]:
         for part in ("dosing", "monitoring", "turnover"):
@@ -397,13 +399,15 @@ def test_only_a_clinic_admin_changes_the_grant(
     assert api(staff[role]).put("/api/v1/dosing-settings/", {GRANT: True}, format="json").status_code == 404
     assert client_for(staff[role]).post(reverse("dosing_settings"), {GRANT: "on"}).status_code == 404
     with pytest.raises(NotFoundOrForbidden):
-        services.dosing_settings_update(actor=staff[role], clinic_admins_read_dosing_records=True)
+        clinic_settings_services.dosing_settings_update(
+            actor=staff[role], clinic_admins_read_dosing_records=True
+        )
     assert (snapshot(), DosingSettings.objects.filter(**{GRANT: True}).count()) == before
 
 
 def test_a_new_clinic_keeps_dosing_records_from_its_admins(clinic: Any, staff: dict[str, User]) -> None:
     assert not DosingSettings.objects.filter(clinic=clinic).exists()
-    assert selectors.dosing_settings_for(clinic.pk).clinic_admins_read_dosing_records is False
+    assert booking_selectors.dosing_settings_for(clinic.pk).clinic_admins_read_dosing_records is False
     assert not selectors.can_read_session_clinical(staff[Role.CLINIC_ADMIN])
 
 
@@ -412,7 +416,7 @@ def test_the_demo_clinic_shows_its_admin_a_sessions_logistics(client_for: Callab
 
     demo = demo_clinic_load()
     admin = demo.staff["admin@demo.kaemdr.test"]
-    assert not selectors.dosing_settings_for(admin.member_clinic_id).clinic_admins_read_dosing_records
+    assert not booking_selectors.dosing_settings_for(admin.member_clinic_id).clinic_admins_read_dosing_records
     signed = DosingSession.objects.get(booking__patient__record_number="HB-1004", status="signed")
     page = client_for(admin).get(reverse("session_detail", args=[signed.public_id])).content.decode()
     assert 'id="logistics-only"' in page

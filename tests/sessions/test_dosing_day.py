@@ -24,14 +24,14 @@ from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
 from screening.models import AssessmentMedication
-from sessions import rules
-from sessions import selectors
-from sessions import services
 from sessions.demo import simulated_clock
 from sessions.models import DosingSession
 from sessions.models import RemsEnrolment
 from sessions.models import ScaleRating
 from sessions.models import VitalsReading
+from sessions.record import rules
+from sessions.record import selectors
+from sessions.record import services
 
 from ..conftest import require_postgres
 from .dosing_day import backdate_dose

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sessions import rules
+from sessions.record import rules
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 

@@ -20,12 +20,14 @@ from kaemdr import sources
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import rules
-from sessions import selectors
-from sessions import services
+from sessions.booking import services as booking_services
+from sessions.clinic_settings import services as clinic_settings_services
 from sessions.models import DoseRange
 from sessions.models import DosingSession
 from sessions.models import DosingSettings
+from sessions.record import rules
+from sessions.record import selectors
+from sessions.record import services
 
 from ..factories import PathwayFactory
 from ..factories import SignedScreeningFactory
@@ -291,10 +293,14 @@ def test_a_ceiling_lowered_after_the_override_stops_the_dose(
     """An override signed under a ceiling of 200/120 covers 185/100 exactly; the clinic then lowers its
     ceiling to 180/110: the override, signed earlier, no longer starts the dose."""
     admin = staff[Role.CLINIC_ADMIN]
-    services.dosing_settings_update(actor=admin, bp_ceiling_systolic=200, bp_ceiling_diastolic=120)
+    clinic_settings_services.dosing_settings_update(
+        actor=admin, bp_ceiling_systolic=200, bp_ceiling_diastolic=120
+    )
     session = open_record(staff, dosing_pathway, room, slot(0, 9), pre_dose=(185, 100))
     services.session_override_sign(actor=staff[Role.PRESCRIBER], session=session, reason="Reviewed.")
-    services.dosing_settings_update(actor=admin, bp_ceiling_systolic=180, bp_ceiling_diastolic=110)
+    clinic_settings_services.dosing_settings_update(
+        actor=admin, bp_ceiling_systolic=180, bp_ceiling_diastolic=110
+    )
     with pytest.raises(ValidationError) as refused:
         services.dose_start(actor=staff[Role.MONITOR], session=session, dose_mg=35, lot_number="L9")
     assert [error.code for error in refused.value.error_list] == ["dose_bp_ceiling"]
@@ -479,7 +485,7 @@ def test_esketamine_has_no_dose_approval(
         patient__registered_by=staff[Role.PRESCRIBER],
     )
     SignedScreeningFactory(pathway=pathway, agent="esketamine", route="intranasal")
-    services.rems_enrolment_record(
+    booking_services.rems_enrolment_record(
         actor=staff[Role.PRESCRIBER], patient=pathway.patient, enrolled_on=dt.date(2026, 1, 5), reference="R1"
     )
     session = open_record(staff, pathway, room, slot(0, 9))
@@ -495,12 +501,18 @@ def test_esketamine_has_no_dose_approval(
 def test_the_ceiling_must_stay_above_the_pre_dose_limits(staff: dict[str, User]) -> None:
     admin = staff[Role.CLINIC_ADMIN]
     with pytest.raises(ValidationError) as refused:
-        services.dosing_settings_update(actor=admin, bp_ceiling_systolic=140, bp_ceiling_diastolic=95)
+        clinic_settings_services.dosing_settings_update(
+            actor=admin, bp_ceiling_systolic=140, bp_ceiling_diastolic=95
+        )
     assert set(refused.value.error_dict) == {"bp_ceiling_systolic"}
     with pytest.raises(ValidationError) as refused:
-        services.dosing_settings_update(actor=admin, bp_ceiling_systolic=251, bp_ceiling_diastolic=90)
+        clinic_settings_services.dosing_settings_update(
+            actor=admin, bp_ceiling_systolic=251, bp_ceiling_diastolic=90
+        )
     assert set(refused.value.error_dict) == {"bp_ceiling_systolic", "bp_ceiling_diastolic"}
-    settings = services.dosing_settings_update(actor=admin, bp_ceiling_systolic=141, bp_ceiling_diastolic=91)
+    settings = clinic_settings_services.dosing_settings_update(
+        actor=admin, bp_ceiling_systolic=141, bp_ceiling_diastolic=91
+    )
     assert (settings.bp_ceiling_systolic, settings.bp_ceiling_diastolic) == (141, 91)
 
 

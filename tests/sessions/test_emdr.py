@@ -11,8 +11,8 @@ from django.utils import timezone
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
-from sessions import emdr_rules
-from sessions import emdr_services as services
+from sessions.emdr import rules as emdr_rules
+from sessions.emdr import services
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
 

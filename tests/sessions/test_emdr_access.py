@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import emdr_services as services
+from sessions.emdr import services
 from sessions.models import EmdrTarget
 
 from ..access import snapshot

@@ -16,7 +16,7 @@ from django.urls import reverse
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import emdr_services as services
+from sessions.emdr import services
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
 

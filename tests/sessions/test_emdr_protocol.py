@@ -24,10 +24,10 @@ from kaemdr.models import AuditEvent
 from kaemdr.models import User
 from screening.models import Assessment
 from screening.models import MeasureResponse
-from sessions import emdr_rules
-from sessions import emdr_services as services
-from sessions import services as dosing_services
-from sessions.emdr_rules import Protocol
+from sessions.clinic_settings import services as dosing_services
+from sessions.emdr import rules as emdr_rules
+from sessions.emdr import services
+from sessions.emdr.rules import Protocol
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
 
@@ -339,14 +339,14 @@ def test_a_protocol_change_says_what_changes() -> None:
 
 # --- the source catalogue: every EMDR code registered ------------------------------------------------------
 
-SESSIONS = Path(emdr_rules.__file__).parent
+EMDR = Path(emdr_rules.__file__).parent
 
 
 def test_every_emdr_code_is_registered_with_a_source() -> None:
     """Every `code=` in the EMDR services names a constant of the rules, and every code the rules can
     return (problems and readiness criteria) is registered with a citation."""
-    services_text = (SESSIONS / "emdr_services.py").read_text()
-    rules_text = (SESSIONS / "emdr_rules.py").read_text()
+    services_text = (EMDR / "services.py").read_text()
+    rules_text = (EMDR / "rules.py").read_text()
     assert not re.findall(r'code="', services_text + rules_text), "a literal code bypasses the register"
     named = set(re.findall(r"code=emdr_rules\.([A-Z_]+)", services_text))
     named |= set(re.findall(r"Problem\(\s*([A-Z_]+)", rules_text))

@@ -21,12 +21,14 @@ from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
 from pathways.models import Patient
-from sessions import esketamine_rules
-from sessions import services
+from sessions.booking import esketamine_rules
+from sessions.booking import services as booking_services
+from sessions.clinic_settings import services as clinic_settings_services
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import DosingSettings
 from sessions.models import RemsEnrolment
+from sessions.record import services
 
 from ..factories import PathwayFactory
 from ..factories import SignedScreeningFactory
@@ -50,7 +52,7 @@ def codes(response: Any) -> list[str]:
 
 
 def follow(label: str, staff: dict[str, User]) -> None:
-    services.dosing_settings_update(actor=staff[Role.CLINIC_ADMIN], esketamine_label=label)
+    clinic_settings_services.dosing_settings_update(actor=staff[Role.CLINIC_ADMIN], esketamine_label=label)
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def esketamine(dosing_pathway: Any, staff: dict[str, User]) -> Any:
 @pytest.fixture
 def book(staff: dict[str, User], room: Any, slot: Callable[..., dt.datetime]) -> Callable[..., Booking]:
     def make(pathway: Any, days: int, hour: int = 9) -> Booking:
-        return services.booking_create(
+        return booking_services.booking_create(
             actor=staff[Role.CLINIC_ADMIN],
             pathway=pathway,
             room=room,
@@ -137,7 +139,7 @@ def api_book(staff: dict[str, User], pathway: Any, room: Any, at: dt.datetime) -
 
 
 def test_a_clinic_that_never_chose_follows_the_us_label(clinic: Any, staff: dict[str, User]) -> None:
-    assert services.esketamine_label_of(clinic.pk) == US
+    assert booking_services.esketamine_label_of(clinic.pk) == US
     assert DosingSettings.objects.filter(clinic=clinic).count() == 0
     body = api(staff[Role.CLINIC_ADMIN]).get("/api/v1/dosing-settings/").json()
     assert body["esketamine_label"] == "us_pi"
@@ -517,8 +519,8 @@ def test_the_settings_page_and_api_choose_the_label(
     )
     assert chosen.status_code == 200, chosen.json()
     assert chosen.json()["esketamine_label"] == "eu_uk_smpc"
-    assert services.esketamine_label_of(admin.member_clinic_id) == EU
+    assert booking_services.esketamine_label_of(admin.member_clinic_id) == EU
     assert AuditEvent.objects.filter(action="dosing_settings.updated").exists()
     with pytest.raises(ValidationError) as refused:
-        services.dosing_settings_update(actor=admin, esketamine_label="uk")
+        clinic_settings_services.dosing_settings_update(actor=admin, esketamine_label="uk")
     assert "esketamine_label" in refused.value.error_dict

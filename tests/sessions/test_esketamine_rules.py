@@ -13,10 +13,11 @@ import datetime as dt
 import pytest
 
 from kaemdr import sources
-from sessions import esketamine_rules as er
+from sessions.booking import esketamine_rules as er
+from sessions.booking import rules as booking_rules
 
-US = er.EsketamineLabel.US_PI
-EU = er.EsketamineLabel.EU_UK_SMPC
+US = booking_rules.EsketamineLabel.US_PI
+EU = booking_rules.EsketamineLabel.EU_UK_SMPC
 DAY_ONE = dt.date(2026, 3, 2)  # a Monday
 
 

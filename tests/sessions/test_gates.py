@@ -37,15 +37,16 @@ from screening import services as screening_services
 from screening.models import Assessment
 from screening.models import MeasureResponse
 from screening.models import SafetyAlert
-from sessions import emdr_rules
-from sessions import emdr_services
 from sessions import gates
-from sessions import services
+from sessions.booking import services as booking_services
+from sessions.emdr import rules as emdr_rules
+from sessions.emdr import services as emdr_services
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import EmdrPlan
 from sessions.models import EmdrSessionLog
 from sessions.models import EmdrTarget
+from sessions.record import services
 
 from ..access import snapshot
 from ..conftest import require_postgres
@@ -68,7 +69,7 @@ def raise_alert(actor: User, pathway: Any, instrument: str = "phq9") -> SafetyAl
 
 
 def book(staff: dict[str, User], pathway: Any, room: Any, starts_at: dt.datetime) -> Booking:
-    return services.booking_create(
+    return booking_services.booking_create(
         actor=staff[Role.CLINIC_ADMIN],
         pathway=pathway,
         room=room,
@@ -211,7 +212,7 @@ def test_an_alert_stops_moving_a_booking(
     before = written()
 
     with pytest.raises(ValidationError) as refused:
-        services.booking_move(actor=staff[Role.CLINIC_ADMIN], booking=booking, starts_at=slot(1, 9))
+        booking_services.booking_move(actor=staff[Role.CLINIC_ADMIN], booking=booking, starts_at=slot(1, 9))
 
     assert codes(refused.value) == ["safety_alert_open"]
     assert written() == before
@@ -545,7 +546,7 @@ def test_the_past_and_a_move_forward_cancel_nothing(
     )
     booking.refresh_from_db()
     assert booking.status == "booked"
-    assert not services.bookings_cancel_for_pathway_move(
+    assert not booking_services.bookings_cancel_for_pathway_move(
         actor=staff[Role.PRESCRIBER], pathway=preparing, to_stage=Stage.INTEGRATION, reason="Done."
     )
 

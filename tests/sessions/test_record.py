@@ -16,12 +16,13 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from screening.models import Assessment
-from sessions import rules
-from sessions import services
+from sessions.booking import services as booking_services
 from sessions.demo import simulated_clock
 from sessions.models import Booking
 from sessions.models import DosingSession
 from sessions.models import RemsEnrolment
+from sessions.record import rules
+from sessions.record import services
 
 from .dosing_day import backdate_dose
 from .dosing_day import discharge
@@ -99,7 +100,7 @@ def test_pmf_deadline_is_seven_days() -> None:
 def booked(
     staff: dict[str, Any], dosing_pathway: Any, room: Any, slot: Callable[..., dt.datetime]
 ) -> Booking:
-    return services.booking_create(
+    return booking_services.booking_create(
         actor=staff[Role.CLINIC_ADMIN],
         pathway=dosing_pathway,
         room=room,
@@ -343,7 +344,7 @@ def test_only_monitors_and_prescribers_keep_the_record(
 def test_monitoring_forms_due_lists_dosed_esketamine_sessions_until_filed(
     staff: dict[str, Any], booked: Booking
 ) -> None:
-    from sessions.selectors import pmf_due
+    from sessions.record.selectors import pmf_due
 
     monitor = staff[Role.MONITOR]
     Booking.objects.filter(pk=booked.pk).update(agent="esketamine", route="intranasal")

@@ -17,9 +17,11 @@ from rest_framework.test import APIClient
 from kaemdr import sources
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import services
+from sessions.booking import services as booking_services
+from sessions.clinic_settings import services as clinic_settings_services
 from sessions.models import DosingSession
 from sessions.models import VitalsReading
+from sessions.record import services
 
 from ..access import snapshot
 from ..factories import UserFactory
@@ -39,7 +41,7 @@ def record_snapshot() -> tuple[Any, ...]:
 def session(
     staff: dict[str, User], dosing_pathway: Any, room: Any, slot: Callable[..., dt.datetime]
 ) -> DosingSession:
-    booking = services.booking_create(
+    booking = booking_services.booking_create(
         actor=staff[Role.CLINIC_ADMIN],
         pathway=dosing_pathway,
         room=room,
@@ -229,7 +231,7 @@ def test_dosing_settings_keep_esketamine_at_two_hours(
     page = client_for(admin).post(
         reverse("dosing_settings"),
         {
-            **{name: body[name] for name in services.DOSING_SETTING_FIELDS},
+            **{name: body[name] for name in clinic_settings_services.DOSING_SETTING_FIELDS},
             "predose_systolic_max": 150,
             **{
                 f"{part}_{c['agent']}_{c['route']}": c[f"{part}_minutes"]

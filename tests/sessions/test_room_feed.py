@@ -19,7 +19,7 @@ from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import services
+from sessions.booking import services
 from sessions.models import Room
 
 from ..factories import RoomFactory

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessions import rules
+from sessions.booking import rules
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 MONDAY = dt.date(2026, 11, 23)

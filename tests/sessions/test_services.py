@@ -19,7 +19,7 @@ from kaemdr.models import AuditEvent
 from kaemdr.models import Role
 from pathways.models import Stage
 from screening.models import Assessment
-from sessions import services
+from sessions.booking import services
 from sessions.models import Booking
 from sessions.models import ChairTimeSetting
 

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from sessions import rules
-from sessions.rules import Interval
-from sessions.rules import OpeningHours
+from sessions.booking import rules
+from sessions.booking.rules import Interval
+from sessions.booking.rules import OpeningHours
 
 TZ = zoneinfo.ZoneInfo("Europe/London")
 MONDAY = dt.date(2030, 3, 4)  # a Monday, away from the clock changes

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from kaemdr import sources
 from kaemdr.models import Role
 from kaemdr.models import User
-from sessions import services
+from sessions.booking import services
 from sessions.models import Booking
 
 from ..access import snapshot
