@@ -9,10 +9,13 @@ authenticator code is involved. Each page is checked once (200, not a redirect t
 loaded with `wrk -t1 -c<connections> -d<seconds>s --latency`; a Lua script counts every response that
 is not 2xx, and a page with any such response (or a socket error or timeout) is reported as failed
 rather than measured. The trivial view (`health`) is measured first in the same run: it is the floor
-each page's requests/s is divided by (target: at least 0.15x). Once the pages have run, requests
-spread over all of them top the pages' total up to `min_requests_for_rss` (the floor's requests do
-not count: they touch almost nothing), and the worker's RSS is read from `/proc` (target: at most
-150 MB).
+each page's requests/s is divided by (target: at least 0.15x for a repeat view). Each page is measured
+twice: *repeat* (the same view again and again, served from the page cache, `kaemdr.page_cache`) and
+*cold* (every request the first view after a change: it carries `bench.cold.COLD_HEADER`, and the
+benchmark's server replaces the page-cache version before the view; target at least 0.06x).
+Once the pages have run, requests spread over all of them top the pages' total up to
+`min_requests_for_rss` (the floor's requests do not count: they touch almost nothing), and the
+worker's RSS is read from `/proc` (target: at most 150 MB).
 
 Nothing is asserted about timings: the caller turns `HttpResults` into the benchmark's figures
 (`HttpResults.figures()`). The server is always stopped (terminate, then kill), its temporary folder
@@ -65,6 +68,8 @@ from django.db import connection
 from django.test.utils import override_settings
 from django.urls import reverse
 
+from bench.cold import COLD_HEADER
+from bench.cold import MIDDLEWARE as COLD_MIDDLEWARE
 from bench.figures import Figure
 from kaemdr import accounts
 from kaemdr import two_factor
@@ -74,6 +79,7 @@ from kaemdr.permissions import two_factor_required
 FLOOR_NAME = "trivial view (floor)"
 SIGNED_IN_FLOOR_NAME = "trivial view, signed in"
 RATIO_TARGET = 0.15
+COLD_RATIO_TARGET = 0.06
 RSS_TARGET_MB = 150.0
 WRK_MARK = "KAEMDR_WRK "
 SETTINGS_MODULE = "kaemdr_bench_http_settings"
@@ -128,6 +134,8 @@ class HttpResults:
     signed_in_floor: PageResult | None = None
     """The same trivial view with a signed-in session: what reading the session and the user costs
     every page before it does anything (None when no page is signed in)."""
+    cold_pages: list[PageResult] = field(default_factory=list)
+    """Each of `pages` (same order) as the first view after a change (empty when not measured)."""
 
     def figures(self) -> list[Figure]:
         """The results as the benchmark's figures: the floor, then per page its requests/s (target
@@ -143,12 +151,32 @@ class HttpResults:
                 Figure(f"{page.name}: p50", page.p50_ms, "ms", "", None),
                 Figure(f"{page.name}: p99", page.p99_ms, "ms", "", None),
             ]
+            cold = self.cold_of(page)
+            if cold is not None:
+                met_cold = cold.ok and cold.ratio_to_floor >= COLD_RATIO_TARGET
+                failed = "" if cold.ok else f" (failed: {cold.problem})"
+                rows += [
+                    Figure(f"{page.name}, cold: requests/s{failed}", cold.rps, "/s", "", None),
+                    Figure(
+                        f"{page.name}, cold: ratio to the trivial view",
+                        cold.ratio_to_floor,
+                        "x",
+                        f">= {COLD_RATIO_TARGET}",
+                        met_cold,
+                    ),
+                    Figure(f"{page.name}, cold: p50", cold.p50_ms, "ms", "", None),
+                ]
         label = f"web worker RSS after {self.requests_before_rss:,} requests"
         if not self.rss_ok:
             label += f" ({self.rss_problem})"
         met_rss = self.rss_ok and self.rss_mb <= RSS_TARGET_MB
         rows.append(Figure(label, self.rss_mb, "MB", f"<= {RSS_TARGET_MB:.0f}", met_rss))
         return rows
+
+    def cold_of(self, page: PageResult) -> PageResult | None:
+        """`page` measured cold, when it was."""
+        index = next((i for i, p in enumerate(self.pages) if p is page), None)
+        return self.cold_pages[index] if index is not None and index < len(self.cold_pages) else None
 
 
 # --- Sessions ---------------------------------------------------------------------------------------
@@ -317,7 +345,8 @@ def _settings_module(folder: Path, *, compress_static: bool) -> None:
     (folder / f"{SETTINGS_MODULE}.py").write_text(
         '"""Production settings with the benchmark\'s own STATIC_ROOT (see bench/http.py)."""\n'
         "from kaemdr.settings.production import *  # noqa: F403\n"
-        f"STATIC_ROOT = {str(folder / 'static')!r}\n" + storage
+        f"STATIC_ROOT = {str(folder / 'static')!r}\n"
+        f"MIDDLEWARE = [*MIDDLEWARE, {COLD_MIDDLEWARE!r}]  # noqa: F405\n" + storage
     )
 
 
@@ -444,6 +473,7 @@ _LUA = """
 -- request, cycles through them (each with its own cookie; one request takes its cookie from -H).
 local threads = {}
 local REQUESTS = {%(requests)s}
+local HEADERS = {%(headers)s}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -454,7 +484,9 @@ function init(args)
   first_bad = 0
   prepared = {}
   for i, r in ipairs(REQUESTS) do
-    prepared[i] = wrk.format("GET", r[1], {["Cookie"] = r[2]})
+    local headers = {["Cookie"] = r[2]}
+    for name, value in pairs(HEADERS) do headers[name] = value end
+    prepared[i] = wrk.format("GET", r[1], headers)
   end
   next_index = 0
 end
@@ -510,16 +542,18 @@ def wrk_run(
     *,
     duration_s: int,
     connections: int,
+    headers: Mapping[str, str] | None = None,
 ) -> WrkRun:
     """Load the server with `wrk -t1 -c<connections> -d<duration_s>s --latency`, cycling through
     `requests` ((path, cookie) pairs; one alone goes as `-H "Cookie: ..."`). `problem` is empty only
     when every response was 2xx, with no socket error or timeout.
 
     wrk runs for its whole duration (a script cannot end it early), so a caller that wants a number
-    of requests estimates the duration from rates it measured."""
+    of requests estimates the duration from rates it measured. `headers` go with every request."""
     lua = _LUA % {
         "requests": ", ".join(f"{{{_lua_string(path)}, {_lua_string(cookie)}}}" for path, cookie in requests),
         "mark": WRK_MARK,
+        "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()),
     }
     script = server.folder / f"wrk-{secrets.token_hex(4)}.lua"
     script.write_text(lua)
@@ -527,8 +561,9 @@ def wrk_run(
         *("wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "60s"),
         *("-s", str(script), server.base_url + requests[0][0]),
     ]
-    if len(requests) == 1 and requests[0][1]:
-        command[1:1] = ["-H", f"Cookie: {requests[0][1]}"]
+    if len(requests) == 1:
+        single = {"Cookie": requests[0][1], **(headers or {})} if requests[0][1] else dict(headers or {})
+        command[1:1] = [part for name, value in single.items() for part in ("-H", f"{name}: {value}")]
     try:
         result = subprocess.run(  # noqa: S603  # nosec B603
             command, capture_output=True, text=True, check=False, timeout=duration_s + 120
@@ -575,13 +610,21 @@ def _check_page(server: Server, path: str, cookie: str) -> str:
 
 
 def _measure_page(
-    server: Server, spec: PageSpec, cookie: str, *, duration_s: int, connections: int
+    server: Server,
+    spec: PageSpec,
+    cookie: str,
+    *,
+    duration_s: int,
+    connections: int,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[PageResult, int]:
     """The page's result before its ratio is known, and how many requests it took."""
     problem = _check_page(server, spec.path, cookie)
     if problem:
         return PageResult(spec.name, spec.path, 0.0, 0.0, 0.0, 0, 0.0, False, problem), 1
-    run = wrk_run(server, [(spec.path, cookie)], duration_s=duration_s, connections=connections)
+    run = wrk_run(
+        server, [(spec.path, cookie)], duration_s=duration_s, connections=connections, headers=headers
+    )
     if run.problem:
         return PageResult(spec.name, spec.path, 0.0, 0.0, 0.0, run.requests, 0.0, False, run.problem), (
             run.requests + 1
@@ -601,6 +644,7 @@ def run_http(
     compress_static: bool = False,
     rss_timeout_s: int = 900,
     progress: Callable[[str], None] | None = None,
+    cold: bool = True,
 ) -> HttpResults:
     """Serve the app, measure the floor and then each page for `duration_s` (whole seconds, at least
     one: wrk takes no fractions) with `connections` connections, top the requests up to
@@ -613,6 +657,7 @@ def run_http(
     `BenchHttpError` means the server or wrk could not run at all. The top-up gives up after
     `rss_timeout_s` (then `rss_ok` is False). `compress_static=True` stores static files exactly as
     production does (see the module's docstring; about 35 s more). `progress` is told each step.
+    With `cold` (the default), each page is measured cold too, before its repeat run.
     """
     say = progress or (lambda message: None)
     seconds = max(1, math.ceil(duration_s))
@@ -643,10 +688,23 @@ def run_http(
             )
             ratio = measured.rps / floor.rps if measured.ok and floor.ok and floor.rps else 0.0
             signed_in_floor = replace(measured, ratio_to_floor=ratio)
-        results = []
+        results, cold_results = [], []
         for spec in pages:
-            say(f"{spec.name} {spec.path}")
             cookie = cookies.get(spec.user.pk, "") if spec.user is not None else ""
+            if cold:
+                say(f"{spec.name}, cold {spec.path}")
+                result, used = _measure_page(
+                    server,
+                    spec,
+                    cookie,
+                    duration_s=seconds,
+                    connections=connections,
+                    headers={COLD_HEADER: "1"},
+                )
+                total += used
+                ratio = result.rps / floor.rps if result.ok and floor.ok and floor.rps else 0.0
+                cold_results.append(replace(result, ratio_to_floor=ratio))
+            say(f"{spec.name} {spec.path}")
             result, used = _measure_page(server, spec, cookie, duration_s=seconds, connections=connections)
             total += used
             ratio = result.rps / floor.rps if result.ok and floor.ok and floor.rps else 0.0
@@ -692,6 +750,7 @@ def run_http(
             connections=connections,
             duration_s=seconds,
             signed_in_floor=signed_in_floor,
+            cold_pages=cold_results,
         )
     finally:
         server.stop()

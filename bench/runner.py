@@ -8,6 +8,8 @@ reused: the demo clinic, and a clinic network at scale (`bench.data`: 50 clinics
   (`bench.http`): requests/s, p50 and p99, and the ratio to a trivial view of the same
   app measured in the same run (the floor); the worker's memory after 10,000 requests;
 - queries per request of each of those pages on the demo clinic and on the network;
+- the plans of each page's SELECTs on the network (EXPLAIN ANALYZE): no sequential scan of bookings,
+  vitals readings or audit events, and the rows those tables' scans read per row returned;
 - in the server: the pathway page of the patient with 500 sessions, and refusing a booking that
   clashes, among all the bookings;
 - the render time per page of a pathway summary PDF with 20 sessions;
@@ -37,6 +39,7 @@ from django.db import connection
 from django.db import connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.test.utils import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -318,11 +321,16 @@ def _get(client: Client, path: str) -> int:
 
 
 def page_queries(pages: list[Page], users: dict[str, User]) -> dict[str, int]:
-    """Queries per request of each page (a warm request: the session's once-a-minute refresh done)."""
+    """Queries per request of each page (a warm request: the session's once-a-minute refresh done),
+    as the first view after a change: the page-cache version is replaced before it (a repeat view
+    reads fewer)."""
+    from kaemdr import page_cache
+
     clients = {role: _signed_in_client(user) for role, user in users.items()}
     counts = {}
     for page in pages:
         _get(clients[page.role], page.path)
+        page_cache.bump(page_cache.NETWORK)
         counts[page.name] = _get(clients[page.role], page.path)
     return counts
 
@@ -386,6 +394,129 @@ def query_figures(network: Any) -> list[Figure]:
         met = demo[name] == net[name] <= 12
         figures.append(
             Figure(f"{name}: queries, demo / network", net[name], f"(demo {demo[name]})", "<= 12, same", met)
+        )
+    return figures
+
+
+def watched_tables() -> tuple[str, ...]:
+    """The tables that grow with the clinic's history, which no page may scan whole: bookings, vitals
+    readings and audit events."""
+    from kaemdr.models import AuditEvent
+    from sessions.models import Booking
+    from sessions.models import VitalsReading
+
+    return tuple(model._meta.db_table for model in (Booking, VitalsReading, AuditEvent))
+
+
+def _plan_nodes(node: dict[str, Any]) -> Any:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, the node itself first (init plans and subplans
+    are among its "Plans")."""
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def plan_seq_scans(plan: dict[str, Any], tables: tuple[str, ...]) -> list[str]:
+    """The tables of `tables` that the plan (one EXPLAIN (FORMAT JSON) statement: the dict with "Plan")
+    reads by a sequential scan, once per scan node (parallel ones too)."""
+    return [
+        node["Relation Name"]
+        for node in _plan_nodes(plan["Plan"])
+        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") in tables
+    ]
+
+
+def plan_rows_read(plan: dict[str, Any], tables: tuple[str, ...]) -> int:
+    """Rows that the scans of `tables` read in an EXPLAIN ANALYZE plan: those they passed on and those
+    their filters (and the index recheck) threw away, over every loop. (A plan without ANALYZE has no
+    actual rows: 0.)"""
+    read = 0.0
+    for node in _plan_nodes(plan["Plan"]):
+        if node.get("Relation Name") in tables and "Actual Rows" in node:
+            per_loop = (
+                node["Actual Rows"]
+                + node.get("Rows Removed by Filter", 0)
+                + node.get("Rows Removed by Index Recheck", 0)
+            )
+            read += per_loop * node.get("Actual Loops", 1)
+    return round(read)
+
+
+@dataclass(frozen=True)
+class PagePlans:
+    """What the plans of one page's SELECTs show: the sequential scans of the watched tables (by table
+    name, once per scan), the rows the watched tables' scans read, and the rows the statements
+    returned (each statement at least 1, so a count costs as much as the one row it gives)."""
+
+    seq_scans: list[str]
+    rows_read: int
+    rows_returned: int
+
+
+def explain_selects(statements: list[str], tables: tuple[str, ...]) -> PagePlans:
+    """EXPLAIN (ANALYZE, FORMAT JSON) each SELECT of `statements` (SQL as run, parameters in; other
+    statements are skipped: a page's writes are not run again) and sum up what the plans show.
+    PostgreSQL only."""
+    seq_scans: list[str] = []
+    rows_read = rows_returned = 0
+    with connection.cursor() as cursor:
+        for sql in statements:
+            if not sql.lstrip("( ").upper().startswith(("SELECT", "WITH")) or " FOR UPDATE" in sql.upper():
+                continue
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+            raw = cursor.fetchone()[0]
+            plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+            seq_scans += plan_seq_scans(plan, tables)
+            rows_read += plan_rows_read(plan, tables)
+            rows_returned += max(
+                1, round(plan["Plan"].get("Actual Rows", 0) * plan["Plan"].get("Actual Loops", 1))
+            )
+    return PagePlans(seq_scans=seq_scans, rows_read=rows_read, rows_returned=rows_returned)
+
+
+def page_plans(pages: list[Page], users: dict[str, User]) -> dict[str, PagePlans]:
+    """The plans of each page's SELECTs, as a warm request runs them (see `page_queries`) with the page
+    cache off: a repeat view served from it would run none of the reads whose plans matter."""
+    clients = {role: _signed_in_client(user) for role, user in users.items()}
+    tables = watched_tables()
+    plans = {}
+    with override_settings(PAGE_CACHE_ENABLED=False):
+        for page in pages:
+            _get(clients[page.role], page.path)
+            with CaptureQueriesContext(connection) as captured:
+                _get(clients[page.role], page.path)
+            statements = [query["sql"] for query in captured.captured_queries]
+            plans[page.name] = explain_selects(statements, tables)
+    return plans
+
+
+def plan_figures(network: Any) -> list[Figure]:
+    """The plans of each main page at network scale: no sequential scan of bookings, vitals or audit
+    events (target 0), and the rows those tables' scans read per row the page's statements return
+    (reported: a page that reads history it does not show reads many rows per row)."""
+    pages, users = _network_pages(network.handles)
+    figures = []
+    for name, plans in page_plans(pages, users).items():
+        scans = len(plans.seq_scans)
+        figures.append(
+            Figure(
+                f"plan: {name}: sequential scans of bookings, vitals or audit events"
+                + (f" ({', '.join(sorted(set(plans.seq_scans)))})" if scans else ""),
+                scans,
+                "scans",
+                "0",
+                scans == 0,
+            )
+        )
+        figures.append(
+            Figure(
+                f"plan: {name}: rows of bookings, vitals and audit events read per row returned "
+                f"({plans.rows_read:,} read, {plans.rows_returned:,} returned)",
+                plans.rows_read / plans.rows_returned,
+                "rows",
+                "",
+                None,
+            )
         )
     return figures
 
@@ -483,7 +614,8 @@ def conflict_figures(network: Any, *, repeats: int = 21) -> list[Figure]:
 
 
 def http_figures(network: Any, *, duration_s: float, connections: int, rss_requests: int) -> list[Figure]:
-    """Each main page over HTTP against the floor, and the worker's memory after the run."""
+    """Each main page over HTTP against the floor, repeat and cold views side by side, and the
+    worker's memory after the run."""
     pages, users = _network_pages(network.handles)
     long_page = Page(
         f"pathway page, {network.handles.long_sessions} sessions",
@@ -512,7 +644,7 @@ def http_figures(network: Any, *, duration_s: float, connections: int, rss_reque
     for page in results.pages:
         figures.append(
             Figure(
-                f"{page.name}: requests/s (p50 {page.p50_ms:.1f} ms, p99 {page.p99_ms:.1f} ms)",
+                f"{page.name}: requests/s, repeat view (p50 {page.p50_ms:.1f} ms, p99 {page.p99_ms:.1f} ms)",
                 page.rps,
                 "/s",
                 ">= 0.15x floor",
@@ -520,6 +652,18 @@ def http_figures(network: Any, *, duration_s: float, connections: int, rss_reque
                 page.ratio_to_floor,
             )
         )
+        cold = results.cold_of(page)
+        if cold is not None:  # beside it: the first view after a change (`bench.cold`)
+            figures.append(
+                Figure(
+                    f"{page.name}, cold: requests/s, first view after a change (p50 {cold.p50_ms:.1f} ms)",
+                    cold.rps,
+                    "/s",
+                    ">= 0.06x floor",
+                    cold.ok and cold.ratio_to_floor >= 0.06,
+                    cold.ratio_to_floor,
+                )
+            )
     figures.append(
         Figure(
             f"web worker RSS after {results.requests_before_rss:,} requests",
@@ -565,6 +709,7 @@ def run(
     # is given) before the next, so a long run that stops late keeps what it measured.
     steps: list[tuple[str, Any]] = [
         ("queries per page", lambda: query_figures(network)),
+        ("plans of the pages", lambda: plan_figures(network)),
         ("the long pathway", lambda: long_pathway_figures(network)),
         ("a clashing booking", lambda: conflict_figures(network)),
         ("summary PDF", lambda: summary_figures(sessions=sessions, repeats=repeats)),

@@ -280,6 +280,11 @@ def follow_ups_list(
     return _work(visible).order_by("due_at", "id")
 
 
+_FOLLOW_UP_ROW_FIELDS = ("public_id", "kind", "sequence", "due_at", "responsible__full_name")
+"""What a follow-up's line on a panel prints: its label (kind and sequence), when it is due and who is
+responsible, by name (no whole user row for a name)."""
+
+
 def overdue_follow_ups(
     user: User, *, mine: bool, limit: int = 10, others_only: bool = False
 ) -> tuple[list[FollowUp], int]:
@@ -295,7 +300,13 @@ def overdue_follow_ups(
         overdue_qs = overdue_qs.exclude(responsible=user)
     # The panel names the patient and who is responsible: the list page's other joins cost more to
     # plan than the query costs to run.
-    overdue = _latest(overdue_qs.select_related(None).select_related("patient", "responsible"), limit)
+    # Of them, only the fields the panel prints (`integration/overdue_panel.html`) are loaded.
+    overdue = _latest(
+        overdue_qs.select_related(None)
+        .select_related("patient", "responsible")
+        .only(*_FOLLOW_UP_ROW_FIELDS, "patient__public_id", "patient__given_name", "patient__family_name"),
+        limit,
+    )
     return overdue.rows, overdue.total
 
 
@@ -303,12 +314,15 @@ def open_follow_ups_for(pathways: list[Pathway]) -> dict[int, list[FollowUp]]:
     """Each pathway's open work (not reminders), soonest first, in one query for all of them.
 
     The result is kept on each pathway object, so that the pathway page's next actions and its
-    integration section, which both need it, share the one query."""
+    integration section, which both need it, share the one query. Only what those print is loaded
+    (`_FOLLOW_UP_ROW_FIELDS`, the status and the reminder's times): any other field costs a query."""
     missing = [p for p in pathways if not hasattr(p, "_open_follow_ups")]
     if missing:
         found: dict[int, list[FollowUp]] = {p.pk: [] for p in missing}
-        rows = _work(FollowUp.objects.filter(pathway__in=[p.pk for p in missing])).select_related(
-            "responsible"
+        rows = (
+            _work(FollowUp.objects.filter(pathway__in=[p.pk for p in missing]))
+            .select_related("responsible")
+            .only(*_FOLLOW_UP_ROW_FIELDS, "pathway_id", "status", "notify_at", "notified_at")
         )
         for follow_up in rows.order_by("due_at", "id"):
             found[follow_up.pathway_id].append(follow_up)

@@ -33,6 +33,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kaemdr import outbox
+from kaemdr import page_cache
 from kaemdr.audit import audit_event
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
@@ -1029,6 +1030,7 @@ def _audit_append(event: AuditEvent) -> None:
     values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
     with connection.cursor() as cursor:
         _execute_planned_once(cursor, _audit_statement(), values)
+    page_cache.bump_on_commit(action=event.action, clinic_public_id=event.clinic_public_id)
 
 
 @functools.cache

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from . import page_cache
 from .models import AuditEvent
 from .models import User
 from .request_context import current_request_id
@@ -53,7 +54,8 @@ def audit_record(
     patient_public_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event (see `audit_event` for what it holds)."""
+    """Append one audit event (see `audit_event` for what it holds). A write event replaces its
+    clinic's page-cache version once the transaction commits (`page_cache.bump_on_commit`)."""
     event = audit_event(
         actor=actor,
         action=action,
@@ -64,4 +66,5 @@ def audit_record(
         data=data,
     )
     event.save(force_insert=True)
+    page_cache.bump_on_commit(action=action, clinic_public_id=event.clinic_public_id)
     return event

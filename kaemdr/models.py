@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
+from importlib import import_module
 from typing import Any
 from typing import ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.models import BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -231,3 +234,25 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task}({', '.join(self.args)})"
+
+
+class UserSession(AbstractBaseSession):
+    """A sign-in session (`SESSION_ENGINE = "kaemdr.session_store"`): Django's database session row
+    with the id of the user signed in to it, so that a request reads its session, its user and their
+    clinic in one statement (`kaemdr.session_store`). The database holds the only copy: no cache can
+    serve a session that was ended.
+
+    `user` is written from the session's own data at every save and is never trusted alone: the
+    session's data (signed) still names the user, and Django's session hash is still checked. No
+    foreign-key constraint, so that deleting a user never waits on, or is refused by, their
+    sessions (a session whose user is gone reads as signed out)."""
+
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+
+    @classmethod
+    def get_session_store_class(cls) -> type[Any]:
+        """The configured engine's store, found by name (as Django finds it): the store reads this
+        model, so importing it here would make a circle."""
+        return import_module(settings.SESSION_ENGINE).SessionStore

@@ -61,17 +61,33 @@ def records_viewed(
     each record (`ids`) and each of their patients (`patients`) by public id, in the order shown.
     When every record belongs to one patient, the event names that patient too, so the audit log
     finds it by patient."""
+    return records_viewed_by_ids(actor=actor, model=model, shown=shown_ids(records, patient=patient), via=via)
+
+
+Shown = tuple[list[str], list[str]]
+"""What a list showed, by public id: its records' and their patients' (each once), in the order shown."""
+
+
+def shown_ids(records: Iterable[Model], *, patient: str) -> Shown:
+    """The ids `records_viewed` names for `records`: kept with a cached part (`kaemdr.page_cache`),
+    so a repeat view writes the same event without reading the records again."""
     ids: list[str] = []
-    patients: dict[uuid.UUID, None] = {}  # a dict keeps the order shown
+    patients: dict[str, None] = {}  # a dict keeps the order shown
     for record in records:
         ids.append(str(record.public_id))  # type: ignore[attr-defined]
         owner = patient_of(record, patient)
         if owner is not None:
-            patients[owner.public_id] = None
+            patients[str(owner.public_id)] = None
+    return ids, list(patients)
+
+
+def records_viewed_by_ids(*, actor: User, model: type[Model], shown: Shown, via: str) -> AuditEvent:
+    """`records_viewed` from the ids `shown_ids` took of the records shown."""
+    ids, patients = shown
     return audit_record(
         actor=actor,
         action=f"{record_kind(model)}.list_viewed",
         target_type=model._meta.label,
-        patient_public_id=next(iter(patients)) if len(patients) == 1 else None,
-        data={"via": via, "rows": len(ids), "ids": ids, "patients": [str(p) for p in patients]},
+        patient_public_id=uuid.UUID(patients[0]) if len(patients) == 1 else None,
+        data={"via": via, "rows": len(ids), "ids": list(ids), "patients": list(patients)},
     )

@@ -1,12 +1,15 @@
 """Signal receivers (connected in `KaemdrConfig.ready`): sign-in and sign-out, stamped and audited;
-and no NUL character written to the database."""
+no NUL character written to the database; and no request on a database connection the server has
+closed."""
 
 from __future__ import annotations
 
+import select
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest
 
@@ -61,3 +64,39 @@ def refuse_nul_characters(
 def on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
     if refuse_nul_characters not in connection.execute_wrappers:
         connection.execute_wrappers.append(refuse_nul_characters)
+
+
+def _server_spoke(raw: Any) -> bool:
+    """Whether the server has sent anything on this idle connection's socket: what a PostgreSQL
+    server sends an idle client before closing its connection (a restart, `pg_terminate_backend`, an
+    idle timeout: an error message, then the end of the stream). A connection with no socket
+    (SQLite) never has. A server that vanished without a word (its host cut off) is not seen here,
+    nor quickly by Django's `SELECT 1`, which waits on it as long as the first query would."""
+    fileno = getattr(raw, "fileno", None)
+    if fileno is None:
+        return False
+    if not hasattr(select, "poll"):  # pragma: no cover - Windows has no poll()
+        readable, _, failed = select.select([fileno()], [], [fileno()], 0)
+        return bool(readable or failed)
+    poller = select.poll()
+    poller.register(fileno(), select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def drop_closed_connections(**kwargs: Any) -> None:
+    """At the start of a request, close each persistent database connection the server has closed,
+    so that the request connects afresh rather than failing on its first query.
+
+    This stands in for Django's `CONN_HEALTH_CHECKS` (off in `kaemdr.settings.base`), which sends
+    `SELECT 1` before the first query of every request: a round trip on every signed-in request to
+    learn what the socket already says. A server that closes a connection tells the client first, so
+    an idle connection whose socket has nothing to read is as alive as the check would find it; one
+    with something to read gets Django's own check (`is_usable`), and is closed if it fails (news on
+    a live connection, such as a notice, costs that one check). Runs after Django's
+    `close_old_connections`, which still drops connections past `CONN_MAX_AGE` or after an error."""
+    for connection in connections.all(initialized_only=True):
+        raw = connection.connection
+        if raw is None or connection.in_atomic_block:
+            continue
+        if _server_spoke(raw) and not connection.is_usable():
+            connection.close()

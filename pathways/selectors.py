@@ -74,6 +74,28 @@ def get_pathway_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathw
         raise Http404("No such pathway.") from None
 
 
+STAFF_NAME_FIELDS = ("public_id", "full_name")
+"""What a page shows of a member of staff it names (a care team, who made a change): with `only()`,
+a name costs two columns, not a whole user row (its password hash, second factor, epochs)."""
+
+_CARE_TEAM_DEFERRED = tuple(
+    f"{member}__{field.name}"
+    for member in ("prescriber", "therapist")
+    for field in User._meta.concrete_fields
+    if field.name not in ("id", *STAFF_NAME_FIELDS)
+)
+
+
+def get_pathway_page_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathway:
+    """`get_pathway_for_user_or_404` for the pathway page, which names the care team and nothing more
+    of them: their user rows are read as names (`STAFF_NAME_FIELDS`). Pages that change the pathway or
+    its team read the whole rows."""
+    try:
+        return pathway_qs_for_user(user).defer(*_CARE_TEAM_DEFERRED).get(public_id=public_id)
+    except (Pathway.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404("No such pathway.") from None
+
+
 def patient_list(user: User, *, search: str = "", stage: str = "") -> QuerySet[Patient]:
     """The patient list page: visible patients with their open pathway (if any) in two queries.
 
@@ -105,7 +127,18 @@ def patient_pathways(user: User, *, patient: Patient) -> list[Pathway]:
 
 
 def pathway_timeline(*, pathway: Pathway) -> list[PathwayStageChange]:
-    return list(pathway.stage_changes.select_related("changed_by").order_by("changed_at", "id"))
+    """The pathway's stage changes, oldest first, with who made each by name (the page's timeline and
+    the API's `StaffBriefSerializer`): only those fields are loaded."""
+    changes = pathway.stage_changes.select_related("changed_by").only(
+        "pathway",  # the related manager sets each change's pathway: deferred, a query per row
+        "public_id",
+        "from_stage",
+        "to_stage",
+        "reason",
+        "changed_at",
+        *(f"changed_by__{name}" for name in STAFF_NAME_FIELDS),
+    )
+    return list(changes.order_by("changed_at", "id"))
 
 
 def next_action_for_viewer(action: NextAction, user: User | None) -> NextAction:
@@ -151,6 +184,22 @@ DASHBOARD_PATHWAYS_PER_STAGE = 10
 with the stage's total and a link to all of them (`my_open_pathways`, paginated by its page)."""
 
 
+_PATHWAY_ROW_FIELDS = (
+    "public_id",
+    "stage",
+    "stage_before_hold",
+    "stage_changed_at",
+    "therapist",
+    "patient__public_id",
+    "patient__given_name",
+    "patient__family_name",
+    "patient__record_number",
+)
+"""What a dashboard's row of a pathway shows (`pathways/_my_pathway_rows.html`) and its next actions
+read (`pathways_next_actions` and the registered providers): the patient by name and record number,
+the care team not at all (the therapist's id says whether there is one)."""
+
+
 @dataclass(frozen=True)
 class StageGroup:
     stage: str
@@ -188,7 +237,9 @@ def my_open_pathways_by_stage(
         )
         .filter(stage_rank__lte=per_stage)
     )
-    pathways: list[Pathway] = list(ranked)
+    pathways: list[Pathway] = list(
+        ranked.select_related(None).select_related("patient").only(*_PATHWAY_ROW_FIELDS)
+    )
     groups: list[StageGroup] = []
     for stage, label in Stage.choices:
         members = [p for p in pathways if p.stage == stage]
@@ -213,11 +264,29 @@ def clinic_stage_counts(user: User) -> list[StageCount]:
 
 
 def pathways_in_stage(user: User, *, stage: str, limit: int = 50) -> list[Pathway]:
-    return list(pathway_qs_for_user(user).filter(stage=stage).order_by("patient__family_name", "id")[:limit])
+    """The monitor's dashboard list: the pathways in `stage`, with only what a row shows loaded (the
+    patient's name, record number and escort, the prescriber's name)."""
+    rows = (
+        pathway_qs_for_user(user)
+        .select_related(None)
+        .select_related("patient", "prescriber")
+        .only(
+            "public_id",
+            "patient__public_id",
+            "patient__given_name",
+            "patient__family_name",
+            "patient__record_number",
+            "patient__emergency_contact_can_escort",
+            "prescriber__full_name",
+        )
+    )
+    return list(rows.filter(stage=stage).order_by("patient__family_name", "id")[:limit])
 
 
 def recent_patients(user: User, *, limit: int = 10) -> list[Patient]:
-    return list(patient_qs_for_user(user).order_by("-created_at", "-id")[:limit])
+    """The clinic admin's dashboard list: the latest registered, by name and record number only."""
+    latest = patient_qs_for_user(user).only("public_id", "given_name", "family_name", "record_number")
+    return list(latest.order_by("-created_at", "-id")[:limit])
 
 
 def next_free_record_number(user: User) -> str:

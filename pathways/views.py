@@ -20,6 +20,7 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from kaemdr import page_cache
 from kaemdr import read_services
 from kaemdr.models import Role
 from kaemdr.models import User
@@ -54,8 +55,21 @@ AUDIT_EVENTS_PER_PAGE = 50
 
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The landing page after sign-in, shaped by role; later apps add panels through the registry.
-    One audit event names every patient it shows, the panels' included."""
+    One audit event names every patient it shows, the panels' included, on every view: the body is
+    kept in the page cache (`kaemdr.page_cache`) with the ids it shows."""
     user = _user(request)
+    part = page_cache.render_part(
+        request,
+        key=page_cache.part_key("dashboard", request=request, user=user),
+        template_name="pathways/_dashboard_body.html",
+        build=lambda: _dashboard_body(user),
+    )
+    read_services.records_viewed_by_ids(actor=user, model=Patient, shown=part.shown, via="dashboard")
+    return render(request, "pathways/dashboard.html", {"title": "Dashboard", "body": part.html})
+
+
+def _dashboard_body(user: User) -> tuple[dict[str, Any], read_services.Shown]:
+    """The dashboard's body context, and the patients it shows (for the read audit)."""
     panels = registry.panels_for(user=user)
     context: dict[str, Any] = {"title": "Dashboard", "panels": panels}
     shown: list[Patient] = [patient for panel in panels for patient in panel.patients]
@@ -68,18 +82,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         context["dosing_pathways"] = selectors.pathways_in_stage(user, stage=Stage.DOSING)
         shown += [p.patient for p in context["dosing_pathways"]]
     elif user.role == Role.CLINIC_ADMIN:
-        context["staff"] = list(staff_qs_for_user(user))
+        # The panel names each member of staff, their role and whether they are active.
+        staff = staff_qs_for_user(user).select_related(None).only("full_name", "role", "is_active")
+        context["staff"] = list(staff)
         context["recent_patients"] = selectors.recent_patients(user)
         context["stage_counts"] = selectors.clinic_stage_counts(user)
         shown += context["recent_patients"]
-    read_services.records_viewed(
-        actor=user,
-        model=Patient,
-        records={patient.pk: patient for patient in shown}.values(),
-        patient="",
-        via="dashboard",
-    )
-    return render(request, "pathways/dashboard.html", context)
+    return context, read_services.shown_ids({patient.pk: patient for patient in shown}.values(), patient="")
 
 
 def my_pathways_in_stage(request: HttpRequest, stage: str) -> HttpResponse:
@@ -259,17 +268,34 @@ def _pathway_page(
     (at most 12, whatever the length of the treatment; `tests/test_query_counts.py`).
 
     Changing the care team has its own page (`pathway_care_team`): its form lists the clinic's
-    clinicians, a query every view of this page would otherwise pay for a rare change.
+    clinicians, a query every view of this page would otherwise pay for a rare change. The body is
+    kept in the page cache (`kaemdr.page_cache`); the read event is written on every view.
     """
     user = _user(request)
+    services.pathway_record_viewed(actor=user, pathway=pathway, via="page")
+    key = None  # a form posted back with its errors is this request's own
+    if move_form is None:
+        args = (pathway.pk, pathway.stage, pathway.updated_at.isoformat())
+        key = page_cache.part_key("pathway", request=request, user=user, args=args)
+    part = page_cache.render_part(
+        request,
+        key=key,
+        template_name="pathways/_pathway_body.html",
+        build=lambda: (_pathway_body(pathway, user=user, move_form=move_form), None),
+    )
+    context = {"title": f"Pathway of {pathway.patient.full_name}", "body": part.html}
+    return render(request, "pathways/pathway_detail.html", context, status=status)
+
+
+def _pathway_body(pathway: Pathway, *, user: User, move_form: PathwayMoveForm | None) -> dict[str, Any]:
+    """The pathway page's body context: every section, the registry's panels among them."""
     allowed = allowed_moves(stage=pathway.stage, stage_before_hold=pathway.stage_before_hold)
     can_move = has_capability(user, Capability.PATHWAY_MOVE) and bool(allowed)
     if can_move and move_form is None:
         move_form = PathwayMoveForm(
             allowed=allowed, initial={"expected_stage": pathway.stage, "to_stage": allowed[0]}
         )
-    services.pathway_record_viewed(actor=user, pathway=pathway, via="page")
-    context = {
+    return {
         "title": f"Pathway of {pathway.patient.full_name}",
         "pathway": pathway,
         "patient": pathway.patient,
@@ -280,7 +306,6 @@ def _pathway_page(
         "panels": registry.pathway_panels_for(pathway=pathway, user=user),
         "can_assign": has_capability(user, Capability.CARE_TEAM_ASSIGN) and pathway.is_open,
     }
-    return render(request, "pathways/pathway_detail.html", context, status=status)
 
 
 def _stage_track(pathway: Pathway) -> list[dict[str, Any]]:
@@ -297,7 +322,7 @@ def _stage_track(pathway: Pathway) -> list[dict[str, Any]]:
 
 
 def pathway_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    pathway = selectors.get_pathway_for_user_or_404(_user(request), public_id)
+    pathway = selectors.get_pathway_page_for_user_or_404(_user(request), public_id)
     return _pathway_page(request, pathway)
 
 

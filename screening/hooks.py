@@ -99,8 +99,10 @@ def next_actions(*, pathways: list[Pathway]) -> dict[int, list[NextAction]]:
         actions[pathways[0].pk] += _assessment_actions(only, pathways[0])
     elif in_assessment:
         latest: dict[int, Assessment] = {}
-        for assessment in Assessment.objects.filter(pathway_id__in=[p.pk for p in in_assessment]).order_by(
-            "pathway_id", "version"
+        for assessment in (
+            Assessment.objects.filter(pathway_id__in=[p.pk for p in in_assessment])
+            .only("pathway_id", "public_id", "status", "decision")  # what `_assessment_actions` reads
+            .order_by("pathway_id", "version")
         ):
             latest[assessment.pathway_id] = assessment
         for pathway in in_assessment:

@@ -200,9 +200,25 @@ def screening_status_for_display(pathway: Pathway) -> ScreeningStatus:
     (the screening panel and the next actions). Never used to decide a gate: gates read afresh."""
     cached: ScreeningStatus | None = getattr(pathway, "_screening_status", None)
     if cached is None:
-        cached = screening_status(pathway)
+        # The page names who signed and countersigned: their names, not their whole user rows.
+        versions = list(
+            Assessment.objects.filter(pathway=pathway)
+            .select_related("signed_by", "countersigned_by")
+            .defer(*_SIGNERS_DEFERRED)
+            .order_by("-version")
+        )
+        cached = screening_status_of(versions, now=timezone.now())
         pathway._screening_status = cached  # type: ignore[attr-defined]
     return cached
+
+
+_SIGNERS_DEFERRED = tuple(
+    f"{signer}__{field.name}"
+    for signer in ("signed_by", "countersigned_by")
+    for field in User._meta.concrete_fields
+    if field.name not in ("id", "public_id", "full_name")
+)
+"""What the pathway page leaves unread of who signed a screening (`screening_status_for_display`)."""
 
 
 GATE_FIELDS = ("version", "status", "decision", "valid_until")
@@ -293,11 +309,29 @@ def dosing_alert_refusals(pathway: Pathway) -> list[Refusal]:
 
 
 def open_alerts_for_dashboard(user: User, *, limit: int = 20) -> list[SafetyAlert]:
-    """Open alerts on the user's own pathways (prescriber or therapist); the clinic's for nobody else."""
+    """Open alerts on the user's own pathways (prescriber or therapist); the clinic's for nobody else.
+    Only what the dashboard panel shows is loaded (the alert, its pathway's id, the patient's name,
+    record number and id): no user rows for who acknowledged or overrode it."""
     if not has_capability(user, Capability.SAFETY_ALERT_ACKNOWLEDGE):
         return []
     mine = Q(pathway__prescriber=user) | Q(pathway__therapist=user)
-    return list(alert_qs_for_user(user).filter(mine, status="open").order_by("-raised_at")[:limit])
+    alerts = (
+        alert_qs_for_user(user)
+        .select_related(None)
+        .select_related("pathway__patient")
+        .only(
+            "public_id",
+            "text",
+            "raised_at",
+            "dosing_override_at",
+            "pathway__public_id",
+            "pathway__patient__public_id",
+            "pathway__patient__given_name",
+            "pathway__patient__family_name",
+            "pathway__patient__record_number",
+        )
+    )
+    return list(alerts.filter(mine, status="open").order_by("-raised_at")[:limit])
 
 
 @dataclass(frozen=True)

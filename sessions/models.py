@@ -101,12 +101,14 @@ class ChairTimeSetting(models.Model):
     agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
     route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
     dosing_minutes = models.PositiveSmallIntegerField(
-        validators=[MinValueValidator(5), MaxValueValidator(240)]
+        validators=[MinValueValidator(5), MaxValueValidator(rules.LONGEST_DOSING_MINUTES)]
     )
     monitoring_minutes = models.PositiveSmallIntegerField(
-        validators=[MinValueValidator(30), MaxValueValidator(480)]
+        validators=[MinValueValidator(30), MaxValueValidator(rules.LONGEST_MONITORING_MINUTES)]
     )
-    turnover_minutes = models.PositiveSmallIntegerField(validators=[MaxValueValidator(120)])
+    turnover_minutes = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(rules.LONGEST_TURNOVER_MINUTES)]
+    )
 
     class Meta:
         constraints = [
@@ -184,6 +186,13 @@ class Booking(BaseModel):
             models.CheckConstraint(
                 name="booking_starts_before_end", condition=Q(starts_at__lt=models.F("ends_at"))
             ),
+            # No booking is longer than the longest chair time: a read of the bookings that overlap a
+            # window bounds their start from below with it (`rules.LONGEST_BOOKING`), and reads an
+            # index range instead of the room's history.
+            models.CheckConstraint(
+                name="booking_within_longest_chair_time",
+                condition=Q(ends_at__lte=models.F("starts_at") + rules.LONGEST_BOOKING),
+            ),
             models.CheckConstraint(
                 name="booking_cancelled_fields_paired",
                 condition=(
@@ -200,8 +209,8 @@ class Booking(BaseModel):
             # The pathway page's latest dosing sessions and their full list, newest first: an index
             # scan that stops after a page, however long the treatment.
             models.Index(fields=["pathway", "-starts_at", "-id"], name="booking_pathway_latest"),
-            # Clash checks (`selectors.conflicts`): live bookings of a room, patient or monitor that end
-            # after the asked start. Reading by end, they skip the years of past bookings before it.
+            # Clash checks (`selectors.booking_time_reads`): live bookings of a room, patient or monitor
+            # that end after the asked start. Reading by end, they skip the years of past bookings before it.
             models.Index(fields=["room", "ends_at"], name="booking_room_live_end", condition=LIVE_BOOKING),
             models.Index(
                 fields=["patient", "ends_at"], name="booking_patient_live_end", condition=LIVE_BOOKING

@@ -50,7 +50,9 @@ _WRITE = re.compile(
 )
 AUDIT_TABLE = "kaemdr_auditevent"
 # Tables a service may touch as a side effect of Django or a library, not as a record.
-SIDE_TABLES = frozenset({"django_session", "otp_totp_totpdevice", "otp_static_staticdevice"})
+SIDE_TABLES = frozenset(
+    {"django_session", "kaemdr_usersession", "otp_totp_totpdevice", "otp_static_staticdevice"}
+)
 
 
 class UnauditedWrite(AssertionError):

@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "kaemdr.middleware.AuthenticationMiddleware",
     "kaemdr.middleware.SessionLimitsMiddleware",
     "kaemdr.middleware.PagesLoginRequiredMiddleware",
     "kaemdr.middleware.TwoFactorMiddleware",
@@ -92,7 +92,10 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No `SELECT 1` before each request's first query: a connection the server closed (a restart,
+    # a terminated backend) is found by its socket at the start of the request and reconnected
+    # (`kaemdr.signals.drop_closed_connections`), at no round trip.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # WAL lets the web process read while the Celery worker writes on the embedded default.
@@ -243,10 +246,16 @@ CACHES = (
     if REDIS_URL
     else {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 )
+# Repeat views of the dashboards, the pathway page and the room calendar from the versioned page cache
+# (`kaemdr.page_cache`): only where the cache is shared, so that a write in one process (a worker
+# sending a follow-up) reaches the parts every other process keeps.
+PAGE_CACHE_ENABLED = env.bool("DJANGO_PAGE_CACHE_ENABLED", default=bool(REDIS_URL))
 # Sessions live in the database only, so a Redis outage cannot sign anyone out or in. Not
 # `cached_db`: a delete or change the cache missed during an outage (a sign-out) would be served
-# from it again once Redis came back. The cost is one query by primary key per signed-in request.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# from it again once Redis came back. The user and their clinic are read in the session's own
+# statement (`kaemdr.session_store`, with `kaemdr.middleware.AuthenticationMiddleware`): one query by
+# primary key per signed-in request, for the session and the user together, never from the cache.
+SESSION_ENGINE = "kaemdr.session_store"
 CELERY_BROKER_DIR = VAR_DIR / "celery" / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL

@@ -41,6 +41,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 KAEMDR_PRIVATE_DIR = VAR_DIR / "test-private"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Factories write without services (no audit event, so no page-cache version change): the page cache
+# is off, and `tests/test_page_cache.py` switches it on.
+PAGE_CACHE_ENABLED = False
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

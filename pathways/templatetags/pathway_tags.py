@@ -43,7 +43,9 @@ def record_actions(context: template.Context, kind: str, record: Any) -> str:
     user = getattr(request, "user", None)
     if request is None or user is None or record is None:
         return ""
-    token = get_token(request)
+    # The page's own token where it has one: a part kept in the page cache holds a placeholder for it
+    # (`kaemdr.page_cache`), put back with the request's token when served.
+    token = context.get("csrf_token") or get_token(request)
     parts = (
         (render_to_string(action.template_name, {**action.context, "request": request, "csrf_token": token}),)
         for action in registry.record_actions_for(kind=kind, record=record, user=user)

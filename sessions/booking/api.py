@@ -317,10 +317,14 @@ class BookingViewSet(ScopedRecordViewSet[Booking]):
         wanted = filters.validated_data
         if wanted.get("room"):
             bookings = bookings.filter(room__public_id=wanted["room"])
-        if wanted.get("from"):
-            bookings = bookings.filter(ends_at__gt=wanted["from"])
-        if wanted.get("to"):
-            bookings = bookings.filter(starts_at__lt=wanted["to"])
+        if wanted.get("from") or wanted.get("to"):
+            # Both ends bounded (`booking_overlaps`): a week's list reads the week, not the history.
+            bookings = bookings.filter(
+                selectors.booking_overlaps(
+                    wanted.get("from") or dt.datetime.min.replace(tzinfo=dt.UTC),
+                    wanted.get("to") or dt.datetime.max.replace(tzinfo=dt.UTC),
+                )
+            )
         return bookings
 
     @extend_schema(

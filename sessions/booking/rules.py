@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,21 @@ DEFAULT_CHAIR_TIMES: dict[tuple[str, str], ChairTime] = {
     (Agent.RACEMIC_KETAMINE, Route.ORAL): ChairTime(30, 120, 15),
     (Agent.ESKETAMINE, Route.INTRANASAL): ChairTime(15, ESKETAMINE_MINIMUM_MONITORING_MINUTES, 15),
 }
+
+
+LONGEST_DOSING_MINUTES = 240
+LONGEST_MONITORING_MINUTES = 480
+LONGEST_TURNOVER_MINUTES = 120
+"""The most a clinic may set for each part of a chair time (the settings form, the API and the model
+take these)."""
+
+LONGEST_BOOKING = dt.timedelta(
+    minutes=LONGEST_DOSING_MINUTES + LONGEST_MONITORING_MINUTES + LONGEST_TURNOVER_MINUTES
+)
+"""The longest a booking can hold its room: the longest chair time (14 hours). A check constraint keeps
+every booking within it (`booking_within_longest_chair_time`), so a read of the bookings that overlap
+a window also bounds their start from below (`starts_at >= window start - LONGEST_BOOKING`) and reads
+an index range, not the room's whole history (`overlapping`)."""
 
 
 def chair_time_problem(*, agent: str, monitoring_minutes: int) -> str | None:
@@ -243,25 +259,41 @@ def free_slots(
 
     The same tests the booking service applies (`within_opening_hours`, half-open overlaps), so a slot
     offered here is one the service accepts, barring a booking made in between."""
+    starts = _free_starts(
+        day, hours=hours, busy=busy, minutes=minutes, tz=tz, not_before=not_before, step_minutes=step_minutes
+    )
+    return list(starts)
+
+
+def _free_starts(
+    day: dt.date,
+    *,
+    hours: Sequence[OpeningHours],
+    busy: Sequence[Interval],
+    minutes: int,
+    tz: dt.tzinfo,
+    not_before: dt.datetime | None,
+    step_minutes: int,
+) -> Iterator[dt.datetime]:
+    """`free_slots`, one at a time: the next free start (`next_free_slot`) stops at the first."""
     opening = day_opening(day, hours, tz)
     if opening is None or minutes <= 0 or step_minutes <= 0:
-        return []
+        return
     length = dt.timedelta(minutes=minutes)
     step = dt.timedelta(minutes=step_minutes)
     relevant = [b for b in busy if b.starts_at < opening.ends_at and b.ends_at > opening.starts_at]
-    slots = []
     start = opening.starts_at
     while start + length <= opening.ends_at:
-        candidate = Interval(start, start + length)
-        fits = not_before is None or start >= not_before
+        end = start + length
         if (
-            fits
-            and not any(candidate.overlaps(b) for b in relevant)
-            and within_opening_hours(candidate, hours, tz)
+            (not_before is None or start >= not_before)
+            # `Interval(start, end).overlaps(b)`, written out: this runs for every start of every day
+            # a refusal's next free start is looked for on.
+            and not any(start < b.ends_at and b.starts_at < end for b in relevant)
+            and within_opening_hours(Interval(start, end), hours, tz)
         ):
-            slots.append(start)
+            yield start
         start += step
-    return slots
 
 
 def next_free_slot(
@@ -276,16 +308,20 @@ def next_free_slot(
 ) -> dt.datetime | None:
     """The earliest free start (`free_slots`) from `from_day` on, within the horizon; None if none."""
     for offset in range(horizon_days):
-        slots = free_slots(
-            from_day + dt.timedelta(days=offset),
-            hours=hours,
-            busy=busy,
-            minutes=minutes,
-            tz=tz,
-            not_before=not_before,
+        first = next(
+            _free_starts(
+                from_day + dt.timedelta(days=offset),
+                hours=hours,
+                busy=busy,
+                minutes=minutes,
+                tz=tz,
+                not_before=not_before,
+                step_minutes=SLOT_STEP_MINUTES,
+            ),
+            None,
         )
-        if slots:
-            return slots[0]
+        if first is not None:
+            return first
     return None
 
 

@@ -3,7 +3,9 @@ clinic and role."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import uuid
 import zoneinfo
 from collections import defaultdict
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Case
 from django.db.models import DateTimeField
 from django.db.models import F
@@ -25,6 +28,9 @@ from django.db.models import When
 from django.db.models import Window
 from django.db.models.functions import RowNumber
 from django.http import Http404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_time
 
 from kaemdr.models import User
 from kaemdr.permissions import Capability
@@ -79,6 +85,24 @@ def get_booking_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Booki
         raise Http404("No such booking.") from None
 
 
+def booking_overlaps(starts_at: dt.datetime, ends_at: dt.datetime) -> Q:
+    """Bookings that overlap `starts_at` to `ends_at` (half open): start before its end and end after
+    its start, with both columns bounded on both ends too.
+
+    No booking is longer than `rules.LONGEST_BOOKING` (a check constraint keeps it so), so one that
+    ends after `starts_at` started at most that long before it, and one that starts before `ends_at`
+    ends at most that long after it. The bounds change no result; they let PostgreSQL read an index
+    range of the (room|clinic|patient|monitor, starts_at) or (..., ends_at) indexes instead of
+    every booking before (or after) the window: the clinic's history. (A bound past the calendar's
+    first or last day is left out: nothing lies beyond it.)"""
+    overlap = Q(starts_at__lt=ends_at, ends_at__gt=starts_at)
+    with contextlib.suppress(OverflowError):
+        overlap &= Q(starts_at__gte=starts_at - rules.LONGEST_BOOKING)
+    with contextlib.suppress(OverflowError):
+        overlap &= Q(ends_at__lte=ends_at + rules.LONGEST_BOOKING)
+    return overlap
+
+
 _SCREENING_FOR_BOOKING = (*SCREENING_GATE_FIELDS, "agent", "route")
 """The screening's gate fields and the plan (agent and route) a booking takes from it."""
 
@@ -113,12 +137,24 @@ def chair_time_for(clinic_id: int, *, agent: str, route: str) -> rules.ChairTime
     """The clinic's chair time for the agent and route, or the default.
 
     A clinic has at most one setting per agent and route (`chair_time_one_per_route`), so the row is
-    read as it comes, without the ordering `first()` would add."""
-    for minutes in ChairTimeSetting.objects.filter(clinic_id=clinic_id, agent=agent, route=route).values_list(
-        "dosing_minutes", "monitoring_minutes", "turnover_minutes"
-    ):
-        return rules.ChairTime(*minutes)
+    read as it comes, without the ordering `first()` would add. Every booking reads it, so the
+    statement is written out once (`_chair_time_statement`) rather than built by the ORM per call."""
+    with connection.cursor() as cursor:
+        cursor.execute(_chair_time_statement(), [clinic_id, agent, route])
+        row = cursor.fetchone()
+    if row is not None:
+        return rules.ChairTime(*row)
     return rules.DEFAULT_CHAIR_TIMES[(agent, route)]
+
+
+@functools.cache
+def _chair_time_statement() -> str:
+    table = connection.ops.quote_name(ChairTimeSetting._meta.db_table)
+    # Only a name from the model's meta is written into the statement; every value is a parameter.
+    return (
+        f"SELECT dosing_minutes, monitoring_minutes, turnover_minutes FROM {table}"  # noqa: S608  # nosec B608
+        " WHERE clinic_id = %s AND agent = %s AND route = %s"
+    )
 
 
 def opening_hours(room: Room) -> list[rules.OpeningHours]:
@@ -127,44 +163,88 @@ def opening_hours(room: Room) -> list[rules.OpeningHours]:
     return [rules.OpeningHours(*row) for row in rows]
 
 
-def conflicts(
+NEXT_FREE_HORIZON_DAYS = 28
+"""How far ahead from the asked day a refusal looks for the next free start."""
+
+
+@dataclass(frozen=True)
+class TimeReads:
+    """What a booking's time is decided on (`booking_time_reads`): the room's opening hours, what the
+    asked interval clashes with, and, only when it clashes, what the next free start is looked for
+    among (`busy`: None when that was not read)."""
+
+    hours: list[rules.OpeningHours]
+    conflicts: list[rules.Conflict]
+    busy: list[rules.Interval] | None
+
+
+def booking_time_reads(
     *,
-    clinic_id: int,
     room: Room,
     patient_id: int,
     monitor: User,
     interval: rules.Interval,
     tz: dt.tzinfo,
+    from_day: dt.date,
+    now: dt.datetime,
     exclude_booking_id: int | None = None,
-) -> list[rules.Conflict]:
-    """Everything the interval clashes with: live bookings of the same room, patient or monitor
-    (one query), and the room's out-of-service periods (one query).
+) -> TimeReads:
+    """The room's opening hours and everything `interval` clashes with, in one statement: live
+    bookings of the same room, patient or monitor, and the room's out-of-service periods. With a
+    clash, the same statement also reads the bookings of the room, patient and monitor over the next
+    free start's search window from `from_day` (`next_free_slot_for`'s), for the refusal to name it;
+    without one, that part is not run (PostgreSQL decides it once, before reading a row).
 
-    Both read only what the messages name, as plain rows: the clash is checked on every booking and
-    move, and building model instances cost more than running the query. A booking that clashes
-    through the monitor has `monitor` as its monitor, so the monitor's name is not read again (a join
-    fewer for PostgreSQL to plan). The bookings are found through the partial indexes on live
-    bookings' ends (room, patient, monitor: migration 0007)."""
-    clashing = Booking.objects.filter(
-        Q(room_id=room.pk) | Q(patient_id=patient_id) | Q(monitor_id=monitor.pk),
-        ~Q(status=BookingStatus.CANCELLED),
-        clinic_id=clinic_id,
-        starts_at__lt=interval.ends_at,
-        ends_at__gt=interval.starts_at,
-    ).order_by("starts_at")
-    if exclude_booking_id is not None:
-        clashing = clashing.exclude(pk=exclude_booking_id)
-    rows = clashing.values_list(
-        "room_id",
-        "patient_id",
-        "starts_at",
-        "ends_at",
-        "room__name",
-        "patient__given_name",
-        "patient__family_name",
+    Checked on every booking and move, so the statement is written out once (`_time_reads_statement`)
+    rather than built by the ORM per call, and reads only what the messages name, as plain rows. A
+    booking that clashes through the monitor has `monitor` as its monitor, so the monitor's name is not
+    read again. Every time range is bounded on both ends (`booking_overlaps`), so the bookings are an
+    index range of the live bookings' partial indexes (migration 0007), not the clinic's history."""
+    window = _search_window(from_day, tz=tz, now=now)
+    reach = (
+        interval
+        if window is None
+        else rules.Interval(min(window.starts_at, interval.starts_at), max(window.ends_at, interval.ends_at))
     )
+    adapt = connection.ops.adapt_datetimefield_value
+    params: dict[str, Any] = {
+        "clinic": room.clinic_id,
+        "room": room.pk,
+        "patient": patient_id,
+        "monitor": monitor.pk,
+        "cancelled": str(BookingStatus.CANCELLED),
+        "searched": window is not None,
+        "reach_starts": adapt(reach.starts_at),
+        "reach_ends": adapt(reach.ends_at),
+    }
+    for name, span in (("asked", interval), ("window", window or interval)):
+        params[f"{name}_starts"] = adapt(span.starts_at)
+        params[f"{name}_ends"] = adapt(span.ends_at)
+        params[f"{name}_first_start"] = adapt(_moved_by(span.starts_at, -rules.LONGEST_BOOKING))
+        params[f"{name}_last_end"] = adapt(_moved_by(span.ends_at, rules.LONGEST_BOOKING))
+    if exclude_booking_id is not None:
+        params["exclude"] = exclude_booking_id
+    with connection.cursor() as cursor:
+        cursor.execute(_time_reads_statement(excluding=exclude_booking_id is not None), params)
+        rows = cursor.fetchall()
+    hours: list[rules.OpeningHours] = []
+    clashes: list[tuple[dt.datetime, dt.datetime, int, int, str, str, str]] = []
+    closures: list[tuple[dt.datetime, dt.datetime, str]] = []
+    busy: list[rules.Interval] = []
+    for kind, weekday, opens, closes, starts, ends, room_id, clash_patient_id, words, given, family in rows:
+        if kind == "hours":
+            hours.append(rules.OpeningHours(weekday, _clock(opens), _clock(closes)))
+        elif kind == "clash":
+            clashes.append((_moment(starts), _moment(ends), room_id, clash_patient_id, words, given, family))
+        elif kind == "closure":
+            closures.append((_moment(starts), _moment(ends), words))
+        else:
+            busy.append(rules.Interval(_moment(starts), _moment(ends)))
+    hours.sort(key=lambda each: each.weekday)
     found: list[rules.Conflict] = []
-    for room_id, clash_patient_id, starts_at, ends_at, room_name, given_name, family_name in rows:
+    for starts_at, ends_at, room_id, clash_patient_id, room_name, given_name, family_name in sorted(
+        clashes, key=lambda clash: clash[0]
+    ):
         if room_id == room.pk:
             patient = Patient(given_name=given_name, family_name=family_name)  # the model words the name
             what, kind = f"The room is booked for {patient.full_name}", "room"
@@ -174,21 +254,104 @@ def conflicts(
             what, kind = f"The monitor {monitor.full_name} is already booked", "monitor"
         text = rules.describe_clash(what=what, starts_at=starts_at, ends_at=ends_at, room=room_name, tz=tz)
         found.append(rules.Conflict(kind, text))
-    closures = (
-        RoomClosure.objects.filter(room=room, starts_at__lt=interval.ends_at, ends_at__gt=interval.starts_at)
-        .order_by("starts_at")
-        .values_list("starts_at", "ends_at", "reason")
+    for starts_at, ends_at, reason in sorted(closures, key=lambda closure: closure[0]):
+        if interval.overlaps(rules.Interval(starts_at, ends_at)):
+            text = rules.describe_clash(
+                what=f"The room is out of service ({reason})",
+                starts_at=starts_at,
+                ends_at=ends_at,
+                room=room.name,
+                tz=tz,
+            )
+            found.append(rules.Conflict("closure", text))
+    if window is None or not found:
+        return TimeReads(hours=hours, conflicts=found, busy=None)
+    out_of_service = [rules.Interval(s, e) for s, e, _ in closures]
+    return TimeReads(
+        hours=hours,
+        conflicts=found,
+        busy=busy + [closure for closure in out_of_service if closure.overlaps(window)],
     )
-    for starts_at, ends_at, reason in closures:
-        text = rules.describe_clash(
-            what=f"The room is out of service ({reason})",
-            starts_at=starts_at,
-            ends_at=ends_at,
-            room=room.name,
-            tz=tz,
+
+
+@functools.cache
+def _time_reads_statement(*, excluding: bool) -> str:
+    """`booking_time_reads`' statement (named parameters), with or without a booking left out (the one
+    being moved). One row per opening day ('hours'), clashing booking ('clash', with the room's name
+    and the patient's), out-of-service period over the search window ('closure', with its reason),
+    and, only when something clashes, booking over the search window ('busy')."""
+    quote = connection.ops.quote_name
+    booking, closure, hours, room, patient = (
+        quote(model._meta.db_table) for model in (Booking, RoomClosure, RoomOpeningHours, Room, Patient)
+    )
+    live = (
+        "b.clinic_id = %(clinic)s AND b.status <> %(cancelled)s"
+        " AND (b.room_id = %(room)s OR b.patient_id = %(patient)s OR b.monitor_id = %(monitor)s)"
+        + (" AND b.id <> %(exclude)s" if excluding else "")
+    )
+
+    def overlapping(span: str) -> str:  # as `booking_overlaps`: bounded on both ends
+        return (
+            f"b.starts_at < %({span}_ends)s AND b.ends_at > %({span}_starts)s"
+            f" AND b.starts_at >= %({span}_first_start)s AND b.ends_at <= %({span}_last_end)s"
         )
-        found.append(rules.Conflict("closure", text))
-    return found
+
+    # Only names from the models' meta are written into the statement; every value is a parameter.
+    return (
+        f"WITH clash AS (SELECT b.room_id, b.patient_id, b.starts_at, b.ends_at FROM {booking} b"  # noqa: S608  # nosec B608
+        f" WHERE {live} AND {overlapping('asked')}),"
+        f" closure AS (SELECT c.starts_at, c.ends_at, c.reason FROM {closure} c"
+        " WHERE c.room_id = %(room)s AND c.starts_at < %(reach_ends)s AND c.ends_at > %(reach_starts)s)"
+        " SELECT 'hours', h.weekday, h.opens, h.closes, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+        f" FROM {hours} h WHERE h.room_id = %(room)s"
+        " UNION ALL SELECT 'clash', NULL, NULL, NULL, c.starts_at, c.ends_at, c.room_id, c.patient_id,"
+        f" r.name, p.given_name, p.family_name FROM clash c JOIN {room} r ON r.id = c.room_id"
+        f" JOIN {patient} p ON p.id = c.patient_id"
+        " UNION ALL SELECT 'closure', NULL, NULL, NULL, c.starts_at, c.ends_at, NULL, NULL, c.reason,"
+        " NULL, NULL FROM closure c"
+        " UNION ALL SELECT 'busy', NULL, NULL, NULL, b.starts_at, b.ends_at, NULL, NULL, NULL, NULL, NULL"
+        f" FROM {booking} b WHERE %(searched)s AND {live} AND {overlapping('window')}"
+        " AND (EXISTS (SELECT 1 FROM clash) OR EXISTS (SELECT 1 FROM closure c"
+        " WHERE c.starts_at < %(asked_ends)s AND c.ends_at > %(asked_starts)s))"
+    )
+
+
+def _moved_by(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """`moment` moved by `delta`, held at the calendar's first or last moment rather than overflowing
+    (a bound there leaves nothing out)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return (
+            dt.datetime.min.replace(tzinfo=dt.UTC)
+            if delta < dt.timedelta(0)
+            else dt.datetime.max.replace(tzinfo=dt.UTC)
+        )
+
+
+def _moment(value: Any) -> dt.datetime:
+    """A timestamp of a written-out statement as the ORM gives it: PostgreSQL's come aware, SQLite's as
+    text or naive, in the connection's zone (UTC)."""
+    moment: dt.datetime = parse_datetime(value) if isinstance(value, str) else value  # type: ignore[assignment]
+    if moment.tzinfo is not None:
+        return moment
+    return timezone.make_aware(moment, connection.timezone)
+
+
+def _clock(value: Any) -> dt.time:
+    """A time of day of a written-out statement (SQLite's come as text)."""
+    return parse_time(value) if isinstance(value, str) else value  # type: ignore[return-value]
+
+
+def _search_window(
+    from_day: dt.date, *, tz: dt.tzinfo, now: dt.datetime, horizon_days: int = NEXT_FREE_HORIZON_DAYS
+) -> rules.Interval | None:
+    """Where `next_free_slot_for` looks for a free start: `horizon_days` from the start of `from_day`;
+    None (nothing looked for) when the day is beyond the booking horizon."""
+    if not rules.within_booking_horizon(from_day, today=now.astimezone(tz).date()):
+        return None
+    start = dt.datetime.combine(from_day, dt.time.min, tzinfo=tz)
+    return rules.Interval(start, start + dt.timedelta(days=horizon_days))
 
 
 def week_start(day: dt.date) -> dt.date:
@@ -213,6 +376,24 @@ UPCOMING_DAYS = 7
 UPCOMING_SHOWN = 10
 
 
+_DASHBOARD_BOOKING_FIELDS = (
+    "public_id",
+    "starts_at",
+    "ends_at",
+    "fasting_confirmed",
+    "escort_confirmed",
+    "prescriber",
+    "room__name",
+    "patient__public_id",
+    "patient__given_name",
+    "patient__family_name",
+    "monitor__full_name",
+    "session__public_id",
+)
+"""What the dashboard's session rows show (`sessions/today_panel.html`) and its read audit names: no
+whole patient, pathway or user rows for a name (issue 22)."""
+
+
 @dataclass(frozen=True)
 class DashboardBookings:
     today: list[Booking]
@@ -231,7 +412,9 @@ def dashboard_bookings(
     later = Case(When(starts_at__gte=tomorrow, then=Value(True)), default=Value(False))
     rows = (
         booking_qs_for_user(user)
-        .select_related("session")
+        .select_related(None)
+        .select_related("room", "patient", "monitor", "session")
+        .only(*_DASHBOARD_BOOKING_FIELDS)
         .filter(starts_at__gte=start, starts_at__lt=tomorrow + dt.timedelta(days=days))
         .exclude(status=BookingStatus.CANCELLED)
         .annotate(
@@ -263,11 +446,24 @@ def can_see_pathway_bookings(user: User) -> bool:
     )
 
 
+_PATHWAY_BOOKING_FIELDS = (
+    "public_id",
+    "starts_at",
+    "ends_at",
+    "status",
+    "cancellation_reason",
+    "room__name",
+    "monitor__full_name",
+)
+"""What a pathway's booking row shows (`sessions/_booking_row.html`): the room's and monitor's names."""
+
+
 def pathway_bookings_qs(pathway: Any) -> QuerySet[Booking]:
     """The pathway's bookings, newest first, with what a row shows (room, monitor) in the same query."""
     return (
         Booking.objects.filter(pathway=pathway)
-        .select_related("room", "monitor", "prescriber")
+        .select_related("room", "monitor")
+        .only(*_PATHWAY_BOOKING_FIELDS)
         .order_by("-starts_at", "-id")
     )
 
@@ -411,7 +607,7 @@ def room_calendar(
     rooms = list(rooms_qs)
     bookings = list(
         booking_qs_for_user(user)
-        .filter(room__in=[r.pk for r in rooms], starts_at__lt=end, ends_at__gt=start)
+        .filter(booking_overlaps(start, end), room__in=[r.pk for r in rooms])
         .select_related("session")
         .order_by("starts_at", "id")
     )
@@ -636,7 +832,7 @@ def booking_availability(
     if patient_id is not None:
         who |= Q(patient_id=patient_id)
     bookings = Booking.objects.filter(
-        who, ~Q(status=BookingStatus.CANCELLED), clinic_id=clinic_id, starts_at__lt=end, ends_at__gt=start
+        who, ~Q(status=BookingStatus.CANCELLED), booking_overlaps(start, end), clinic_id=clinic_id
     ).annotate(
         row_kind=Value("booking"),
         room_key=F("room__public_id"),
@@ -646,10 +842,11 @@ def booking_availability(
         row_starts=F("starts_at"),
         row_ends=F("ends_at"),
     )
+    # Each part unordered: SQLite (the embedded default) allows no ORDER BY inside a UNION's parts.
     rows = list(
-        hours.values_list(*columns).union(
-            closures.values_list(*columns), bookings.values_list(*columns), all=True
-        )
+        hours.order_by()
+        .values_list(*columns)
+        .union(closures.order_by().values_list(*columns), bookings.order_by().values_list(*columns), all=True)
     )
     opening = [rules.OpeningHours(w, o, c) for kind, _, w, o, c, _, _ in rows if kind == "hours"]
     room_keys = {key for kind, key, *_ in rows if kind == "hours"}
@@ -690,11 +887,7 @@ def _busy(
     if patient_id is not None:
         who |= Q(patient_id=patient_id)
     rows = Booking.objects.filter(
-        who,
-        ~Q(status=BookingStatus.CANCELLED),
-        clinic_id=room.clinic_id,
-        starts_at__lt=end,
-        ends_at__gt=start,
+        who, ~Q(status=BookingStatus.CANCELLED), booking_overlaps(start, end), clinic_id=room.clinic_id
     )
     if exclude_booking_id is not None:
         rows = rows.exclude(pk=exclude_booking_id)
@@ -715,29 +908,33 @@ def next_free_slot_for(
     monitor_id: int | None = None,
     patient_id: int | None = None,
     exclude_booking_id: int | None = None,
-    horizon_days: int = 28,
+    horizon_days: int = NEXT_FREE_HORIZON_DAYS,
     hours: list[rules.OpeningHours] | None = None,
+    busy: list[rules.Interval] | None = None,
 ) -> dt.datetime | None:
     """The earliest start from `from_day` on that the room, the monitor and the patient leave free, for
-    a refusal to name: the bookings and the closures of the horizon (two queries), and the opening
-    hours unless the caller has them (`hours`)."""
-    if not rules.within_booking_horizon(from_day, today=now.astimezone(tz).date()):
+    a refusal to name: the bookings and the closures of the horizon (two queries) unless the caller
+    has them (`busy`, as `booking_time_reads` reads them over the same window), and the opening hours
+    unless the caller has them (`hours`)."""
+    window = _search_window(from_day, tz=tz, now=now, horizon_days=horizon_days)
+    if window is None:
         return None
     if hours is None:
         hours = opening_hours(room)
-    start = dt.datetime.combine(from_day, dt.time.min, tzinfo=tz)
-    bookings, closures = _busy(
-        room=room,
-        monitor_id=monitor_id,
-        patient_id=patient_id,
-        start=start,
-        end=start + dt.timedelta(days=horizon_days),
-        exclude_booking_id=exclude_booking_id,
-    )
+    if busy is None:
+        bookings, closures = _busy(
+            room=room,
+            monitor_id=monitor_id,
+            patient_id=patient_id,
+            start=window.starts_at,
+            end=window.ends_at,
+            exclude_booking_id=exclude_booking_id,
+        )
+        busy = bookings + closures
     return rules.next_free_slot(
         from_day,
         hours=hours,
-        busy=bookings + closures,
+        busy=busy,
         minutes=minutes,
         tz=tz,
         not_before=now,

@@ -30,12 +30,12 @@ from screening.rules import Agent
 from sessions import gates
 from sessions.booking import esketamine_rules
 from sessions.booking import rules
+from sessions.booking.selectors import booking_overlaps
+from sessions.booking.selectors import booking_time_reads
 from sessions.booking.selectors import chair_time_for
-from sessions.booking.selectors import conflicts
 from sessions.booking.selectors import dosing_settings_for
 from sessions.booking.selectors import esketamine_course
 from sessions.booking.selectors import next_free_slot_for
-from sessions.booking.selectors import opening_hours
 from sessions.booking.selectors import pathway_for_booking
 from sessions.models import Booking
 from sessions.models import BookingStatus
@@ -173,7 +173,7 @@ def room_closure_add(
     if too_long:
         raise ValidationError({"reason": too_long})
     affected = (
-        Booking.objects.filter(room=room, starts_at__lt=ends_at, ends_at__gt=starts_at)
+        Booking.objects.filter(booking_overlaps(starts_at, ends_at), room=room)
         .exclude(status=BookingStatus.CANCELLED)
         .select_related("patient")
     )
@@ -339,13 +339,24 @@ def _check_horizon(starts_at: dt.datetime) -> None:
 def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id: int | None) -> None:
     """Refuse a time that has passed, one outside the room's opening hours, or one that clashes (in
     this order). Called with the room locked: its hours, closures and bookings are read after the
-    lock, each in a statement of its own, so a booking that waited for the lock sees what the holder
+    lock, in a statement of their own (`booking_time_reads`, which with a clash also reads what the
+    next free start is looked for among), so a booking that waited for the lock sees what the holder
     committed (hours changed, a closure or a booking added)."""
     tz = actor.zone
     interval = rules.Interval(booking.starts_at, booking.ends_at)
     if booking.starts_at < timezone.now():
         raise ValidationError({"starts_at": ValidationError("This time has passed.", code="past")})
-    hours = opening_hours(room)
+    reads = booking_time_reads(
+        room=room,
+        patient_id=booking.patient_id,
+        monitor=booking.monitor,
+        interval=interval,
+        tz=tz,
+        from_day=booking.starts_at.astimezone(tz).date(),
+        now=timezone.now(),
+        exclude_booking_id=exclude_booking_id,
+    )
+    hours = reads.hours
     if not rules.within_opening_hours(interval, hours, tz):
         local = booking.starts_at.astimezone(tz)
         minutes = int((booking.ends_at - booking.starts_at).total_seconds() // 60)
@@ -356,7 +367,7 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
                 f"{room.name} is not open for the whole session ({local:%a %-d %b %H:%M}, {minutes} minutes)."
             )
         hint = _hours_and_next_free(
-            booking, room=room, hours=hours, tz=tz, exclude_booking_id=exclude_booking_id
+            booking, room=room, hours=hours, busy=reads.busy, tz=tz, exclude_booking_id=exclude_booking_id
         )
         raise ValidationError(
             {
@@ -366,22 +377,13 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
                 )
             }
         )
-    found = conflicts(
-        clinic_id=booking.clinic_id,
-        room=room,
-        patient_id=booking.patient_id,
-        monitor=booking.monitor,
-        interval=interval,
-        tz=tz,
-        exclude_booking_id=exclude_booking_id,
-    )
-    if found:
+    if reads.conflicts:
         hint = _hours_and_next_free(
-            booking, room=room, hours=hours, tz=tz, exclude_booking_id=exclude_booking_id
+            booking, room=room, hours=hours, busy=reads.busy, tz=tz, exclude_booking_id=exclude_booking_id
         )
         raise ValidationError(
             {
-                "starts_at": [ValidationError(c.text, code="booking_conflict") for c in found]
+                "starts_at": [ValidationError(c.text, code="booking_conflict") for c in reads.conflicts]
                 + [ValidationError(hint, code="next_free_slot")]
             }
         )
@@ -392,11 +394,13 @@ def _hours_and_next_free(
     *,
     room: Room,
     hours: list[rules.OpeningHours],
+    busy: list[rules.Interval] | None,
     tz: dt.tzinfo,
     exclude_booking_id: int | None,
 ) -> str:
     """What a refused time is told: the room's opening hours and the next start that the room, the
-    patient and the monitor all leave free, from the asked day on (a refusal only: three reads)."""
+    patient and the monitor all leave free, from the asked day on: among `busy` when the clash read
+    has them (a clash), else read now (hours outside the room's: two reads)."""
     asked = booking.starts_at.astimezone(tz).date()
     slot = next_free_slot_for(
         room=room,
@@ -408,6 +412,7 @@ def _hours_and_next_free(
         patient_id=booking.patient_id,
         exclude_booking_id=exclude_booking_id,
         hours=hours,
+        busy=busy,
     )
     return f"{room.name} opens {rules.describe_opening_hours(hours)}. {rules.describe_next_free(slot, tz)}"
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.http import require_POST
 
+from kaemdr import page_cache
 from kaemdr import read_services
 from kaemdr.models import Role
 from kaemdr.models import User
@@ -168,10 +169,25 @@ def week_calendar(request: HttpRequest) -> HttpResponse:
     if request.GET.get("room"):
         room = selectors.get_room_for_user_or_404(user, request.GET["room"])
     first_day, days = (chosen, 1) if view == "day" else (selectors.week_start(chosen), 7)
-    grid = selectors.room_calendar(user, first_day=first_day, days=days, room=room, now=timezone.now())
-    read_services.records_viewed(
-        actor=user, model=Booking, records=grid.bookings, patient="patient", via="calendar"
+    part = page_cache.render_part(
+        request,
+        key=page_cache.part_key(
+            "week_calendar", request=request, user=user, args=(view, first_day, room.pk if room else None)
+        ),
+        template_name="sessions/_week_calendar_body.html",
+        build=lambda: _week_calendar_body(
+            user, view=view, first_day=first_day, days=days, room=room, today=today
+        ),
     )
+    read_services.records_viewed_by_ids(actor=user, model=Booking, shown=part.shown, via="calendar")
+    return render(request, "sessions/week_calendar.html", {"title": "Room calendar", "body": part.html})
+
+
+def _week_calendar_body(
+    user: User, *, view: str, first_day: dt.date, days: int, room: Room | None, today: dt.date
+) -> tuple[dict[str, Any], read_services.Shown]:
+    """The room calendar's body context, and the bookings it shows (for the read audit)."""
+    grid = selectors.room_calendar(user, first_day=first_day, days=days, room=room, now=timezone.now())
     step = dt.timedelta(days=days)
     if view == "day":
         title = f"{room.name}: " if room else ""
@@ -202,7 +218,7 @@ def week_calendar(request: HttpRequest) -> HttpResponse:
         "can_book": has_capability(user, Capability.BOOKING_MANAGE),
         "states": [(state.value, label) for state, label in rules.CALENDAR_STATE_LABELS.items()],
     }
-    return render(request, "sessions/week_calendar.html", context)
+    return context, read_services.shown_ids(grid.bookings, patient="patient")
 
 
 def _day_in(first_day: dt.date, days: int, today: dt.date) -> dt.date:

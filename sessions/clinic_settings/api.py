@@ -30,9 +30,11 @@ from sessions.record import selectors
 class ChairTimeSerializer(serializers.Serializer):
     agent = serializers.ChoiceField(choices=AGENT_CHOICES)
     route = serializers.ChoiceField(choices=ROUTE_CHOICES)
-    dosing_minutes = serializers.IntegerField(min_value=5, max_value=240)
-    monitoring_minutes = serializers.IntegerField(min_value=30, max_value=480)
-    turnover_minutes = serializers.IntegerField(min_value=0, max_value=120)
+    dosing_minutes = serializers.IntegerField(min_value=5, max_value=booking_rules.LONGEST_DOSING_MINUTES)
+    monitoring_minutes = serializers.IntegerField(
+        min_value=30, max_value=booking_rules.LONGEST_MONITORING_MINUTES
+    )
+    turnover_minutes = serializers.IntegerField(min_value=0, max_value=booking_rules.LONGEST_TURNOVER_MINUTES)
 
 
 class DoseRangeSerializer(serializers.Serializer):

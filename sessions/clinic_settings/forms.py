@@ -133,7 +133,11 @@ class DosingSettingsForm(forms.Form):
             Row(Column("clinic_admins_read_dosing_records", css_class="col-12")),
         ]
         for agent, route, label in routes:
-            for part, low, high in (("dosing", 5, 240), ("monitoring", 30, 480), ("turnover", 0, 120)):
+            for part, low, high in (
+                ("dosing", 5, booking_rules.LONGEST_DOSING_MINUTES),
+                ("monitoring", 30, booking_rules.LONGEST_MONITORING_MINUTES),
+                ("turnover", 0, booking_rules.LONGEST_TURNOVER_MINUTES),
+            ):
                 self.fields[f"{part}_{agent}_{route}"] = forms.IntegerField(
                     min_value=low, max_value=high, label=f"{label}: {part} (min)"
                 )

@@ -135,7 +135,14 @@ def dosing_settings_update(
     for agent, route, minimum, maximum in dose_ranges or []:
         for name, range_error in _dose_range_setting_problems(agent, route, minimum, maximum).items():
             errors.setdefault(name, []).append(range_error)
-    for agent, route, _dosing, monitoring, _turnover in chair_times or []:
+    for agent, route, dosing, monitoring, turnover in chair_times or []:
+        # The model's own bounds, here too for a direct caller: a booking can never be longer than the
+        # longest chair time (`booking_rules.LONGEST_BOOKING`, a database constraint on bookings).
+        for part, minutes in (("dosing", dosing), ("monitoring", monitoring), ("turnover", turnover)):
+            try:
+                ChairTimeSetting._meta.get_field(f"{part}_minutes").run_validators(minutes)  # type: ignore[union-attr]
+            except ValidationError as out_of_bounds:
+                errors.setdefault(f"{part}_{agent}_{route}", []).extend(out_of_bounds.error_list)
         problem = booking_rules.chair_time_problem(agent=agent, monitoring_minutes=monitoring)
         if problem:
             errors.setdefault(f"monitoring_{agent}_{route}", []).append(

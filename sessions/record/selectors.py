@@ -254,7 +254,9 @@ def rems_classes_in_review(session: DosingSession) -> list[str]:
 
 
 def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
-    """Esketamine sessions whose monitoring form is not filed yet, oldest first (the 7-day rule)."""
+    """Esketamine sessions whose monitoring form is not filed yet, oldest first (the 7-day rule), for
+    the dashboard's panel: only its fields are loaded (the session's id and dose time, the patient's
+    name and id); reading any other field costs a query per row."""
     if not has_capability(user, Capability.SESSION_RECORD) and not has_capability(
         user, Capability.SCHEDULE_VIEW
     ):
@@ -268,9 +270,15 @@ def pmf_due(user: User, *, limit: int = 30) -> list[DosingSession]:
     if not has_capability(user, Capability.SCHEDULE_VIEW):
         sessions = sessions.filter(booking__in=booking_qs_for_user(user))
     return list(
-        sessions.filter(pmf_required=True, dose_started_at__isnull=False, pmf_filed_at__isnull=True).order_by(
-            "dose_started_at"
-        )[:limit]
+        sessions.filter(pmf_required=True, dose_started_at__isnull=False, pmf_filed_at__isnull=True)
+        .only(
+            "public_id",
+            "dose_started_at",
+            "booking__patient__public_id",
+            "booking__patient__given_name",
+            "booking__patient__family_name",
+        )
+        .order_by("dose_started_at")[:limit]
     )
 
 

@@ -66,6 +66,11 @@ def test_a_small_http_run_measures_every_page_and_stops_the_server(
     names = [figure.name for figure in results.figures()]
     assert names[0] == "trivial view (floor): requests/s"
     assert "pathway page: ratio to the trivial view" in names
+    assert "pathway page, cold: ratio to the trivial view" in names
+    assert [page.name for page in results.cold_pages] == [page.name for page in results.pages]
+    for page in results.cold_pages[:3]:
+        assert page.ok, (page.name, page.problem)
+        assert page.rps > 0
     assert names[-1].startswith("web worker RSS after ")
     assert not bench_http.process_alive(results.master_pid)
     assert not bench_http.process_alive(results.worker_pid)

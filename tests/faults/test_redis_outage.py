@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -39,7 +40,9 @@ from rest_framework.test import APIClient
 from integration import summary_services
 from integration.models import Summary
 from integration.models import SummaryStatus
+from kaemdr import accounts
 from kaemdr import celery_app
+from kaemdr import services as kaemdr_services
 from kaemdr import two_factor
 from kaemdr.cache import ForgivingRedisCache
 from kaemdr.models import OutboxMessage
@@ -49,6 +52,7 @@ from sessions.models import DosingSession
 from sessions.models import VitalsReading
 
 from ..conftest import IN_CI
+from ..conftest import sign_in_verified
 from ..factories import TEST_PASSWORD
 from ..sessions.dosing_day import open_record
 
@@ -113,6 +117,15 @@ class RedisServer:
     def keys(self) -> list[bytes]:
         return list(self.client().keys("*"))
 
+    def pause(self) -> None:
+        """Stop answering but keep every key, as a Redis cut off by the network does."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
@@ -169,6 +182,19 @@ def redis_for_everything(settings: Any, private_redis: RedisServer) -> Iterator[
 def private_dir(settings: Any, tmp_path: Path) -> Path:
     settings.KAEMDR_PRIVATE_DIR = tmp_path / "private"
     return tmp_path / "private"
+
+
+@pytest.fixture
+def cache_on_private_redis(settings: Any, private_redis: RedisServer) -> RedisServer:
+    """The cache alone on the private Redis (the broker stays the tests' own)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "kaemdr.cache.ForgivingRedisCache",
+            "LOCATION": private_redis.url(CACHE_DB),
+            "OPTIONS": {"RETRY_SECONDS": 1.0},
+        }
+    }
+    return private_redis
 
 
 def _password_sign_in(client: Client, user: User, password: str = TEST_PASSWORD) -> Any:
@@ -353,3 +379,53 @@ def test_the_cache_logs_an_outage_once_and_its_end_once(
         backend.get("k")
     assert len(_messages(caplog, UNREACHABLE_LOG)) == 2
     assert "127.0.0.1" in _messages(caplog, UNREACHABLE_LOG)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_change_made_while_redis_was_away_is_missed_when_it_returns_with_its_keys(
+    cache_on_private_redis: RedisServer, staff: dict[str, User], make_user: Callable[..., User]
+) -> None:
+    """Signing in and out works while Redis does not answer, and a deactivation, "sign out
+    everywhere" and a role change made meanwhile are all seen by the next request once it answers
+    again holding every key it had (a partition, not a restart): nothing about a signed-in user is
+    read from the cache."""
+    server = cache_on_private_redis
+    admin, monitor, therapist = staff[Role.CLINIC_ADMIN], staff[Role.MONITOR], staff[Role.THERAPIST]
+    deputy = make_user(role=Role.CLINIC_ADMIN, clinic=admin.clinic)
+    newcomer = make_user(role=Role.MONITOR, clinic=admin.clinic)
+
+    # Given three members of staff signed in, their pages served with the cache in use
+    nurse, counsellor = Client(), Client()
+    assert _password_sign_in(nurse, monitor).status_code == 302
+    assert _password_sign_in(counsellor, therapist).status_code == 302
+    second = sign_in_verified(Client(), deputy)
+    for client in (nurse, counsellor):
+        assert client.get(reverse("dashboard")).status_code == 200
+    assert second.get(reverse("staff_list")).status_code == 200
+    cache.set("kaemdr-fault-test", "before", 600)
+
+    # When Redis stops answering, keeping its keys
+    server.pause()
+    try:
+        # ... their accounts change
+        kaemdr_services.staff_deactivate(actor=admin, user=therapist)
+        accounts.sign_out_everywhere(actor=monitor)
+        User.objects.filter(pk=deputy.pk).update(role=Role.THERAPIST)
+        # ... and signing in and out still works
+        arriving = Client()
+        assert _password_sign_in(arriving, newcomer).status_code == 302
+        assert arriving.get(reverse("dashboard")).status_code == 200
+        assert arriving.post(reverse("logout")).status_code == 302
+        assert arriving.get(reverse("dashboard"))["Location"].startswith(reverse("login"))
+    finally:
+        # When it answers again, with every key it had
+        server.resume()
+    time.sleep(1.5)
+    assert cache.get("kaemdr-fault-test") == "before"
+
+    # Then the very next request of each sees the change made while it was away
+    for client in (nurse, counsellor):
+        gone = client.get(reverse("dashboard"))
+        assert gone.status_code == 302
+        assert gone["Location"].startswith(reverse("login"))
+    assert second.get(reverse("staff_list")).status_code in (403, 404)

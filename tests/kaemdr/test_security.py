@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.test import Client
 from django.urls import URLPattern
@@ -23,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from kaemdr.models import User
+from kaemdr.models import UserSession as Session
 
 from ..conftest import sign_in_verified
 from ..factories import TEST_PASSWORD

@@ -181,3 +181,54 @@ def test_make_run_serves_on_the_port_and_host_given(
     assert serve.startswith(f"KAEMDR_BIND={bind} ")
     assert f'DJANGO_ALLOWED_HOSTS="${{DJANGO_ALLOWED_HOSTS:-{hosts}}}"' in serve
     assert serve.endswith("honcho -f Procfile.dev start")
+
+
+PAGES_ON_THE_DEMO = """
+from django.test import Client
+from django.test.utils import setup_test_environment
+from django.urls import reverse
+
+from kaemdr import two_factor
+from kaemdr.models import User
+from pathways.models import Pathway
+
+setup_test_environment()
+opened = 0
+for user in User.objects.filter(email__endswith="@demo.kaemdr.test", is_active=True).order_by("email"):
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    session[two_factor.SESSION_KEY] = user.two_factor_epoch
+    session.save()
+    paths = [reverse("dashboard"), reverse("room_calendar"), reverse("today_board")]
+    for pathway in Pathway.objects.filter(clinic_id=user.clinic_id):
+        paths.append(reverse("pathway_detail", args=[pathway.public_id]))
+        paths.append(reverse("booking_create", args=[pathway.public_id]))
+    for path in paths:
+        answer = client.get(path)  # a server error raises here, failing the command
+        assert answer.status_code in (200, 302, 404), (user.email, path, answer.status_code)
+        opened += answer.status_code == 200
+print("pages opened:", opened)
+"""
+
+
+def test_the_demo_loads_and_its_pages_open_on_the_embedded_default(tmp_path: Path) -> None:
+    """`make run` migrates, loads the demo and serves it on SQLite, not PostgreSQL: the demo and the
+    main pages of every demo user must work there too (a UNION of ordered parts, for one, works on
+    PostgreSQL alone)."""
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}"}
+    outputs = []
+    for command in (["migrate", "--noinput", "-v0"], ["demo_data"], ["shell", "-c", PAGES_ON_THE_DEMO]):
+        run = subprocess.run(  # this interpreter, this project's manage.py, as `make run` calls it
+            [sys.executable, str(ROOT / "manage.py"), *command],
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=ROOT,
+            timeout=900,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs.append(run.stdout)
+    assert "@demo.kaemdr.test" in outputs[1]
+    assert int(outputs[2].split("pages opened:")[1]) > 20

@@ -297,7 +297,7 @@ def test_screening_pages_query_count_does_not_grow(
         )
     large = measure()
     assert small == large, f"{url_name}: {small} queries, then {large} with 27 more medications and measures"
-    assert small <= (14 if url_name == "pathway_detail" else 12)  # see tests/pathways/test_views.py
+    assert small <= (13 if url_name == "pathway_detail" else 11)  # see tests/pathways/test_views.py
 
 
 def test_a_saved_draft_shows_its_answers_again(
