@@ -30,6 +30,10 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     entries.append(("Calendar", reverse("room_calendar"), has_capability(user, Capability.SCHEDULE_VIEW)))
     entries.append(("Follow-ups", reverse("follow_up_list"), has_capability(user, Capability.FOLLOW_UP_VIEW)))
     entries.append(("Rooms", reverse("room_list"), has_capability(user, Capability.ROOM_MANAGE)))
+    entries.append(
+        ("Courses", reverse("course_template_list"), has_capability(user, Capability.COURSE_TEMPLATE_MANAGE))
+    )
+    entries.append(("Rota", reverse("rota"), has_capability(user, Capability.ROTA_MANAGE)))
     entries.append(("Staff", reverse("staff_list"), has_capability(user, Capability.STAFF_MANAGE)))
     entries.append(("Audit log", reverse("audit_log"), has_capability(user, Capability.AUDIT_VIEW)))
     entries.append(

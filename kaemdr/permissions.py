@@ -34,6 +34,9 @@ class Capability(enum.StrEnum):
     SAFETY_ALERT_DOSING_OVERRIDE = "screening.override_alert_for_dosing"  # dosing despite an open alert
     CLINIC_SETTINGS_MANAGE = "clinic.manage_settings"
     ROOM_MANAGE = "dosing.manage_rooms"
+    ROTA_MANAGE = "dosing.manage_rota"  # staff working hours and leave
+    COURSE_SET = "dosing.set_course"  # a pathway's course plan: the prescriber's
+    COURSE_TEMPLATE_MANAGE = "dosing.manage_course_templates"  # the clinic's course templates
     BOOKING_MANAGE = "dosing.manage_bookings"
     BOOKING_CHECKS = "dosing.pre_visit_checks"
     SCHEDULE_VIEW = "dosing.view_schedule"
@@ -68,6 +71,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.SAFETY_ALERT_ACKNOWLEDGE,
             Capability.SAFETY_ALERT_DOSING_OVERRIDE,
             Capability.SCHEDULE_VIEW,
+            Capability.COURSE_SET,
+            Capability.COURSE_TEMPLATE_MANAGE,
             Capability.REMS_ENROL,
             Capability.SESSION_RECORD,
             Capability.SESSION_VIEW_CLINICAL,
@@ -114,6 +119,8 @@ ROLE_CAPABILITIES: dict[str, frozenset[Capability]] = {
             Capability.PATIENT_VIEW_ALL,
             Capability.CLINIC_SETTINGS_MANAGE,
             Capability.ROOM_MANAGE,
+            Capability.ROTA_MANAGE,
+            Capability.COURSE_TEMPLATE_MANAGE,
             Capability.BOOKING_MANAGE,
             Capability.BOOKING_CHECKS,
             Capability.SCHEDULE_VIEW,

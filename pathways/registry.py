@@ -7,7 +7,8 @@ app must take part in something the pathway owns, it registers a callable here f
 - a *stage gate* may refuse a stage move (a signed screening before dosing, say);
 - a *next-action provider* adds items to a pathway's next actions;
 - a *dashboard panel* adds a panel to a role's dashboard, a *pathway panel* a section to the
-  pathway page;
+  pathway page; a *pathway page read* widens the page's one read of the pathway with what a later
+  app keeps one of per pathway (its course plan, say), so the panel that shows it costs no query;
 - a *record action* adds a button to a record's page (the PDF summary of a session, say);
 - a *demo seeder* adds the app's part of the demo clinic for `make run`;
 - an *event handler* runs inside the transaction that emitted the event (a completed dosing
@@ -25,6 +26,8 @@ from typing import Any
 from typing import Protocol
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from kaemdr.models import User
 
     from .models import Pathway
@@ -72,6 +75,12 @@ class RecordActionProvider(Protocol):
         ...
 
 
+class PathwayPageRead(Protocol):
+    def __call__(self, queryset: QuerySet[Pathway]) -> QuerySet[Pathway]:
+        """The pathway page's pathway query, widened (`select_related`, annotations); never narrowed."""
+        ...
+
+
 EventHandler = Callable[..., object]
 DemoSeeder = Callable[..., None]
 
@@ -87,6 +96,7 @@ class PathwayRegistry:
         self.event_handlers: dict[str, list[EventHandler]] = defaultdict(list)
         self.demo_seeders: list[DemoSeeder] = []
         self.record_actions: list[RecordActionProvider] = []
+        self.pathway_page_reads: list[PathwayPageRead] = []
 
     def register_stage_gate(self, gate: StageGate) -> StageGate:
         if gate not in self.stage_gates:
@@ -120,6 +130,17 @@ class PathwayRegistry:
         if seeder not in self.demo_seeders:
             self.demo_seeders.append(seeder)
         return seeder
+
+    def register_pathway_page_read(self, read: PathwayPageRead) -> PathwayPageRead:
+        if read not in self.pathway_page_reads:
+            self.pathway_page_reads.append(read)
+        return read
+
+    def pathway_page_queryset(self, queryset: QuerySet[Pathway]) -> QuerySet[Pathway]:
+        """The pathway page's read of its pathway, with what each registered read adds to it."""
+        for read in self.pathway_page_reads:
+            queryset = read(queryset)
+        return queryset
 
     def register_record_action(self, provider: RecordActionProvider) -> RecordActionProvider:
         """`provider(kind=..., record=..., user=...)` adds an action to a record's page, where the page

@@ -89,9 +89,11 @@ _CARE_TEAM_DEFERRED = tuple(
 def get_pathway_page_for_user_or_404(user: User, public_id: uuid.UUID | str) -> Pathway:
     """`get_pathway_for_user_or_404` for the pathway page, which names the care team and nothing more
     of them: their user rows are read as names (`STAFF_NAME_FIELDS`). Pages that change the pathway or
-    its team read the whole rows."""
+    its team read the whole rows. Later apps widen the same read with what they keep one of per pathway
+    (`registry.pathway_page_queryset`), so their panels cost no query of their own."""
     try:
-        return pathway_qs_for_user(user).defer(*_CARE_TEAM_DEFERRED).get(public_id=public_id)
+        queryset = registry.pathway_page_queryset(pathway_qs_for_user(user).defer(*_CARE_TEAM_DEFERRED))
+        return queryset.get(public_id=public_id)
     except (Pathway.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such pathway.") from None
 

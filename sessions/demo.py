@@ -15,12 +15,16 @@ from django.utils import timezone
 from kaemdr.models import User
 from pathways.models import Pathway
 from pathways.models import Stage
+from sessions.booking import course_services
 from sessions.booking import esketamine_rules
+from sessions.booking import rota_services
 from sessions.booking import selectors
 from sessions.booking import services as booking_services
 from sessions.clinic_settings import services as clinic_settings_services
+from sessions.models import CourseTemplate
 from sessions.models import DosingSession
 from sessions.models import Room
+from sessions.models import StaffWorkingHours
 from sessions.record import services
 
 # Every day of the week, 07:00 to 21:00: someone trying the demo can book a room whatever day (weekends
@@ -77,6 +81,43 @@ def _rooms(admin: User) -> list[Room]:
     return rooms
 
 
+# The demo's rota. Its monitor and first prescriber work whenever the rooms are open (every day 07:00
+# to 21:00), so whatever day and hour someone trying the demo books, the session is taken, as before
+# rotas. The second prescriber keeps a part-time rota with a split shift on Tuesdays, and a day of
+# leave: the calendar's "who is on" row and the rota page show both, and booking him outside his hours
+# or on that day is refused with when he is on.
+DEMO_ROTAS: dict[str, list[tuple[int, dt.time, dt.time]]] = {
+    "monitor@demo.kaemdr.test": [(day, dt.time(7, 0), dt.time(21, 0)) for day in range(7)],
+    "prescriber@demo.kaemdr.test": [(day, dt.time(7, 0), dt.time(21, 0)) for day in range(7)],
+    "prescriber2@demo.kaemdr.test": [
+        (1, dt.time(9, 0), dt.time(13, 0)),
+        (1, dt.time(14, 0), dt.time(17, 30)),
+        (3, dt.time(9, 0), dt.time(17, 30)),
+    ],
+}
+
+
+def _demo_rota(admin: User, staff: dict[str, User]) -> None:
+    """Set the demo staff's working hours, and the second prescriber's leave on his next working day
+    from tomorrow (he is named by no demo booking, so every booking stays valid), once, through the
+    rota services."""
+    if StaffWorkingHours.objects.filter(clinic_id=admin.member_clinic_id).exists():
+        return
+    for email, hours in DEMO_ROTAS.items():
+        rota_services.staff_hours_set(actor=admin, staff=staff[email], hours=hours)
+    tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
+    day = timezone.localdate() + dt.timedelta(days=1)
+    while day.weekday() not in (1, 3):
+        day += dt.timedelta(days=1)
+    rota_services.staff_leave_add(
+        actor=admin,
+        staff=staff["prescriber2@demo.kaemdr.test"],
+        starts_at=dt.datetime.combine(day, dt.time.min, tzinfo=tz),
+        ends_at=dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+        reason="Training day",
+    )
+
+
 def _follow_the_uk_label(admin: User) -> str:
     """The demo clinic is in London: it follows the UK summary of product characteristics for
     esketamine (no REMS; the Readiness to Leave checklist before discharge). Set once, through the
@@ -126,6 +167,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
     """At the end of each demo pathway, book its upcoming sessions (dosing stage) in the coming days."""
     admin = staff["admin@demo.kaemdr.test"]
     rooms = _rooms(admin)
+    _demo_rota(admin, staff)
     _seed_dose_ranges(admin)
     _keep_clinical_content_from_admins(admin)
     label = _follow_the_uk_label(admin)
@@ -155,6 +197,8 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
         _demo_emdr(pathway, days_back=emdr_plans[record])
     if record == "HB-1003":  # in preparation: yesterday's first dose held at the pre-dose checks
         demo_past_session(pathway=pathway, staff=staff, days_ago=1, state="pre_dose", pre_dose_bp=(154, 96))
+    if record in DEMO_COURSES and pathway.is_open:
+        _demo_course(pathway, prescriber=staff["prescriber@demo.kaemdr.test"], code=DEMO_COURSES[record])
     if pathway.stage != Stage.DOSING or record not in plans:
         return
     if record == "HB-1004":
@@ -189,6 +233,29 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
             )
     if record == "HB-1005":
         _demo_calendar_variety(pathway=pathway, admin=admin, staff=staff, rooms=by_name, tz=tz)
+
+
+DEMO_COURSES = {"HB-1005": "iv_racemic", "HB-1004": "esketamine_label"}
+"""The demo's courses, each from a sourced default the clinic adopts: Aisha's six IV infusions, Tomás's
+esketamine induction and weekly maintenance (the pathway page shows done, booked and still to book)."""
+
+
+def _demo_course(pathway: Pathway, *, prescriber: User, code: str) -> None:
+    """Adopt the default course `code` as a clinic template (once), and set the pathway's course from it
+    through the prescriber's services, as the course page does."""
+    template = CourseTemplate.objects.filter(clinic_id=pathway.clinic_id, default_code=code).first()
+    if template is None:
+        template = course_services.course_template_adopt(actor=prescriber, code=code)
+    shape = template.shape
+    course_services.course_plan_set(
+        actor=prescriber,
+        pathway=pathway,
+        template=template,
+        agent=shape.agent,
+        route=shape.route,
+        sessions=shape.sessions,
+        phases=shape.phases,
+    )
 
 
 def _demo_calendar_variety(

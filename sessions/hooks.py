@@ -13,6 +13,7 @@ from pathways.models import PathwayStageChange
 from pathways.registry import PATHWAY_STAGE_CHANGED
 from pathways.registry import DashboardPanel
 from pathways.registry import registry
+from sessions.booking import course_selectors
 from sessions.booking import selectors
 from sessions.record import selectors as record_selectors
 
@@ -55,6 +56,22 @@ def pathway_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
     }
     return DashboardPanel(
         title="Dosing sessions", template_name="sessions/pathway_panel.html", context=context, order=20
+    )
+
+
+def course_panel(*, pathway: Pathway, user: User) -> DashboardPanel | None:
+    """The pathway's course: the plan in plain words and its progress (done, booked, still to book),
+    read with the pathway (`course_selectors.with_course`, no query of its own), with "Set course" or
+    "Change course" for its prescriber role while the pathway is open."""
+    if not course_selectors.can_see_course(user):
+        return None
+    context = {
+        "pathway": pathway,
+        "course": course_selectors.pathway_course(pathway),
+        "can_set": has_capability(user, Capability.COURSE_SET) and pathway.is_open,
+    }
+    return DashboardPanel(
+        title="Course", template_name="sessions/course_panel.html", context=context, order=15
     )
 
 
@@ -149,6 +166,8 @@ def cancel_bookings_on_stage_change(
 
 def register() -> None:
     registry.register_event_handler(PATHWAY_STAGE_CHANGED, cancel_bookings_on_stage_change)
+    registry.register_pathway_panel(course_panel)
+    registry.register_pathway_page_read(course_selectors.with_course)
     registry.register_pathway_panel(pathway_panel)
     registry.register_pathway_panel(emdr_panel)
     registry.register_dashboard_panel(today_panel)

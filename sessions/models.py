@@ -17,6 +17,8 @@ from pathways.models import Pathway
 from pathways.models import Patient
 from screening.models import AGENT_CHOICES
 from screening.models import ROUTE_CHOICES
+from sessions.booking import course_rules
+from sessions.booking import rota_rules
 from sessions.booking import rules
 from sessions.emdr import rules as emdr_rules
 
@@ -726,3 +728,162 @@ class EmdrTargetWork(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.target_id} in {self.session_id}"
+
+
+class StaffWorkingHours(models.Model):
+    """One span of a member of staff's weekly working pattern: `weekday` from `starts` to `ends`, in the
+    clinic's time zone. Several spans a day make a split shift; the rota service keeps a day's spans
+    apart (`rota_rules.hours_problems`) and replaces the whole pattern at once. A member with no span at
+    all keeps no rota and is always available (`rota_rules`)."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="working_hours", db_index=False
+    )
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices, validators=[MaxValueValidator(6)])
+    starts = models.TimeField()
+    ends = models.TimeField()
+
+    class Meta:
+        ordering = ("staff", "weekday", "starts")
+        constraints = [
+            models.CheckConstraint(
+                name="staff_hours_start_before_end", condition=Q(starts__lt=models.F("ends"))
+            ),
+            models.CheckConstraint(name="staff_hours_weekday", condition=Q(weekday__lte=6)),
+            models.UniqueConstraint(
+                fields=["staff", "weekday", "starts"], name="staff_hours_one_start_a_day"
+            ),
+        ]
+        indexes = [
+            # The clinic's rota for the week calendar; the staff's own lead the unique constraint above.
+            models.Index(fields=["clinic", "weekday"], name="staff_hours_clinic_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.starts:%H:%M}-{self.ends:%H:%M}"
+
+
+class StaffLeave(BaseModel):
+    """A period a member of staff is away (holiday, sickness, training): no booking names them in it.
+    Never longer than `rota_rules.LONGEST_LEAVE`, so reads of the leave over a window are index ranges."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False)
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leave", db_index=False
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=rota_rules.LEAVE_REASON_LENGTH, blank=True, db_default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ("starts_at", "id")
+        constraints = [
+            models.CheckConstraint(
+                name="staff_leave_starts_before_end", condition=Q(starts_at__lt=models.F("ends_at"))
+            ),
+            models.CheckConstraint(
+                name="staff_leave_within_longest",
+                condition=Q(ends_at__lte=models.F("starts_at") + rota_rules.LONGEST_LEAVE),
+            ),
+        ]
+        indexes = [
+            # A member's leave that ends after a moment (the booking check, the rota page), and the
+            # clinic's over a window (the week calendar).
+            models.Index(fields=["staff", "ends_at"], name="staff_leave_staff_end"),
+            models.Index(fields=["clinic", "starts_at"], name="staff_leave_clinic_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Leave of {self.staff_id} from {self.starts_at:%Y-%m-%d}"
+
+
+# --- Course plans --------------------------------------------------------------------------------------
+
+
+def _course_sessions_validators() -> list[MinValueValidator | MaxValueValidator]:
+    return [MinValueValidator(course_rules.MIN_SESSIONS), MaxValueValidator(course_rules.MAX_SESSIONS)]
+
+
+COURSE_SESSIONS_BOUNDED = Q(sessions__gte=course_rules.MIN_SESSIONS, sessions__lte=course_rules.MAX_SESSIONS)
+
+
+class CourseTemplate(BaseModel):
+    """A course a clinic plans from: agent and route, sessions and phases (`course_rules`). Adopted from
+    a sourced default (`default_code`) or made by the clinic; kept by its clinic admins and prescribers,
+    never deleted (a plan names the template it came from), retired with `is_active`."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=80)
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
+    sessions = models.PositiveSmallIntegerField(validators=_course_sessions_validators())
+    phases = models.JSONField(
+        default=list,
+        db_default=[],
+        help_text="Phases: weeks (empty: runs on), sessions a week, days apart.",
+    )
+    default_code = models.CharField(
+        max_length=40,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The sourced default it was adopted from.",
+    )
+    is_active = models.BooleanField(default=True, db_default=True, verbose_name="In use")
+
+    class Meta:
+        ordering = ("name", "id")
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "name"], name="course_template_name_unique_in_clinic"),
+            models.CheckConstraint(
+                name="course_template_sessions_bounded", condition=COURSE_SESSIONS_BOUNDED
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def shape(self) -> course_rules.CourseShape:
+        return course_rules.CourseShape(
+            agent=self.agent,
+            route=self.route,
+            sessions=self.sessions,
+            phases=course_rules.phases_from_data(self.phases),
+        )
+
+
+class CoursePlan(BaseModel):
+    """A pathway's course: one row per pathway, changed in place by its prescriber (each change
+    audited with what it was and what it became). Agent, route, sessions and phases are copied from the
+    template chosen and edited for the patient."""
+
+    pathway = models.OneToOneField(Pathway, on_delete=models.PROTECT, related_name="course_plan")
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="+")
+    template = models.ForeignKey(
+        CourseTemplate, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    agent = models.CharField(max_length=20, choices=AGENT_CHOICES)
+    route = models.CharField(max_length=20, choices=ROUTE_CHOICES)
+    sessions = models.PositiveSmallIntegerField(validators=_course_sessions_validators())
+    phases = models.JSONField(default=list, db_default=[])
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="course_plan_sessions_bounded", condition=COURSE_SESSIONS_BOUNDED),
+        ]
+
+    def __str__(self) -> str:
+        return f"Course of {self.pathway_id}"
+
+    @property
+    def shape(self) -> course_rules.CourseShape:
+        return course_rules.CourseShape(
+            agent=self.agent,
+            route=self.route,
+            sessions=self.sessions,
+            phases=course_rules.phases_from_data(self.phases),
+        )

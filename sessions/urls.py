@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.urls import path
 from django.urls import re_path
 
+from sessions.booking import course_views
+from sessions.booking import rota_views
 from sessions.booking import views
 from sessions.clinic_settings import views as clinic_settings_views
 from sessions.emdr import views as emdr_views
@@ -18,11 +20,19 @@ urlpatterns = [
         views.room_calendar_feed,
         name="room_calendar_feed",
     ),
+    path("rota/", rota_views.rota_list, name="rota"),
+    path("rota/<uuid:public_id>/", rota_views.rota_staff, name="rota_staff"),
     path("calendar/", views.week_calendar, name="room_calendar"),
     path("today/", views.today_board, name="today_board"),
     path("settings/", clinic_settings_views.dosing_settings, name="dosing_settings"),
     path("pathways/<uuid:public_id>/book/", views.booking_create, name="booking_create"),
     path("pathways/<uuid:public_id>/rems/", views.rems_enrol, name="rems_enrol"),
+    path("pathways/<uuid:public_id>/course/", course_views.course_plan_edit, name="course_plan_edit"),
+    path("course-templates/", course_views.course_template_list, name="course_template_list"),
+    path("course-templates/new/", course_views.course_template_create, name="course_template_create"),
+    path(
+        "course-templates/<uuid:public_id>/", course_views.course_template_edit, name="course_template_edit"
+    ),
     path("pathways/<uuid:public_id>/sessions/", views.pathway_bookings, name="pathway_bookings"),
     path("bookings/<uuid:public_id>/", views.booking_detail, name="booking_detail"),
     path("bookings/<uuid:public_id>/move/", views.booking_move, name="booking_move"),

@@ -89,6 +89,9 @@ RESOURCE_OF_SEGMENT = {
     "alerts": "alert",
     "safety-alerts": "alert",
     "rooms": "room",
+    "course-templates": "course_template",
+    "rota": "staff",
+    "rota-leave": "leave",
     "bookings": "booking",
     "sessions": "session",
     "emdr": "plan",
@@ -181,6 +184,7 @@ def one_of_everything(clinic: Any, team: dict[str, User], capture_on_commit: Any
         summary = summary_services.summary_request(
             actor=team[Role.MONITOR], kind="dosing_session", record_public_id=session.public_id
         )
+    leave = _leave_ahead(team)
     return {
         "staff": team[Role.THERAPIST],
         "patient": pathway.patient,
@@ -198,7 +202,48 @@ def one_of_everything(clinic: Any, team: dict[str, User], capture_on_commit: Any
         "follow_up": FollowUp.objects.filter(pathway=pathway).first(),
         "summary": summary,
         "api_token": AuthToken.objects.create(user=team[Role.THERAPIST])[0],
+        "course_template": _course(team, pathway),
+        "leave": leave,
     }
+
+
+def _leave_ahead(team: dict[str, User]) -> Any:
+    """A day of the therapist's leave three months ahead (no booking names them), through the rota
+    service."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from sessions.booking import rota_services
+
+    starts_at = timezone.now() + dt.timedelta(days=90)
+    added = rota_services.staff_leave_add(
+        actor=team[Role.CLINIC_ADMIN],
+        staff=team[Role.THERAPIST],
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(days=1),
+        reason="Training",
+    )
+    return added.leave
+
+
+def _course(team: dict[str, User], pathway: Any) -> Any:
+    """The clinic's IV racemic course template (adopted from the sourced default) and the pathway's
+    course set from it, through the services; the template."""
+    from sessions.booking import course_services
+
+    template = course_services.course_template_adopt(actor=team[Role.PRESCRIBER], code="iv_racemic")
+    shape = template.shape
+    course_services.course_plan_set(
+        actor=team[Role.PRESCRIBER],
+        pathway=pathway,
+        template=template,
+        agent=shape.agent,
+        route=shape.route,
+        sessions=shape.sessions,
+        phases=shape.phases,
+    )
+    return template
 
 
 def _signed_session(team: dict[str, User], pathway: Any, room: Any) -> Any:

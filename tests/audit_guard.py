@@ -29,6 +29,8 @@ SERVICE_MODULES = (
     "pathways.services",
     "screening.services",
     "sessions.booking.services",
+    "sessions.booking.rota_services",
+    "sessions.booking.course_services",
     "sessions.record.services",
     "sessions.emdr.services",
     "sessions.clinic_settings.services",

@@ -12,6 +12,7 @@ reaching the 404.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ import schemathesis
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -38,6 +40,8 @@ from integration import services as integration_services
 from kaemdr.models import Role
 from kaemdr.models import User
 from screening.models import Assessment
+from sessions.booking import course_services
+from sessions.booking import rota_services
 from sessions.booking import services as dosing
 from sessions.emdr import services as emdr_services
 
@@ -69,6 +73,8 @@ ADMIN_PREFIXES = (
     "/api/v1/staff/",
     "/api/v1/audit-events/",
     "/api/v1/rooms/",
+    "/api/v1/rota/",
+    "/api/v1/rota-leave/",
     "/api/v1/dosing-settings/",
     "/api/v1/screening-settings/",
     "/api/v1/integration-settings/",
@@ -153,7 +159,18 @@ def api_world(
         "/api/v1/follow-ups/": follow_up.public_id,
         "/api/v1/emdr-plans/": plan.public_id,
         "/api/v1/emdr-targets/": target.public_id,
+        "/api/v1/course-templates/": course_services.course_template_adopt(
+            actor=staff[Role.PRESCRIBER], code="iv_racemic"
+        ).public_id,
     }
+    soon = timezone.now() + dt.timedelta(days=60)
+    ids["/api/v1/rota/"] = staff[Role.MONITOR].public_id
+    ids["/api/v1/rota-leave/"] = rota_services.staff_leave_add(
+        actor=staff[Role.CLINIC_ADMIN],
+        staff=staff[Role.THERAPIST],
+        starts_at=soon,
+        ends_at=soon + dt.timedelta(days=1),
+    ).leave.public_id
     tokens = {role: AuthToken.objects.create(user=user)[1] for role, user in staff.items()}
     return {"ids": ids, "tokens": tokens, "counter": itertools.count()}
 

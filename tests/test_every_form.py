@@ -68,6 +68,9 @@ from pathways.models import Stage
 from screening import services as screening_services
 from screening.models import AssessmentStatus
 from screening.rules import Instrument
+from sessions.booking import course_rules
+from sessions.booking import course_services
+from sessions.booking import rota_services
 from sessions.booking import services as dosing
 from sessions.emdr import services as emdr_services
 from sessions.models import Booking
@@ -676,6 +679,24 @@ def build_clinic() -> ClinicWorld:
     for user in staff.values():
         accounts.api_token_issue(user=user)
     world.add("staff", leaver, second_prescriber)
+    # Rotas: the second prescriber works a split shift on weekdays and has leave ahead (so the rota
+    # page shows its remove button); the staff the bookings below name keep no rota.
+    rota_services.staff_hours_set(
+        actor=admin,
+        staff=second_prescriber,
+        hours=[(day, dt.time(9), dt.time(12)) for day in range(5)]
+        + [(day, dt.time(13), dt.time(17)) for day in range(5)],
+    )
+    world.add(
+        "leave",
+        rota_services.staff_leave_add(
+            actor=admin,
+            staff=second_prescriber,
+            starts_at=_at(clinic, 40, 0),
+            ends_at=_at(clinic, 42, 0),
+            reason="Annual leave",
+        ).leave,
+    )
 
     def pathway(stage: str) -> Pathway:
         made = PathwayFactory(
@@ -727,6 +748,24 @@ def build_clinic() -> ClinicWorld:
     not_enrolled = pathway(Stage.DOSING)
     SignedScreeningFactory(pathway=not_enrolled, agent="esketamine", route="intranasal")
     world.add("assessment", draft, complete, awaiting, prepared, earlier, current, spravato)
+
+    # Courses: the IV default adopted as a template (the esketamine one left to adopt), a course set on
+    # the ketamine pathway from it, and the esketamine pathway's course typed in from the label's default.
+    iv_template = course_services.course_template_adopt(actor=prescriber, code="iv_racemic")
+    world.add("course_template", iv_template)
+    for on, shape, template in (
+        (ketamine, iv_template.shape, iv_template),
+        (esketamine, course_rules.esketamine_default_shape(), None),
+    ):
+        course_services.course_plan_set(
+            actor=prescriber,
+            pathway=on,
+            template=template,
+            agent=shape.agent,
+            route=shape.route,
+            sessions=shape.sessions,
+            phases=shape.phases,
+        )
     world.add("medication", medication)
 
     # Rooms and bookings: booked ahead, cancelled, today's, and a record in each status per agent.

@@ -26,6 +26,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from typing import cast
 
 import pytest
 from django.db import connection
@@ -47,9 +48,13 @@ from pathways.models import Pathway
 from pathways.models import Stage
 from screening import services as screening_services
 from screening.models import Assessment
+from sessions.booking import course_services
+from sessions.booking import rota_services
 from sessions.booking import services as dosing_services
+from sessions.booking.course_rules import Phase
 from sessions.emdr import services as emdr_services
 from sessions.models import Booking
+from sessions.models import CourseTemplate
 from sessions.models import DosingSession
 from sessions.models import EmdrPlan
 from sessions.models import EmdrTarget
@@ -74,6 +79,8 @@ signed-in request no longer makes since issue 22 (its user and clinic are read w
 GROWTH = 4
 """How many more of each related row the larger clinic has (5x the small one in all)."""
 
+IV_PHASES = (Phase(3, 3, 2, 4),)
+
 OPEN_STAGES = (Stage.REFERRAL, Stage.ASSESSMENT, Stage.PREPARATION, Stage.DOSING, Stage.INTEGRATION)
 
 
@@ -97,6 +104,8 @@ class World:
     week: dt.date
     complete_session: Callable[..., DosingSession]
     units: int = 0
+    rota_member: User | None = None
+    course_template: CourseTemplate | None = None
 
 
 def _today_at(clinic: Clinic, hour: int) -> dt.datetime:
@@ -209,6 +218,29 @@ def _grow(world: World, count: int) -> None:
             prescriber=prescriber,
             monitor=unit_monitor,
         )
+        # Rotas (the rota pages, the calendar's "who is on" row): the unit's monitor works a split
+        # shift every day and is away one morning of the week shown; the first one has more leave
+        # ahead with every unit.
+        rota_services.staff_hours_set(
+            actor=admin,
+            staff=unit_monitor,
+            hours=[(day, dt.time(7), dt.time(12)) for day in range(7)]
+            + [(day, dt.time(12, 30), dt.time(20)) for day in range(7)],
+        )
+        rota_services.staff_leave_add(
+            actor=admin,
+            staff=unit_monitor,
+            starts_at=dt.datetime.combine(world.week + dt.timedelta(days=unit % 7), dt.time(8), tzinfo=tz),
+            ends_at=dt.datetime.combine(world.week + dt.timedelta(days=unit % 7), dt.time(10), tzinfo=tz),
+        )
+        world.rota_member = world.rota_member or cast(User, unit_monitor)
+        rota_services.staff_leave_add(
+            actor=admin,
+            staff=world.rota_member,
+            starts_at=timezone.now() + dt.timedelta(days=200 + 3 * unit),
+            ends_at=timezone.now() + dt.timedelta(days=201 + 3 * unit),
+            reason=f"Leave {unit}",
+        )
         today = _dosing_pathway(world)
         # Today's board: written directly, as the service refuses a time that has passed.
         Booking.objects.create(
@@ -223,6 +255,10 @@ def _grow(world: World, count: int) -> None:
             prescriber=prescriber,
             monitor=unit_monitor,
             booked_by=admin,
+        )
+        # Course templates (their list); the pathway's course counts the session signed above.
+        course_services.course_template_save(
+            actor=admin, name=f"IV course {unit}", agent="ketamine", route="iv", sessions=6, phases=IV_PHASES
         )
         # Overdue follow-ups for each reader, audit events by other members, API tokens.
         for user in (therapist, monitor, prescriber):
@@ -275,6 +311,17 @@ def world(
         summary = summary_services.summary_request(
             actor=prescriber, kind="pathway", record_public_id=dosing_pathway.public_id
         )
+    # The pathway's course, from the IV template the clinic adopted (the pathway page's course panel).
+    course_template = course_services.course_template_adopt(actor=prescriber, code="iv_racemic")
+    course_services.course_plan_set(
+        actor=prescriber,
+        pathway=dosing_pathway,
+        template=course_template,
+        agent="ketamine",
+        route="iv",
+        sessions=6,
+        phases=IV_PHASES,
+    )
     today = timezone.localdate()
     built = World(
         clinic=clinic,
@@ -292,6 +339,7 @@ def world(
         summary_id=str(summary.public_id),
         week=today - dt.timedelta(days=today.weekday()) + dt.timedelta(days=14),
         complete_session=complete_session,
+        course_template=course_template,
     )
     _grow(built, 1)
     return built
@@ -365,6 +413,14 @@ PAGES: dict[str, tuple[str, UrlFor]] = {
     ),
     "screening_settings": (Role.CLINIC_ADMIN, lambda w: reverse("screening_settings")),
     "room_list": (Role.CLINIC_ADMIN, lambda w: reverse("room_list")),
+    "rota": (Role.CLINIC_ADMIN, lambda w: reverse("rota")),
+    "course_plan_edit": (Role.PRESCRIBER, lambda w: reverse("course_plan_edit", args=[w.pathway.public_id])),
+    "course_template_list": (Role.CLINIC_ADMIN, lambda w: reverse("course_template_list")),
+    "course_template_edit": (
+        Role.PRESCRIBER,
+        lambda w: reverse("course_template_edit", args=[w.course_template.public_id]),
+    ),
+    "rota_staff": (Role.CLINIC_ADMIN, lambda w: reverse("rota_staff", args=[w.rota_member.public_id])),
     "room_detail": (Role.CLINIC_ADMIN, lambda w: reverse("room_detail", args=[w.room.public_id])),
     "room_calendar-all_rooms": (Role.CLINIC_ADMIN, lambda w: reverse("room_calendar") + f"?week={w.week}"),
     "room_calendar-one_room": (

@@ -42,6 +42,8 @@ OLDER_ADULT_AGE = 65
 """From this age the EU/UK summary of product characteristics starts at 28 mg (its Table 2)."""
 INDUCTION_WEEKS = 4
 INDUCTION_DOSES_PER_WEEK = 2
+WEEKLY_MAINTENANCE_WEEKS = 4
+"""Weeks 5-8: once a week; from week 9 every 2 weeks or once a week (both labels)."""
 MAINTENANCE_DOSES_PER_WEEK = 1
 
 # --- Sources ------------------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ def week_limit(week: int) -> int:
 def _frequency_words(week: int) -> str:
     if week <= INDUCTION_WEEKS:
         return "induction phase, weeks 1 to 4: twice a week"
-    if week <= 8:
+    if week <= INDUCTION_WEEKS + WEEKLY_MAINTENANCE_WEEKS:
         return "maintenance phase, weeks 5 to 8: once a week"
     return "maintenance phase, week 9 and after: every 2 weeks or once a week"
 

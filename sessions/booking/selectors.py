@@ -10,6 +10,7 @@ import uuid
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -44,6 +45,7 @@ from screening.models import Assessment
 from screening.selectors import GATE_FIELDS as SCREENING_GATE_FIELDS
 from screening.selectors import ScreeningStatus
 from screening.selectors import screening_status_of
+from sessions.booking import rota_rules
 from sessions.booking import rules
 from sessions.models import Booking
 from sessions.models import BookingStatus
@@ -53,6 +55,8 @@ from sessions.models import DosingSettings
 from sessions.models import Room
 from sessions.models import RoomClosure
 from sessions.models import RoomOpeningHours
+from sessions.models import StaffLeave
+from sessions.models import StaffWorkingHours
 
 
 def room_qs_for_user(user: User) -> QuerySet[Room]:
@@ -171,11 +175,15 @@ NEXT_FREE_HORIZON_DAYS = 28
 class TimeReads:
     """What a booking's time is decided on (`booking_time_reads`): the room's opening hours, what the
     asked interval clashes with, and, only when it clashes, what the next free start is looked for
-    among (`busy`: None when that was not read)."""
+    among (`busy`: None when that was not read); and the rota of the booking's staff: each one's
+    working hours (`rota`, by user id: none for a member who keeps no rota) and their leave that
+    overlaps the asked interval (`leave`, by user id)."""
 
     hours: list[rules.OpeningHours]
     conflicts: list[rules.Conflict]
     busy: list[rules.Interval] | None
+    rota: dict[int, list[rota_rules.WorkingSpan]] = field(default_factory=dict)
+    leave: dict[int, list[rota_rules.Leave]] = field(default_factory=dict)
 
 
 def booking_time_reads(
@@ -188,12 +196,16 @@ def booking_time_reads(
     from_day: dt.date,
     now: dt.datetime,
     exclude_booking_id: int | None = None,
+    prescriber_id: int | None = None,
 ) -> TimeReads:
     """The room's opening hours and everything `interval` clashes with, in one statement: live
     bookings of the same room, patient or monitor, and the room's out-of-service periods. With a
     clash, the same statement also reads the bookings of the room, patient and monitor over the next
     free start's search window from `from_day` (`next_free_slot_for`'s), for the refusal to name it;
-    without one, that part is not run (PostgreSQL decides it once, before reading a row).
+    without one, that part is not run (PostgreSQL decides it once, before reading a row). The same
+    statement reads the rota of the monitor and the prescriber (`prescriber_id`): their working hours
+    in this clinic, and their leave that overlaps `interval` (bounded on both ends by
+    `rota_rules.LONGEST_LEAVE`, an index range of `staff_leave_staff_end`).
 
     Checked on every booking and move, so the statement is written out once (`_time_reads_statement`)
     rather than built by the ORM per call, and reads only what the messages name, as plain rows. A
@@ -212,6 +224,7 @@ def booking_time_reads(
         "room": room.pk,
         "patient": patient_id,
         "monitor": monitor.pk,
+        "prescriber": monitor.pk if prescriber_id is None else prescriber_id,
         "cancelled": str(BookingStatus.CANCELLED),
         "searched": window is not None,
         "reach_starts": adapt(reach.starts_at),
@@ -222,6 +235,8 @@ def booking_time_reads(
         params[f"{name}_ends"] = adapt(span.ends_at)
         params[f"{name}_first_start"] = adapt(_moved_by(span.starts_at, -rules.LONGEST_BOOKING))
         params[f"{name}_last_end"] = adapt(_moved_by(span.ends_at, rules.LONGEST_BOOKING))
+    params["leave_first_start"] = adapt(_moved_by(interval.starts_at, -rota_rules.LONGEST_LEAVE))
+    params["leave_last_end"] = adapt(_moved_by(interval.ends_at, rota_rules.LONGEST_LEAVE))
     if exclude_booking_id is not None:
         params["exclude"] = exclude_booking_id
     with connection.cursor() as cursor:
@@ -231,9 +246,17 @@ def booking_time_reads(
     clashes: list[tuple[dt.datetime, dt.datetime, int, int, str, str, str]] = []
     closures: list[tuple[dt.datetime, dt.datetime, str]] = []
     busy: list[rules.Interval] = []
+    rota: dict[int, list[rota_rules.WorkingSpan]] = {}
+    leave: dict[int, list[rota_rules.Leave]] = {}
     for kind, weekday, opens, closes, starts, ends, room_id, clash_patient_id, words, given, family in rows:
         if kind == "hours":
             hours.append(rules.OpeningHours(weekday, _clock(opens), _clock(closes)))
+        elif kind == "rota":  # the member of staff's id comes in the room's column
+            rota.setdefault(room_id, []).append(
+                rota_rules.WorkingSpan(weekday, _clock(opens), _clock(closes))
+            )
+        elif kind == "leave":
+            leave.setdefault(room_id, []).append(rota_rules.Leave(_moment(starts), _moment(ends)))
         elif kind == "clash":
             clashes.append((_moment(starts), _moment(ends), room_id, clash_patient_id, words, given, family))
         elif kind == "closure":
@@ -265,12 +288,14 @@ def booking_time_reads(
             )
             found.append(rules.Conflict("closure", text))
     if window is None or not found:
-        return TimeReads(hours=hours, conflicts=found, busy=None)
+        return TimeReads(hours=hours, conflicts=found, busy=None, rota=rota, leave=leave)
     out_of_service = [rules.Interval(s, e) for s, e, _ in closures]
     return TimeReads(
         hours=hours,
         conflicts=found,
         busy=busy + [closure for closure in out_of_service if closure.overlaps(window)],
+        rota=rota,
+        leave=leave,
     )
 
 
@@ -279,10 +304,13 @@ def _time_reads_statement(*, excluding: bool) -> str:
     """`booking_time_reads`' statement (named parameters), with or without a booking left out (the one
     being moved). One row per opening day ('hours'), clashing booking ('clash', with the room's name
     and the patient's), out-of-service period over the search window ('closure', with its reason),
-    and, only when something clashes, booking over the search window ('busy')."""
+    and, only when something clashes, booking over the search window ('busy'); then the working
+    hours ('rota') and the leave over the asked interval ('leave') of the monitor and the prescriber,
+    the member's id in the room's column."""
     quote = connection.ops.quote_name
-    booking, closure, hours, room, patient = (
-        quote(model._meta.db_table) for model in (Booking, RoomClosure, RoomOpeningHours, Room, Patient)
+    booking, closure, hours, room, patient, working, away = (
+        quote(model._meta.db_table)
+        for model in (Booking, RoomClosure, RoomOpeningHours, Room, Patient, StaffWorkingHours, StaffLeave)
     )
     live = (
         "b.clinic_id = %(clinic)s AND b.status <> %(cancelled)s"
@@ -313,6 +341,13 @@ def _time_reads_statement(*, excluding: bool) -> str:
         f" FROM {booking} b WHERE %(searched)s AND {live} AND {overlapping('window')}"
         " AND (EXISTS (SELECT 1 FROM clash) OR EXISTS (SELECT 1 FROM closure c"
         " WHERE c.starts_at < %(asked_ends)s AND c.ends_at > %(asked_starts)s))"
+        " UNION ALL SELECT 'rota', w.weekday, w.starts, w.ends, NULL, NULL, w.staff_id, NULL, NULL, NULL,"
+        f" NULL FROM {working} w WHERE w.staff_id IN (%(monitor)s, %(prescriber)s)"
+        " AND w.clinic_id = %(clinic)s"
+        " UNION ALL SELECT 'leave', NULL, NULL, NULL, l.starts_at, l.ends_at, l.staff_id, NULL, NULL, NULL,"
+        f" NULL FROM {away} l WHERE l.staff_id IN (%(monitor)s, %(prescriber)s)"
+        " AND l.starts_at < %(asked_ends)s AND l.ends_at > %(asked_starts)s"
+        " AND l.starts_at >= %(leave_first_start)s AND l.ends_at <= %(leave_last_end)s"
     )
 
 

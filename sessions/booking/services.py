@@ -29,7 +29,9 @@ from screening import selectors as screening_selectors
 from screening.rules import Agent
 from sessions import gates
 from sessions.booking import esketamine_rules
+from sessions.booking import rota_rules
 from sessions.booking import rules
+from sessions.booking.selectors import TimeReads
 from sessions.booking.selectors import booking_overlaps
 from sessions.booking.selectors import booking_time_reads
 from sessions.booking.selectors import chair_time_for
@@ -337,11 +339,12 @@ def _check_horizon(starts_at: dt.datetime) -> None:
 
 
 def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id: int | None) -> None:
-    """Refuse a time that has passed, one outside the room's opening hours, or one that clashes (in
-    this order). Called with the room locked: its hours, closures and bookings are read after the
-    lock, in a statement of their own (`booking_time_reads`, which with a clash also reads what the
-    next free start is looked for among), so a booking that waited for the lock sees what the holder
-    committed (hours changed, a closure or a booking added)."""
+    """Refuse a time that has passed, one outside the room's opening hours, one its monitor or
+    prescriber is not on for (on leave, or off their rota: `rota_rules.rota_refusal`), or one that
+    clashes (in this order). Called with the room locked: its hours, closures and bookings, and the
+    staff's rota, are read after the lock, in a statement of their own (`booking_time_reads`, which
+    with a clash also reads what the next free start is looked for among), so a booking that waited
+    for the lock sees what the holder committed (hours changed, a closure or a booking added)."""
     tz = actor.zone
     interval = rules.Interval(booking.starts_at, booking.ends_at)
     if booking.starts_at < timezone.now():
@@ -355,6 +358,7 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
         from_day=booking.starts_at.astimezone(tz).date(),
         now=timezone.now(),
         exclude_booking_id=exclude_booking_id,
+        prescriber_id=booking.prescriber_id,
     )
     hours = reads.hours
     if not rules.within_opening_hours(interval, hours, tz):
@@ -377,6 +381,7 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
                 )
             }
         )
+    _check_rota(booking, interval=interval, reads=reads, tz=tz)
     if reads.conflicts:
         hint = _hours_and_next_free(
             booking, room=room, hours=hours, busy=reads.busy, tz=tz, exclude_booking_id=exclude_booking_id
@@ -387,6 +392,30 @@ def _check_time(*, actor: User, booking: Booking, room: Room, exclude_booking_id
                 + [ValidationError(hint, code="next_free_slot")]
             }
         )
+
+
+def _check_rota(booking: Booking, *, interval: rules.Interval, reads: TimeReads, tz: dt.tzinfo) -> None:
+    """Refuse a time the booking's monitor or prescriber is not on for: on leave, or outside their
+    working hours (a member with none keeps no rota and is always on). Decided on the rota read with
+    the clash check (`booking_time_reads`), so it costs no statement of its own. Both are named, each
+    with when they work or until when they are away."""
+    problems = [
+        problem
+        for who, member in (("The monitor", booking.monitor), ("The prescriber", booking.prescriber))
+        if (
+            problem := rota_rules.rota_refusal(
+                who=who,
+                name=member.full_name,
+                interval=interval,
+                spans=reads.rota.get(member.pk, []),
+                leave=reads.leave.get(member.pk, []),
+                tz=tz,
+            )
+        )
+        is not None
+    ]
+    if problems:
+        raise ValidationError({"starts_at": [refusal(problem) for problem in problems]})
 
 
 def _hours_and_next_free(
@@ -529,7 +558,7 @@ def booking_move(
     locked_rooms = {r.pk: r for r in Room.objects.select_for_update().filter(pk__in=rooms).order_by("pk")}
     locked = (
         Booking.objects.select_for_update(of=("self",))
-        .select_related("pathway__patient", "monitor")
+        .select_related("pathway__patient", "monitor", "prescriber")
         .get(pk=booking.pk)
     )
     if locked.status != BookingStatus.BOOKED:

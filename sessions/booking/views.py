@@ -37,6 +37,7 @@ from screening import selectors as screening_selectors
 from sessions import gates
 from sessions.booking import calendar_feed
 from sessions.booking import esketamine_rules
+from sessions.booking import rota_selectors
 from sessions.booking import rules
 from sessions.booking import selectors
 from sessions.booking import services
@@ -217,6 +218,9 @@ def _week_calendar_body(
         "all_rooms_link": link(room=""),
         "can_book": has_capability(user, Capability.BOOKING_MANAGE),
         "states": [(state.value, label) for state, label in rules.CALENDAR_STATE_LABELS.items()],
+        "rota_days": rota_selectors.rota_days(
+            user.member_clinic_id, dates=[first_day + dt.timedelta(days=i) for i in range(days)], tz=user.zone
+        ),
     }
     return context, read_services.shown_ids(grid.bookings, patient="patient")
 

@@ -198,6 +198,11 @@ def _valid_bodies(world: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any] 
         "POST /api/v1/rooms/{id}/closures/": (Role.CLINIC_ADMIN, {"reason": "Works"}),
         "PUT /api/v1/rooms/{id}/hours/": (Role.CLINIC_ADMIN, [{"weekday": 0}, {"weekday": 6}]),
         "GET /api/v1/rooms/{id}/free-slots/": (Role.CLINIC_ADMIN, {"minutes": 165}),
+        "PUT /api/v1/rota/{id}/hours/": (Role.CLINIC_ADMIN, [{"weekday": 0}, {"weekday": 6}]),
+        "POST /api/v1/rota-leave/": (
+            Role.CLINIC_ADMIN,
+            {"staff": str(staff[Role.MONITOR].public_id), "reason": "Annual leave"},
+        ),
         "POST /api/v1/sessions/{id}/adverse-events/": (
             Role.MONITOR,
             {"description": "Nausea", "severity": "mild", "action_taken": "Observed"},
@@ -220,6 +225,7 @@ ID_OF = {
     "integration-notes": "note",
     "patients": "patient",
     "rooms": "room",
+    "rota": "rota_member",
     "sessions": "ready_session",
 }
 AFTER_THE_DOSE = ("devices", "dose-end", "scales", "adverse-events")
@@ -287,6 +293,7 @@ def world(
         "plan": plan,
         "target": target,
         "note": note,
+        "rota_member": monitor,
     }
 
 
@@ -305,6 +312,8 @@ OPERATIONS = sorted(
         "POST /api/v1/rooms/{id}/closures/",
         "PUT /api/v1/rooms/{id}/hours/",
         "GET /api/v1/rooms/{id}/free-slots/",
+        "PUT /api/v1/rota/{id}/hours/",
+        "POST /api/v1/rota-leave/",
         "POST /api/v1/sessions/{id}/adverse-events/",
         "POST /api/v1/sessions/{id}/devices/",
         "POST /api/v1/sessions/{id}/dose/",
@@ -413,12 +422,26 @@ FORM_FIELDS_FUZZED = {
         for edge in ("opens", "closes")
         for day in range(7)
     },
+    **{
+        f"sessions.booking.rota_forms.WorkingHoursForm.{edge}_{day}_{span}": (
+            "test_sessions_forms.test_rota_staff_fuzz"
+        )
+        for edge in ("starts", "ends")
+        for day in range(7)
+        for span in (1, 2)
+    },
+    **{
+        f"sessions.booking.rota_forms.LeaveForm.{name}": "test_sessions_forms.test_rota_staff_fuzz"
+        for name in ("start_date", "start_time", "end_date", "end_time")
+    },
 }
 FORM_MODULES = (
     "kaemdr.forms",
     "pathways.forms",
     "screening.forms",
     "sessions.booking.forms",
+    "sessions.booking.course_forms",
+    "sessions.booking.rota_forms",
     "sessions.record.forms",
     "sessions.emdr.forms",
     "sessions.clinic_settings.forms",

@@ -33,6 +33,7 @@ from pathways.models import Stage
 from screening import rules as screening_rules
 from screening import services as screening
 from screening.models import Assessment
+from sessions.booking import rota_services
 from sessions.booking import services as booking_services
 from sessions.emdr import services as emdr
 from sessions.models import Booking
@@ -272,6 +273,32 @@ def test_room_closure_service_fuzz(
         ends_at=ends_at,
         reason=reason,
     )
+
+
+@FUZZ
+@given(
+    starts_at=datetimes,
+    ends_at=datetimes,
+    reason=texts,
+    hours=st.lists(st.tuples(ints, st.times(), st.times()), max_size=5),
+)
+def test_rota_services_fuzz(
+    clinic_admin: User,
+    monitor: User,
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    reason: str,
+    hours: list[tuple[Any, dt.time, dt.time]],
+) -> None:
+    check(
+        rota_services.staff_leave_add,
+        actor=clinic_admin,
+        staff=monitor,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason,
+    )
+    check(rota_services.staff_hours_set, actor=clinic_admin, staff=monitor, hours=hours)
 
 
 @FUZZ

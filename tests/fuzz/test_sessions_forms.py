@@ -164,6 +164,43 @@ def test_room_detail_fuzz(
 
 
 @FUZZ
+@given(
+    action=st.sampled_from(["hours", "leave", "remove_leave", "", "nope"]),
+    data=form_data(
+        {
+            "hours-starts_0_1": time_field("08:00"),
+            "hours-ends_0_1": time_field("12:00"),
+            "hours-starts_0_2": time_field("13:00"),
+            "hours-ends_0_2": time_field("17:00"),
+            "hours-starts_6_1": time_field("10:00"),
+            "hours-ends_6_1": time_field("12:00"),
+            "leave-start_date": date_field(NEXT_WEEK),
+            "leave-start_time": time_field("08:00"),
+            "leave-end_date": date_field(NEXT_WEEK),
+            "leave-end_time": time_field("18:00"),
+            "leave-reason": text_field("Annual leave"),
+            "leave": uuid_field(),
+        },
+        valid={
+            "hours-starts_0_1": "08:00",
+            "hours-ends_0_1": "12:00",
+            "hours-starts_0_2": "13:00",
+            "hours-ends_0_2": "17:00",
+            "leave-start_date": NEXT_WEEK,
+            "leave-end_date": NEXT_WEEK,
+            "leave-reason": "Annual leave",
+        },
+    ),
+)
+def test_rota_staff_fuzz(
+    client_for: Callable[[User], Client], clinic_admin: User, monitor: User, action: str, data: Any
+) -> None:
+    post_and_check(
+        client_for(clinic_admin), reverse("rota_staff", args=[monitor.public_id]), {**data, "action": action}
+    )
+
+
+@FUZZ
 @given(data=st.data())
 def test_booking_create_fuzz(
     client_for: Callable[[User], Client],
