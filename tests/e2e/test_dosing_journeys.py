@@ -34,7 +34,10 @@ def book(page: Page, *, room: str, day: dt.date, time: str, monitor: str) -> Non
     page.get_by_label("Date").fill(day.isoformat())
     page.get_by_label("Start time").fill(time)
     page.get_by_label("Monitor").select_option(label=monitor)
-    page.get_by_role("button", name="Book", exact=True).click()
+    # Wait for the answer to the post itself (up to the navigation timeout), not only the 5 s an
+    # assertion waits: on a loaded machine a refusal's page can take longer to come back.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Book", exact=True).click()
 
 
 def test_admin_books_a_room_and_a_clash_is_refused(page: Page, live_server: Any, output_dir: Path) -> None:
