@@ -17,7 +17,6 @@ import logging
 import re
 import uuid
 import weakref
-import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 from typing import cast
@@ -38,7 +37,6 @@ from kaemdr.audit import audit_event
 from kaemdr.audit import audit_record
 from kaemdr.exceptions import NotFoundOrForbidden
 from kaemdr.models import AuditEvent
-from kaemdr.models import Clinic
 from kaemdr.models import User
 from kaemdr.permissions import Capability
 from kaemdr.permissions import has_capability
@@ -87,10 +85,6 @@ class IntegrationAuditAction:
     FOLLOW_UP_RESCHEDULED = "follow_up.rescheduled"
     FOLLOW_UP_VIEWED = "follow_up.viewed"
     SETTINGS_UPDATED = "integration.settings_updated"
-
-
-def _tz(clinic: Clinic) -> dt.tzinfo:
-    return zoneinfo.ZoneInfo(clinic.time_zone)
 
 
 def _note_audit(actor: User, action: str, note: IntegrationNote, **data: Any) -> None:
@@ -429,7 +423,7 @@ def follow_ups_schedule_after_session(
         completed_at=completed_at,
         dosed_at=session.dose_started_at or completed_at,
         agent=booking.agent,
-        tz=_tz(session.clinic),
+        tz=session.clinic.zone,
         timings=settings_row.timings(),
         last_measures_at=last_measures,
     )
@@ -487,7 +481,7 @@ def visit_reminder_sync(*, booking: Booking, actor: User | None = None, **_: Any
     timings = integration_settings_for(booking.clinic_id)
     now = timezone.now()
     notify_at = rules.visit_reminder_at(
-        starts_at=booking.starts_at, tz=_tz(booking.clinic), reminder_hour=timings.reminder_hour, now=now
+        starts_at=booking.starts_at, tz=booking.clinic.zone, reminder_hour=timings.reminder_hour, now=now
     )
     if notify_at is None:
         return existing
@@ -559,7 +553,7 @@ def measures_recorded(*, response: MeasureResponse, actor: User | None = None, *
         return
     timings = integration_settings_for(pathway.clinic_id).timings()
     due = rules.next_measures_due(
-        administered_at=response.administered_at, tz=_tz(pathway.clinic), timings=timings
+        administered_at=response.administered_at, tz=pathway.clinic.zone, timings=timings
     )
     follow_up = FollowUp.objects.create(
         clinic_id=pathway.clinic_id,
@@ -629,7 +623,7 @@ def course_outcome_schedule(
         return []
     timings = integration_settings_for(pathway.clinic_id).timings()
     planned = rules.follow_ups_after_course(
-        completed_at=completed_at, tz=_tz(pathway.clinic), months=timings.outcome_follow_up_months
+        completed_at=completed_at, tz=pathway.clinic.zone, months=timings.outcome_follow_up_months
     )
     created = []
     for plan in planned:
@@ -808,7 +802,7 @@ def _messages_for(
     """The staff email (the follow-up and a link) and, where enabled, the patient's (a time and a
     practical reminder; no clinical detail). Each has a Message-ID fixed by the follow-up, so a mail
     system can recognise the same message if it is ever handed over twice."""
-    tz = _tz(follow_up.clinic)
+    tz = follow_up.clinic.zone
     context = {
         "follow_up": follow_up,
         "kind_label": rules.FOLLOW_UP_KIND_LABELS[Kind(follow_up.kind)],

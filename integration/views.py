@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-import zoneinfo
 from typing import Any
 from typing import cast
 from urllib.parse import urlencode
@@ -55,10 +54,6 @@ from .models import SummaryStatus
 
 FOLLOW_UPS_PER_PAGE = 25
 NOTES_PER_PAGE = 25
-
-
-def _tz(user: User) -> dt.tzinfo:
-    return zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
 
 
 def _note_url(note: IntegrationNote, anchor: str = "") -> str:
@@ -204,7 +199,7 @@ def _render_note(
     user = _user(request)
     detail = selectors.note_detail(note)
     can_edit = not note.is_signed and note.author_id == user.pk
-    held = timezone.localtime(note.held_at, _tz(user))
+    held = timezone.localtime(note.held_at, user.zone)
     context = {
         "title": f"Integration note of {note.pathway.patient.full_name}",
         "note": note,
@@ -305,7 +300,7 @@ def _note_page_post(
                 if note_form is not None:
                     step = note_form
                     data = note_form.cleaned_data
-                    held_at = dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=_tz(user))
+                    held_at = dt.datetime.combine(data["held_date"], data["held_time"], tzinfo=user.zone)
                     services.note_update(
                         actor=user,
                         note=note,

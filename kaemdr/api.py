@@ -333,8 +333,6 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     required_capability = Capability.AUDIT_VIEW
 
     def get_queryset(self) -> Any:
-        import zoneinfo
-
         user: User = self.request.user  # type: ignore[assignment]
         filters = AuditFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
@@ -345,7 +343,7 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             actor_public_id=data.get("actor"),
             occurred_from=data.get("occurred_from"),
             occurred_to=data.get("occurred_to"),
-            tz=zoneinfo.ZoneInfo(user.clinic.time_zone),  # type: ignore[union-attr]
+            tz=user.zone,
         )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +39,7 @@ class RequestContextMiddleware:
         signed_in = user is not None and user.is_authenticated
         clinic = getattr(user, "clinic", None) if signed_in else None
         if clinic is not None:
-            timezone.activate(zoneinfo.ZoneInfo(clinic.time_zone))
+            timezone.activate(clinic.zone)
         if signed_in:
             _keep_session_alive(request)
         try:

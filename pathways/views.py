@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
 from typing import Any
 
 from django.contrib import messages
@@ -403,7 +402,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
                 else:
                     filters["patient_public_id"] = patient.public_id
         if not form.errors:
-            zone = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+            zone = user.zone
             events = audit_events_for_user(user, tz=zone, **filters)
     page = Paginator(events, AUDIT_EVENTS_PER_PAGE).get_page(request.GET.get("page"))
     patient_ids = {event.patient_public_id for event in page.object_list if event.patient_public_id}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import zoneinfo
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -105,7 +104,7 @@ def _demo_rota(admin: User, staff: dict[str, User]) -> None:
         return
     for email, hours in DEMO_ROTAS.items():
         rota_services.staff_hours_set(actor=admin, staff=staff[email], hours=hours)
-    tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
+    tz = admin.zone
     day = timezone.localdate() + dt.timedelta(days=1)
     while day.weekday() not in (1, 3):
         day += dt.timedelta(days=1)
@@ -210,7 +209,7 @@ def demo_dosing(*, pathway: Pathway, to_stage: str | None, at: dt.datetime, staf
         )
     if record == "HB-1005":  # a record left unsigned two days ago (before her alert of yesterday)
         demo_past_session(pathway=pathway, staff=staff, days_ago=2, dose_mg=35, state="discharged")
-    tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
+    tz = admin.zone
     today = timezone.localdate()
     by_name = {room.name: room for room in rooms}
     for index, (offset, hour, minute, room_name) in enumerate(plans[record]):
@@ -332,7 +331,7 @@ def demo_past_session(
     admin, monitor = staff["admin@demo.kaemdr.test"], staff["monitor@demo.kaemdr.test"]
     prescriber = staff["prescriber@demo.kaemdr.test"]
     room = next(r for r in _rooms(admin) if r.name == "Harbour Room")
-    tz = zoneinfo.ZoneInfo(admin.clinic.time_zone)  # type: ignore[union-attr]
+    tz = admin.zone
     day = _next_weekday(timezone.localdate(), 7)
     with simulated_clock() as clock:
         booking = booking_services.booking_create(

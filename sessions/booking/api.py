@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django.urls import reverse
@@ -180,7 +179,7 @@ class RoomViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
                         {"pathway": "The pathway has no signed plan to book yet."}
                     )
             pathway_services.pathway_record_viewed(actor=user, pathway=pathway, via="free_slots_api")
-        tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+        tz = user.zone
         now = timezone.now()
         monitor = query.validated_data.get("monitor")
         availability = selectors.booking_availability(

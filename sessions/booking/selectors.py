@@ -7,7 +7,6 @@ import contextlib
 import datetime as dt
 import functools
 import uuid
-import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -395,7 +394,7 @@ def week_start(day: dt.date) -> dt.date:
 
 def todays_board(user: User, *, day: dt.date) -> list[Booking]:
     """The day's live bookings: a monitor's own first, then the clinic's, in time order."""
-    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    tz = user.zone
     start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
     bookings = (
         booking_qs_for_user(user)
@@ -441,7 +440,7 @@ def dashboard_bookings(
     """The dashboard's sessions: every live booking of `day` the user may see (as `todays_board`), and
     the soonest `limit` of the `days` after it. One query however full the calendar: the later ones
     are ranked by a window over their own partition and cut at `limit` in the same statement."""
-    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    tz = user.zone
     start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
     tomorrow = start + dt.timedelta(days=1)
     later = Case(When(starts_at__gte=tomorrow, then=Value(True)), default=Value(False))
@@ -620,7 +619,7 @@ def room_calendar(
     out-of-service periods in the window, and the window's bookings (with their session's status, for
     "in progress"). Bookings are placed by their chair time as booked (`starts_at` to `ends_at`).
     """
-    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    tz = user.zone
     start = dt.datetime.combine(first_day, dt.time.min, tzinfo=tz)
     end = dt.datetime.combine(first_day + dt.timedelta(days=days), dt.time.min, tzinfo=tz)
     rooms_qs = (

@@ -4,7 +4,6 @@ the session log."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 from django.contrib import messages
@@ -435,7 +434,7 @@ def session_log(request: HttpRequest, public_id: str) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+        tz = user.zone
         dosing = None
         if data.get("dosing_session"):
             dosing = DosingSession.objects.filter(
@@ -493,7 +492,7 @@ def target_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     works = list(
         EmdrTargetWork.objects.filter(target=target).select_related("session").order_by("session__held_at")
     )
-    tz = zoneinfo.ZoneInfo(user.clinic.time_zone)  # type: ignore[union-attr]
+    tz = user.zone
     points_sud = [(w.session.held_at, float(w.sud_end)) for w in works if w.sud_end is not None]
     points_voc = [(w.session.held_at, float(w.voc_end)) for w in works if w.voc_end is not None]
     chart = (

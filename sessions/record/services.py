@@ -5,7 +5,6 @@ door to its part of the record: pages, API and tasks all pass through it."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from decimal import Decimal
 from decimal import InvalidOperation
 from typing import Any
@@ -164,7 +163,7 @@ VITAL_FIELDS = ("systolic", "diastolic", "heart_rate", "spo2", "respiratory_rate
 
 
 def _local_hm(session: DosingSession, moment: dt.datetime) -> str:
-    return f"{moment.astimezone(zoneinfo.ZoneInfo(session.clinic.time_zone)):%H:%M}"
+    return f"{moment.astimezone(session.clinic.zone):%H:%M}"
 
 
 def _pre_dose_reading(session: DosingSession) -> VitalsReading | None:
@@ -769,7 +768,7 @@ def discharge_state(
 ) -> rules.DischargeState:
     """Where the discharge criteria stand now, from the record's vitals and scales (prefetched, or read
     here); times are in the clinic's zone for the messages."""
-    tz = zoneinfo.ZoneInfo(session.clinic.time_zone)
+    tz = session.clinic.zone
     settings = settings or dosing_settings_for(session.clinic_id)
     started = session.dose_started_at
     vitals = list(session.vitals.all())

@@ -59,10 +59,10 @@ def test_demo_code_run_from_the_shell_prints_the_code_line_and_no_log() -> None:
     """As a person runs it: a fresh process, with Django's start-up (and its apps' logging) in it."""
     device = enrol_with_key(user=UserFactory(), key_hex=DEMO_TOTP_KEY, name=DEMO_TOTP_DEVICE)
     name = connection.settings_dict["NAME"]
-    url = os.environ.get("DATABASE_URL", "")
     environment = {**os.environ, "DJANGO_LOG_LEVEL": "INFO"}
-    if url.startswith("postgres"):
-        environment["DATABASE_URL"] = f"{url.rsplit('/', 1)[0]}/{name}"
+    if connection.vendor == "postgresql":  # the test database, whether DATABASE_URL is set or defaulted
+        db = connection.settings_dict
+        environment["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{name}"
     else:
         environment["DATABASE_URL"] = f"sqlite:///{name}"
     before = current_code(device)
